@@ -1,0 +1,200 @@
+"""Codecs: pairs of pure functions push(message, symbols) -> message and
+pop(message) -> (message, symbols), in the style of craystack.
+
+Constructors are nouns (`Uniform`, `Bernoulli`, ...), combinators are verbs (`serial`,
+`parallel`, `repeat`, `bits_back`).
+
+Symbols of an elementwise codec have the message head's shape, optionally followed by extra
+"step" axes: each lane then codes its steps one after another (the first step is decoded
+first). Intervals for all steps are computed in one vectorised call when encoding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import distributions as dist
+from .errors import InvalidParameters
+from .message import Message
+
+
+@dataclass(frozen=True)
+class Codec:
+    push: Callable[[Message, object], Message]
+    pop: Callable[[Message], tuple[Message, object]]
+
+
+def _steps(head_shape, shape) -> int:
+    shape = tuple(shape)
+    if shape[: len(head_shape)] != tuple(head_shape):
+        raise InvalidParameters(f"symbols of shape {shape} do not fit a head of shape {tuple(head_shape)}")
+    return int(np.prod(shape[len(head_shape):], dtype=np.int64))
+
+
+def from_distribution(distribution) -> Codec:
+    """An elementwise codec for a distribution from distributions.py (shape = its parameters')."""
+    precision = distribution.precision
+
+    def push(message, symbols):
+        symbols = np.asarray(symbols)
+        n_steps = _steps(message.shape, symbols.shape)
+        start, freq = distribution.interval(symbols)
+        start = start.reshape(message.shape + (n_steps,))
+        freq = freq.reshape(message.shape + (n_steps,))
+        for t in reversed(range(n_steps)):
+            message = message.push(start[..., t], freq[..., t], precision)
+        return message
+
+    def pop(message):
+        shape = tuple(distribution.shape) or message.shape
+        n_steps = _steps(message.shape, shape)
+        step_index = _step_indexer(message.shape, shape)
+        symbols = np.empty(message.shape + (n_steps,), dtype=np.int64)
+        for t in range(n_steps):
+            cumulative = message.peek(precision)
+            symbols[..., t], start, freq = distribution.search(cumulative, step_index(t))
+            message = message.pop(cumulative, start, freq, precision)
+        return message, symbols.reshape(shape)
+
+    return Codec(push, pop)
+
+
+def _step_indexer(head_shape, shape):
+    """Index of step t (over the flattened extra axes) into parameters of `shape`."""
+    extra = shape[len(head_shape):]
+    if not extra:
+        return lambda t: (Ellipsis,)
+    return lambda t: (Ellipsis, *np.unravel_index(t, extra))
+
+
+def Uniform(precision: int, shape=()) -> Codec:
+    return from_distribution(dist.Uniform(precision, shape))
+
+
+def Categorical(probs, precision: int) -> Codec:
+    return from_distribution(dist.Categorical(probs, precision))
+
+
+def Bernoulli(probs=None, *, logits=None, precision: int = 16) -> Codec:
+    return from_distribution(dist.Bernoulli(probs, logits=logits, precision=precision))
+
+
+def DiscretisedLogistic(mean, log_scale, precision: int = 24, levels: int = 256) -> Codec:
+    return from_distribution(dist.DiscretisedLogistic(mean, log_scale, precision, levels))
+
+
+def BucketedGaussian(mean, std, bucket_bits: int, precision: int) -> Codec:
+    return from_distribution(dist.BucketedGaussian(mean, std, bucket_bits, precision))
+
+
+def BucketPrior(bucket_bits: int, shape=()) -> Codec:
+    """The prior over bucket indices: uniform, since the buckets have equal mass under N(0, 1)."""
+    return Uniform(bucket_bits, shape)
+
+
+def DiscretisedLogisticRGB(mean, log_scale, coeffs, precision: int = 24, levels: int = 256) -> Codec:
+    """Symbols (..., 3): R is decoded first, then G given R, then B given R and G."""
+    rgb = dist.DiscretisedLogisticRGB(mean, log_scale, coeffs, precision, levels)
+
+    def push(message, symbols):
+        symbols = np.asarray(symbols)
+        for c in (2, 1, 0):
+            message = from_distribution(rgb.channel(c, symbols)).push(message, symbols[..., c])
+        return message
+
+    def pop(message):
+        decoded = np.zeros(rgb.mean.shape, dtype=np.int64)
+        for c in (0, 1, 2):
+            message, decoded[..., c] = from_distribution(rgb.channel(c, decoded)).pop(message)
+        return message, decoded
+
+    return Codec(push, pop)
+
+
+# -- combinators -------------------------------------------------------------------------------
+def serial(codecs) -> Codec:
+    """Code a tuple of symbols, one codec each; the first is decoded first."""
+    codecs = list(codecs)
+
+    def push(message, symbols):
+        for codec, symbol in reversed(list(zip(codecs, symbols, strict=True))):
+            message = codec.push(message, symbol)
+        return message
+
+    def pop(message):
+        symbols = []
+        for codec in codecs:
+            message, symbol = codec.pop(message)
+            symbols.append(symbol)
+        return message, tuple(symbols)
+
+    return Codec(push, pop)
+
+
+def repeat(codec: Codec, times: int) -> Codec:
+    """The same codec `times` times in a row: a list of symbols."""
+
+    def push(message, symbols):
+        if len(symbols) != times:
+            raise InvalidParameters(f"repeat expects {times} symbols, got {len(symbols)}")
+        for symbol in reversed(symbols):
+            message = codec.push(message, symbol)
+        return message
+
+    def pop(message):
+        symbols = []
+        for _ in range(times):
+            message, symbol = codec.pop(message)
+            symbols.append(symbol)
+        return message, symbols
+
+    return Codec(push, pop)
+
+
+def parallel(codecs, parts) -> Codec:
+    """Each codec on its own part of the head (`parts`: index expressions into the head)."""
+    codecs = list(codecs)
+    parts = list(parts)
+
+    def run_on_part(message, part, step):
+        sub = Message(message.head[part], message.tail)
+        sub, result = step(sub)
+        head = message.head.copy()
+        head[part] = sub.head
+        return Message(head, sub.tail), result
+
+    def push(message, symbols):
+        for codec, part, symbol in reversed(list(zip(codecs, parts, symbols, strict=True))):
+            message, _ = run_on_part(message, part, lambda m: (codec.push(m, symbol), None))
+        return message
+
+    def pop(message):
+        symbols = []
+        for codec, part in zip(codecs, parts):
+            message, symbol = run_on_part(message, part, codec.pop)
+            symbols.append(symbol)
+        return message, tuple(symbols)
+
+    return Codec(push, pop)
+
+
+def bits_back(prior: Codec, likelihood: Callable[[object], Codec], posterior: Callable[[object], Codec]) -> Codec:
+    """The bits-back codec of a latent variable model (Townsend et al. 2019).
+
+    push: pop z from the posterior q(z|x), push x under p(x|z), push z under p(z).
+    pop:  the exact mirror. `likelihood(z)` and `posterior(x)` return codecs.
+    """
+
+    def push(message, x):
+        message, z = posterior(x).pop(message)
+        message = likelihood(z).push(message, x)
+        return prior.push(message, z)
+
+    def pop(message):
+        message, z = prior.pop(message)
+        message, x = likelihood(z).pop(message)
+        return posterior(x).push(message, z), x
+
+    return Codec(push, pop)

@@ -1,0 +1,204 @@
+"""Elementwise distributions: integer intervals for given symbols, and the search that decodes.
+
+Each distribution holds parameter arrays of one shape (the symbols' shape). `interval(symbols)`
+gives (start, freq); `search(cumulative, index)` decodes the symbols at `index` (a tuple that
+selects part of the parameters, e.g. one step of a sequence) and gives (symbols, start, freq).
+Parameters are rounded to a fixed grid at construction; see tables.py for the integer rule.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidParameters
+from .normal import bucket_edges, normal_cdf
+from .tables import check_precision, freqs_from_probs, integer_cdf, round_to_grid, search_boundaries
+
+_ALL = (Ellipsis,)
+
+
+def _as_symbols(symbols, n_symbols: int) -> np.ndarray:
+    symbols = np.asarray(symbols)
+    if symbols.dtype.kind not in "iub":
+        raise InvalidParameters(f"symbols must be integers, got {symbols.dtype}")
+    symbols = symbols.astype(np.int64)
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= n_symbols):
+        raise InvalidParameters(f"symbols must lie in 0..{n_symbols - 1}")
+    return symbols
+
+
+class Uniform:
+    """Every value in 0..2^precision - 1 equally likely."""
+
+    def __init__(self, precision: int, shape=()):
+        check_precision(precision, 1)
+        self.precision = precision
+        self.shape = tuple(shape)
+
+    def interval(self, symbols):
+        symbols = _as_symbols(symbols, 1 << self.precision)
+        return symbols.astype(np.uint64), np.ones(symbols.shape, dtype=np.uint64)
+
+    def search(self, cumulative, index=_ALL):
+        return cumulative.astype(np.int64), cumulative, np.ones(cumulative.shape, dtype=np.uint64)
+
+
+class Categorical:
+    """A probability table per element: probs has shape symbols.shape + (K,)."""
+
+    def __init__(self, probs, precision: int):
+        self.precision = precision
+        self.freqs = freqs_from_probs(probs, precision)
+        self.cdf = np.concatenate(
+            [np.zeros(self.freqs.shape[:-1] + (1,), dtype=np.uint64), np.cumsum(self.freqs, axis=-1, dtype=np.uint64)],
+            axis=-1,
+        )
+        self.shape = self.freqs.shape[:-1]
+
+    def interval(self, symbols):
+        symbols = _as_symbols(symbols, self.freqs.shape[-1])
+        cdf = np.broadcast_to(self.cdf, symbols.shape + self.cdf.shape[-1:])
+        start = np.take_along_axis(cdf, symbols[..., None], -1)[..., 0]
+        end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]
+        return start, end - start
+
+    def search(self, cumulative, index=_ALL):
+        cdf = self.cdf if self.cdf.ndim == 1 else self.cdf[index + (slice(None),)]
+        cdf = np.broadcast_to(cdf, cumulative.shape + self.cdf.shape[-1:])
+        symbols = (cdf[..., 1:] <= cumulative[..., None]).sum(axis=-1).astype(np.int64)
+        start = np.take_along_axis(cdf, symbols[..., None], -1)[..., 0]
+        end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]
+        return symbols, start, end - start
+
+
+class Bernoulli:
+    """P(symbol = 1) = p, from probabilities or from logits (logits put on a 2^-8 grid first)."""
+
+    def __init__(self, probs=None, *, logits=None, precision: int = 16):
+        check_precision(precision, 2)
+        if (probs is None) == (logits is None):
+            raise InvalidParameters("give exactly one of probs and logits")
+        if logits is not None:
+            logits = np.clip(round_to_grid(logits, 8), -64.0, 64.0)
+            probs = 1.0 / (1.0 + np.exp(-logits))
+        probs = np.asarray(probs, dtype=np.float64)
+        if not np.all(np.isfinite(probs)):
+            raise InvalidParameters("Bernoulli probabilities must be finite")
+        top = (1 << precision) - 1
+        one = np.clip(np.round(np.clip(probs, 0.0, 1.0) * (1 << precision)), 1, top).astype(np.uint64)
+        self.precision = precision
+        self.zero_freq = np.uint64(1 << precision) - one
+        self.shape = probs.shape
+
+    def interval(self, symbols):
+        symbols = _as_symbols(symbols, 2).astype(bool)
+        zero = np.broadcast_to(self.zero_freq, symbols.shape)
+        start = np.where(symbols, zero, np.uint64(0))
+        freq = np.where(symbols, np.uint64(1 << self.precision) - zero, zero)
+        return start, freq
+
+    def search(self, cumulative, index=_ALL):
+        zero = self.zero_freq[index] if self.zero_freq.ndim else self.zero_freq
+        symbols = cumulative >= zero
+        start = np.where(symbols, zero, np.uint64(0))
+        freq = np.where(symbols, np.uint64(1 << self.precision) - zero, zero)
+        return symbols.astype(np.int64), start, freq
+
+
+class _BoundaryDistribution:
+    """Shared machinery for distributions given by a CDF at symbol boundaries (tables.py rule)."""
+
+    n_symbols: int
+    precision: int
+
+    def _g(self, k, index):  # G(k) for boundary indices k, with the parameters at `index`
+        raise NotImplementedError
+
+    def _cdf(self, k, index):
+        g = self._g(k, index)
+        g = np.where(k <= 0, 0.0, np.where(k >= self.n_symbols, 1.0, g))
+        return integer_cdf(g, k, self.n_symbols, self.precision)
+
+    def interval(self, symbols):
+        symbols = _as_symbols(symbols, self.n_symbols)
+        start = self._cdf(symbols, _ALL)
+        freq = self._cdf(symbols + 1, _ALL) - start
+        return start, freq
+
+    def search(self, cumulative, index=_ALL):
+        return search_boundaries(lambda k: self._cdf(k, index), cumulative, self.n_symbols)
+
+
+class DiscretisedLogistic(_BoundaryDistribution):
+    """A logistic(mean, exp(log_scale)) rounded to levels 0..n-1, the end bins open.
+
+    `mean` and `log_scale` are in level units (0..255 for 8-bit pixels), put on a 2^-12 grid
+    and clipped to [-2^16, 2^16] and [-9, 9]: the latter covers scales from 1e-4 to 8e3.
+    """
+
+    def __init__(self, mean, log_scale, precision: int = 24, levels: int = 256):
+        check_precision(precision, levels)
+        mean, log_scale = np.broadcast_arrays(
+            np.clip(round_to_grid(mean, 12), -65536.0, 65536.0), np.clip(round_to_grid(log_scale, 12), -9.0, 9.0)
+        )
+        self.mean = mean
+        self.inv_scale = np.exp(-log_scale)
+        self.precision = precision
+        self.n_symbols = levels
+        self.shape = mean.shape
+
+    def _g(self, k, index):
+        edge = k.astype(np.float64) - 0.5
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-(edge - self.mean[index]) * self.inv_scale[index]))
+
+
+class DiscretisedLogisticRGB:
+    """PixelCNN++'s channel-wise linear autoregressive coupling over the last axis (R, G, B).
+
+    The mean of G is shifted by coeffs[..., 0] * R, the mean of B by coeffs[..., 1] * R +
+    coeffs[..., 2] * G (values in level units). Symbols have shape (..., 3).
+    Used through the `rgb_logistic` codec, which decodes R, then G, then B.
+    """
+
+    def __init__(self, mean, log_scale, coeffs, precision: int = 24, levels: int = 256):
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.log_scale = np.asarray(log_scale, dtype=np.float64)
+        self.coeffs = round_to_grid(coeffs, 12)
+        if self.mean.shape[-1:] != (3,) or self.coeffs.shape[-1:] != (3,):
+            raise InvalidParameters("RGB logistic parameters need a last axis of 3")
+        self.precision = precision
+        self.levels = levels
+
+    def channel(self, c: int, decoded):
+        """The distribution of channel c given the decoded (..., 3) values of earlier channels."""
+        mean = self.mean[..., c].copy()
+        if c == 1:
+            mean += self.coeffs[..., 0] * decoded[..., 0]
+        elif c == 2:
+            mean += self.coeffs[..., 1] * decoded[..., 0] + self.coeffs[..., 2] * decoded[..., 1]
+        return DiscretisedLogistic(mean, self.log_scale[..., c], self.precision, self.levels)
+
+
+class BucketedGaussian(_BoundaryDistribution):
+    """N(mean, std) restricted to the 2^bucket_bits equal-mass buckets of N(0, 1).
+
+    mean and std go on a 2^-16 grid; std is clipped to [2^-16, 2^8].
+    """
+
+    def __init__(self, mean, std, bucket_bits: int, precision: int):
+        if precision < bucket_bits + 2:
+            raise InvalidParameters("the posterior precision must exceed the bucket bits by at least 2")
+        check_precision(precision, 1 << bucket_bits)
+        mean, std = np.broadcast_arrays(
+            np.clip(round_to_grid(mean, 16), -64.0, 64.0), np.clip(round_to_grid(std, 16), 2.0**-16, 256.0)
+        )
+        self.mean = mean
+        self.std = std
+        self.edges = bucket_edges(bucket_bits)
+        self.precision = precision
+        self.n_symbols = 1 << bucket_bits
+        self.shape = mean.shape
+
+    def _g(self, k, index):
+        edge = self.edges[np.clip(k, 0, self.n_symbols)]
+        return normal_cdf((edge - self.mean[index]) / self.std[index])

@@ -1,0 +1,221 @@
+"""A vectorised rANS stack: a head of uint64 lanes over a shared tail of uint32 words.
+
+Invariant: every lane of the head lies in [2^32, 2^64). A push whose result would overflow
+first moves the lane's low 32 bits to the tail; a pop that drops a lane below 2^32 pulls one
+word back. Lanes that renormalise in the same step move their words in flat lane order, so the
+tail is one interleaved stack that needs no per-lane bookkeeping.
+
+Messages are immutable: push and pop return new messages and share the old tail.
+
+Initial bits. The first pop of a bits-back coder needs bits that are not there yet. A fresh
+message therefore sits on a *virtual bottom*: an endless stack of pseudo-random words derived
+from a seed. Pulling from it is free for the encoder and is never stored; the archive records
+only how many virtual words were consumed. The decoder rebuilds the same bottom from the seed,
+but *sealed*: pulling from it raises StreamExhausted, since a correct decode never needs to.
+When decoding ends, the words above the bottom must be exactly the virtual words the encoder
+consumed and the head must be back at its initial value (check_initial).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CorruptStream, InvalidParameters, StreamExhausted
+
+WORD_BITS = 32
+HEAD_MIN = np.uint64(1 << WORD_BITS)  # lower bound of every head lane
+WORD_MASK = np.uint64((1 << WORD_BITS) - 1)
+MAX_PRECISION = 31
+_U32 = np.uint64(32)
+
+
+def virtual_words(seed: int, start: int, count: int) -> np.ndarray:
+    """Words start..start+count-1 of the virtual bottom of `seed` (splitmix64, random access)."""
+    index = np.arange(start, start + count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = index * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> _U32).astype(np.uint32)
+
+
+@dataclass(frozen=True)
+class _Bottom:
+    """The stack below all real words: virtual words from `offset` on, sealed or not."""
+
+    seed: int
+    offset: int
+    sealed: bool
+
+    def pull(self, count: int) -> tuple[np.ndarray, "_Bottom"]:
+        if self.sealed:
+            raise StreamExhausted("the stream ended before decoding did (truncated or corrupt input)")
+        # The virtual stack's top word is index `offset`; return them in stack order (deepest first).
+        words = virtual_words(self.seed, self.offset, count)[::-1]
+        return words, _Bottom(self.seed, self.offset + count, self.sealed)
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One chunk of real words on top of `rest` (another _Node or the _Bottom)."""
+
+    words: np.ndarray
+    rest: "_Node | _Bottom"
+    depth: int  # real words in this node and below
+
+
+def _depth(tail) -> int:
+    return tail.depth if isinstance(tail, _Node) else 0
+
+
+def _pull(tail, count: int):
+    """Take the top `count` words (returned in stack order) and the tail that remains."""
+    taken = []
+    while count:
+        if isinstance(tail, _Bottom):
+            words, tail = tail.pull(count)
+            taken.append(words)
+            break
+        n = len(tail.words)
+        if n > count:
+            taken.append(tail.words[n - count:])
+            tail = _Node(tail.words[: n - count], tail.rest, tail.depth - count)
+            break
+        taken.append(tail.words)
+        count -= n
+        tail = tail.rest
+    taken.reverse()
+    return (taken[0] if len(taken) == 1 else np.concatenate(taken)), tail
+
+
+def _check_precision(precision: int) -> None:
+    if not 1 <= precision <= MAX_PRECISION:
+        raise InvalidParameters(f"precision must be in 1..{MAX_PRECISION}, got {precision}")
+
+
+class Message:
+    """An immutable rANS stack. Build one with Message.empty (encoding) or from_bytes (decoding)."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self, head: np.ndarray, tail):
+        self.head = head
+        self.tail = tail
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def empty(cls, shape, seed: int = 0) -> "Message":
+        """A fresh message for encoding: every lane at 2^32 over an unsealed virtual bottom."""
+        return cls(np.full(shape, HEAD_MIN, dtype=np.uint64), _Bottom(int(seed), 0, False))
+
+    @property
+    def shape(self):
+        return self.head.shape
+
+    @property
+    def tail_words(self) -> int:
+        """Real words above the bottom."""
+        return _depth(self.tail)
+
+    @property
+    def virtual_words_used(self) -> int:
+        tail = self.tail
+        while isinstance(tail, _Node):
+            tail = tail.rest
+        return tail.offset
+
+    # -- coding ------------------------------------------------------------------------------
+    def push(self, start, freq, precision: int) -> "Message":
+        """Code one symbol per lane, given its cumulative start and frequency out of 2^precision."""
+        head = self.head
+        start = np.asarray(start, dtype=np.uint64)
+        freq = np.asarray(freq, dtype=np.uint64)
+        # A lane overflows if head >= freq * 2^(64-precision); shift instead of multiply so that
+        # freq == 2^precision (a certain symbol) cannot overflow.
+        overflow = (head >> np.uint64(64 - precision)) >= freq
+        tail = self.tail
+        if overflow.any():
+            words = (head[overflow] & WORD_MASK).astype(np.uint32)
+            tail = _Node(words, tail, _depth(tail) + len(words))
+            head = np.where(overflow, head >> _U32, head)
+        quotient, remainder = np.divmod(head, freq)
+        head = (quotient << np.uint64(precision)) + remainder + start
+        return Message(head, tail)
+
+    def peek(self, precision: int) -> np.ndarray:
+        """First half of a pop: the cumulative frequency each lane points at."""
+        return self.head & np.uint64((1 << precision) - 1)
+
+    def pop(self, cumulative, start, freq, precision: int) -> "Message":
+        """Second half of a pop: remove the symbols found by searching `cumulative`."""
+        start = np.asarray(start, dtype=np.uint64)
+        freq = np.asarray(freq, dtype=np.uint64)
+        head = freq * (self.head >> np.uint64(precision)) + cumulative - start
+        underflow = head < HEAD_MIN
+        tail = self.tail
+        if underflow.any():
+            words, tail = _pull(tail, int(underflow.sum()))
+            head = head.copy()
+            head[underflow] = (head[underflow] << _U32) | words.astype(np.uint64)
+        return Message(head, tail)
+
+    # -- end of decoding -----------------------------------------------------------------------
+    def check_initial(self) -> None:
+        """Raise CorruptStream unless this is the fresh message the encoder started from."""
+        if not np.all(self.head == HEAD_MIN):
+            raise CorruptStream("decoding did not end at the initial state (corrupt input)")
+        words = self._real_words()
+        bottom = self.tail
+        while isinstance(bottom, _Node):
+            bottom = bottom.rest
+        if len(words) != bottom.offset:
+            raise CorruptStream("decoding left words on the stack (corrupt input)")
+        expected = virtual_words(bottom.seed, 0, bottom.offset)[::-1]
+        if not np.array_equal(words, expected):
+            raise CorruptStream("decoding did not return the initial bits (corrupt input)")
+
+    def _real_words(self) -> np.ndarray:
+        chunks = []
+        tail = self.tail
+        while isinstance(tail, _Node):
+            chunks.append(tail.words)
+            tail = tail.rest
+        chunks.reverse()
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint32)
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Flatten: virtual words used, real word count, packed head, then the real words."""
+        from .serial import pack_heads, write_uvarint
+
+        words = self._real_words()
+        return b"".join(
+            [
+                write_uvarint(self.virtual_words_used),
+                write_uvarint(len(words)),
+                pack_heads(self.head.ravel()),
+                words.astype("<u4").tobytes(),
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, shape, seed: int = 0) -> "Message":
+        """Rebuild a message for decoding; its bottom is sealed. Raises CorruptStream."""
+        from .serial import read_uvarint, unpack_heads
+
+        view = memoryview(data)
+        virtual_used, pos = read_uvarint(view, 0)
+        n_words, pos = read_uvarint(view, pos)
+        n_lanes = int(np.prod(shape, dtype=np.int64))
+        heads, pos = unpack_heads(view, pos, n_lanes)
+        if len(view) - pos != 4 * n_words:
+            raise CorruptStream(
+                f"message holds {len(view) - pos} bytes of words, its header says {4 * n_words}"
+            )
+        words = np.frombuffer(view[pos:], dtype="<u4").astype(np.uint32)
+        tail = _Bottom(int(seed), virtual_used, True)
+        if n_words:
+            tail = _Node(words, tail, n_words)
+        return cls(heads.reshape(shape), tail)

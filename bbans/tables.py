@@ -1,0 +1,93 @@
+"""The one rule that turns float parameters into integer frequencies.
+
+Both coder and decoder must build bit-identical integer intervals. Every distribution here is
+described by a non-decreasing function G over its symbol boundaries, G(0) = 0 and G(n) = 1, with
+parameters already rounded to a fixed grid (see `round_to_grid`). The integer CDF is
+
+    C(k) = floor(G(k) * (2^precision - n)) + k,   k = 0..n
+
+so C(0) = 0, C(n) = 2^precision exactly, and every symbol gets frequency C(k+1) - C(k) >= 1.
+The CDF is evaluated only where needed: at the symbol when encoding, and along a binary search
+over k when decoding (never a float inverse CDF, never a full table per lane).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidParameters
+from .message import MAX_PRECISION
+
+
+def round_to_grid(values, grid_bits: int) -> np.ndarray:
+    """Round to multiples of 2^-grid_bits in float64: the first step of every codec parameter."""
+    scale = float(1 << grid_bits)
+    return np.round(np.asarray(values, dtype=np.float64) * scale) / scale
+
+
+def check_precision(precision: int, n_symbols: int) -> None:
+    if not 1 <= precision <= MAX_PRECISION:
+        raise InvalidParameters(f"precision must be in 1..{MAX_PRECISION}, got {precision}")
+    if n_symbols > (1 << precision):
+        raise InvalidParameters(
+            f"{n_symbols} symbols need precision >= {int(np.ceil(np.log2(n_symbols)))}, got {precision}"
+        )
+
+
+def integer_cdf(g: np.ndarray, k, n_symbols: int, precision: int) -> np.ndarray:
+    """C(k) from G(k) (float64 in [0, 1]); k is the boundary index, broadcast with g."""
+    spread = float((1 << precision) - n_symbols)
+    g = np.clip(g, 0.0, 1.0)
+    return np.floor(g * spread).astype(np.uint64) + np.asarray(k, dtype=np.uint64)
+
+
+def search_boundaries(cdf_at, cumulative: np.ndarray, n_symbols: int):
+    """Binary search: the symbol k with C(k) <= cumulative < C(k+1), for every lane.
+
+    `cdf_at(k)` returns C(k) for an integer array k shaped like `cumulative`. Returns
+    (symbol, start, freq) as arrays.
+    """
+    low = np.zeros(cumulative.shape, dtype=np.int64)
+    high = np.full(cumulative.shape, n_symbols, dtype=np.int64)
+    # Invariant: C(low) <= cumulative < C(high); C(0) = 0 and C(n) = 2^precision hold by rule.
+    while True:
+        open_ = high - low > 1
+        if not open_.any():
+            break
+        mid = (low + high) // 2
+        below = cdf_at(mid) <= cumulative
+        low = np.where(open_ & below, mid, low)
+        high = np.where(open_ & ~below, mid, high)
+    start = cdf_at(low)
+    freq = cdf_at(high) - start
+    return low, start, freq
+
+
+def freqs_from_probs(probs, precision: int) -> np.ndarray:
+    """Integer frequencies (..., K), each >= 1 and summing to 2^precision, from probabilities.
+
+    Probabilities are put on a 2^-24 grid as integers first, so the rest is integer arithmetic:
+    f = floor(q * (2^precision - K) / sum(q)) + 1, and the rounding remainder goes to the most
+    probable symbol (the first one on ties).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 0 or probs.shape[-1] < 1:
+        raise InvalidParameters("a probability table needs a last axis of symbols")
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+        raise InvalidParameters("probabilities must be finite and non-negative")
+    n = probs.shape[-1]
+    check_precision(precision, n)
+    q = np.round(probs * (1 << 24)).astype(np.int64)
+    total = q.sum(axis=-1, keepdims=True)
+    q = np.where(total == 0, 1, q)  # an all-zero row becomes uniform
+    total = q.sum(axis=-1, keepdims=True)
+    spread = (1 << precision) - n
+    freqs = (q * spread) // total + 1 if spread < (1 << 38) else _wide_freqs(q, total, spread)
+    remainder = (1 << precision) - freqs.sum(axis=-1)
+    top = np.argmax(q, axis=-1)
+    np.put_along_axis(freqs, top[..., None], np.take_along_axis(freqs, top[..., None], -1) + remainder[..., None], -1)
+    return freqs.astype(np.uint64)
+
+
+def _wide_freqs(q, total, spread):
+    # q < 2^24 * K and spread < 2^31, so the product can pass 2^63: use Python integers.
+    return np.vectorize(lambda a, b: a * spread // b + 1, otypes=[np.int64])(q, total)
