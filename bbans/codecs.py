@@ -73,8 +73,9 @@ def Uniform(precision: int, shape=()) -> Codec:
     return from_distribution(dist.Uniform(precision, shape))
 
 
-def Categorical(probs, precision: int) -> Codec:
-    return from_distribution(dist.Categorical(probs, precision))
+def Categorical(probs, precision: int, shape=None) -> Codec:
+    """probs (..., K) per symbol, or one table (K,) shared by symbols of `shape`."""
+    return from_distribution(dist.Categorical(probs, precision, shape))
 
 
 def Bernoulli(probs=None, *, logits=None, precision: int = 16) -> Codec:

@@ -43,16 +43,17 @@ class Uniform:
 
 
 class Categorical:
-    """A probability table per element: probs has shape symbols.shape + (K,)."""
+    """A probability table per element: probs has shape symbols.shape + (K,), or one table (K,)
+    shared by all symbols of `shape`."""
 
-    def __init__(self, probs, precision: int):
+    def __init__(self, probs, precision: int, shape=None):
         self.precision = precision
         self.freqs = freqs_from_probs(probs, precision)
         self.cdf = np.concatenate(
             [np.zeros(self.freqs.shape[:-1] + (1,), dtype=np.uint64), np.cumsum(self.freqs, axis=-1, dtype=np.uint64)],
             axis=-1,
         )
-        self.shape = self.freqs.shape[:-1]
+        self.shape = self.freqs.shape[:-1] if shape is None else tuple(shape)
 
     def interval(self, symbols):
         symbols = _as_symbols(symbols, self.freqs.shape[-1])

@@ -188,7 +188,7 @@ class Message:
     # -- serialisation -------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Flatten: virtual words used, real word count, packed head, then the real words."""
-        from .serial import pack_heads, write_uvarint
+        from .packing import pack_heads, write_uvarint
 
         words = self._real_words()
         return b"".join(
@@ -203,7 +203,7 @@ class Message:
     @classmethod
     def from_bytes(cls, data: bytes, shape, seed: int = 0) -> "Message":
         """Rebuild a message for decoding; its bottom is sealed. Raises CorruptStream."""
-        from .serial import read_uvarint, unpack_heads
+        from .packing import read_uvarint, unpack_heads
 
         view = memoryview(data)
         virtual_used, pos = read_uvarint(view, 0)

@@ -1,0 +1,1 @@
+"""cli: the bbzip command line."""

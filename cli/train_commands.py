@@ -1,0 +1,139 @@
+"""`bbzip train` and `bbzip train-encoder`."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from models.data import load_any
+from models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
+from models.vae import MLPVAE, VAEConfig
+from models.weights import load_model, save_model
+
+from .errors import guard, refuse_overwrite
+
+
+def _command_line() -> str:
+    return "bbzip " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _split(images: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    if holdout <= 0:
+        return images, images[:0]
+    if holdout >= len(images):
+        raise click.UsageError(f"--holdout {holdout} leaves no training images")
+    return images[:-holdout], images[-holdout:]
+
+
+def _report(out, model, held_out: np.ndarray, seed: int) -> None:
+    if len(held_out):
+        from models.evaluate import test_bpd
+
+        out.info(f"held-out bpd (-ELBO): {test_bpd(model, held_out, samples=1, seed=seed):.4f}")
+
+
+def _progress_callback(out, total_steps):
+    state = {"bar": None}
+
+    def callback(p):
+        state["advance"](1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}")
+
+    return state, callback
+
+
+def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs):
+    steps = epochs * -(-n_images // batch_size)
+    with out.bar("training", steps) as advance:
+        history = fit_fn(progress=lambda p: advance(1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}"),
+                         epochs=epochs, batch_size=batch_size, **kwargs)
+    for epoch, bpd in enumerate(history[-3:], start=len(history) - min(3, len(history)) + 1):
+        out.detail(f"epoch {epoch}: training bpd {bpd:.4f}")
+    return history
+
+
+@click.command("train")
+@click.argument("data")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Weights file to write (.safetensors).")
+@click.option("--likelihood", type=click.Choice(["auto", "bernoulli", "logistic"]), default="auto", show_default=True,
+              help="bernoulli for binary images, logistic for 8-bit grey; auto picks from the data.")
+@click.option("--latent", default=10, show_default=True, help="Latent dimensions.")
+@click.option("--hidden", default=500, show_default=True, help="Width of the two hidden layers.")
+@click.option("--epochs", default=100, show_default=True)
+@click.option("--lr", default=3e-4, show_default=True)
+@click.option("--batch-size", default=100, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--holdout", default=1000, show_default=True, help="Images kept out of training (the last N) to report a held-out bpd.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file (default: OUTPUT.ckpt).")
+@click.option("--checkpoint-every", default=10, show_default=True, help="Epochs between checkpoints.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint.")
+@click.option("--threads", default=0, help="torch threads (0: torch's default).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
+@click.pass_obj
+@guard
+def train_command(out, data, output, likelihood, latent, hidden, epochs, lr, batch_size, seed, holdout,
+                  checkpoint, checkpoint_every, resume, threads, force):
+    """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz, IDX or CIFAR batch."""
+    refuse_overwrite(output, force)
+    if threads:
+        torch.set_num_threads(threads)
+    images = load_any(data, "train")
+    if images.ndim != 3:
+        raise click.UsageError("the MLP VAE trains on single-channel images (N, H, W)")
+    if likelihood == "auto":
+        likelihood = "bernoulli" if images.max() <= 1 else "logistic"
+    train, held_out = _split(images, holdout)
+    torch.manual_seed(seed)
+    model = MLPVAE(VAEConfig(likelihood, latent, hidden, images.shape[1], images.shape[2]))
+    out.info(f"training a {likelihood} VAE (latent {latent}) on {len(train)} images of {data}")
+    history = _run_fit(out, lambda **kw: train_vae(model, train, **kw), epochs, len(train), batch_size,
+                       lr=lr, seed=seed, checkpoint=checkpoint or output.with_suffix(".ckpt"),
+                       checkpoint_every=checkpoint_every, resume=resume)
+    sha = save_model(model, output, {"command": _command_line(), "data": data, "epochs": epochs, "train_bpd": history})
+    out.info(f"wrote {output} (sha256 {sha[:16]}...), final training bpd {history[-1]:.4f}")
+    _report(out, model, held_out, seed)
+
+
+@click.command("train-encoder")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("data")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--objective", type=click.Choice(ENCODER_OBJECTIVES), default="reverse-half-asleep", show_default=True)
+@click.option("--alpha", default=0.5, show_default=True, help="Share of model samples in each batch (eq. 21): 0 = ordinary, 1 = reverse sleep.")
+@click.option("--samples-from", type=click.Choice(["prior", "aggregate"]), default="prior", show_default=True,
+              help="z ~ p(z), or z ~ q(z|x') for data x' (for models whose aggregate posterior is far from the prior).")
+@click.option("--sigma", default=0.1, show_default=True, help="Noise level of the denoising objective.")
+@click.option("--epochs", default=100, show_default=True)
+@click.option("--lr", default=3e-4, show_default=True)
+@click.option("--batch-size", default=100, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--holdout", default=1000, show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--checkpoint-every", default=10, show_default=True)
+@click.option("--resume", is_flag=True)
+@click.option("--threads", default=0)
+@click.option("-f", "--force", is_flag=True)
+@click.pass_obj
+@guard
+def train_encoder_command(out, model_file, data, output, objective, alpha, samples_from, sigma, epochs, lr, batch_size,
+                          seed, holdout, checkpoint, checkpoint_every, resume, threads, force):
+    """Fine-tune only the encoder of MODEL_FILE (decoder frozen), e.g. reverse half-asleep."""
+    refuse_overwrite(output, force)
+    if threads:
+        torch.set_num_threads(threads)
+    model, metadata = load_model(model_file)
+    images = load_any(data, "train")
+    train, held_out = _split(images, holdout)
+    out.info(f"training the encoder ({objective}, alpha {alpha}) on {len(train)} images of {data}")
+    history = _run_fit(out, lambda **kw: train_encoder(model, train, objective, alpha=alpha, sigma=sigma,
+                                                        samples_from=samples_from, **kw),
+                       epochs, len(train), batch_size, lr=lr, seed=seed,
+                       checkpoint=checkpoint or output.with_suffix(".ckpt"), checkpoint_every=checkpoint_every, resume=resume)
+    info = {"command": _command_line(), "data": data, "epochs": epochs, "objective": objective, "alpha": alpha,
+            "base_model": metadata.get("command", str(model_file)), "train_bpd": history}
+    sha = save_model(model, output, info)
+    out.info(f"wrote {output} (sha256 {sha[:16]}...)")
+    _report(out, model, held_out, seed)

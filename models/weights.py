@@ -1,0 +1,154 @@
+"""Model files: safetensors only (never pickle), the architecture in the file's metadata, and a
+manifest of shipped weights with their full sha256, checked at load time.
+
+Shipped files are named `<arch>-<variant>-<sha256[:8]>.safetensors` (CompressAI's convention).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .vae import MLPVAE, VAEConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+FORMAT = "bbzip-mlp-vae-1"
+
+
+class ModelFileError(Exception):
+    """A model file is missing, not a bbzip model, or does not match its recorded sha256."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: MLPVAE, path: Path, info: dict | None = None) -> str:
+    """Write the model to `path` atomically; returns its sha256. `info` lands in the metadata."""
+    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    for key, value in (info or {}).items():
+        metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return sha256_of(path)
+
+
+def read_metadata(path: Path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as error:  # safetensors raises several types for bad headers
+        raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
+
+
+def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE, dict]:
+    """Load a model file; if `expected_sha256` is given the file must match it exactly."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    if expected_sha256 is not None and sha256_of(path) != expected_sha256:
+        raise ModelFileError(f"{path}: sha256 does not match the manifest (file changed or damaged)")
+    metadata = read_metadata(path)
+    if metadata.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a bbzip model (metadata format {metadata.get('format')!r})")
+    try:
+        config = VAEConfig(**json.loads(metadata["config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: bad architecture metadata ({error})") from None
+    model = MLPVAE(config)
+    tensors = {}
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            tensors[key] = f.get_tensor(key)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        raise ModelFileError(f"{path}: tensors do not fit the architecture in its metadata") from error
+    model.eval()
+    return model, metadata
+
+
+# -- the registry of shipped weights --------------------------------------------------------------
+def manifest() -> dict:
+    if not MANIFEST.exists():
+        return {}
+    return json.loads(MANIFEST.read_text())
+
+
+def shipped_path(name: str) -> tuple[Path, str]:
+    entries = manifest()
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise ModelFileError(f"no shipped model named {name!r} (installed: {known})")
+    entry = entries[name]
+    return WEIGHTS_DIR / entry["file"], entry["sha256"]
+
+
+def load_shipped(name: str) -> tuple[MLPVAE, dict]:
+    path, sha = shipped_path(name)
+    return load_model(path, sha)
+
+
+def find_by_sha256(sha256: str) -> str | None:
+    for name, entry in manifest().items():
+        if entry["sha256"] == sha256:
+            return name
+    return None
+
+
+def register(name: str, path: Path, description: str, command: str, extra: dict | None = None) -> None:
+    """Add or replace a manifest entry for a weights file that lives in WEIGHTS_DIR."""
+    entries = manifest()
+    entries[name] = {"file": Path(path).name, "sha256": sha256_of(path), "description": description,
+                     "command": command, **(extra or {})}
+    MANIFEST.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+
+
+# -- training checkpoints (also safetensors: model, Adam state, generator state) ----------------
+def save_checkpoint(path, model, optimizer, generator, epoch: int, history: list[float]) -> None:
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    for index, param_state in state["state"].items():
+        for key, value in param_state.items():
+            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).clone().contiguous()
+    tensors["generator"] = generator.get_state().clone()
+    metadata = {"epoch": str(epoch), "history": json.dumps(history), "config": json.dumps(model.config.to_dict())}
+    _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_checkpoint(path, model, optimizer, generator) -> tuple[int, list[float]]:
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state = optimizer.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("adam."):
+            _, index, name = key.split(".", 2)
+            state["state"].setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict(state)
+    generator.set_state(tensors["generator"])
+    return int(metadata["epoch"]), json.loads(metadata["history"])

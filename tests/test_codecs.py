@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bbans
+from bbans import Message
+
+from .roundtrip import check_roundtrip
+
+lanes = st.integers(1, 12)
+steps = st.integers(0, 6)
+seeds = st.integers(0, 2**32 - 1)
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def _prefilled(n_lanes: int, rng) -> Message:
+    """A message that already holds words, so round trips also exercise tail pulls."""
+    message = Message.empty((n_lanes,))
+    return bbans.Uniform(20, (n_lanes, 8)).push(message, rng.integers(0, 1 << 20, size=(n_lanes, 8)))
+
+
+@SETTINGS
+@given(lanes, steps, st.integers(1, 31), seeds)
+def test_uniform(n, t, precision, seed):
+    rng = np.random.default_rng(seed)
+    symbols = rng.integers(0, 1 << precision, size=(n, t) if t else (n,))
+    codec = bbans.Uniform(precision, symbols.shape)
+    check_roundtrip(codec, symbols, Message.empty((n,)))
+    check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
+
+
+@SETTINGS
+@given(lanes, steps, st.integers(2, 40), st.integers(6, 31), seeds, st.booleans())
+def test_categorical(n, t, k, precision, seed, shared):
+    rng = np.random.default_rng(seed)
+    precision = max(precision, int(np.ceil(np.log2(k))))
+    shape = (n, t) if t else (n,)
+    probs = rng.dirichlet(np.full(k, 0.2), size=None if shared else shape)
+    probs[..., 0] = 0.0  # a symbol of probability zero must still be codable (freq 1)
+    symbols = rng.integers(0, k, size=shape)
+    codec = bbans.Categorical(probs, precision, shape if shared else None)
+    check_roundtrip(codec, symbols, Message.empty((n,)))
+    check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
+
+
+@SETTINGS
+@given(lanes, steps, st.integers(2, 31), seeds, st.booleans())
+def test_bernoulli(n, t, precision, seed, use_logits):
+    rng = np.random.default_rng(seed)
+    shape = (n, t) if t else (n,)
+    probs = rng.choice([0.0, 1.0, 0.5, 1e-9, 1 - 1e-9], size=shape) if seed % 2 else rng.random(shape)
+    symbols = rng.integers(0, 2, size=shape)
+    if use_logits:
+        codec = bbans.Bernoulli(logits=rng.normal(0, 30, size=shape), precision=precision)
+    else:
+        codec = bbans.Bernoulli(probs, precision=precision)
+    check_roundtrip(codec, symbols, Message.empty((n,)))
+    check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
+
+
+@SETTINGS
+@given(lanes, steps, st.integers(9, 31), seeds)
+def test_discretised_logistic_extremes(n, t, precision, seed):
+    rng = np.random.default_rng(seed)
+    shape = (n, t) if t else (n,)
+    mean = rng.choice([-1e6, -300.0, 0.0, 127.3, 255.0, 600.0, 1e6], size=shape) + rng.normal(0, 5, shape)
+    log_scale = np.log(rng.choice([1e-3, 1e-1, 1.0, 30.0, 1e3], size=shape))
+    symbols = rng.integers(0, 256, size=shape)
+    codec = bbans.DiscretisedLogistic(mean, log_scale, precision)
+    check_roundtrip(codec, symbols, Message.empty((n,)))
+    check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
+
+
+@SETTINGS
+@given(st.integers(1, 6), st.integers(1, 4), seeds)
+def test_discretised_logistic_rgb(n, t, seed):
+    rng = np.random.default_rng(seed)
+    mean = rng.uniform(-20, 280, (n, t, 3))
+    log_scale = rng.uniform(-3, 4, (n, t, 3))
+    coeffs = rng.uniform(-1, 1, (n, t, 3))
+    symbols = rng.integers(0, 256, (n, t, 3))
+    check_roundtrip(bbans.DiscretisedLogisticRGB(mean, log_scale, coeffs), symbols, Message.empty((n,)))
+
+
+@SETTINGS
+@given(lanes, steps, st.integers(1, 12), st.integers(0, 8), seeds)
+def test_bucketed_gaussian(n, t, bucket_bits, extra_precision, seed):
+    rng = np.random.default_rng(seed)
+    precision = min(31, bucket_bits + 2 + extra_precision + 6)
+    shape = (n, t) if t else (n,)
+    mean = rng.choice([-50.0, -3.0, 0.0, 0.7, 3.0, 50.0], size=shape)
+    std = rng.choice([1e-6, 1e-3, 0.1, 1.0, 5.0, 1e3], size=shape)
+    symbols = rng.integers(0, 1 << bucket_bits, size=shape)
+    codec = bbans.BucketedGaussian(mean, std, bucket_bits, precision)
+    check_roundtrip(codec, symbols, Message.empty((n,)))
+    check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
+
+
+@SETTINGS
+@given(lanes, seeds)
+def test_serial_repeat_parallel(n, seed):
+    rng = np.random.default_rng(seed)
+    a = bbans.Bernoulli(rng.random((n, 3)), precision=12)
+    b = bbans.Categorical(rng.dirichlet(np.ones(5)), 10, (n,))
+    symbols = (rng.integers(0, 2, (n, 3)), rng.integers(0, 5, (n,)))
+    check_roundtrip(bbans.serial([a, b]), symbols, Message.empty((n,)))
+    check_roundtrip(bbans.repeat(b, 4), [rng.integers(0, 5, (n,)) for _ in range(4)], Message.empty((n,)))
+    # Two codecs on the two halves of a (2, n) head.
+    left, right = bbans.Uniform(7, (n,)), bbans.Bernoulli(np.full(n, 0.3), precision=8)
+    check_roundtrip(bbans.parallel([left, right], [0, 1]), (rng.integers(0, 128, n), rng.integers(0, 2, n)),
+                    Message.empty((2, n)))
+
+
+def test_every_symbol_has_positive_frequency():
+    mean = np.linspace(-1e4, 1e4, 41)[:, None].repeat(256, 1)
+    log_scale = np.full_like(mean, np.log(1e-3))
+    distribution = bbans.distributions.DiscretisedLogistic(mean, log_scale, precision=16)
+    _, freq = distribution.interval(np.tile(np.arange(256), (41, 1)))
+    assert freq.min() >= 1 and np.all(freq.sum(axis=1) == 1 << 16)
+
+
+def test_frequencies_sum_to_two_to_the_precision():
+    rng = np.random.default_rng(0)
+    freqs = bbans.tables.freqs_from_probs(rng.dirichlet(np.ones(7), size=100), 20)
+    assert np.all(freqs.sum(axis=1) == 1 << 20) and freqs.min() >= 1
+
+
+def test_wrong_symbol_shape_is_refused():
+    with pytest.raises(bbans.InvalidParameters):
+        bbans.Uniform(8).push(Message.empty((3,)), np.zeros((4,), dtype=int))
