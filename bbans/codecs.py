@@ -18,6 +18,7 @@ import numpy as np
 from . import distributions as dist
 from .errors import InvalidParameters
 from .message import Message
+from .tables import round_to_grid
 
 
 @dataclass(frozen=True)
@@ -41,32 +42,32 @@ def from_distribution(distribution) -> Codec:
         symbols = np.asarray(symbols)
         n_steps = _steps(message.shape, symbols.shape)
         start, freq = distribution.interval(symbols)
-        start = start.reshape(message.shape + (n_steps,))
-        freq = freq.reshape(message.shape + (n_steps,))
+        # (steps, *head) so that each step is a contiguous row; the last step is pushed first.
+        start = np.ascontiguousarray(np.moveaxis(start.reshape(message.shape + (n_steps,)), -1, 0))
+        freq = np.ascontiguousarray(np.moveaxis(freq.reshape(message.shape + (n_steps,)), -1, 0))
         for t in reversed(range(n_steps)):
-            message = message.push(start[..., t], freq[..., t], precision)
+            message = message.push(start[t], freq[t], precision)
         return message
 
     def pop(message):
         shape = tuple(distribution.shape) or message.shape
         n_steps = _steps(message.shape, shape)
-        step_index = _step_indexer(message.shape, shape)
-        symbols = np.empty(message.shape + (n_steps,), dtype=np.int64)
-        for t in range(n_steps):
-            cumulative = message.peek(precision)
-            symbols[..., t], start, freq = distribution.search(cumulative, step_index(t))
-            message = message.pop(cumulative, start, freq, precision)
-        return message, symbols.reshape(shape)
+        steps = distribution.stepwise(message.shape, shape)
+        symbols = np.empty((n_steps,) + message.shape, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            message = _pop_steps(message, steps, symbols, precision)
+        return message, np.moveaxis(symbols, 0, -1).reshape(shape)
 
     return Codec(push, pop)
 
 
-def _step_indexer(head_shape, shape):
-    """Index of step t (over the flattened extra axes) into parameters of `shape`."""
-    extra = shape[len(head_shape):]
-    if not extra:
-        return lambda t: (Ellipsis,)
-    return lambda t: (Ellipsis, *np.unravel_index(t, extra))
+def _pop_steps(message, steps, symbols, precision):
+    """Decode step after step along each lane, filling symbols[t]."""
+    for t in range(len(symbols)):
+        cumulative = message.peek(precision)
+        symbols[t], start, freq = steps.search(cumulative, t)
+        message = message.pop(cumulative, start, freq, precision)
+    return message
 
 
 def Uniform(precision: int, shape=()) -> Codec:
@@ -80,6 +81,35 @@ def Categorical(probs, precision: int, shape=None) -> Codec:
 
 def Bernoulli(probs=None, *, logits=None, precision: int = 16) -> Codec:
     return from_distribution(dist.Bernoulli(probs, logits=logits, precision=precision))
+
+
+def BernoulliBlocks(logits, block: int = 4, precision: int = 24) -> Codec:
+    """Independent Bernoulli symbols (..., n), coded `block` at a time as one symbol of 2^block.
+
+    The block's table is the exact product of the Bernoulli probabilities (logits on the same
+    2^-8 grid as `Bernoulli`), so the coded distribution is the same, in n / block rANS steps.
+    """
+    logits = np.clip(round_to_grid(logits, 8), -64.0, 64.0)
+    if logits.shape[-1] % block:
+        raise InvalidParameters(f"the last axis ({logits.shape[-1]}) must be a multiple of block={block}")
+    grouped = logits.reshape(logits.shape[:-1] + (logits.shape[-1] // block, block))
+    log_one = -np.logaddexp(0.0, -grouped)  # log sigmoid
+    log_zero = -np.logaddexp(0.0, grouped)
+    patterns = (np.arange(1 << block)[:, None] >> np.arange(block - 1, -1, -1)) & 1  # (2^block, block)
+    log_probs = log_zero @ (1 - patterns.T) + log_one @ patterns.T
+    probs = np.exp(log_probs - log_probs.max(axis=-1, keepdims=True))
+    inner = from_distribution(dist.Categorical(probs, precision))
+    weights = 1 << np.arange(block - 1, -1, -1)
+
+    def push(message, symbols):
+        symbols = np.asarray(symbols).astype(np.int64)
+        return inner.push(message, (symbols.reshape(grouped.shape) * weights).sum(-1))
+
+    def pop(message):
+        message, packed = inner.pop(message)
+        return message, ((packed[..., None] >> np.arange(block - 1, -1, -1)) & 1).reshape(logits.shape)
+
+    return Codec(push, pop)
 
 
 def DiscretisedLogistic(mean, log_scale, precision: int = 24, levels: int = 256) -> Codec:

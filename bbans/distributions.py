@@ -1,8 +1,9 @@
 """Elementwise distributions: integer intervals for given symbols, and the search that decodes.
 
 Each distribution holds parameter arrays of one shape (the symbols' shape). `interval(symbols)`
-gives (start, freq); `search(cumulative, index)` decodes the symbols at `index` (a tuple that
-selects part of the parameters, e.g. one step of a sequence) and gives (symbols, start, freq).
+gives (start, freq) for all symbols at once. Decoding goes one step at a time along each lane:
+`stepwise(head_shape, shape)` lays the parameters out as (steps, *head_shape) and returns an
+object whose `search(cumulative, t)` gives (symbols, start, freq) for step t.
 Parameters are rounded to a fixed grid at construction; see tables.py for the integer rule.
 """
 from __future__ import annotations
@@ -11,10 +12,7 @@ import numpy as np
 
 from .errors import InvalidParameters
 from .normal import bucket_edges, normal_cdf
-from .tables import check_precision, freqs_from_probs, integer_cdf, round_to_grid, search_boundaries
-
-_ALL = (Ellipsis,)
-
+from .tables import check_precision, freqs_from_probs, round_to_grid, search_boundaries
 
 def _as_symbols(symbols, n_symbols: int) -> np.ndarray:
     symbols = np.asarray(symbols)
@@ -24,6 +22,13 @@ def _as_symbols(symbols, n_symbols: int) -> np.ndarray:
     if symbols.size and (symbols.min() < 0 or symbols.max() >= n_symbols):
         raise InvalidParameters(f"symbols must lie in 0..{n_symbols - 1}")
     return symbols
+
+
+class _SharedSearch:
+    """Stepwise view of a distribution whose search needs no per-step parameters."""
+
+    def __init__(self, search):
+        self.search = search
 
 
 class Uniform:
@@ -38,8 +43,9 @@ class Uniform:
         symbols = _as_symbols(symbols, 1 << self.precision)
         return symbols.astype(np.uint64), np.ones(symbols.shape, dtype=np.uint64)
 
-    def search(self, cumulative, index=_ALL):
-        return cumulative.astype(np.int64), cumulative, np.ones(cumulative.shape, dtype=np.uint64)
+    def stepwise(self, head_shape, shape):
+        one = np.ones(head_shape, dtype=np.uint64)
+        return _SharedSearch(lambda cumulative, t: (cumulative.astype(np.int64), cumulative, one))
 
 
 class Categorical:
@@ -49,10 +55,8 @@ class Categorical:
     def __init__(self, probs, precision: int, shape=None):
         self.precision = precision
         self.freqs = freqs_from_probs(probs, precision)
-        self.cdf = np.concatenate(
-            [np.zeros(self.freqs.shape[:-1] + (1,), dtype=np.uint64), np.cumsum(self.freqs, axis=-1, dtype=np.uint64)],
-            axis=-1,
-        )
+        zeros = np.zeros(self.freqs.shape[:-1] + (1,), dtype=np.uint64)
+        self.cdf = np.concatenate([zeros, np.cumsum(self.freqs, axis=-1, dtype=np.uint64)], axis=-1)
         self.shape = self.freqs.shape[:-1] if shape is None else tuple(shape)
 
     def interval(self, symbols):
@@ -62,13 +66,20 @@ class Categorical:
         end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]
         return start, end - start
 
-    def search(self, cumulative, index=_ALL):
-        cdf = self.cdf if self.cdf.ndim == 1 else self.cdf[index + (slice(None),)]
-        cdf = np.broadcast_to(cdf, cumulative.shape + self.cdf.shape[-1:])
-        symbols = (cdf[..., 1:] <= cumulative[..., None]).sum(axis=-1).astype(np.int64)
-        start = np.take_along_axis(cdf, symbols[..., None], -1)[..., 0]
-        end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]
-        return symbols, start, end - start
+    def stepwise(self, head_shape, shape):
+        if self.cdf.ndim == 1:
+            tables = None
+        else:
+            tables = np.stack([_to_steps(self.cdf[..., j], head_shape, shape) for j in range(self.cdf.shape[-1])], -1)
+
+        def search(cumulative, t):
+            cdf = np.broadcast_to(self.cdf, cumulative.shape + self.cdf.shape[-1:]) if tables is None else tables[t]
+            symbols = (cdf[..., 1:] <= cumulative[..., None]).sum(axis=-1).astype(np.int64)
+            start = np.take_along_axis(cdf, symbols[..., None], -1)[..., 0]
+            end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]
+            return symbols, start, end - start
+
+        return _SharedSearch(search)
 
 
 class Bernoulli:
@@ -90,43 +101,78 @@ class Bernoulli:
         self.zero_freq = np.uint64(1 << precision) - one
         self.shape = probs.shape
 
-    def interval(self, symbols):
-        symbols = _as_symbols(symbols, 2).astype(bool)
-        zero = np.broadcast_to(self.zero_freq, symbols.shape)
+    def _interval(self, symbols, zero):
         start = np.where(symbols, zero, np.uint64(0))
         freq = np.where(symbols, np.uint64(1 << self.precision) - zero, zero)
         return start, freq
 
-    def search(self, cumulative, index=_ALL):
-        zero = self.zero_freq[index] if self.zero_freq.ndim else self.zero_freq
-        symbols = cumulative >= zero
-        start = np.where(symbols, zero, np.uint64(0))
-        freq = np.where(symbols, np.uint64(1 << self.precision) - zero, zero)
-        return symbols.astype(np.int64), start, freq
+    def interval(self, symbols):
+        symbols = _as_symbols(symbols, 2).astype(bool)
+        return self._interval(symbols, np.broadcast_to(self.zero_freq, symbols.shape))
+
+    def stepwise(self, head_shape, shape):
+        zeros = _to_steps(self.zero_freq, head_shape, shape)
+
+        def search(cumulative, t):
+            symbols = cumulative >= zeros[t]
+            start, freq = self._interval(symbols, zeros[t])
+            return symbols.astype(np.int64), start, freq
+
+        return _SharedSearch(search)
 
 
 class _BoundaryDistribution:
-    """Shared machinery for distributions given by a CDF at symbol boundaries (tables.py rule)."""
+    """Shared machinery for distributions given by a CDF at symbol boundaries (tables.py rule).
+
+    Subclasses hold their float parameters in `self.params` (a tuple of arrays of the symbols'
+    shape) and define `_g(k, *params)`: G at boundary k for 0 < k < n_symbols.
+    """
 
     n_symbols: int
     precision: int
+    params: tuple
 
-    def _g(self, k, index):  # G(k) for boundary indices k, with the parameters at `index`
+    def _g(self, k, *params):
         raise NotImplementedError
 
-    def _cdf(self, k, index):
-        g = self._g(k, index)
-        g = np.where(k <= 0, 0.0, np.where(k >= self.n_symbols, 1.0, g))
-        return integer_cdf(g, k, self.n_symbols, self.precision)
+    def _cdf_inner(self, k, params):
+        spread = float((1 << self.precision) - self.n_symbols)
+        return np.floor(np.clip(self._g(k, *params), 0.0, 1.0) * spread) + k
 
     def interval(self, symbols):
         symbols = _as_symbols(symbols, self.n_symbols)
-        start = self._cdf(symbols, _ALL)
-        freq = self._cdf(symbols + 1, _ALL) - start
-        return start, freq
+        params = np.broadcast_arrays(*self.params, symbols)[:-1]
 
-    def search(self, cumulative, index=_ALL):
-        return search_boundaries(lambda k: self._cdf(k, index), cumulative, self.n_symbols)
+        def cdf(k):  # C(k) for any 0 <= k <= n, on the full arrays
+            inner = self._cdf_inner(np.clip(k, 1, self.n_symbols - 1).astype(np.float64), params)
+            return np.where(k <= 0, 0.0, np.where(k >= self.n_symbols, float(1 << self.precision), inner))
+
+        with np.errstate(over="ignore"):
+            start = cdf(symbols)
+            freq = cdf(symbols + 1) - start
+        return start.astype(np.uint64), freq.astype(np.uint64)
+
+    def stepwise(self, head_shape, shape):
+        """Parameters as contiguous (steps, *head_shape) arrays, so that step t is a cheap view."""
+        return _Stepwise(self, [_to_steps(p, head_shape, shape) for p in self.params])
+
+
+class _Stepwise:
+    def __init__(self, distribution, step_params):
+        self.distribution = distribution
+        self.step_params = step_params
+
+    def search(self, cumulative, t):
+        d = self.distribution
+        params = [p[t] for p in self.step_params]
+        return search_boundaries(lambda k: d._cdf_inner(k, params), cumulative, d.n_symbols, d.precision)
+
+
+def _to_steps(array, head_shape, shape):
+    array = np.broadcast_to(array, shape)
+    n_steps = int(np.prod(shape[len(head_shape):], dtype=np.int64))
+    array = array.reshape(tuple(head_shape) + (n_steps,))
+    return np.ascontiguousarray(np.moveaxis(array, -1, 0))
 
 
 class DiscretisedLogistic(_BoundaryDistribution):
@@ -141,16 +187,25 @@ class DiscretisedLogistic(_BoundaryDistribution):
         mean, log_scale = np.broadcast_arrays(
             np.clip(round_to_grid(mean, 12), -65536.0, 65536.0), np.clip(round_to_grid(log_scale, 12), -9.0, 9.0)
         )
-        self.mean = mean
-        self.inv_scale = np.exp(-log_scale)
+        # Stored as (mean + 0.5, 1 / scale): G(k) = sigmoid((k - 0.5 - mean) / scale).
+        self.params = (mean + 0.5, np.exp(-log_scale))
         self.precision = precision
         self.n_symbols = levels
         self.shape = mean.shape
 
-    def _g(self, k, index):
-        edge = k.astype(np.float64) - 0.5
-        with np.errstate(over="ignore"):
-            return 1.0 / (1.0 + np.exp(-(edge - self.mean[index]) * self.inv_scale[index]))
+    def _cdf_inner(self, k, params):
+        # floor(spread * sigmoid((k - 0.5 - mean) / scale)) + k, fused into in-place ufuncs
+        # because this runs ceil(log2(levels)) times per decoded pixel. exp may overflow to inf,
+        # which correctly gives G = 0 (callers silence the warning).
+        shifted_mean, inv_scale = params
+        t = np.subtract(shifted_mean, k)
+        t *= inv_scale
+        np.exp(t, out=t)
+        t += 1.0
+        np.divide(float((1 << self.precision) - self.n_symbols), t, out=t)
+        np.floor(t, out=t)
+        t += k
+        return t
 
 
 class DiscretisedLogisticRGB:
@@ -193,13 +248,11 @@ class BucketedGaussian(_BoundaryDistribution):
         mean, std = np.broadcast_arrays(
             np.clip(round_to_grid(mean, 16), -64.0, 64.0), np.clip(round_to_grid(std, 16), 2.0**-16, 256.0)
         )
-        self.mean = mean
-        self.std = std
+        self.params = (mean, std)
         self.edges = bucket_edges(bucket_bits)
         self.precision = precision
         self.n_symbols = 1 << bucket_bits
         self.shape = mean.shape
 
-    def _g(self, k, index):
-        edge = self.edges[np.clip(k, 0, self.n_symbols)]
-        return normal_cdf((edge - self.mean[index]) / self.std[index])
+    def _g(self, k, mean, std):
+        return normal_cdf((self.edges[k.astype(np.int64)] - mean) / std)

@@ -33,33 +33,29 @@ def check_precision(precision: int, n_symbols: int) -> None:
         )
 
 
-def integer_cdf(g: np.ndarray, k, n_symbols: int, precision: int) -> np.ndarray:
-    """C(k) from G(k) (float64 in [0, 1]); k is the boundary index, broadcast with g."""
-    spread = float((1 << precision) - n_symbols)
-    g = np.clip(g, 0.0, 1.0)
-    return np.floor(g * spread).astype(np.uint64) + np.asarray(k, dtype=np.uint64)
-
-
-def search_boundaries(cdf_at, cumulative: np.ndarray, n_symbols: int):
+def search_boundaries(cdf_inner, cumulative: np.ndarray, n_symbols: int, precision: int):
     """Binary search: the symbol k with C(k) <= cumulative < C(k+1), for every lane.
 
-    `cdf_at(k)` returns C(k) for an integer array k shaped like `cumulative`. Returns
-    (symbol, start, freq) as arrays.
+    `cdf_inner(k)` returns C(k) as float64 (exact: values stay below 2^53) for float64 arrays of
+    integers k with 0 < k < n_symbols; the ends C(0) = 0 and C(n) = 2^precision are known by the
+    rule and never evaluated. Returns (symbol, start, freq) as arrays.
     """
-    low = np.zeros(cumulative.shape, dtype=np.int64)
-    high = np.full(cumulative.shape, n_symbols, dtype=np.int64)
-    # Invariant: C(low) <= cumulative < C(high); C(0) = 0 and C(n) = 2^precision hold by rule.
-    while True:
-        open_ = high - low > 1
-        if not open_.any():
-            break
-        mid = (low + high) // 2
-        below = cdf_at(mid) <= cumulative
-        low = np.where(open_ & below, mid, low)
-        high = np.where(open_ & ~below, mid, high)
-    start = cdf_at(low)
-    freq = cdf_at(high) - start
-    return low, start, freq
+    target = cumulative.astype(np.float64)
+    low = np.zeros(cumulative.shape, dtype=np.float64)
+    step = 1 << max(0, int(n_symbols - 1).bit_length() - 1)
+    while step:
+        probe = low + step
+        inside = probe < n_symbols
+        if inside.all():
+            below = cdf_inner(probe) <= target
+        else:
+            below = inside & (cdf_inner(np.where(inside, probe, 1.0)) <= target)
+        low += below * float(step)
+        step >>= 1
+    top = float(1 << precision)
+    start = np.where(low > 0, cdf_inner(np.maximum(low, 1.0)), 0.0)
+    end = np.where(low + 1 < n_symbols, cdf_inner(np.minimum(low + 1, n_symbols - 1.0)), top)
+    return low.astype(np.int64), start.astype(np.uint64), (end - start).astype(np.uint64)
 
 
 def freqs_from_probs(probs, precision: int) -> np.ndarray:
