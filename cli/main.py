@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from .console import Output
+from .archive_commands import compress_command, decompress_command, list_command, test_command
 from .train_commands import train_command, train_encoder_command
 
 
@@ -18,6 +19,8 @@ def cli(ctx, quiet, verbose, no_progress):
     ctx.obj = Output(quiet=quiet, verbose=verbose, progress=not no_progress)
 
 
+for command in (compress_command, decompress_command, test_command, list_command):
+    cli.add_command(command)
 cli.add_command(train_command)
 cli.add_command(train_encoder_command)
 

@@ -1,0 +1,93 @@
+"""The .bb archive: a self-describing container.
+
+    magic      8 bytes  b"\\x89BBZIP\\r\\n"  (non-ASCII first byte, like PNG)
+    version    u16 LE   FORMAT_VERSION
+    header     u32 LE length, then UTF-8 JSON
+    header crc u32 LE   crc32 of the JSON bytes
+    payload    the model stream then the classic blobs, at offsets given in the header
+    payload    32 bytes sha256 of the payload
+
+The header names the model (name and full sha256), the coding settings, and the entries:
+each with its relative path, kind ("model", "classic" or "stored"), format, mode, sizes and a
+sha256 of its decoded pixels (or bytes), so every decode ends with a check.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+MAGIC = b"\x89BBZIP\r\n"
+FORMAT_VERSION = 1
+_MAX_HEADER = 64 << 20
+
+
+class ArchiveError(Exception):
+    """The file is not a bbzip archive we can read, or it is damaged."""
+
+
+@dataclass
+class Archive:
+    header: dict
+    payload: bytes = b""
+    model_stream: bytes = field(default=b"", repr=False)
+
+    def blob(self, entry: dict) -> bytes:
+        start, length = entry["offset"], entry["length"]
+        return self.payload[start : start + length]
+
+
+def pixel_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_archive(header: dict, payload: bytes) -> bytes:
+    header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return b"".join(
+        [
+            MAGIC,
+            struct.pack("<HI", FORMAT_VERSION, len(header_bytes)),
+            header_bytes,
+            struct.pack("<I", zlib.crc32(header_bytes)),
+            payload,
+            hashlib.sha256(payload).digest(),
+        ]
+    )
+
+
+def read_archive(data: bytes, name: str = "archive") -> Archive:
+    """Parse and check an archive's framing and checksums. Raises ArchiveError."""
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise ArchiveError(f"{name}: not in bbzip format")
+    pos = len(MAGIC)
+    if len(data) < pos + 6:
+        raise ArchiveError(f"{name}: truncated archive (header)")
+    version, header_length = struct.unpack_from("<HI", data, pos)
+    pos += 6
+    if version > FORMAT_VERSION:
+        raise ArchiveError(f"{name}: format version {version} is newer than this bbzip reads ({FORMAT_VERSION}); upgrade bbzip")
+    if version != FORMAT_VERSION:
+        raise ArchiveError(f"{name}: unknown format version {version}")
+    if header_length > _MAX_HEADER or len(data) < pos + header_length + 4 + 32:
+        raise ArchiveError(f"{name}: truncated archive (header)")
+    header_bytes = data[pos : pos + header_length]
+    pos += header_length
+    (crc,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    if zlib.crc32(header_bytes) != crc:
+        raise ArchiveError(f"{name}: damaged archive (header checksum mismatch)")
+    try:
+        header = json.loads(header_bytes)
+    except ValueError:
+        raise ArchiveError(f"{name}: damaged archive (header is not valid)") from None
+    payload, digest = data[pos:-32], data[-32:]
+    if hashlib.sha256(payload).digest() != digest:
+        raise ArchiveError(f"{name}: damaged or truncated archive (payload checksum mismatch)")
+    if header.get("payload_length") != len(payload):
+        raise ArchiveError(f"{name}: damaged archive (payload length mismatch)")
+    stream = header.get("model_stream", {"offset": 0, "length": 0})
+    archive = Archive(header, payload)
+    archive.model_stream = archive.blob(stream)
+    return archive

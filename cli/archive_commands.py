@@ -1,0 +1,178 @@
+"""`bbzip compress`, `decompress`, `test` and `list`."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from . import coding
+from .archive import ArchiveError, read_archive, write_archive
+from .entries import collect_inputs, read_entry, safe_name
+from .errors import BBZipError, guard, refuse_overwrite
+
+
+def _read_source(source: str) -> bytes:
+    if source == "-":
+        if sys.stdin.isatty():
+            raise click.UsageError("refusing to read an archive from a terminal")
+        return sys.stdin.buffer.read()
+    path = Path(source)
+    if not path.is_file():
+        raise BBZipError(f"{source}: no such file")
+    return path.read_bytes()
+
+
+def _load(source: str):
+    try:
+        return read_archive(_read_source(source), source)
+    except ArchiveError as error:
+        raise BBZipError(str(error)) from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _model_items(archive) -> int:
+    return archive.header.get("model_stream", {}).get("items", 0)
+
+
+@click.command("compress")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Archive to write, or - for stdout.")
+@click.option("--model", "model_spec", help="A shipped model's name or a .safetensors file (default: the shipped model that fits).")
+@click.option("--k-steps", default=0, show_default=True, help="Optimise each posterior for K Adam steps (paper Algorithm 2).")
+@click.option("--lr", default=5e-3, show_default=True, help="Learning rate of the K steps.")
+@click.option("--batch-size", type=int, help="Images coded side by side (default: 64 binary, 200 grey).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
+@click.pass_obj
+@guard
+def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, force):
+    """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
+    if output == "-" and sys.stdout.isatty():
+        raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
+    if k_steps < 0 or (batch_size is not None and batch_size < 1):
+        raise click.UsageError("--k-steps must be >= 0 and --batch-size >= 1")
+    refuse_overwrite(Path(output), force)
+    choice = coding.load_choice(model_spec) if model_spec else None
+    found = collect_inputs(inputs)
+    grey_28 = lambda stack: stack.shape[1:] == (28, 28)  # noqa: E731 - the shipped models' size
+    fits = coding.fits(choice.model.config) if choice else grey_28
+    entries = [read_entry(name, path, fits) for name, path in found]
+    if choice is None:
+        default = coding.choose_default(entries)
+        choice = coding.load_choice(default) if default else None
+    settings = coding.settings_for(choice.model, k_steps, lr, seed, batch_size) if choice else None
+    n_items = sum(len(e.items) for e in entries)
+    started = time.perf_counter()
+    with out.bar("compressing", n_items) as advance:
+        header, payload = coding.build(entries, choice, settings, on_batch=advance)
+    data = write_archive(header, payload)
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        _write_atomically(Path(output), data)
+    seconds = time.perf_counter() - started
+    if choice and n_items:
+        config = choice.model.config
+        stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
+        out.info(f"{len(entries)} files, {n_items} images by {choice.name} (K={k_steps}): "
+                 f"{len(data)} bytes, model stream {stream_bpd:.4f} bpd, {n_items / seconds:.0f} images/s")
+    else:
+        out.info(f"{len(entries)} files, {len(data)} bytes (no images for a model)")
+
+
+def _decode(out, source: str, model_spec: str | None):
+    archive = _load(source)
+    choice = coding.resolve_model(archive.header, model_spec)
+    with out.bar("decompressing", _model_items(archive)) as advance:
+        try:
+            files = list(coding.extract(archive, choice, on_batch=advance))
+        except BBZipError:
+            raise
+        except Exception as error:  # bbans errors and anything a damaged stream can provoke
+            from bbans import BBANSError
+
+            if isinstance(error, BBANSError):
+                raise BBZipError(f"{source}: damaged archive ({error})") from None
+            raise
+    return archive, files
+
+
+@click.command("decompress")
+@click.argument("archive")
+@click.option("-o", "--output", "output_dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the files into.")
+@click.option("--model", "model_spec", help="The model file, if the archive's model is not a shipped one.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing files.")
+@click.pass_obj
+@guard
+def decompress_command(out, archive, output_dir, model_spec, force):
+    """Write every file of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT."""
+    archive_data, files = _decode(out, archive, model_spec)
+    targets = [(output_dir / safe_name(name), data) for name, data in files]
+    clashes = [str(t) for t, _ in targets if t.exists()]
+    if clashes and not force:
+        raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".bbzip-"))
+    try:
+        for index, (target, data) in enumerate(targets):
+            (staging / str(index)).write_bytes(data)
+        for index, (target, _) in enumerate(targets):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / str(index), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    out.info(f"{len(targets)} files written to {output_dir}")
+
+
+@click.command("test")
+@click.argument("archive")
+@click.option("--model", "model_spec", help="The model file, if the archive's model is not a shipped one.")
+@click.pass_obj
+@guard
+def test_command(out, archive, model_spec):
+    """Decode everything in ARCHIVE and check every checksum; write nothing."""
+    _, files = _decode(out, archive, model_spec)
+    out.info(f"{archive}: OK ({len(files)} files)")
+
+
+@click.command("list")
+@click.argument("archive")
+@click.pass_obj
+@guard
+def list_command(out, archive):
+    """Show the entries, model, coding settings and sizes of ARCHIVE without decoding it."""
+    parsed = _load(archive)
+    header = parsed.header
+    model = header.get("model")
+    total = len(_read_source(archive)) if archive != "-" else None
+    click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
+    if model:
+        coding_settings = header["coding"]
+        stream = header["model_stream"]
+        pixels = stream["items"] * model["config"]["height"] * model["config"]["width"]
+        click.echo(f"model:   {model['name']}  sha256 {model['sha256']}")
+        click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(coding_settings.items())))
+        click.echo(f"stream:  {stream['items']} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")
+    click.echo(f"{'kind':<13} {'format':<6} {'size':>11} {'images':>7}  name")
+    for entry in header["entries"]:
+        store = entry.get("store", entry["kind"])
+        size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
+        label = f"{store}/{entry.get('codec', '')}".rstrip("/")
+        click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {entry['items']:>7}  {entry['name']}")
