@@ -31,9 +31,9 @@ def _split(images: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _report(out, model, held_out: np.ndarray, seed: int) -> None:
     if len(held_out):
-        from models.evaluate import test_bpd
+        from models.evaluate import elbo_bpd
 
-        out.info(f"held-out bpd (-ELBO): {test_bpd(model, held_out, samples=1, seed=seed):.4f}")
+        out.info(f"held-out bpd (-ELBO): {elbo_bpd(model, held_out, samples=1, seed=seed):.4f}")
 
 
 def _progress_callback(out, total_steps):

@@ -20,7 +20,7 @@ def _to_bpd(nats_per_image: float, model: MLPVAE) -> float:
 
 
 @torch.no_grad()
-def test_bpd(model: MLPVAE, images: np.ndarray, samples: int = 10, seed: int = 0, batch_size: int = 1000) -> float:
+def elbo_bpd(model: MLPVAE, images: np.ndarray, samples: int = 10, seed: int = 0, batch_size: int = 1000) -> float:
     """-ELBO in bits per dimension, averaged over `samples` posterior samples (seeded)."""
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
@@ -65,7 +65,7 @@ def optimal_inference_bpd(model: MLPVAE, images: np.ndarray, epochs: int = 100, 
                           batch_size: int = 100, seed: int = 0, samples: int = 10) -> float:
     """The oracle of paper eq. 13: train a copy of the encoder on the test images themselves.
 
-    Its gap to `test_bpd` is the amortised inference generalisation gap.
+    Its gap to `elbo_bpd` is the amortised inference generalisation gap.
     """
     import copy
 
@@ -73,4 +73,4 @@ def optimal_inference_bpd(model: MLPVAE, images: np.ndarray, epochs: int = 100, 
 
     oracle = copy.deepcopy(model)
     train_encoder(oracle, images, "reverse-half-asleep", alpha=0.0, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-    return test_bpd(oracle, images, samples=samples, seed=seed)
+    return elbo_bpd(oracle, images, samples=samples, seed=seed)

@@ -1,0 +1,193 @@
+"""The command line end to end: round trips, bad input, exit codes, no partial output."""
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.archive import MAGIC
+from cli.main import cli
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def compress(tmp_path, inputs, model, *extra):
+    out = tmp_path / "out.bb"
+    result = run("compress", *inputs, "-o", out, "--model", model, *extra)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def assert_same_files(original_root, restored_root):
+    for original in sorted(p for p in original_root.rglob("*") if p.is_file()):
+        restored = restored_root / original.relative_to(original_root.parent)
+        assert restored.exists(), restored
+        if original.suffix == ".npy":
+            np.testing.assert_array_equal(np.load(original), np.load(restored))
+        else:
+            a, b = Image.open(original), Image.open(restored)
+            assert a.format == b.format and a.mode == b.mode
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_round_trip_folder(tmp_path, image_folder, tiny_models):
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    result = run("decompress", archive, "-o", tmp_path / "restored", "--model", tiny_models["logistic"])
+    assert result.exit_code == 0, result.output
+    assert_same_files(image_folder, tmp_path / "restored")
+    listing = run("list", archive)
+    assert "classic" in listing.output and "odd-size.png" in listing.output and "bpd" in listing.output
+
+
+def test_binary_images_round_trip_with_the_bernoulli_model(tmp_path, grey_test_images, tiny_models):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(grey_test_images[i] >= 128).save(folder / f"{i}.png")  # mode "1"
+        Image.fromarray(np.where(grey_test_images[i + 5] >= 128, 255, 0).astype(np.uint8)).save(folder / f"g{i}.png")
+    archive = compress(tmp_path, [folder], tiny_models["bernoulli"])
+    assert run("decompress", archive, "-o", tmp_path / "r", "--model", tiny_models["bernoulli"]).exit_code == 0
+    assert_same_files(folder, tmp_path / "r")
+
+
+def test_test_command_and_stdout_stdin(tmp_path, image_folder, tiny_models):
+    archive = compress(tmp_path, [image_folder / "00.png"], tiny_models["logistic"])
+    result = run("test", archive, "--model", tiny_models["logistic"])
+    assert result.exit_code == 0 and "OK" in result.output
+    data = archive.read_bytes()
+    restored = CliRunner().invoke(cli, ["decompress", "-", "-o", str(tmp_path / "d"), "--model", str(tiny_models["logistic"])], input=data)
+    assert restored.exit_code == 0, restored.output
+    assert (tmp_path / "d" / "00.png").exists()
+
+
+def test_nothing_is_overwritten_without_force(tmp_path, image_folder, tiny_models):
+    archive = compress(tmp_path, [image_folder / "00.png"], tiny_models["logistic"])
+    before = archive.read_bytes()
+    again = run("compress", image_folder / "01.png", "-o", archive, "--model", tiny_models["logistic"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert archive.read_bytes() == before
+    target = tmp_path / "d"
+    target.mkdir()
+    (target / "00.png").write_bytes(b"mine")
+    clash = run("decompress", archive, "-o", target, "--model", tiny_models["logistic"])
+    assert clash.exit_code == 1 and (target / "00.png").read_bytes() == b"mine"
+    assert run("decompress", archive, "-o", target, "-f", "--model", tiny_models["logistic"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda p: p / "missing.png", "no such file"),
+        (lambda p: _write(p / "bad.png", b"\x89PNG not really"), "not an image"),
+        (lambda p: _mkdir(p / "empty"), "holds no files"),
+    ],
+)
+def test_bad_inputs(tmp_path, tiny_models, make_input, message):
+    target = make_input(tmp_path)
+    out = tmp_path / "out.bb"
+    result = run("compress", target, "-o", out, "--model", tiny_models["logistic"])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".out.bb*"))
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path):
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def small_archive(tmp_path, image_folder, tiny_models):
+    return compress(tmp_path, [image_folder / "00.png", image_folder / "01.png", image_folder / "stack.npy"],
+                    tiny_models["logistic"])
+
+
+def _decompress_fails(tmp_path, data, model, expect=None):
+    bad = tmp_path / "bad.bb"
+    bad.write_bytes(data)
+    out_dir = tmp_path / "never"
+    result = run("decompress", bad, "-o", out_dir, "--model", model)
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert result.output.startswith("bbzip: ") and len(result.output.strip().splitlines()) == 1
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+    if expect:
+        assert expect in result.output
+
+
+def test_truncated_archives_fail_cleanly(tmp_path, small_archive, tiny_models):
+    data = small_archive.read_bytes()
+    for cut in sorted({0, 1, 5, 8, 10, 14, 40, len(data) // 3, len(data) // 2, len(data) - 33, len(data) - 1}):
+        _decompress_fails(tmp_path, data[:cut], tiny_models["logistic"])
+
+
+def test_flipped_bits_never_give_wrong_pixels(tmp_path, small_archive, tiny_models):
+    data = small_archive.read_bytes()
+    rng = np.random.default_rng(0)
+    for position in rng.choice(len(data), size=25, replace=False):
+        corrupt = bytearray(data)
+        corrupt[position] ^= 1 << int(rng.integers(8))
+        _decompress_fails(tmp_path, bytes(corrupt), tiny_models["logistic"])
+
+
+def test_corrupt_model_stream_behind_a_valid_checksum_is_still_caught(tmp_path, small_archive, tiny_models):
+    """Flip bits inside the model stream and re-seal the payload checksum: the decoder itself must
+    notice (engine error, end-state check or pixel checksum), never write wrong pixels."""
+    from cli.archive import read_archive, write_archive
+
+    archive = read_archive(small_archive.read_bytes())
+    stream = archive.header["model_stream"]
+    rng = np.random.default_rng(1)
+    for position in rng.choice(stream["length"], size=12, replace=False):
+        payload = bytearray(archive.payload)
+        payload[stream["offset"] + position] ^= 1 << int(rng.integers(8))
+        _decompress_fails(tmp_path, write_archive(archive.header, bytes(payload)), tiny_models["logistic"])
+
+
+def test_not_bbzip_and_newer_version(tmp_path, small_archive, tiny_models):
+    _decompress_fails(tmp_path, b"hello, world" * 10, tiny_models["logistic"], "not in bbzip format")
+    data = bytearray(small_archive.read_bytes())
+    struct.pack_into("<H", data, len(MAGIC), 99)
+    _decompress_fails(tmp_path, bytes(data), tiny_models["logistic"], "newer")
+
+
+def test_missing_model_is_named(tmp_path, small_archive):
+    result = run("decompress", small_archive, "-o", tmp_path / "x")
+    assert result.exit_code == 1 and "tiny-logistic.safetensors" in result.output and "not installed" in result.output
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run("compress").exit_code == 2
+    assert run("decompress").exit_code == 2
+    assert run("compress", tmp_path, "-o", tmp_path / "o.bb", "--k-steps", "-1").exit_code == 2
+
+
+DECODE_IN_NEW_PROCESS = """
+import sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from cli.main import main
+sys.argv = ["bbzip", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("k_steps", [0, 10])
+def test_decode_in_another_process_with_other_thread_count(tmp_path, image_folder, tiny_models, k_steps):
+    model = str(tiny_models["logistic"])
+    archive = tmp_path / "a.bb"
+    subprocess.run([sys.executable, "-c", DECODE_IN_NEW_PROCESS, "2", "compress", str(image_folder), "-o", str(archive),
+                    "--model", model, "--k-steps", str(k_steps), "--batch-size", "7"], check=True)
+    subprocess.run([sys.executable, "-c", DECODE_IN_NEW_PROCESS, "1", "decompress", str(archive), "-o",
+                    str(tmp_path / "r"), "--model", model], check=True)
+    assert_same_files(image_folder, tmp_path / "r")

@@ -1,0 +1,155 @@
+"""Fast checks of the models package on tiny nets and a few hundred images."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from models.evaluate import iwae_bpd, optimal_inference_bpd, elbo_bpd
+from models.inference import optimise_posterior, posterior_params
+from models.objectives import negative_elbo
+from models.train import fit, train_encoder, train_vae
+from models.vae import MLPVAE, VAEConfig, discretised_logistic_log_prob
+from models.weights import ModelFileError, load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def binary_images(grey_test_images):
+    return (grey_test_images[:300] >= 128).astype(np.uint8)
+
+
+def tiny(likelihood="bernoulli", seed=0):
+    torch.manual_seed(seed)
+    return MLPVAE(VAEConfig(likelihood, latent=4, hidden=32))
+
+
+def test_shapes(grey_test_images):
+    for likelihood in ("bernoulli", "logistic"):
+        model = tiny(likelihood)
+        x = torch.from_numpy(grey_test_images[:5] if likelihood == "logistic" else (grey_test_images[:5] >= 128).astype(np.uint8))
+        mean, raw = model.posterior_raw(x)
+        assert mean.shape == raw.shape == (5, 4)
+        params = model.likelihood_params(mean)
+        assert all(v.shape == (5, 784) for v in params.values())
+        assert negative_elbo(model, x).shape == (5,)
+        assert model.sample_x(mean).shape == (5, 28, 28)
+
+
+def test_logistic_probabilities_sum_to_one():
+    mean = torch.tensor([[-30.0, 0.2, 100.0, 254.0, 400.0]]).repeat(256, 1)
+    log_scale = torch.tensor([[-3.0, 0.0, 2.0, 1.0, -1.0]]).repeat(256, 1)
+    levels = torch.arange(256).unsqueeze(1).expand(256, 5)
+    total = discretised_logistic_log_prob(levels, mean, log_scale).double().exp().sum(0)
+    np.testing.assert_allclose(total.numpy(), 1.0, atol=1e-4)
+
+
+def test_training_lowers_the_loss(binary_images):
+    model = tiny()
+    history = train_vae(model, binary_images, epochs=4, batch_size=50, lr=3e-3)
+    assert history[-1] < history[0]
+
+
+def test_same_seed_same_weights(binary_images):
+    weights = []
+    for _ in range(2):
+        model = tiny()
+        train_vae(model, binary_images[:100], epochs=1, batch_size=50, seed=3)
+        weights.append(torch.cat([p.flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+@pytest.mark.parametrize("objective", ["reverse-half-asleep", "sleep", "denoise"])
+def test_train_encoder_leaves_decoder_bit_identical(binary_images, objective):
+    model = tiny()
+    decoder_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    encoder_before = torch.cat([p.flatten().clone() for p in model.encoder.parameters()])
+    train_encoder(model, binary_images[:100], objective, alpha=0.5, sigma=0.2, epochs=1, batch_size=50)
+    for key, value in model.decoder.state_dict().items():
+        assert torch.equal(value, decoder_before[key])
+    assert not torch.equal(torch.cat([p.flatten() for p in model.encoder.parameters()]), encoder_before)
+
+
+def test_alpha_zero_is_ordinary_encoder_training(binary_images):
+    a, b = tiny(), tiny()
+    train_encoder(a, binary_images[:100], "reverse-half-asleep", alpha=0.0, epochs=1, batch_size=50, seed=7)
+    for p in b.decoder.parameters():
+        p.requires_grad_(False)
+    fit(b, binary_images[:100], lambda x, g: negative_elbo(b, x, g).mean(), b.encoder.parameters(), epochs=1, batch_size=50, seed=7)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_k_step_inference_improves_the_elbo_on_average(binary_images):
+    model = tiny()
+    train_vae(model, binary_images, epochs=2, batch_size=50, lr=3e-3)
+    x = torch.from_numpy(binary_images[:200])
+    generator = torch.Generator().manual_seed(0)
+    amortised = [negative_elbo(model, x, generator).mean().item() for _ in range(20)]
+    mean, raw = optimise_posterior(model, x, k_steps=10, lr=5e-3, seed=1)
+    from models.objectives import negative_elbo_from
+
+    optimised = [negative_elbo_from(model, x, mean, raw, generator).mean().item() for _ in range(20)]
+    assert np.mean(optimised) < np.mean(amortised)
+
+
+K_STEP_SCRIPT = """
+import sys, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+from models.weights import load_model
+from models.inference import posterior_params
+from models.data import load_named
+model, _ = load_model(sys.argv[2])
+x = (load_named("mnist", "test")[:64] >= 128).astype(np.uint8)
+mean, std = posterior_params(model, x, k_steps=10, lr=5e-3, seed=123)
+sys.stdout.write(mean.tobytes().hex() + std.tobytes().hex())
+"""
+
+
+def test_k_step_inference_is_deterministic_across_processes_and_threads(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(tiny(), path)
+    outputs = [
+        subprocess.run([sys.executable, "-c", K_STEP_SCRIPT, str(threads), str(path)], check=True, capture_output=True).stdout
+        for threads in (1, 2)
+    ]
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 0
+
+
+def test_posterior_params_zero_steps_is_the_encoder(binary_images):
+    model = tiny()
+    from models.inference import single_thread
+
+    mean, std = posterior_params(model, binary_images[:10], k_steps=0)
+    with torch.no_grad(), single_thread():  # the coding path's results are the one-thread results
+        expected, _ = model.posterior_raw(torch.from_numpy(binary_images[:10]))
+    np.testing.assert_array_equal(mean, expected.double().numpy())
+    assert np.all(std > 0)
+
+
+def test_safetensors_round_trip_and_tamper_check(tmp_path):
+    model = tiny("logistic")
+    path = tmp_path / "m.safetensors"
+    sha = save_model(model, path, {"command": "bbzip train mnist"})
+    loaded, metadata = load_model(path, sha)
+    assert metadata["command"] == "bbzip train mnist" and loaded.config == model.config
+    for a, b in zip(model.parameters(), loaded.parameters()):
+        assert torch.equal(a, b)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256"):
+        load_model(path, sha)
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError):
+        load_model(path)
+
+
+def test_evaluation_functions_agree_in_order(binary_images):
+    model = tiny()
+    train_vae(model, binary_images, epochs=2, batch_size=50, lr=3e-3)
+    elbo = elbo_bpd(model, binary_images[:100], samples=5)
+    iwae = iwae_bpd(model, binary_images[:100], k=50)
+    oracle = optimal_inference_bpd(model, binary_images[:100], epochs=5, lr=1e-3, batch_size=50)
+    assert iwae <= elbo + 1e-6  # the IWAE bound is tighter than the ELBO
+    assert oracle < elbo  # fitting q on the test images themselves closes part of the gap
