@@ -73,7 +73,11 @@ class Categorical:
             tables = np.stack([_to_steps(self.cdf[..., j], head_shape, shape) for j in range(self.cdf.shape[-1])], -1)
 
         def search(cumulative, t):
-            cdf = np.broadcast_to(self.cdf, cumulative.shape + self.cdf.shape[-1:]) if tables is None else tables[t]
+            if tables is None:  # one shared table: a binary search in C per lane
+                symbols = np.searchsorted(self.cdf, cumulative, side="right").astype(np.int64) - 1
+                start = self.cdf[symbols]
+                return symbols, start, self.cdf[symbols + 1] - start
+            cdf = tables[t]
             symbols = (cdf[..., 1:] <= cumulative[..., None]).sum(axis=-1).astype(np.int64)
             start = np.take_along_axis(cdf, symbols[..., None], -1)[..., 0]
             end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]

@@ -1,0 +1,72 @@
+"""Shared by the benchmark scripts: where results go and what each results file records."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment() -> dict:
+    import numpy
+    import torch
+
+    def version(package):
+        try:
+            from importlib.metadata import version as v
+
+            return v(package)
+        except Exception:
+            return None
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "constriction": version("constriction"),
+        "pillow": version("pillow"),
+        "bbzip_commit": commit,
+    }
+
+
+def markdown_table(columns: list[str], rows: list[list]) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, title: str, sections: list[tuple[str, str]], data: dict) -> Path:
+    """Write RESULTS/name.md (title, environment, sections of markdown) and RESULTS/name.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    lines = [f"# {title}", "", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if v), ""]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", body, ""]
+    path = RESULTS / f"{name}.md"
+    path.write_text("\n".join(lines))
+    (RESULTS / f"{name}.json").write_text(json.dumps({"environment": env, **data}, indent=2) + "\n")
+    return path

@@ -1,0 +1,191 @@
+"""bbans engine throughput and size overhead (issue: the bits-back ANS engine).
+
+    python -m benchmarks.engine [--quick]
+
+Push and pop rates in symbols/s at 1k, 10k and 100k lanes for: raw message push/pop with
+given intervals, a shared 256-symbol table, Bernoulli, discretised logistic and the bucketed
+Gaussian. Then the byte overhead over the exact information content, and the cost of a wide
+head (10^6 symbols on 10^4 lanes vs one lane). If constriction is installed, the same symbols
+go through its ANS coder for comparison. Single thread (numpy's element-wise loops are).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import bbans
+from bbans import Message
+from bbans import distributions as dist
+
+from .common import markdown_table, write_results
+
+
+def _time(fn, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _cases(lanes: int, steps: int, rng):
+    shape = (lanes, steps)
+    shared_probs = rng.dirichlet(np.full(256, 0.5))
+    logits = rng.normal(0, 3, shape)
+    mean, log_scale = rng.uniform(0, 255, shape), rng.uniform(-1, 3, shape)
+    g_mean, g_std = rng.normal(0, 1, shape), rng.uniform(0.05, 0.5, shape)
+    return {
+        "shared 256-symbol table": (lambda: dist.Categorical(shared_probs, 16, shape),
+                                    rng.choice(256, size=shape, p=shared_probs), 16),
+        "Bernoulli (logits)": (lambda: dist.Bernoulli(logits=logits, precision=16),
+                               (rng.random(shape) < 1 / (1 + np.exp(-logits))).astype(np.int64), 16),
+        "discretised logistic": (lambda: dist.DiscretisedLogistic(mean, log_scale, 24),
+                                 np.clip(np.round(mean + np.exp(log_scale) * rng.logistic(size=shape)), 0, 255).astype(np.int64), 24),
+        "bucketed Gaussian (12 bits)": (lambda: dist.BucketedGaussian(g_mean, g_std, 12, 24),
+                                        rng.integers(1500, 2600, size=shape), 24),
+    }
+
+
+def _information_bits(distribution, symbols) -> float:
+    _, freq = distribution.interval(symbols)
+    return float(np.sum(distribution.precision - np.log2(freq.astype(np.float64))))
+
+
+def throughput(total: int, lane_counts, rng) -> list[list]:
+    rows = []
+    for lanes in lane_counts:
+        steps = max(1, total // lanes)
+        n = lanes * steps
+        # Raw message operations with intervals given (no distribution work).
+        precision = 16
+        freq = rng.integers(1, 1 << 12, size=(steps, lanes), dtype=np.uint64)
+        start = (rng.random((steps, lanes)) * ((1 << precision) - freq)).astype(np.uint64)
+
+        def raw_push():
+            m = Message.empty((lanes,))
+            for t in range(steps):
+                m = m.push(start[t], freq[t], precision)
+            return m
+
+        pushed = raw_push()
+
+        def raw_pop():
+            m = pushed
+            for t in reversed(range(steps)):
+                m = m.pop(m.peek(precision), start[t], freq[t], precision)
+            return m
+
+        rows.append(["raw push/pop", lanes, n / _time(raw_push), n / _time(raw_pop)])
+        for name, (make, symbols, _) in _cases(lanes, steps, rng).items():
+            codec = bbans.from_distribution(make())
+            encoded = codec.push(Message.empty((lanes,)), symbols)
+            push_time = _time(lambda: codec.push(Message.empty((lanes,)), symbols))
+            pop_time = _time(lambda: codec.pop(encoded))
+            rows.append([name, lanes, n / push_time, n / pop_time])
+    return rows
+
+
+def make_one_lane(distribution, n: int):
+    """The distribution with its parameters laid along one lane of n steps."""
+    import copy
+
+    one = copy.copy(distribution)
+    one.shape = (1, n)
+    for name in ("params",):
+        if hasattr(one, name):
+            setattr(one, name, tuple(np.broadcast_to(p, distribution.shape).reshape(1, n) for p in getattr(one, name)))
+    if hasattr(one, "zero_freq"):
+        one.zero_freq = np.broadcast_to(one.zero_freq, distribution.shape).reshape(1, n)
+    return one
+
+
+def overhead(rng, lanes: int = 10_000, steps: int = 100) -> list[list]:
+    rows = []
+    for name, (make, symbols, _) in _cases(lanes, steps, rng).items():
+        distribution = make()
+        info = _information_bits(distribution, symbols)
+        wide = len(bbans.from_distribution(distribution).push(Message.empty((lanes,)), symbols).to_bytes())
+        # The same symbols with the same parameters, one after another on a single lane.
+        one = make_one_lane(distribution, lanes * steps)
+        one_lane = len(bbans.from_distribution(one).push(Message.empty((1,)), symbols.reshape(1, -1)).to_bytes())
+        rows.append([name, lanes * steps, info / 8, wide, 100 * (8 * wide / info - 1),
+                     one_lane, 100 * (wide / one_lane - 1), 8 * (wide - one_lane) / lanes])
+    return rows
+
+
+def constriction_rates(total: int, lanes: int, rng) -> list[list]:
+    try:
+        import constriction
+    except ImportError:
+        return []
+    rows = []
+    probs = rng.dirichlet(np.full(256, 0.5))
+    symbols = rng.choice(256, size=total, p=probs).astype(np.int32)
+    model = constriction.stream.model.Categorical(probs, perfect=False)
+
+    def encode():
+        coder = constriction.stream.stack.AnsCoder()
+        coder.encode_reverse(symbols, model)
+        return coder
+
+    coder = encode()
+    compressed = coder.get_compressed()
+    enc = _time(encode)
+    dec = _time(lambda: constriction.stream.stack.AnsCoder(compressed).decode(model, total))
+    ours = bbans.Categorical(probs, 16, (lanes, total // lanes))
+    ours_symbols = symbols.reshape(lanes, -1)
+    encoded = ours.push(Message.empty((lanes,)), ours_symbols)
+    ours_enc = _time(lambda: ours.push(Message.empty((lanes,)), ours_symbols))
+    ours_dec = _time(lambda: ours.pop(encoded))
+    rows.append(["shared 256-symbol table", total / enc, total / dec, total / ours_enc, total / ours_dec,
+                 (total / ours_enc) / (total / enc), (total / ours_dec) / (total / dec)])
+    mean, std = rng.normal(0, 20, total), rng.uniform(1, 10, total)
+    gauss_symbols = np.clip(np.round(mean + std * rng.normal(size=total)), -127, 127).astype(np.int32)
+    gauss_model = constriction.stream.model.QuantizedGaussian(-127, 127)
+
+    def encode_gauss():
+        c = constriction.stream.stack.AnsCoder()
+        c.encode_reverse(gauss_symbols, gauss_model, mean, std)
+        return c
+
+    gauss_compressed = encode_gauss().get_compressed()
+    g_enc = _time(encode_gauss)
+    g_dec = _time(lambda: constriction.stream.stack.AnsCoder(gauss_compressed).decode(gauss_model, mean, std))
+    rows.append(["quantised Gaussian, per-symbol mean/std (constriction) vs discretised logistic (bbans)",
+                 total / g_enc, total / g_dec, None, None, None, None])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10^5 symbols instead of 10^6 (a smoke test)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    total = 100_000 if args.quick else 1_000_000
+    lane_counts = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
+    speed = throughput(total, lane_counts, rng)
+    sizes = overhead(rng, lanes=1_000 if args.quick else 10_000, steps=100)
+    versus = constriction_rates(total, 10_000 if not args.quick else 1_000, rng)
+    sections = [
+        (f"Throughput, {total:,} symbols, one thread (symbols/s)",
+         markdown_table(["case", "lanes", "push", "pop"], speed)),
+        ("Size: bytes vs the exact information content, and a wide head vs one lane",
+         markdown_table(["case", "symbols", "information (bytes)", "archive bytes, wide", "overhead %",
+                         "bytes, one lane", "wide vs one lane %", "extra bits per lane"], sizes)),
+    ]
+    if versus:
+        sections.append(("constriction (Rust, one stream) vs bbans (numpy, 10k lanes), symbols/s",
+                         markdown_table(["case", "constriction encode", "constriction decode", "bbans encode",
+                                         "bbans decode", "encode ratio", "decode ratio"], versus)))
+    path = write_results("engine" + ("-quick" if args.quick else ""), "bbans engine benchmark", sections,
+                         {"throughput": speed, "overhead": sizes, "constriction": versus, "symbols": total})
+    for heading, body in sections:
+        print(f"\n{heading}\n{body}")
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
