@@ -93,11 +93,12 @@ def BernoulliBlocks(logits, block: int = 4, precision: int = 24) -> Codec:
     if logits.shape[-1] % block:
         raise InvalidParameters(f"the last axis ({logits.shape[-1]}) must be a multiple of block={block}")
     grouped = logits.reshape(logits.shape[:-1] + (logits.shape[-1] // block, block))
-    log_one = -np.logaddexp(0.0, -grouped)  # log sigmoid
-    log_zero = -np.logaddexp(0.0, grouped)
-    patterns = (np.arange(1 << block)[:, None] >> np.arange(block - 1, -1, -1)) & 1  # (2^block, block)
-    log_probs = log_zero @ (1 - patterns.T) + log_one @ patterns.T
-    probs = np.exp(log_probs - log_probs.max(axis=-1, keepdims=True))
+    one = 1.0 / (1.0 + np.exp(-grouped))
+    # Pattern j's bits, most significant first; the table is the product over the block.
+    bits = (np.arange(1 << block)[:, None] >> np.arange(block - 1, -1, -1)) & 1  # (2^block, block)
+    probs = np.ones(grouped.shape[:-1] + (1 << block,))
+    for k in range(block):
+        probs *= np.where(bits[:, k], one[..., k : k + 1], 1.0 - one[..., k : k + 1])
     inner = from_distribution(dist.Categorical(probs, precision))
     weights = 1 << np.arange(block - 1, -1, -1)
 

@@ -77,11 +77,13 @@ class Categorical:
                 symbols = np.searchsorted(self.cdf, cumulative, side="right").astype(np.int64) - 1
                 start = self.cdf[symbols]
                 return symbols, start, self.cdf[symbols + 1] - start
-            cdf = tables[t]
-            symbols = (cdf[..., 1:] <= cumulative[..., None]).sum(axis=-1).astype(np.int64)
-            start = np.take_along_axis(cdf, symbols[..., None], -1)[..., 0]
-            end = np.take_along_axis(cdf, symbols[..., None] + 1, -1)[..., 0]
-            return symbols, start, end - start
+            cdf = tables[t].reshape(-1, tables.shape[-1])  # (lanes, K + 1)
+            symbols = (cdf[:, 1:] <= cumulative.reshape(-1, 1)).sum(axis=1)
+            rows = np.arange(len(cdf))
+            start = cdf[rows, symbols]
+            freq = cdf[rows, symbols + 1] - start
+            shape = cumulative.shape
+            return symbols.reshape(shape).astype(np.int64), start.reshape(shape), freq.reshape(shape)
 
         return _SharedSearch(search)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CorruptStream, InvalidParameters, StreamExhausted
+from .errors import CorruptStream, StreamExhausted
 
 WORD_BITS = 32
 HEAD_MIN = np.uint64(1 << WORD_BITS)  # lower bound of every head lane
@@ -90,9 +90,13 @@ def _pull(tail, count: int):
     return (taken[0] if len(taken) == 1 else np.concatenate(taken)), tail
 
 
-def _check_precision(precision: int) -> None:
-    if not 1 <= precision <= MAX_PRECISION:
-        raise InvalidParameters(f"precision must be in 1..{MAX_PRECISION}, got {precision}")
+def _lanes(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _initial_head(shape, seed: int) -> np.ndarray:
+    words = virtual_words(int(seed), 0, _lanes(shape)).astype(np.uint64)
+    return (HEAD_MIN | words).reshape(shape)
 
 
 class Message:
@@ -107,8 +111,13 @@ class Message:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def empty(cls, shape, seed: int = 0) -> "Message":
-        """A fresh message for encoding: every lane at 2^32 over an unsealed virtual bottom."""
-        return cls(np.full(shape, HEAD_MIN, dtype=np.uint64), _Bottom(int(seed), 0, False))
+        """A fresh message for encoding, over an unsealed virtual bottom.
+
+        Each lane starts at 2^32 plus one virtual word: that keeps the state at about 32 bits
+        (the floor every lane has anyway) but gives a first pop random bits to read instead of
+        zeros, which would always pick the lowest-cdf symbol (the most extreme latent bucket).
+        """
+        return cls(_initial_head(shape, seed), _Bottom(int(seed), _lanes(shape), False))
 
     @property
     def shape(self):
@@ -164,15 +173,16 @@ class Message:
     # -- end of decoding -----------------------------------------------------------------------
     def check_initial(self) -> None:
         """Raise CorruptStream unless this is the fresh message the encoder started from."""
-        if not np.all(self.head == HEAD_MIN):
-            raise CorruptStream("decoding did not end at the initial state (corrupt input)")
-        words = self._real_words()
         bottom = self.tail
         while isinstance(bottom, _Node):
             bottom = bottom.rest
-        if len(words) != bottom.offset:
+        if not np.array_equal(self.head, _initial_head(self.shape, bottom.seed)):
+            raise CorruptStream("decoding did not end at the initial state (corrupt input)")
+        first = _lanes(self.shape)  # virtual words 0..lanes-1 seeded the head
+        words = self._real_words()
+        if len(words) != bottom.offset - first:
             raise CorruptStream("decoding left words on the stack (corrupt input)")
-        expected = virtual_words(bottom.seed, 0, bottom.offset)[::-1]
+        expected = virtual_words(bottom.seed, first, bottom.offset - first)[::-1]
         if not np.array_equal(words, expected):
             raise CorruptStream("decoding did not return the initial bits (corrupt input)")
 
@@ -207,6 +217,8 @@ class Message:
 
         view = memoryview(data)
         virtual_used, pos = read_uvarint(view, 0)
+        if virtual_used < _lanes(shape):
+            raise CorruptStream("message header is inconsistent with its head")
         n_words, pos = read_uvarint(view, pos)
         n_lanes = int(np.prod(shape, dtype=np.int64))
         heads, pos = unpack_heads(view, pos, n_lanes)

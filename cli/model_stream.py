@@ -1,9 +1,8 @@
 """Coding a list of same-sized images with a VAE: bits-back over batches chained on one message.
 
-Each image is one lane of the message head; a batch of B images is coded at once (its pixels
-one step at a time along each lane). Batches are pushed in order onto the same message, so the
-initial bits (the first posterior pop of each lane) are paid once per archive, not per batch.
-A final partial batch uses the first lanes only.
+Each image is one lane of the message head; a batch of up to B images is coded at once (its
+pixels one step at a time along each lane). Batches are pushed in order onto the same message,
+so initial bits are paid once per archive, not per batch; a smaller batch uses the first lanes.
 """
 from __future__ import annotations
 
@@ -69,7 +68,19 @@ def _on_first_lanes(message: Message, n: int, step):
 
 
 def _batches(n_images: int, batch_size: int):
-    return [(i // batch_size, i, min(i + batch_size, n_images)) for i in range(0, n_images, batch_size)]
+    """(index, first, end) of each batch: 1, 2, 4, ... images, then batch_size at a time.
+
+    The ramp is what keeps the initial bits small. A lane's first posterior pop needs bits; on
+    an empty stack they come from the virtual bottom and are paid for in full. With the ramp,
+    each new lane's first pop mostly pulls words that earlier images already pushed (ordinary
+    bits back), so only the very first images pay initial bits.
+    """
+    bounds, start, size = [], 0, 1
+    while start < n_images:
+        end = min(start + min(size, batch_size), n_images)
+        bounds.append((len(bounds), start, end))
+        start, size = end, size * 2
+    return bounds
 
 
 def encode(model: MLPVAE, symbols: np.ndarray, settings: CodingSettings, on_batch=None) -> bytes:

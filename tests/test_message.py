@@ -5,7 +5,6 @@ from hypothesis import strategies as st
 
 import bbans
 from bbans import CorruptStream, InvalidParameters, Message, StreamExhausted
-from bbans.message import HEAD_MIN
 
 
 def test_importing_bbans_does_not_import_torch():
@@ -136,5 +135,7 @@ def test_garbage_bytes_raise_engine_errors():
             message.check_initial()
 
 
-def test_head_minimum_is_the_initial_state():
-    assert np.all(Message.empty((2, 3)).head == HEAD_MIN)
+def test_fresh_lanes_start_at_the_floor_with_random_low_bits():
+    head = Message.empty((2, 3), seed=4).head
+    assert np.all((head >> np.uint64(32)) == 1) and len(np.unique(head)) == 6
+    assert not np.array_equal(head, Message.empty((2, 3), seed=5).head)
