@@ -1,0 +1,37 @@
+"""The weights bbzip ships: present, intact, and compressing MNIST end to end."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from models.weights import WEIGHTS_DIR, load_shipped, manifest, sha256_of
+
+NAMES = ["mlp-binary-mnist-baseline", "mlp-binary-mnist-rha", "mlp-mnist-baseline", "mlp-mnist-rha"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_weights_match_the_manifest(name):
+    entry = manifest()[name]
+    path = WEIGHTS_DIR / entry["file"]
+    assert sha256_of(path) == entry["sha256"] and entry["file"].endswith(entry["sha256"][:8] + ".safetensors")
+    model, metadata = load_shipped(name)
+    assert metadata["command"].startswith("bbzip ") and entry["command"] == metadata["command"]
+    assert model.config.latent == 10 and model.config.hidden == 500
+
+
+@pytest.mark.parametrize("data, expected_model", [("binary", "mlp-binary-mnist-rha"), ("grey", "mlp-mnist-rha")])
+def test_default_model_round_trip(tmp_path, grey_test_images, data, expected_model):
+    images = grey_test_images[:150]
+    if data == "binary":
+        images = (images >= 128).astype(np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.bb")])
+    assert result.exit_code == 0, result.output
+    listing = runner.invoke(cli, ["list", str(tmp_path / "x.bb")]).output
+    assert expected_model in listing
+    result = runner.invoke(cli, ["decompress", str(tmp_path / "x.bb"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "x.npy"), images)
+    bpd = 8 * (tmp_path / "x.bb").stat().st_size / images.size
+    assert bpd < (0.5 if data == "binary" else 2.5)  # far below the raw 1 / 8 bits per pixel
