@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -18,10 +17,25 @@ from .errors import guard, refuse_overwrite
 
 
 def _command_line() -> str:
-    return "bbzip " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as parsed, every setting spelled out (defaults too), to record in weights."""
+    ctx = click.get_current_context()
+    parts = ["bbzip", ctx.info_name]  # not command_path: under a test runner the root is not "bbzip"
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in ("force", "resume", "checkpoint", "checkpoint_every") or value is None:
+            continue
+        if isinstance(param, click.Argument):
+            parts.append(shlex.quote(str(value)))
+        elif param.is_flag:
+            parts += [param.opts[-1]] if value else []
+        else:
+            parts += [param.opts[-1], shlex.quote(str(value))]
+    return " ".join(parts)
 
 
-def _split(images: np.ndarray, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(images: np.ndarray, holdout: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if holdout is None:  # default: a tenth of the images, at most 1000
+        holdout = min(1000, len(images) // 10)
     if holdout <= 0:
         return images, images[:0]
     if holdout >= len(images):
@@ -36,23 +50,17 @@ def _report(out, model, held_out: np.ndarray, seed: int) -> None:
         out.info(f"held-out bpd (-ELBO): {elbo_bpd(model, held_out, samples=1, seed=seed):.4f}")
 
 
-def _progress_callback(out, total_steps):
-    state = {"bar": None}
-
-    def callback(p):
-        state["advance"](1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}")
-
-    return state, callback
-
-
 def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs):
+    """Run a training loop with a progress bar, or a line per epoch when stderr is not a terminal."""
     steps = epochs * -(-n_images // batch_size)
     with out.bar("training", steps) as advance:
-        history = fit_fn(progress=lambda p: advance(1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}"),
-                         epochs=epochs, batch_size=batch_size, **kwargs)
-    for epoch, bpd in enumerate(history[-3:], start=len(history) - min(3, len(history)) + 1):
-        out.detail(f"epoch {epoch}: training bpd {bpd:.4f}")
-    return history
+
+        def progress(p):
+            advance(1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}")
+            if p.step == p.steps and not out.progress:
+                out.info(f"epoch {p.epoch}/{p.epochs}: training bpd {p.bpd:.4f}")
+
+        return fit_fn(progress=progress, epochs=epochs, batch_size=batch_size, **kwargs)
 
 
 @click.command("train")
@@ -66,7 +74,8 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.option("--lr", default=3e-4, show_default=True)
 @click.option("--batch-size", default=100, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--holdout", default=1000, show_default=True, help="Images kept out of training (the last N) to report a held-out bpd.")
+@click.option("--holdout", type=int, help="Images kept out of training (the last N) to report a held-out bpd "
+              "[default: a tenth, at most 1000; 0 trains on all].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file (default: OUTPUT.ckpt).")
 @click.option("--checkpoint-every", default=10, show_default=True, help="Epochs between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint.")
@@ -110,7 +119,7 @@ def train_command(out, data, output, likelihood, latent, hidden, epochs, lr, bat
 @click.option("--lr", default=3e-4, show_default=True)
 @click.option("--batch-size", default=100, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--holdout", default=1000, show_default=True)
+@click.option("--holdout", type=int, help="Images kept out (the last N) [default: a tenth, at most 1000].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--checkpoint-every", default=10, show_default=True)
 @click.option("--resume", is_flag=True)
