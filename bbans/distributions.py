@@ -171,7 +171,31 @@ class _Stepwise:
     def search(self, cumulative, t):
         d = self.distribution
         params = [p[t] for p in self.step_params]
-        return search_boundaries(lambda k: d._cdf_inner(k, params), cumulative, d.n_symbols, d.precision)
+        guess = getattr(d, "_guess", None)
+        if guess is None:
+            return search_boundaries(lambda k: d._cdf_inner(k, params), cumulative, d.n_symbols, d.precision)
+        return _search_from_guess(d, params, cumulative, guess(cumulative, params))
+
+
+def _search_from_guess(d, params, cumulative, guess):
+    """Check a guessed symbol against the exact integer CDF; binary-search only the misses.
+
+    The guess is a float hint and nothing more: a symbol is accepted only if its integer
+    interval [C(k), C(k+1)) holds the cumulative frequency, so the result is the same as a
+    full search whatever the hint says.
+    """
+    n, top = d.n_symbols, float(1 << d.precision)
+    k = np.clip(guess, 0, n - 1).astype(np.float64)
+    start = np.where(k > 0, d._cdf_inner(np.maximum(k, 1.0), params), 0.0)
+    end = np.where(k + 1 < n, d._cdf_inner(np.minimum(k + 1, n - 1.0), params), top)
+    target = cumulative.astype(np.float64)
+    miss = (target < start) | (target >= end)
+    symbols, start, freq = k.astype(np.int64), start.astype(np.uint64), (end - start).astype(np.uint64)
+    if miss.any():
+        sub = [np.broadcast_to(p, miss.shape)[miss] for p in params]
+        found = search_boundaries(lambda j: d._cdf_inner(j, sub), cumulative[miss], n, d.precision)
+        symbols[miss], start[miss], freq[miss] = found
+    return symbols, start, freq
 
 
 def _to_steps(array, head_shape, shape):
@@ -212,6 +236,17 @@ class DiscretisedLogistic(_BoundaryDistribution):
         np.floor(t, out=t)
         t += k
         return t
+
+
+    def _guess(self, cumulative, params):
+        # The logistic quantile at the cumulative frequency: G(k) = u at k = mean + 0.5 + scale * logit(u).
+        # u lies strictly inside (0, 1) and the scale is clipped, so the hint is always finite.
+        shifted_mean, inv_scale = params
+        u = (cumulative.astype(np.float64) + 0.5) * (1.0 / float(1 << self.precision))
+        k = np.log(u / (1.0 - u))
+        k /= inv_scale
+        k += shifted_mean
+        return np.floor(k, out=k)
 
 
 class DiscretisedLogisticRGB:

@@ -14,6 +14,9 @@ only how many virtual words were consumed. The decoder rebuilds the same bottom 
 but *sealed*: pulling from it raises StreamExhausted, since a correct decode never needs to.
 When decoding ends, the words above the bottom must be exactly the virtual words the encoder
 consumed and the head must be back at its initial value (check_initial).
+
+Lanes. A coder may start on one lane and `grow` more as it needs them; each new lane's low
+word is pulled off the stack, so lanes cost almost nothing. The decoder `shrink`s in mirror.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CorruptStream, StreamExhausted
+from .errors import CorruptStream, InvalidParameters, StreamExhausted
 
 WORD_BITS = 32
 HEAD_MIN = np.uint64(1 << WORD_BITS)  # lower bound of every head lane
@@ -170,6 +173,33 @@ class Message:
             head[underflow] = (head[underflow] << _U32) | words.astype(np.uint64)
         return Message(head, tail)
 
+    # -- lanes that join and leave -------------------------------------------------------------
+    def grow(self, count: int) -> "Message":
+        """Add `count` lanes (1-D heads only), each 2^32 plus one word pulled off the stack.
+
+        A lane's state never drops below 2^32, so a lane made from scratch stores about 32 bits
+        that carry no data. Taking those bits from the stack instead makes them real data (bits
+        back for the lane itself): an extra lane costs only the few bits of packing its head.
+        """
+        if self.head.ndim != 1:
+            raise InvalidParameters("only a 1-D head can grow")
+        words, tail = _pull(self.tail, count)
+        new_lanes = HEAD_MIN | words.astype(np.uint64)
+        return Message(np.concatenate([self.head, new_lanes]), tail)
+
+    def shrink(self, count: int) -> "Message":
+        """The mirror of grow: drop the last `count` lanes, returning their words to the stack.
+
+        Raises CorruptStream if a dropped lane is not in the state grow made it in.
+        """
+        if self.head.ndim != 1 or not 0 <= count <= len(self.head):
+            raise InvalidParameters(f"cannot drop {count} lanes of a head of shape {self.head.shape}")
+        keep, dropped = self.head[: len(self.head) - count], self.head[len(self.head) - count :]
+        if np.any((dropped >> _U32) != 1):
+            raise CorruptStream("a lane did not end in the state it started in (corrupt input)")
+        words = (dropped & WORD_MASK).astype(np.uint32)
+        return Message(keep.copy(), _Node(words, self.tail, _depth(self.tail) + count) if count else self.tail)
+
     # -- end of decoding -----------------------------------------------------------------------
     def check_initial(self) -> None:
         """Raise CorruptStream unless this is the fresh message the encoder started from."""
@@ -217,7 +247,7 @@ class Message:
 
         view = memoryview(data)
         virtual_used, pos = read_uvarint(view, 0)
-        if virtual_used < _lanes(shape):
+        if virtual_used < 1:  # every message starts on at least one virtual word (its first head)
             raise CorruptStream("message header is inconsistent with its head")
         n_words, pos = read_uvarint(view, pos)
         n_lanes = int(np.prod(shape, dtype=np.int64))

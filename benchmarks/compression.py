@@ -44,11 +44,11 @@ PAPER = {
 
 def elbo_estimate_bpd(model, images: np.ndarray, settings, samples: int = 4) -> float:
     """-ELBO (bits/dim) of the posteriors the coder uses: same batches, same K-step seeds."""
-    from cli.model_stream import batch_seed
+    from cli.model_stream import batch_seed, coding_batches
 
     total, generator = 0.0, torch.Generator().manual_seed(0)
-    for index, lo in enumerate(range(0, len(images), settings.batch_size)):
-        batch = images[lo : lo + settings.batch_size]
+    for index, lo, hi in coding_batches(len(images), settings.batch_size):
+        batch = images[lo:hi]
         mean, raw = optimise_posterior(model, batch, settings.k_steps, settings.lr, batch_seed(settings.seed, index))
         x = torch.from_numpy(np.ascontiguousarray(batch))
         with torch.no_grad(), single_thread():
@@ -59,7 +59,7 @@ def elbo_estimate_bpd(model, images: np.ndarray, settings, samples: int = 4) -> 
 def run_one(choice, images: np.ndarray, k: int, folder: Path) -> dict:
     path = folder / "test.npy"
     np.save(path, images)
-    settings = coding.settings_for(choice.model, k, 5e-3, 0, None)
+    settings = coding.settings_for(choice.model, k, 5e-3, 0, None, len(images))
     start = time.perf_counter()
     entry = read_entry("test.npy", path, coding.fits(choice.model.config))
     header, payload = coding.build([entry], choice, settings)

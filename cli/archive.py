@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89BBZIP\r\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lanes grow from the stack (bbans Message.grow)
 _MAX_HEADER = 64 << 20
 
 

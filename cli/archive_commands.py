@@ -55,7 +55,7 @@ def _model_items(archive) -> int:
 @click.option("--model", "model_spec", help="A shipped model's name or a .safetensors file (default: the shipped model that fits).")
 @click.option("--k-steps", default=0, show_default=True, help="Optimise each posterior for K Adam steps (paper Algorithm 2).")
 @click.option("--lr", default=5e-3, show_default=True, help="Learning rate of the K steps.")
-@click.option("--batch-size", type=int, help="Images coded side by side (default: 64 binary, 200 grey).")
+@click.option("--batch-size", type=int, help="Images coded side by side [default: 1 per 20 binary / 2 grey images, 16 to 1000].")
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @click.pass_obj
@@ -75,8 +75,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if choice is None:
         default = coding.choose_default(entries)
         choice = coding.load_choice(default) if default else None
-    settings = coding.settings_for(choice.model, k_steps, lr, seed, batch_size) if choice else None
     n_items = sum(len(e.items) for e in entries)
+    settings = coding.settings_for(choice.model, k_steps, lr, seed, batch_size, n_items) if choice else None
     started = time.perf_counter()
     with out.bar("compressing", n_items) as advance:
         header, payload = coding.build(entries, choice, settings, on_batch=advance)

@@ -3,6 +3,8 @@
 Each image is one lane of the message head; a batch of up to B images is coded at once (its
 pixels one step at a time along each lane). Batches are pushed in order onto the same message,
 so initial bits are paid once per archive, not per batch; a smaller batch uses the first lanes.
+The message starts with one lane and grows a lane (from bits already on the stack) each time a
+batch is wider than any before it, so wide batches cost no extra bytes.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def batch_codec(model: MLPVAE, settings: CodingSettings, batch_index: int, n_ima
     def likelihood(z_index):
         params = likelihood_params(model, centres[z_index])
         if config.likelihood == "bernoulli":
-            return bbans.BernoulliBlocks(params["logits"], 4, settings.likelihood_precision)
+            return bbans.Bernoulli(logits=params["logits"], precision=settings.likelihood_precision)
         return bbans.DiscretisedLogistic(params["mean"], params["log_scale"], settings.likelihood_precision)
 
     prior = bbans.BucketPrior(settings.bucket_bits, (n_images, config.latent))
@@ -67,28 +69,37 @@ def _on_first_lanes(message: Message, n: int, step):
     return Message(head, sub.tail), result
 
 
-def _batches(n_images: int, batch_size: int):
-    """(index, first, end) of each batch: 1, 2, 4, ... images, then batch_size at a time.
+def coding_batches(n_images: int, batch_size: int):
+    """(index, first, end) of each batch: 1, 2, 3, 5, 8, ... images (x1.5), then batch_size.
 
     The ramp is what keeps the initial bits small. A lane's first posterior pop needs bits; on
     an empty stack they come from the virtual bottom and are paid for in full. With the ramp,
-    each new lane's first pop mostly pulls words that earlier images already pushed (ordinary
-    bits back), so only the very first images pay initial bits.
+    each new lane's first pop pulls words that earlier images already pushed (ordinary bits
+    back), so only the very first images pay initial bits. The ramp grows by half, not double:
+    a posterior pop can take nearly as many bits as an image adds, and a doubling batch would
+    then run the stack dry and pull from the virtual bottom again.
     """
     bounds, start, size = [], 0, 1
     while start < n_images:
         end = min(start + min(size, batch_size), n_images)
         bounds.append((len(bounds), start, end))
-        start, size = end, size * 2
+        start, size = end, size + (size + 1) // 2
     return bounds
+
+
+def _lanes_before(bounds, index: int) -> int:
+    """Lanes the message has when batch `index` starts: as many as the widest batch before it."""
+    return max([hi - lo for _, lo, hi in bounds[:index]], default=1)
 
 
 def encode(model: MLPVAE, symbols: np.ndarray, settings: CodingSettings, on_batch=None) -> bytes:
     """symbols: (N, H, W) integers the model codes (0/1 for Bernoulli, 0..255 for logistic)."""
     n = len(symbols)
     flat = symbols.reshape(n, -1).astype(np.int64)
-    message = Message.empty((min(settings.batch_size, n),), seed=settings.seed)
-    for index, lo, hi in _batches(n, settings.batch_size):
+    message = Message.empty((1,), seed=settings.seed)
+    for index, lo, hi in coding_batches(n, settings.batch_size):
+        if hi - lo > message.shape[0]:
+            message = message.grow(hi - lo - message.shape[0])
         codec = batch_codec(model, settings, index, hi - lo)
         message, _ = _on_first_lanes(message, hi - lo, lambda m: (codec.push(m, flat[lo:hi]), None))
         if on_batch:
@@ -99,11 +110,13 @@ def encode(model: MLPVAE, symbols: np.ndarray, settings: CodingSettings, on_batc
 def decode(model: MLPVAE, data: bytes, n_images: int, settings: CodingSettings, on_batch=None) -> np.ndarray:
     """The mirror of encode; raises bbans errors on corrupt input."""
     config = model.config
-    message = Message.from_bytes(data, (min(settings.batch_size, n_images),), seed=settings.seed)
+    bounds = coding_batches(n_images, settings.batch_size)
+    message = Message.from_bytes(data, (_lanes_before(bounds, len(bounds)),), seed=settings.seed)
     out = np.empty((n_images, config.pixels), dtype=np.int64)
-    for index, lo, hi in reversed(_batches(n_images, settings.batch_size)):
+    for index, lo, hi in reversed(bounds):
         codec = batch_codec(model, settings, index, hi - lo)
         message, out[lo:hi] = _on_first_lanes(message, hi - lo, codec.pop)
+        message = message.shrink(message.shape[0] - _lanes_before(bounds, index))
         if on_batch:
             on_batch(hi - lo)
     message.check_initial()

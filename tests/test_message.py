@@ -139,3 +139,39 @@ def test_fresh_lanes_start_at_the_floor_with_random_low_bits():
     head = Message.empty((2, 3), seed=4).head
     assert np.all((head >> np.uint64(32)) == 1) and len(np.unique(head)) == 6
     assert not np.array_equal(head, Message.empty((2, 3), seed=5).head)
+
+
+def test_lanes_grow_from_the_stack_and_shrink_back():
+    codec = bbans.Uniform(16, (1,))
+    message = codec.push(codec.push(Message.empty((1,), seed=3), [7]), [9])
+    grown = message.grow(3)
+    assert grown.shape == (4,) and np.all((grown.head[1:] >> np.uint64(32)) == 1)
+    wide = bbans.Uniform(16, (4,))
+    grown = wide.push(grown, [1, 2, 3, 4])
+    decoded = Message.from_bytes(grown.to_bytes(), (4,), seed=3)
+    decoded, symbols = wide.pop(decoded)
+    assert list(symbols) == [1, 2, 3, 4]
+    decoded = decoded.shrink(3)
+    decoded, first = codec.pop(decoded)
+    decoded, second = codec.pop(decoded)
+    assert (first[0], second[0]) == (9, 7)
+    decoded.check_initial()
+
+
+def test_many_lanes_cost_almost_nothing_when_grown():
+    """A wide message grown from the stack costs a few bits a lane, not the 32 of a fresh lane."""
+    rng = np.random.default_rng(2)
+    symbols = rng.integers(0, 1 << 12, size=(1000, 20))
+    codec = bbans.Uniform(12, (1000, 20))
+    fresh = codec.push(Message.empty((1000,)), symbols)
+    # The first lane holds more than 999 words, so the new lanes take real bits, none virtual.
+    first_lane = bbans.Uniform(12, (1, 4000)).push(Message.empty((1,)), symbols[:200].reshape(1, -1))
+    grown = codec.push(first_lane.grow(999), symbols)
+    assert len(grown.to_bytes()) - 12 * 1200 * 20 / 8 < 1000 * 1.0  # packing: ~5 bits a lane
+    assert len(fresh.to_bytes()) - 12 * 1000 * 20 / 8 > 1000 * 4
+
+
+def test_shrinking_a_lane_that_is_not_fresh_is_corrupt():
+    message = bbans.Uniform(16, (2,)).push(Message.empty((2,)), [5, 6])
+    with pytest.raises(CorruptStream):
+        message.shrink(1)
