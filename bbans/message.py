@@ -31,6 +31,7 @@ HEAD_MIN = np.uint64(1 << WORD_BITS)  # lower bound of every head lane
 WORD_MASK = np.uint64((1 << WORD_BITS) - 1)
 MAX_PRECISION = 31
 _U32 = np.uint64(32)
+_SHIFTS = [np.uint64(n) for n in range(65)]
 
 
 def virtual_words(seed: int, start: int, count: int) -> np.ndarray:
@@ -146,15 +147,19 @@ class Message:
         freq = np.asarray(freq, dtype=np.uint64)
         # A lane overflows if head >= freq * 2^(64-precision); shift instead of multiply so that
         # freq == 2^precision (a certain symbol) cannot overflow.
-        overflow = (head >> np.uint64(64 - precision)) >= freq
+        overflow = np.right_shift(head, _SHIFTS[64 - precision]) >= freq
         tail = self.tail
         if overflow.any():
-            words = (head[overflow] & WORD_MASK).astype(np.uint32)
+            lanes = np.flatnonzero(overflow)
+            words = head.ravel()[lanes].astype(np.uint32)  # the cast keeps the low 32 bits
             tail = _Node(words, tail, _depth(tail) + len(words))
-            head = np.where(overflow, head >> _U32, head)
+            head = head.copy(order="C")  # so that ravel() is a view and the shift lands in it
+            head.ravel()[lanes] >>= _U32
         quotient, remainder = np.divmod(head, freq)
-        head = (quotient << np.uint64(precision)) + remainder + start
-        return Message(head, tail)
+        quotient <<= _SHIFTS[precision]
+        quotient += remainder
+        quotient += start
+        return Message(quotient, tail)
 
     def peek(self, precision: int) -> np.ndarray:
         """First half of a pop: the cumulative frequency each lane points at."""
