@@ -66,7 +66,7 @@ def run_one(choice, images: np.ndarray, k: int, folder: Path) -> dict:
     archive_bytes = write_archive(header, payload)
     compress_s = time.perf_counter() - start
     start = time.perf_counter()
-    files = list(coding.extract(read_archive(archive_bytes), choice))
+    files = coding.extract(read_archive(archive_bytes), choice)
     decompress_s = time.perf_counter() - start
     restored = np.load(__import__("io").BytesIO(files[0][1]))
     assert np.array_equal(restored, images), "round trip failed"

@@ -101,7 +101,7 @@ def _decode(out, source: str, model_spec: str | None):
     choice = coding.resolve_model(archive.header, model_spec)
     with out.bar("decompressing", _model_items(archive)) as advance:
         try:
-            files = list(coding.extract(archive, choice, on_batch=advance))
+            files = coding.extract(archive, choice, on_batch=advance)
         except BBZipError:
             raise
         except Exception as error:  # bbans errors and anything a damaged stream can provoke

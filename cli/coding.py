@@ -10,7 +10,9 @@ from models.vae import MLPVAE
 from models.weights import ModelFileError, find_by_sha256, load_model, load_shipped, sha256_of, shipped_path
 
 from . import model_stream
-from .archive import Archive, pixel_digest
+import hashlib
+
+from .archive import Archive, entry_checksum
 from .entries import Entry, checksum_source, restore
 from .errors import BBZipError
 
@@ -95,12 +97,15 @@ def build(entries: list[Entry], choice: ModelChoice | None, settings, on_batch=N
     stream_items = []
     if any(e.items for e in entries) and choice is None:
         raise BBZipError("images for the model but no model")
+    all_pixels = hashlib.sha256()
     for entry in entries:
-        entry.meta["sha256"] = pixel_digest(checksum_source(entry))
+        source = checksum_source(entry)
+        entry.meta["crc32"] = entry_checksum(source)
+        all_pixels.update(source)
         entry.meta.pop("pixels", None)
         if entry.items:
             stream_items.append(to_symbols(entry, choice.model.config.likelihood))
-    header = {"entries": [], "model": None, "coding": None}
+    header = {"entries": [], "model": None, "coding": None, "pixels_sha256": all_pixels.hexdigest()}
     if stream_items:
         symbols = np.concatenate(stream_items)
         stream = model_stream.encode(choice.model, symbols, settings, on_batch)
@@ -138,15 +143,16 @@ def resolve_model(header: dict, override: str | None) -> ModelChoice | None:
         raise BBZipError(str(error)) from None
 
 
-def extract(archive: Archive, choice: ModelChoice | None, on_batch=None):
-    """Yield (name, file bytes) for every entry, each checked against its recorded sha256."""
+def extract(archive: Archive, choice: ModelChoice | None, on_batch=None) -> list[tuple[str, bytes]]:
+    """(name, file bytes) of every entry, each checked against its crc32, and all of them
+    together against the archive's sha256 of the decoded pixels."""
     header = archive.header
     items = np.zeros((0,), dtype=np.uint8)
     if header.get("model"):
         coding = model_stream.CodingSettings(**header["coding"])
         count = header["model_stream"]["items"]
         items = model_stream.decode(choice.model, archive.model_stream, count, coding, on_batch)
-    position = 0
+    position, files, all_pixels = 0, [], hashlib.sha256()
     for meta in header["entries"]:
         n = meta["items"]
         entry_items = [] if n == 0 else list(items[position : position + n].astype(np.int64) * meta.get("scale", 1))
@@ -156,6 +162,10 @@ def extract(archive: Archive, choice: ModelChoice | None, on_batch=None):
             data, source = restore(meta, entry_items, blobs)
         except (OSError, ValueError, KeyError, EOFError) as error:
             raise BBZipError(f"{meta.get('name')}: damaged entry ({error})") from None
-        if pixel_digest(source) != meta["sha256"]:
+        if entry_checksum(source) != meta["crc32"]:
             raise BBZipError(f"{meta['name']}: decoded pixels do not match the archive's checksum (damaged archive)")
-        yield meta["name"], data
+        all_pixels.update(source)
+        files.append((meta["name"], data))
+    if all_pixels.hexdigest() != header["pixels_sha256"]:
+        raise BBZipError("decoded pixels do not match the archive's sha256 (damaged archive)")
+    return files

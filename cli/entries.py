@@ -200,7 +200,7 @@ def _restore_npz(meta, items, blobs):
 
 
 def checksum_source(entry: Entry) -> bytes:
-    """The bytes whose sha256 the archive records for this entry (as `restore` recomputes them)."""
+    """The bytes the archive checksums for this entry (as `restore` recomputes them)."""
     meta = entry.meta
     if meta.get("store") in ("stored", "classic"):
         return meta["pixels"]

@@ -191,3 +191,34 @@ def test_decode_in_another_process_with_other_thread_count(tmp_path, image_folde
     subprocess.run([sys.executable, "-c", DECODE_IN_NEW_PROCESS, "1", "decompress", str(archive), "-o",
                     str(tmp_path / "r"), "--model", model], check=True)
     assert_same_files(image_folder, tmp_path / "r")
+
+
+def test_many_small_files_cost_little_header(tmp_path, grey_test_images, tiny_models):
+    """The entry table (names, formats, a crc32 each) is deflated: a few bytes per file."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(300):
+        Image.fromarray(grey_test_images[i]).save(folder / f"digit-{i:05d}.png")
+    out = compress(tmp_path, [folder], tiny_models["logistic"])
+    from cli.archive import read_archive
+
+    archive = read_archive(out.read_bytes())
+    header_bytes = out.stat().st_size - len(archive.payload) - len(MAGIC) - 6 - 4 - 32
+    assert header_bytes / 300 < 16
+    restored = tmp_path / "restored"
+    assert run("decompress", out, "-o", restored, "--model", tiny_models["logistic"]).exit_code == 0
+    assert_same_files(folder, restored)
+
+
+def test_forged_entry_with_a_matching_crc_is_caught_by_the_archive_sha256(tmp_path, image_folder, tiny_models):
+    """An entry whose pixels change but whose crc32 still matches fails on the archive-wide sha256."""
+    from cli.archive import read_archive, write_archive
+
+    out = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    archive = read_archive(out.read_bytes())
+    header = archive.header
+    header["pixels_sha256"] = "0" * 64  # as if some entry had decoded to other pixels with the same crc
+    forged = tmp_path / "forged.bb"
+    forged.write_bytes(write_archive(header, archive.payload))
+    result = run("test", forged, "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and "sha256" in result.output
