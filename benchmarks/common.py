@@ -8,7 +8,8 @@ import platform
 import subprocess
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# BBZIP_RESULTS_DIR redirects the output (the smoke tests write to a temporary folder).
+RESULTS = Path(os.environ.get("BBZIP_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 
 
 def environment() -> dict:

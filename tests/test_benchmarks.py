@@ -1,0 +1,54 @@
+"""Each benchmark's --quick mode runs end to end and writes its markdown and JSON results.
+
+Smoke tests only: they check that the scripts run and record real numbers, never a timing.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(tmp_path, module, *args):
+    env = dict(os.environ, BBZIP_RESULTS_DIR=str(tmp_path))
+    subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--quick", *args], cwd=REPO, env=env, check=True,
+                   capture_output=True, text=True, timeout=600)
+    return {p.name: p for p in tmp_path.iterdir()}
+
+
+def test_engine_quick(tmp_path):
+    files = run_benchmark(tmp_path, "engine")
+    data = json.loads(files["engine-quick.json"].read_text())
+    cases = {row[0] for row in data["throughput"]}
+    assert {"raw push/pop", "shared 256-symbol table"} <= cases
+    assert all(rate > 0 for row in data["throughput"] for rate in row[2:])
+
+
+def test_classic_quick(tmp_path):
+    files = run_benchmark(tmp_path, "classic")
+    data = json.loads(files["classic-quick.json"].read_text())
+    for label in ("grey", "binary"):
+        codecs = {r["codec"]: r for r in data[label]}
+        assert "PNG (optimize)" in codecs and codecs["PNG (optimize)"]["whole_set_bpd"] > 0
+
+
+def test_compression_quick(tmp_path):
+    files = run_benchmark(tmp_path, "compression", "--k", "0", "2")
+    runs = json.loads(files["compression-quick.json"].read_text())["runs"]
+    assert {(r["data"], r["encoder"], r["k"]) for r in runs} == {
+        (d, e, k) for d in ("binary", "grey") for e in ("baseline", "rha") for k in (0, 2)}
+    for r in runs:
+        assert r["archive_bpd"] > r["elbo_bpd"] * 0.95  # real bytes, never far below the model's own bound
+
+
+@pytest.mark.parametrize("data", ["binary-mnist"])
+def test_table1_quick(tmp_path, data):
+    model = next((REPO / "models" / "weights").glob("mlp-binary-mnist-baseline-*.safetensors"))
+    files = run_benchmark(tmp_path, "table1", "--model", str(model), "--data", data)
+    bpd = json.loads(files["table1-quick.json"].read_text())["bpd"]
+    assert set(bpd) == {"VAE (alpha=0)", "denoise s=0.1", "denoise s=0.2", "denoise s=0.4", "denoise s=0.8",
+                        "denoise s=1.0", "reverse half-asleep"}
