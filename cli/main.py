@@ -5,6 +5,7 @@ import click
 
 from .console import Output
 from .archive_commands import compress_command, decompress_command, list_command, test_command
+from .evaluate_command import evaluate_command
 from .train_commands import train_command, train_encoder_command
 
 
@@ -23,6 +24,7 @@ for command in (compress_command, decompress_command, test_command, list_command
     cli.add_command(command)
 cli.add_command(train_command)
 cli.add_command(train_encoder_command)
+cli.add_command(evaluate_command)
 
 
 def main():

@@ -46,3 +46,21 @@ def test_resume_gives_the_same_weights(tmp_path, grey_test_images):
     train_vae(resumed, images, epochs=3, batch_size=50, checkpoint=checkpoint, resume=True)
     for a, b in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(a, b)
+
+
+def test_evaluate_reports_elbo_iwae_and_the_oracle(tmp_path, grey_test_images, tiny_models):
+    import json
+
+    data = tmp_path / "bin.npy"
+    np.save(data, (grey_test_images[:60] >= 128).astype(np.uint8))
+    result = CliRunner().invoke(cli, ["-q", "evaluate", str(tiny_models["bernoulli"]), str(data), "--samples", "2",
+                                      "--iwae", "5", "--oracle-epochs", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["images"] == 60
+    assert figures["iwae_bpd"] <= figures["elbo_bpd"] + 0.05  # IWAE is the tighter bound
+    assert abs(figures["amortisation_gap_bpd"] - (figures["elbo_bpd"] - figures["oracle_bpd"])) < 1e-12
+    grey = tmp_path / "grey.npy"
+    np.save(grey, grey_test_images[:5])
+    refused = CliRunner().invoke(cli, ["evaluate", str(tiny_models["bernoulli"]), str(grey)])
+    assert refused.exit_code == 1 and "binary" in refused.output
