@@ -52,3 +52,11 @@ def test_table1_quick(tmp_path, data):
     bpd = json.loads(files["table1-quick.json"].read_text())["bpd"]
     assert set(bpd) == {"VAE (alpha=0)", "denoise s=0.1", "denoise s=0.2", "denoise s=0.4", "denoise s=0.8",
                         "denoise s=1.0", "reverse half-asleep"}
+
+
+def test_models_quick(tmp_path):
+    files = run_benchmark(tmp_path, "models")
+    records = json.loads(files["models-quick.json"].read_text())["models"]
+    assert len(records) == 4
+    for record in records:
+        assert 0 < record["iwae_bpd"] <= record["elbo_bpd"] + 0.01
