@@ -3,7 +3,7 @@ diagonal Gaussian posterior, a standard normal prior, and a Bernoulli or discret
 likelihood over 8-bit levels.
 
 The likelihood parameters the decoder returns are exactly what bbans codes with:
-Bernoulli logits, or a logistic mean and log-scale in level units (0..255).
+Bernoulli logits, or a logistic mean (unconstrained) and log-scale in level units (0..255).
 """
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ from torch.nn import functional as F
 
 LIKELIHOODS = ("bernoulli", "logistic")
 LN2 = math.log(2.0)
+# The logistic's log-scale, in level units. The floor matters: a pixel the model is sure of
+# costs about |x - mean| / scale nats when it is wrong, so a floor of -7 (scale 0.001 level)
+# let single pixels cost 10^5 nats and made training spike. -2 (scale 0.135 level) is
+# PixelCNN++'s floor of -7 in [-1, 1] units; certainty at 0 and 255 comes from the open end
+# bins with a mean beyond them (the mean is unconstrained), not from a tiny scale.
+LOG_SCALE_MIN, LOG_SCALE_MAX = -2.0, 7.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class MLPVAE(nn.Module):
         if self.config.likelihood == "bernoulli":
             return {"logits": h}
         n = self.config.pixels
-        return {"mean": 255.0 * torch.sigmoid(h[:, :n]), "log_scale": h[:, n:].clamp(-7.0, 7.0)}
+        return {"mean": 255.0 * h[:, :n], "log_scale": h[:, n:].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)}
 
     def log_likelihood(self, x_uint8: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """log p(x|z) in nats per image."""

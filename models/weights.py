@@ -19,7 +19,10 @@ from .vae import MLPVAE, VAEConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-FORMAT = "bbzip-mlp-vae-1"
+FORMAT = "bbzip-mlp-vae-2"
+# Version 1 had another logistic parameterisation (sigmoid mean, log-scale floor -7); its
+# Bernoulli models mean the same under version 2, its logistic models do not.
+READABLE_OLD_FORMATS = {"bbzip-mlp-vae-1": ("bernoulli",)}
 
 
 class ModelFileError(Exception):
@@ -72,12 +75,15 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE, 
     if expected_sha256 is not None and sha256_of(path) != expected_sha256:
         raise ModelFileError(f"{path}: sha256 does not match the manifest (file changed or damaged)")
     metadata = read_metadata(path)
-    if metadata.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a bbzip model (metadata format {metadata.get('format')!r})")
+    file_format = metadata.get("format")
+    if file_format != FORMAT and file_format not in READABLE_OLD_FORMATS:
+        raise ModelFileError(f"{path}: not a bbzip model (metadata format {file_format!r})")
     try:
         config = VAEConfig(**json.loads(metadata["config"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad architecture metadata ({error})") from None
+    if file_format != FORMAT and config.likelihood not in READABLE_OLD_FORMATS[file_format]:
+        raise ModelFileError(f"{path}: a {config.likelihood} model from an older bbzip ({file_format}); retrain it")
     model = MLPVAE(config)
     tensors = {}
     with safe_open(str(path), framework="pt") as f:

@@ -1,4 +1,5 @@
 """Fast checks of the models package on tiny nets and a few hundred images."""
+import json
 import subprocess
 import sys
 
@@ -143,6 +144,23 @@ def test_safetensors_round_trip_and_tamper_check(tmp_path):
     path.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelFileError):
         load_model(path)
+
+
+@pytest.mark.parametrize("likelihood, readable", [("bernoulli", True), ("logistic", False)])
+def test_version_1_files_load_only_where_their_meaning_is_unchanged(tmp_path, likelihood, readable):
+    """Format 1 had another logistic parameterisation: its Bernoulli models still load, its
+    logistic models are refused with a clear message instead of coding with the wrong meaning."""
+    from safetensors.torch import save_file
+
+    model = tiny(likelihood)
+    path = tmp_path / "old.safetensors"
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"format": "bbzip-mlp-vae-1", "config": json.dumps(model.config.to_dict())})
+    if readable:
+        assert load_model(path)[0].config == model.config
+    else:
+        with pytest.raises(ModelFileError, match="older bbzip"):
+            load_model(path)
 
 
 def test_evaluation_functions_agree_in_order(binary_images):
