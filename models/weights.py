@@ -127,10 +127,15 @@ def find_by_sha256(sha256: str) -> str | None:
 
 def register(name: str, path: Path, description: str, command: str, extra: dict | None = None) -> None:
     """Add or replace a manifest entry for a weights file that lives in WEIGHTS_DIR."""
-    entries = manifest()
-    entries[name] = {"file": Path(path).name, "sha256": sha256_of(path), "description": description,
-                     "command": command, **(extra or {})}
-    MANIFEST.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n")
+    import fcntl
+
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    with open(WEIGHTS_DIR / ".manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two training runs may finish at once
+        entries = manifest()
+        entries[name] = {"file": Path(path).name, "sha256": sha256_of(path), "description": description,
+                         "command": command, **(extra or {})}
+        _atomic_write(MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n"))
 
 
 # -- training checkpoints (also safetensors: model, Adam state, generator state) ----------------
