@@ -34,6 +34,10 @@ def _load(source: str):
         raise BBZipError(str(error)) from None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -97,10 +101,10 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if choice and n_items:
         config = choice.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
-        out.info(f"{len(entries)} files, {n_items} images by {choice.name} (K={k_steps}): "
+        out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {choice.name} (K={k_steps}): "
                  f"{len(data)} bytes, model stream {stream_bpd:.4f} bpd, {n_items / seconds:.0f} images/s")
     else:
-        out.info(f"{len(entries)} files, {len(data)} bytes (no images for a model)")
+        out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model)")
 
 
 def _decode(out, source: str, model_spec: str | None):
@@ -145,7 +149,7 @@ def decompress_command(out, archive, output_dir, model_spec, force):
             os.replace(staging / str(index), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    out.info(f"{len(targets)} files written to {output_dir}")
+    out.info(f"{_count(len(targets), 'file')} written to {output_dir}")
 
 
 @click.command("test")
@@ -156,7 +160,7 @@ def decompress_command(out, archive, output_dir, model_spec, force):
 def test_command(out, archive, model_spec):
     """Decode everything in ARCHIVE and check every checksum; write nothing."""
     _, files = _decode(out, archive, model_spec)
-    out.info(f"{archive}: OK ({len(files)} files)")
+    out.info(f"{archive}: OK ({_count(len(files), 'file')})")
 
 
 @click.command("list")
