@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.vae import MLPVAE
+from models.vae import LIKELIHOOD_PRECISION, MLPVAE
 from models.weights import ModelFileError, find_by_sha256, load_model, load_shipped, sha256_of, shipped_path
 
 from . import model_stream
@@ -79,7 +79,7 @@ def settings_for(model: MLPVAE, k_steps: int, lr: float, seed: int, batch_size: 
     bucket_bits = BUCKET_BITS[likelihood]
     return model_stream.CodingSettings(
         k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size or default_batch_size(likelihood, n_images),
-        bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12, likelihood_precision=24,
+        bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12, likelihood_precision=LIKELIHOOD_PRECISION,
     )
 
 

@@ -22,6 +22,9 @@ LN2 = math.log(2.0)
 # PixelCNN++'s floor of -7 in [-1, 1] units; certainty at 0 and 255 comes from the open end
 # bins with a mean beyond them (the mean is unconstrained), not from a tiny scale.
 LOG_SCALE_MIN, LOG_SCALE_MAX = -2.0, 7.0
+# The precision (bits) of the coder's likelihood tables; the model's likelihood includes the
+# floor they put under every symbol (see with_coder_floor).
+LIKELIHOOD_PRECISION = 24
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,12 @@ class MLPVAE(nn.Module):
         return {"mean": 255.0 * h[:, :n], "log_scale": h[:, n:].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)}
 
     def log_likelihood(self, x_uint8: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """log p(x|z) in nats per image."""
+        """log p(x|z) in nats per image, under the distribution the coder codes with."""
         x = x_uint8.reshape(x_uint8.shape[0], -1)
         if self.config.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(params["logits"], x.float(), reduction="none").sum(-1)
-        return discretised_logistic_log_prob(x, params["mean"], params["log_scale"]).sum(-1)
+            log_prob = -F.binary_cross_entropy_with_logits(params["logits"], x.float(), reduction="none")
+            return with_coder_floor(log_prob, 2).sum(-1)
+        return with_coder_floor(discretised_logistic_log_prob(x, params["mean"], params["log_scale"]), 256).sum(-1)
 
     def sample_x(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x ~ p(x|z) as uint8 images (B, H, W)."""
@@ -91,6 +95,19 @@ class MLPVAE(nn.Module):
         u = torch.rand(params["mean"].shape, generator=generator).clamp(1e-6, 1 - 1e-6)
         sample = params["mean"] + torch.exp(params["log_scale"]) * (torch.log(u) - torch.log1p(-u))
         return sample.round().clamp(0, 255).to(torch.uint8).reshape(shape)
+
+
+def with_coder_floor(log_prob: torch.Tensor, n_symbols: int) -> torch.Tensor:
+    """log of (1 - n / 2^p) P + 2^-p: the probability the coder really gives a symbol.
+
+    The coder's integer rule (bbans/tables.py) gives every one of n symbols a frequency of at
+    least 1 out of 2^p (p = LIKELIHOOD_PRECISION), the rest in proportion to P. So no pixel
+    costs more than p bits, however sure the model was of another value. Using the same
+    distribution here keeps the reported -ELBO equal to what an archive spends, and bounds the
+    loss (and gradient) of a surprising pixel in training.
+    """
+    top = float(2**LIKELIHOOD_PRECISION)
+    return torch.logaddexp(log_prob + math.log1p(-n_symbols / top), torch.tensor(-math.log(top)))
 
 
 def posterior_std(raw: torch.Tensor) -> torch.Tensor:
