@@ -97,15 +97,16 @@ class Bernoulli:
             raise InvalidParameters("give exactly one of probs and logits")
         if logits is not None:
             logits = np.clip(round_to_grid(logits, 8), -64.0, 64.0)
-            probs = 1.0 / (1.0 + np.exp(-logits))
-        probs = np.asarray(probs, dtype=np.float64)
-        if not np.all(np.isfinite(probs)):
+            zero_prob = 1.0 / (1.0 + np.exp(logits))
+        else:
+            zero_prob = 1.0 - np.asarray(probs, dtype=np.float64)
+        if not np.all(np.isfinite(zero_prob)):
             raise InvalidParameters("Bernoulli probabilities must be finite")
-        top = (1 << precision) - 1
-        one = np.clip(np.round(np.clip(probs, 0.0, 1.0) * (1 << precision)), 1, top).astype(np.uint64)
+        # The one rule of tables.py with n = 2: C(1) = floor(P(0) (2^p - 2)) + 1.
+        spread = float((1 << precision) - 2)
+        self.zero_freq = (np.floor(np.clip(zero_prob, 0.0, 1.0) * spread) + 1.0).astype(np.uint64)
         self.precision = precision
-        self.zero_freq = np.uint64(1 << precision) - one
-        self.shape = probs.shape
+        self.shape = zero_prob.shape
 
     def _interval(self, symbols, zero):
         start = np.where(symbols, zero, np.uint64(0))

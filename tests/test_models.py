@@ -171,3 +171,35 @@ def test_evaluation_functions_agree_in_order(binary_images):
     oracle = optimal_inference_bpd(model, binary_images[:100], epochs=5, lr=1e-3, batch_size=50)
     assert iwae <= elbo + 1e-6  # the IWAE bound is tighter than the ELBO
     assert oracle < elbo  # fitting q on the test images themselves closes part of the gap
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "logistic"])
+def test_model_likelihood_is_what_the_coder_spends(likelihood):
+    """log p(x|z) of the model equals the coder's own interval cost, pixel by pixel, even where
+    the model is very sure of another value (the coder's 2^-24 floor is part of the model)."""
+    import math
+
+    import bbans
+    from models.vae import LIKELIHOOD_PRECISION
+
+    rng = np.random.default_rng(0)
+    model = tiny(likelihood)
+    z = torch.from_numpy(rng.normal(0, 3, size=(40, model.config.latent)).astype(np.float32))
+    with torch.no_grad():
+        params = model.likelihood_params(z)
+        if likelihood == "bernoulli":
+            params["logits"] = params["logits"] * 4  # very sure pixels, some past the floor
+            x = rng.integers(0, 2, size=(40, 784))
+        else:
+            params["mean"] = params["mean"] * 30
+            x = rng.integers(0, 256, size=(40, 784))
+        model_bits = -model.log_likelihood(torch.from_numpy(x.astype(np.uint8)), params).numpy() / math.log(2)
+    numpy_params = {k: v.double().numpy() for k, v in params.items()}
+    if likelihood == "bernoulli":
+        coder = bbans.distributions.Bernoulli(logits=numpy_params["logits"], precision=LIKELIHOOD_PRECISION)
+    else:
+        coder = bbans.distributions.DiscretisedLogistic(numpy_params["mean"], numpy_params["log_scale"], LIKELIHOOD_PRECISION)
+    _, freq = coder.interval(x)
+    coder_bits = -np.log2(freq.astype(np.float64) / 2**LIKELIHOOD_PRECISION).sum(-1)
+    assert model_bits.max() < 24 * 784 + 1
+    np.testing.assert_allclose(model_bits, coder_bits, rtol=2e-3)
