@@ -1,7 +1,6 @@
 """bbans: a bits-back ANS engine on a vectorised numpy rANS stack (numpy only)."""
 from .codecs import (
     Bernoulli,
-    BernoulliBlocks,
     BucketedGaussian,
     BucketPrior,
     Categorical,
@@ -20,7 +19,7 @@ from .message import Message
 from .normal import bucket_centres, bucket_edges
 
 __all__ = [
-    "BBANSError", "Bernoulli", "BernoulliBlocks", "BucketPrior", "BucketedGaussian", "Categorical", "Codec",
+    "BBANSError", "Bernoulli", "BucketPrior", "BucketedGaussian", "Categorical", "Codec",
     "CorruptStream", "DiscretisedLogistic", "DiscretisedLogisticRGB", "InvalidParameters",
     "Message", "StreamExhausted", "Uniform", "bits_back", "bucket_centres", "bucket_edges",
     "from_distribution", "parallel", "repeat", "serial",

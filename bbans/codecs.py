@@ -83,36 +83,6 @@ def Bernoulli(probs=None, *, logits=None, precision: int = 16) -> Codec:
     return from_distribution(dist.Bernoulli(probs, logits=logits, precision=precision))
 
 
-def BernoulliBlocks(logits, block: int = 4, precision: int = 24) -> Codec:
-    """Independent Bernoulli symbols (..., n), coded `block` at a time as one symbol of 2^block.
-
-    The block's table is the exact product of the Bernoulli probabilities (logits on the same
-    2^-8 grid as `Bernoulli`), so the coded distribution is the same, in n / block rANS steps.
-    """
-    logits = np.clip(round_to_grid(logits, 8), -64.0, 64.0)
-    if logits.shape[-1] % block:
-        raise InvalidParameters(f"the last axis ({logits.shape[-1]}) must be a multiple of block={block}")
-    grouped = logits.reshape(logits.shape[:-1] + (logits.shape[-1] // block, block))
-    one = 1.0 / (1.0 + np.exp(-grouped))
-    # Pattern j's bits, most significant first; the table is the product over the block.
-    bits = (np.arange(1 << block)[:, None] >> np.arange(block - 1, -1, -1)) & 1  # (2^block, block)
-    probs = np.ones(grouped.shape[:-1] + (1 << block,))
-    for k in range(block):
-        probs *= np.where(bits[:, k], one[..., k : k + 1], 1.0 - one[..., k : k + 1])
-    inner = from_distribution(dist.Categorical(probs, precision))
-    weights = 1 << np.arange(block - 1, -1, -1)
-
-    def push(message, symbols):
-        symbols = np.asarray(symbols).astype(np.int64)
-        return inner.push(message, (symbols.reshape(grouped.shape) * weights).sum(-1))
-
-    def pop(message):
-        message, packed = inner.pop(message)
-        return message, ((packed[..., None] >> np.arange(block - 1, -1, -1)) & 1).reshape(logits.shape)
-
-    return Codec(push, pop)
-
-
 def DiscretisedLogistic(mean, log_scale, precision: int = 24, levels: int = 256) -> Codec:
     return from_distribution(dist.DiscretisedLogistic(mean, log_scale, precision, levels))
 

@@ -60,26 +60,6 @@ def test_bernoulli(n, t, precision, seed, use_logits):
 
 
 @SETTINGS
-@given(lanes, st.integers(1, 5), st.integers(1, 4), st.integers(6, 31), seeds)
-def test_bernoulli_blocks(n, groups, block, precision, seed):
-    rng = np.random.default_rng(seed)
-    logits = rng.choice([-100.0, -3.0, 0.0, 2.5, 100.0], size=(n, groups * block))
-    symbols = rng.integers(0, 2, size=logits.shape)
-    codec = bbans.BernoulliBlocks(logits, block, precision)
-    check_roundtrip(codec, symbols, Message.empty((n,)))
-    check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
-
-
-def test_bernoulli_blocks_cost_matches_bernoulli():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(0, 4, size=(50, 784))
-    symbols = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(int)
-    single = bbans.Bernoulli(logits=logits, precision=24).push(Message.empty((50,)), symbols)
-    blocks = bbans.BernoulliBlocks(logits, 4, 24).push(Message.empty((50,)), symbols)
-    assert abs(len(single.to_bytes()) - len(blocks.to_bytes())) <= 0.002 * len(single.to_bytes()) + 8
-
-
-@SETTINGS
 @given(lanes, steps, st.integers(9, 31), seeds)
 def test_discretised_logistic_extremes(n, t, precision, seed):
     rng = np.random.default_rng(seed)
