@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import InvalidParameters
 from .normal import bucket_edges, normal_cdf
-from .tables import check_precision, freqs_from_probs, round_to_grid, search_boundaries
+from .tables import check_precision, freqs_from_probs, interval_at, round_to_grid, search_boundaries
 
 def _as_symbols(symbols, n_symbols: int) -> np.ndarray:
     symbols = np.asarray(symbols)
@@ -185,10 +185,9 @@ def _search_from_guess(d, params, cumulative, guess):
     interval [C(k), C(k+1)) holds the cumulative frequency, so the result is the same as a
     full search whatever the hint says.
     """
-    n, top = d.n_symbols, float(1 << d.precision)
+    n = d.n_symbols
     k = np.clip(guess, 0, n - 1).astype(np.float64)
-    start = np.where(k > 0, d._cdf_inner(np.maximum(k, 1.0), params), 0.0)
-    end = np.where(k + 1 < n, d._cdf_inner(np.minimum(k + 1, n - 1.0), params), top)
+    start, end = interval_at(lambda j: d._cdf_inner(j, params), k, n, d.precision)
     target = cumulative.astype(np.float64)
     miss = (target < start) | (target >= end)
     symbols, start, freq = k.astype(np.int64), start.astype(np.uint64), (end - start).astype(np.uint64)
@@ -237,7 +236,6 @@ class DiscretisedLogistic(_BoundaryDistribution):
         np.floor(t, out=t)
         t += k
         return t
-
 
     def _guess(self, cumulative, params):
         # The logistic quantile at the cumulative frequency: G(k) = u at k = mean + 0.5 + scale * logit(u).

@@ -52,10 +52,15 @@ def search_boundaries(cdf_inner, cumulative: np.ndarray, n_symbols: int, precisi
             below = inside & (cdf_inner(np.where(inside, probe, 1.0)) <= target)
         low += below * float(step)
         step >>= 1
-    top = float(1 << precision)
-    start = np.where(low > 0, cdf_inner(np.maximum(low, 1.0)), 0.0)
-    end = np.where(low + 1 < n_symbols, cdf_inner(np.minimum(low + 1, n_symbols - 1.0)), top)
+    start, end = interval_at(cdf_inner, low, n_symbols, precision)
     return low.astype(np.int64), start.astype(np.uint64), (end - start).astype(np.uint64)
+
+
+def interval_at(cdf_inner, k: np.ndarray, n_symbols: int, precision: int):
+    """C(k) and C(k + 1) as float64 for float64 symbols 0 <= k < n_symbols, the ends by the rule."""
+    start = np.where(k > 0, cdf_inner(np.maximum(k, 1.0)), 0.0)
+    end = np.where(k + 1 < n_symbols, cdf_inner(np.minimum(k + 1, n_symbols - 1.0)), float(1 << precision))
+    return start, end
 
 
 def freqs_from_probs(probs, precision: int) -> np.ndarray:

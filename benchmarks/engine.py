@@ -89,16 +89,21 @@ def throughput(total: int, lane_counts, rng) -> list[list]:
     return rows
 
 
+def _with_params(distribution, rearrange, shape):
+    """A copy of the distribution whose parameter arrays (broadcast to its shape) went through
+    `rearrange`, now of `shape`."""
+    copied = copy.copy(distribution)
+    if hasattr(copied, "params"):
+        copied.params = tuple(rearrange(np.broadcast_to(p, distribution.shape)) for p in distribution.params)
+    if hasattr(copied, "zero_freq"):
+        copied.zero_freq = rearrange(np.broadcast_to(distribution.zero_freq, distribution.shape))
+    copied.shape = tuple(shape)
+    return copied
+
+
 def make_one_lane(distribution, n: int):
     """The distribution with its parameters laid along one lane of n steps."""
-    one = copy.copy(distribution)
-    one.shape = (1, n)
-    for name in ("params",):
-        if hasattr(one, name):
-            setattr(one, name, tuple(np.broadcast_to(p, distribution.shape).reshape(1, n) for p in getattr(one, name)))
-    if hasattr(one, "zero_freq"):
-        one.zero_freq = np.broadcast_to(one.zero_freq, distribution.shape).reshape(1, n)
-    return one
+    return _with_params(distribution, lambda p: p.reshape(1, n), (1, n))
 
 
 def _push_grown(distribution, symbols) -> Message:
@@ -110,16 +115,9 @@ def _push_grown(distribution, symbols) -> Message:
         end = min(lanes, max(1, 2 * first))
         if end > message.shape[0]:
             message = message.grow(end - message.shape[0])
-        group = copy.copy(distribution)
-        if hasattr(group, "params"):
-            group.params = tuple(np.broadcast_to(p, distribution.shape)[first:end] for p in group.params)
-        if hasattr(group, "zero_freq"):
-            group.zero_freq = np.broadcast_to(group.zero_freq, distribution.shape)[first:end]
-        group.shape = (end - first,) + tuple(distribution.shape[1:])
-        sub = bbans.from_distribution(group).push(Message(message.head[first:end], message.tail), symbols[first:end])
-        head = message.head.copy()
-        head[first:end] = sub.head
-        message, first = Message(head, sub.tail), end
+        group = _with_params(distribution, lambda p: p[first:end], (end - first,) + tuple(distribution.shape[1:]))
+        lanes_of_group = bbans.parallel([bbans.from_distribution(group)], [slice(first, end)])
+        message, first = lanes_of_group.push(message, (symbols[first:end],)), end
     return message
 
 

@@ -1,6 +1,7 @@
 """Compressing entries into an archive and back: model choice, settings, the two streams."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +11,6 @@ from models.vae import LIKELIHOOD_PRECISION, MLPVAE
 from models.weights import ModelFileError, find_by_sha256, load_model, load_shipped, sha256_of, shipped_path
 
 from . import model_stream
-import hashlib
-
 from .archive import Archive, entry_checksum
 from .entries import Entry, checksum_source, restore
 from .errors import BBZipError

@@ -5,6 +5,7 @@ Shipped files are named `<arch>-<variant>-<sha256[:8]>.safetensors` (CompressAI'
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -127,8 +128,6 @@ def find_by_sha256(sha256: str) -> str | None:
 
 def register(name: str, path: Path, description: str, command: str, extra: dict | None = None) -> None:
     """Add or replace a manifest entry for a weights file that lives in WEIGHTS_DIR."""
-    import fcntl
-
     WEIGHTS_DIR.mkdir(exist_ok=True)
     with open(WEIGHTS_DIR / ".manifest.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two training runs may finish at once

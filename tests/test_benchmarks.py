@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,10 +44,9 @@ def test_compression_quick(tmp_path):
         assert r["archive_bpd"] > r["elbo_bpd"] * 0.95  # real bytes, never far below the model's own bound
 
 
-@pytest.mark.parametrize("data", ["binary-mnist"])
-def test_table1_quick(tmp_path, data):
+def test_table1_quick(tmp_path):
     model = next((REPO / "models" / "weights").glob("mlp-binary-mnist-baseline-*.safetensors"))
-    files = run_benchmark(tmp_path, "table1", "--model", str(model), "--data", data)
+    files = run_benchmark(tmp_path, "table1", "--model", str(model), "--data", "binary-mnist")
     bpd = json.loads(files["table1-quick.json"].read_text())["bpd"]
     assert set(bpd) == {"VAE (alpha=0)", "denoise s=0.1", "denoise s=0.2", "denoise s=0.4", "denoise s=0.8",
                         "denoise s=1.0", "reverse half-asleep"}
