@@ -18,7 +18,6 @@ import numpy as np
 from . import distributions as dist
 from .errors import InvalidParameters
 from .message import Message
-from .tables import round_to_grid
 
 
 @dataclass(frozen=True)
@@ -80,14 +79,17 @@ def Categorical(probs, precision: int, shape=None) -> Codec:
 
 
 def Bernoulli(probs=None, *, logits=None, precision: int = 16) -> Codec:
+    """probs: int64 P(1) in 2^-32 units; or logits: int64 in 2^-12 units."""
     return from_distribution(dist.Bernoulli(probs, logits=logits, precision=precision))
 
 
 def DiscretisedLogistic(mean, log_scale, precision: int = 24, levels: int = 256) -> Codec:
+    """mean and log_scale: int64 in level units with 2^-12 resolution."""
     return from_distribution(dist.DiscretisedLogistic(mean, log_scale, precision, levels))
 
 
 def BucketedGaussian(mean, std, bucket_bits: int, precision: int) -> Codec:
+    """mean and std: int64 with 2^-16 resolution."""
     return from_distribution(dist.BucketedGaussian(mean, std, bucket_bits, precision))
 
 

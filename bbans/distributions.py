@@ -4,15 +4,28 @@ Each distribution holds parameter arrays of one shape (the symbols' shape). `int
 gives (start, freq) for all symbols at once. Decoding goes one step at a time along each lane:
 `stepwise(head_shape, shape)` lays the parameters out as (steps, *head_shape) and returns an
 object whose `search(cumulative, t)` gives (symbols, start, freq) for step t.
-Parameters are rounded to a fixed grid at construction; see tables.py for the integer rule.
+Parameters are integers in fixed point (see tables.to_fixed); tables.py has the integer rule.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .errors import InvalidParameters
-from .normal import bucket_edges, normal_cdf
-from .tables import check_precision, freqs_from_probs, interval_at, round_to_grid, search_boundaries
+from .lookup import QUANTILE_BITS, bucket_edges, exp_table, interpolate, normal_cdf_table, sigmoid_table
+from .tables import (
+    G_BITS,
+    MAX_TABLE_PRECISION,
+    as_fixed,
+    cdf_from_g,
+    check_precision,
+    freqs_from_probs,
+    interval_at,
+    search_boundaries,
+)
+
+PARAM_BITS = 12  # fraction bits of logits, logistic means and log-scales
+LOGIT_BITS = PARAM_BITS
+EXP_BITS = 28  # fraction bits of the exp table's values (the logistic's inverse scale)
 
 def _as_symbols(symbols, n_symbols: int) -> np.ndarray:
     symbols = np.asarray(symbols)
@@ -89,22 +102,20 @@ class Categorical:
 
 
 class Bernoulli:
-    """P(symbol = 1) = p, from probabilities or from logits (logits put on a 2^-8 grid first)."""
+    """P(symbol = 1), from probabilities in 2^-32 units (int64), or from logits in fixed point
+    (int64, 2^-logit_bits units) through the integer sigmoid table."""
 
-    def __init__(self, probs=None, *, logits=None, precision: int = 16):
-        check_precision(precision, 2)
+    def __init__(self, probs=None, *, logits=None, precision: int = 16, logit_bits: int = LOGIT_BITS):
+        check_precision(precision, 2, MAX_TABLE_PRECISION)
         if (probs is None) == (logits is None):
             raise InvalidParameters("give exactly one of probs and logits")
         if logits is not None:
-            logits = np.clip(round_to_grid(logits, 8), -64.0, 64.0)
-            zero_prob = 1.0 / (1.0 + np.exp(logits))
+            logits = as_fixed(logits, "Bernoulli logits")
+            zero_prob = interpolate(sigmoid_table(), -logits, logit_bits)
         else:
-            zero_prob = 1.0 - np.asarray(probs, dtype=np.float64)
-        if not np.all(np.isfinite(zero_prob)):
-            raise InvalidParameters("Bernoulli probabilities must be finite")
+            zero_prob = (1 << G_BITS) - np.clip(as_fixed(probs, "Bernoulli probabilities"), 0, 1 << G_BITS)
         # The one rule of tables.py with n = 2: C(1) = floor(P(0) (2^p - 2)) + 1.
-        spread = float((1 << precision) - 2)
-        self.zero_freq = (np.floor(np.clip(zero_prob, 0.0, 1.0) * spread) + 1.0).astype(np.uint64)
+        self.zero_freq = cdf_from_g(zero_prob, 1, 2, precision).astype(np.uint64)
         self.precision = precision
         self.shape = zero_prob.shape
 
@@ -129,35 +140,24 @@ class Bernoulli:
 
 
 class _BoundaryDistribution:
-    """Shared machinery for distributions given by a CDF at symbol boundaries (tables.py rule).
+    """Shared machinery for distributions given by their integer CDF at symbol boundaries.
 
-    Subclasses hold their float parameters in `self.params` (a tuple of arrays of the symbols'
-    shape) and define `_g(k, *params)`: G at boundary k for 0 < k < n_symbols.
+    Subclasses hold their int64 parameters in `self.params` (a tuple of arrays of the symbols'
+    shape) and define `_cdf_inner(k, params)`: C(k) (tables.py rule) for 0 < k < n_symbols.
     """
 
     n_symbols: int
     precision: int
     params: tuple
 
-    def _g(self, k, *params):
-        raise NotImplementedError
-
     def _cdf_inner(self, k, params):
-        spread = float((1 << self.precision) - self.n_symbols)
-        return np.floor(np.clip(self._g(k, *params), 0.0, 1.0) * spread) + k
+        raise NotImplementedError
 
     def interval(self, symbols):
         symbols = _as_symbols(symbols, self.n_symbols)
         params = np.broadcast_arrays(*self.params, symbols)[:-1]
-
-        def cdf(k):  # C(k) for any 0 <= k <= n, on the full arrays
-            inner = self._cdf_inner(np.clip(k, 1, self.n_symbols - 1).astype(np.float64), params)
-            return np.where(k <= 0, 0.0, np.where(k >= self.n_symbols, float(1 << self.precision), inner))
-
-        with np.errstate(over="ignore"):
-            start = cdf(symbols)
-            freq = cdf(symbols + 1) - start
-        return start.astype(np.uint64), freq.astype(np.uint64)
+        start, end = interval_at(lambda k: self._cdf_inner(k, params), symbols, self.n_symbols, self.precision)
+        return start.astype(np.uint64), (end - start).astype(np.uint64)
 
     def stepwise(self, head_shape, shape):
         """Parameters as contiguous (steps, *head_shape) arrays, so that step t is a cheap view."""
@@ -183,14 +183,14 @@ def _search_from_guess(d, params, cumulative, guess):
 
     The guess is a float hint and nothing more: a symbol is accepted only if its integer
     interval [C(k), C(k+1)) holds the cumulative frequency, so the result is the same as a
-    full search whatever the hint says.
+    full search whatever the hint says (and on whatever machine the hint was computed).
     """
     n = d.n_symbols
-    k = np.clip(guess, 0, n - 1).astype(np.float64)
+    k = np.minimum(np.maximum(guess, 0), n - 1).astype(np.int64)
     start, end = interval_at(lambda j: d._cdf_inner(j, params), k, n, d.precision)
-    target = cumulative.astype(np.float64)
+    target = cumulative.astype(np.int64)
     miss = (target < start) | (target >= end)
-    symbols, start, freq = k.astype(np.int64), start.astype(np.uint64), (end - start).astype(np.uint64)
+    symbols, start, freq = k, start.astype(np.uint64), (end - start).astype(np.uint64)
     if miss.any():
         sub = [np.broadcast_to(p, miss.shape)[miss] for p in params]
         found = search_boundaries(lambda j: d._cdf_inner(j, sub), cumulative[miss], n, d.precision)
@@ -208,43 +208,39 @@ def _to_steps(array, head_shape, shape):
 class DiscretisedLogistic(_BoundaryDistribution):
     """A logistic(mean, exp(log_scale)) rounded to levels 0..n-1, the end bins open.
 
-    `mean` and `log_scale` are in level units (0..255 for 8-bit pixels), put on a 2^-12 grid
-    and clipped to [-2^16, 2^16] and [-9, 9]: the latter covers scales from 1e-4 to 8e3.
+    `mean` and `log_scale` are int64 in level units, fixed point with 2^-12 resolution (so a mean
+    of 127.5 is 522240), clipped to [-2^10, 2^10 + levels] and [-4, 8]. The inverse scale comes
+    from the integer exp table, G from the integer sigmoid table.
     """
 
     def __init__(self, mean, log_scale, precision: int = 24, levels: int = 256):
-        check_precision(precision, levels)
-        mean, log_scale = np.broadcast_arrays(
-            np.clip(round_to_grid(mean, 12), -65536.0, 65536.0), np.clip(round_to_grid(log_scale, 12), -9.0, 9.0)
-        )
+        check_precision(precision, levels, MAX_TABLE_PRECISION)
+        mean = np.clip(as_fixed(mean, "logistic mean"), -(1 << (10 + PARAM_BITS)), (1024 + levels) << PARAM_BITS)
+        log_scale = np.clip(as_fixed(log_scale, "logistic log-scale"), -4 << PARAM_BITS, 8 << PARAM_BITS)
+        mean, log_scale = np.broadcast_arrays(mean, log_scale)
         # Stored as (mean + 0.5, 1 / scale): G(k) = sigmoid((k - 0.5 - mean) / scale).
-        self.params = (mean + 0.5, np.exp(-log_scale))
+        inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-28 units
+        self.params = (mean + (1 << (PARAM_BITS - 1)), inverse_scale)
         self.precision = precision
         self.n_symbols = levels
         self.shape = mean.shape
 
     def _cdf_inner(self, k, params):
-        # floor(spread * sigmoid((k - 0.5 - mean) / scale)) + k, fused into in-place ufuncs
-        # because this runs ceil(log2(levels)) times per decoded pixel. exp may overflow to inf,
-        # which correctly gives G = 0 (callers silence the warning).
-        shifted_mean, inv_scale = params
-        t = np.subtract(shifted_mean, k)
-        t *= inv_scale
-        np.exp(t, out=t)
-        t += 1.0
-        np.divide(float((1 << self.precision) - self.n_symbols), t, out=t)
-        np.floor(t, out=t)
-        t += k
-        return t
+        # |k - mean - 0.5| < 2^23 (2^-12 units) and 1/scale < 2^34 (2^-28 units): the product,
+        # the sigmoid's argument in 2^-40 units, stays below 2^57.
+        shifted_mean, inverse_scale = params
+        argument = ((k << PARAM_BITS) - shifted_mean) * inverse_scale
+        g = interpolate(sigmoid_table(), argument, PARAM_BITS + EXP_BITS)
+        return cdf_from_g(g, k, self.n_symbols, self.precision)
 
     def _guess(self, cumulative, params):
         # The logistic quantile at the cumulative frequency: G(k) = u at k = mean + 0.5 + scale * logit(u).
-        # u lies strictly inside (0, 1) and the scale is clipped, so the hint is always finite.
-        shifted_mean, inv_scale = params
+        # A float hint only (see _search_from_guess); u lies strictly inside (0, 1), so it is finite.
+        shifted_mean, inverse_scale = params
         u = (cumulative.astype(np.float64) + 0.5) * (1.0 / float(1 << self.precision))
         k = np.log(u / (1.0 - u))
-        k /= inv_scale
-        k += shifted_mean
+        k /= inverse_scale * (1.0 / (1 << EXP_BITS))
+        k += shifted_mean * (1.0 / (1 << PARAM_BITS))
         return np.floor(k, out=k)
 
 
@@ -252,14 +248,15 @@ class DiscretisedLogisticRGB:
     """PixelCNN++'s channel-wise linear autoregressive coupling over the last axis (R, G, B).
 
     The mean of G is shifted by coeffs[..., 0] * R, the mean of B by coeffs[..., 1] * R +
-    coeffs[..., 2] * G (values in level units). Symbols have shape (..., 3).
-    Used through the `rgb_logistic` codec, which decodes R, then G, then B.
+    coeffs[..., 2] * G. Means, log-scales and coefficients are int64 with 2^-12 resolution.
+    Symbols have shape (..., 3). Used through the `DiscretisedLogisticRGB` codec, which decodes
+    R, then G, then B.
     """
 
     def __init__(self, mean, log_scale, coeffs, precision: int = 24, levels: int = 256):
-        self.mean = np.asarray(mean, dtype=np.float64)
-        self.log_scale = np.asarray(log_scale, dtype=np.float64)
-        self.coeffs = round_to_grid(coeffs, 12)
+        self.mean = as_fixed(mean, "RGB logistic mean")
+        self.log_scale = as_fixed(log_scale, "RGB logistic log-scale")
+        self.coeffs = np.clip(as_fixed(coeffs, "RGB coefficients"), -(4 << PARAM_BITS), 4 << PARAM_BITS)
         if self.mean.shape[-1:] != (3,) or self.coeffs.shape[-1:] != (3,):
             raise InvalidParameters("RGB logistic parameters need a last axis of 3")
         self.precision = precision
@@ -268,6 +265,7 @@ class DiscretisedLogisticRGB:
     def channel(self, c: int, decoded):
         """The distribution of channel c given the decoded (..., 3) values of earlier channels."""
         mean = self.mean[..., c].copy()
+        decoded = np.asarray(decoded, dtype=np.int64)
         if c == 1:
             mean += self.coeffs[..., 0] * decoded[..., 0]
         elif c == 2:
@@ -278,21 +276,26 @@ class DiscretisedLogisticRGB:
 class BucketedGaussian(_BoundaryDistribution):
     """N(mean, std) restricted to the 2^bucket_bits equal-mass buckets of N(0, 1).
 
-    mean and std go on a 2^-16 grid; std is clipped to [2^-16, 2^8].
+    mean and std are int64 with 2^-16 resolution, clipped to [-64, 64] and [2^-14, 64]. Bucket
+    edges and G come from the integer normal-CDF table (lookup.py).
     """
 
     def __init__(self, mean, std, bucket_bits: int, precision: int):
         if precision < bucket_bits + 2:
             raise InvalidParameters("the posterior precision must exceed the bucket bits by at least 2")
-        check_precision(precision, 1 << bucket_bits)
-        mean, std = np.broadcast_arrays(
-            np.clip(round_to_grid(mean, 16), -64.0, 64.0), np.clip(round_to_grid(std, 16), 2.0**-16, 256.0)
-        )
-        self.params = (mean, std)
+        check_precision(precision, 1 << bucket_bits, MAX_TABLE_PRECISION)
+        mean = np.clip(as_fixed(mean, "posterior mean"), -(64 << QUANTILE_BITS), 64 << QUANTILE_BITS)
+        std = np.clip(as_fixed(std, "posterior std"), 1 << (QUANTILE_BITS - 14), 64 << QUANTILE_BITS)
+        self.params = np.broadcast_arrays(mean, std)
         self.edges = bucket_edges(bucket_bits)
         self.precision = precision
         self.n_symbols = 1 << bucket_bits
-        self.shape = mean.shape
+        self.shape = self.params[0].shape
 
-    def _g(self, k, mean, std):
-        return normal_cdf((self.edges[k.astype(np.int64)] - mean) / std)
+    def _cdf_inner(self, k, params):
+        # (edge - mean) < 2^23 and std >= 2^2 (2^-16 units): the standardised edge, in 2^-16
+        # units, is an exact integer quotient (floor) below 2^37.
+        mean, std = params
+        standardised = ((self.edges[k - 1] - mean) << QUANTILE_BITS) // std
+        g = interpolate(normal_cdf_table(), standardised, QUANTILE_BITS)
+        return cdf_from_g(g, k, self.n_symbols, self.precision)

@@ -1,10 +1,11 @@
-"""The one rule that turns float parameters into integer frequencies.
+"""The one rule that turns integer distribution parameters into integer frequencies.
 
-Both coder and decoder must build bit-identical integer intervals. Every distribution here is
-described by a non-decreasing function G over its symbol boundaries, G(0) = 0 and G(n) = 1, with
-parameters already rounded to a fixed grid (see `round_to_grid`). The integer CDF is
+Coder and decoder must build bit-identical integer intervals on every machine, so nothing here
+touches a float. Every distribution is described by a non-decreasing function G over its symbol
+boundaries with G(0) = 0 and G(n) = 1, given as integers G_int = G * 2^G_BITS (from the tables in
+lookup.py). The integer CDF is
 
-    C(k) = floor(G(k) * (2^precision - n)) + k,   k = 0..n
+    C(k) = floor(G_int(k) * (2^precision - n) / 2^G_BITS) + k,   k = 0..n
 
 so C(0) = 0, C(n) = 2^precision exactly, and every symbol gets frequency C(k+1) - C(k) >= 1.
 The CDF is evaluated only where needed: at the symbol when encoding, and along a binary search
@@ -17,31 +18,55 @@ import numpy as np
 from .errors import InvalidParameters
 from .message import MAX_PRECISION
 
-
-def round_to_grid(values, grid_bits: int) -> np.ndarray:
-    """Round to multiples of 2^-grid_bits in float64: the first step of every codec parameter."""
-    scale = float(1 << grid_bits)
-    return np.round(np.asarray(values, dtype=np.float64) * scale) / scale
+G_BITS = 32
+# G_int * spread must stay below 2^63: spread < 2^precision, G_int <= 2^32.
+MAX_TABLE_PRECISION = 30
 
 
-def check_precision(precision: int, n_symbols: int) -> None:
-    if not 1 <= precision <= MAX_PRECISION:
-        raise InvalidParameters(f"precision must be in 1..{MAX_PRECISION}, got {precision}")
+def to_fixed(values, fraction_bits: int) -> np.ndarray:
+    """Float values as int64 fixed-point numbers (2^-fraction_bits units), rounded half up.
+
+    For callers that start from floats (tests, benchmarks). IEEE multiplication by a power of two,
+    addition and floor are exact or correctly rounded, so this too gives the same bits everywhere.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise InvalidParameters("parameters must be finite")
+    scaled = np.floor(values * float(1 << fraction_bits) + 0.5)
+    return np.clip(scaled, -(2.0**62), 2.0**62).astype(np.int64)
+
+
+def as_fixed(values, name: str) -> np.ndarray:
+    """Integer parameters as int64; floats are refused, since only integers are exact everywhere."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu":
+        raise InvalidParameters(f"{name} must be integers in fixed point (see bbans.to_fixed), got {values.dtype}")
+    return values.astype(np.int64)
+
+
+def check_precision(precision: int, n_symbols: int, maximum: int = MAX_PRECISION) -> None:
+    if not 1 <= precision <= maximum:
+        raise InvalidParameters(f"precision must be in 1..{maximum}, got {precision}")
     if n_symbols > (1 << precision):
         raise InvalidParameters(
             f"{n_symbols} symbols need precision >= {int(np.ceil(np.log2(n_symbols)))}, got {precision}"
         )
 
 
+def cdf_from_g(g_int: np.ndarray, k: np.ndarray, n_symbols: int, precision: int) -> np.ndarray:
+    """C(k) by the rule, for G_int in 0..2^G_BITS (int64)."""
+    return ((g_int * ((1 << precision) - n_symbols)) >> G_BITS) + k
+
+
 def search_boundaries(cdf_inner, cumulative: np.ndarray, n_symbols: int, precision: int):
     """Binary search: the symbol k with C(k) <= cumulative < C(k+1), for every lane.
 
-    `cdf_inner(k)` returns C(k) as float64 (exact: values stay below 2^53) for float64 arrays of
-    integers k with 0 < k < n_symbols; the ends C(0) = 0 and C(n) = 2^precision are known by the
-    rule and never evaluated. Returns (symbol, start, freq) as arrays.
+    `cdf_inner(k)` returns C(k) (int64) for int64 arrays k with 0 < k < n_symbols; the ends
+    C(0) = 0 and C(n) = 2^precision are known by the rule and never evaluated.
+    Returns (symbol, start, freq) as arrays.
     """
-    target = cumulative.astype(np.float64)
-    low = np.zeros(cumulative.shape, dtype=np.float64)
+    target = cumulative.astype(np.int64)
+    low = np.zeros(cumulative.shape, dtype=np.int64)
     step = 1 << max(0, int(n_symbols - 1).bit_length() - 1)
     while step:
         probe = low + step
@@ -49,17 +74,23 @@ def search_boundaries(cdf_inner, cumulative: np.ndarray, n_symbols: int, precisi
         if inside.all():
             below = cdf_inner(probe) <= target
         else:
-            below = inside & (cdf_inner(np.where(inside, probe, 1.0)) <= target)
-        low += below * float(step)
+            below = inside & (cdf_inner(np.where(inside, probe, 1)) <= target)
+        low += below * step
         step >>= 1
     start, end = interval_at(cdf_inner, low, n_symbols, precision)
-    return low.astype(np.int64), start.astype(np.uint64), (end - start).astype(np.uint64)
+    return low, start.astype(np.uint64), (end - start).astype(np.uint64)
 
 
 def interval_at(cdf_inner, k: np.ndarray, n_symbols: int, precision: int):
-    """C(k) and C(k + 1) as float64 for float64 symbols 0 <= k < n_symbols, the ends by the rule."""
-    start = np.where(k > 0, cdf_inner(np.maximum(k, 1.0)), 0.0)
-    end = np.where(k + 1 < n_symbols, cdf_inner(np.minimum(k + 1, n_symbols - 1.0)), float(1 << precision))
+    """C(k) and C(k + 1) (int64) for symbols 0 <= k < n_symbols, the ends by the rule.
+
+    Both come from one call of `cdf_inner` on a (2, ...) stack of boundaries (parameters
+    broadcast over the first axis): half the per-call overhead on the decoder's hot path.
+    """
+    boundaries = np.stack([np.maximum(k, 1), np.minimum(k + 1, n_symbols - 1)])
+    values = cdf_inner(boundaries)
+    start = np.where(k > 0, values[0], 0)
+    end = np.where(k + 1 < n_symbols, values[1], 1 << precision)
     return start, end
 
 

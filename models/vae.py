@@ -8,44 +8,13 @@ Bernoulli logits, or a logistic mean (unconstrained) and log-scale in level unit
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-LIKELIHOODS = ("bernoulli", "logistic")
-LN2 = math.log(2.0)
-# The logistic's log-scale, in level units. The floor matters: a pixel the model is sure of
-# costs about |x - mean| / scale nats when it is wrong, so a floor of -7 (scale 0.001 level)
-# let single pixels cost 10^5 nats and made training spike. -2 (scale 0.135 level) is
-# PixelCNN++'s floor of -7 in [-1, 1] units; certainty at 0 and 255 comes from the open end
-# bins with a mean beyond them (the mean is unconstrained), not from a tiny scale.
-LOG_SCALE_MIN, LOG_SCALE_MAX = -2.0, 7.0
-# The precision (bits) of the coder's likelihood tables; the model's likelihood includes the
-# floor they put under every symbol (see with_coder_floor).
-LIKELIHOOD_PRECISION = 24
-
-
-@dataclass(frozen=True)
-class VAEConfig:
-    likelihood: str  # "bernoulli" (binary images) or "logistic" (8-bit grey)
-    latent: int = 10
-    hidden: int = 500
-    height: int = 28
-    width: int = 28
-
-    def __post_init__(self):
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-
-    @property
-    def pixels(self) -> int:
-        return self.height * self.width
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
+from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
+from .vae_config import LIKELIHOOD_PRECISION
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))

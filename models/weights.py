@@ -1,53 +1,25 @@
 """Model files: safetensors only (never pickle), the architecture in the file's metadata, and a
 manifest of shipped weights with their full sha256, checked at load time.
 
-Shipped files are named `<arch>-<variant>-<sha256[:8]>.safetensors` (CompressAI's convention).
+The manifest of shipped files is in shipped.py.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .files import ModelFileError, atomic_write, sha256_of
+from .shipped import shipped_path
 from .vae import MLPVAE, VAEConfig
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-MANIFEST = WEIGHTS_DIR / "manifest.json"
 FORMAT = "bbzip-mlp-vae-2"
 # Version 1 had another logistic parameterisation (sigmoid mean, log-scale floor -7); its
 # Bernoulli models mean the same under version 2, its logistic models do not.
 READABLE_OLD_FORMATS = {"bbzip-mlp-vae-1": ("bernoulli",)}
-
-
-class ModelFileError(Exception):
-    """A model file is missing, not a bbzip model, or does not match its recorded sha256."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: MLPVAE, path: Path, info: dict | None = None) -> str:
@@ -56,7 +28,7 @@ def save_model(model: MLPVAE, path: Path, info: dict | None = None) -> str:
     for key, value in (info or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return sha256_of(path)
 
 
@@ -98,43 +70,10 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE, 
     return model, metadata
 
 
-# -- the registry of shipped weights --------------------------------------------------------------
-def manifest() -> dict:
-    if not MANIFEST.exists():
-        return {}
-    return json.loads(MANIFEST.read_text())
-
-
-def shipped_path(name: str) -> tuple[Path, str]:
-    entries = manifest()
-    if name not in entries:
-        known = ", ".join(sorted(entries)) or "none"
-        raise ModelFileError(f"no shipped model named {name!r} (installed: {known})")
-    entry = entries[name]
-    return WEIGHTS_DIR / entry["file"], entry["sha256"]
-
-
+# -- shipped trained models (for training and evaluation; coding uses their frozen form) -------
 def load_shipped(name: str) -> tuple[MLPVAE, dict]:
     path, sha = shipped_path(name)
     return load_model(path, sha)
-
-
-def find_by_sha256(sha256: str) -> str | None:
-    for name, entry in manifest().items():
-        if entry["sha256"] == sha256:
-            return name
-    return None
-
-
-def register(name: str, path: Path, description: str, command: str, extra: dict | None = None) -> None:
-    """Add or replace a manifest entry for a weights file that lives in WEIGHTS_DIR."""
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    with open(WEIGHTS_DIR / ".manifest.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two training runs may finish at once
-        entries = manifest()
-        entries[name] = {"file": Path(path).name, "sha256": sha256_of(path), "description": description,
-                         "command": command, **(extra or {})}
-        _atomic_write(MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n"))
 
 
 # -- training checkpoints (also safetensors: model, Adam state, generator state) ----------------
@@ -146,7 +85,7 @@ def save_checkpoint(path, model, optimizer, generator, epoch: int, history: list
             tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).clone().contiguous()
     tensors["generator"] = generator.get_state().clone()
     metadata = {"epoch": str(epoch), "history": json.dumps(history), "config": json.dumps(model.config.to_dict())}
-    _atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load_checkpoint(path, model, optimizer, generator) -> tuple[int, list[float]]:

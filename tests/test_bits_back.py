@@ -13,13 +13,13 @@ def _model(n_lanes, n_pixels, rng):
     centres = bbans.bucket_centres(BUCKET_BITS)
 
     def likelihood(z_index):
-        z = centres[z_index]
+        z = centres[z_index] / 2.0**16
         logits = z[..., None] * weights  # (lanes, pixels)
-        return bbans.Bernoulli(logits=logits, precision=PRECISION)
+        return bbans.Bernoulli(logits=bbans.to_fixed(logits, 12), precision=PRECISION)
 
     def posterior(x):
         mean = (x - 0.5) @ weights / (1 + weights @ weights)
-        return bbans.BucketedGaussian(mean, np.full(mean.shape, 0.3), BUCKET_BITS, PRECISION)
+        return bbans.BucketedGaussian(bbans.to_fixed(mean, 16), np.full(mean.shape, 19661), BUCKET_BITS, PRECISION)
 
     prior = bbans.BucketPrior(BUCKET_BITS)
     return bbans.bits_back(prior, likelihood, posterior)

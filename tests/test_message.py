@@ -126,7 +126,7 @@ def test_precision_is_checked():
 
 def test_garbage_bytes_raise_engine_errors():
     rng = np.random.default_rng(4)
-    codec = bbans.DiscretisedLogistic(np.full((4, 10), 100.0), np.zeros((4, 10)))
+    codec = bbans.DiscretisedLogistic(np.full((4, 10), 100 << 12), np.zeros((4, 10), dtype=np.int64))
     for _ in range(50):
         junk = rng.integers(0, 256, size=rng.integers(0, 200), dtype=np.uint8).tobytes()
         with pytest.raises(bbans.BBANSError):

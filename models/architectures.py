@@ -1,0 +1,122 @@
+"""The coding side of every model: one interface, a registry of architectures, frozen files.
+
+A frozen model is what codes images. Every architecture implements:
+
+- `architecture`: its registry name, recorded in the frozen file and in every archive;
+- `config`: with `height`, `width`, `pixels` and `likelihood` ("bernoulli" or "logistic");
+- `batch_codec(settings, first_index, n)`: the bits-back codec of n images (symbols (n, pixels)),
+  the first of which is image `first_index` of the stream;
+- `freeze(trained_model)` and `to_tensors()` / `from_tensors(config, tensors)`.
+
+Which images a model takes and how they become symbols is the same for every architecture of a
+likelihood (`accepts`, `to_symbols`, `from_symbols`), with one definition of a binary image
+(`binary_scale`). Adding an architecture is one class and an entry in ARCHITECTURES.
+
+Frozen files are safetensors of integer tensors (loaded with safetensors' numpy reader: no
+pickle, no torch), with the architecture, its config and the numerics version in the metadata.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from .files import ModelFileError, atomic_write, sha256_of
+from .frozen_mlp import FrozenMLPVAE
+from .vae_config import VAEConfig
+
+ARCHITECTURES = {FrozenMLPVAE.architecture: FrozenMLPVAE}
+FROZEN_FORMAT = "bbzip-frozen"
+# The numerics version: what the integer tables, layers and K-step arithmetic compute. Archives
+# record it; a change that alters any table entry or any integer result needs a new number.
+NUMERICS_VERSION = 1
+MAX_MODEL_FILE = 256 << 20
+
+
+def binary_scale(images: np.ndarray) -> int | None:
+    """The one definition of a binary image stack: 1 if its values are within {0, 1}, 255 if
+    within {0, 255}, else None."""
+    values = np.unique(images)
+    if np.all(np.isin(values, (0, 1))):
+        return 1
+    if np.all(np.isin(values, (0, 255))):
+        return 255
+    return None
+
+
+def accepts(config, images: np.ndarray) -> bool:
+    """Whether a model of `config` codes this uint8 stack (N, H, W)."""
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (config.height, config.width):
+        return False
+    return config.likelihood != "bernoulli" or binary_scale(images) is not None
+
+
+def to_symbols(config, images: np.ndarray) -> tuple[np.ndarray, int]:
+    """(symbols (N, pixels) int64, scale): scale is what symbols are multiplied by to give pixels."""
+    scale = binary_scale(images) if config.likelihood == "bernoulli" else 1
+    if scale is None:
+        raise ValueError("a Bernoulli model codes only two-valued images (0/1 or 0/255)")
+    return (images.reshape(len(images), -1) // scale).astype(np.int64), scale
+
+
+def from_symbols(config, symbols: np.ndarray, scale: int) -> np.ndarray:
+    return (symbols * scale).astype(np.uint8).reshape(len(symbols), config.height, config.width)
+
+
+def freeze(trained_model):
+    """The frozen (integer) form of a trained torch model, by its architecture."""
+    return FrozenMLPVAE.freeze(trained_model)
+
+
+def save_frozen(frozen, path: Path, info: dict | None = None) -> str:
+    """Write a frozen model (atomically); returns its sha256. `info` lands in the metadata."""
+    tensors, spec = frozen.to_tensors()
+    metadata = {"format": FROZEN_FORMAT, "architecture": frozen.architecture, "numerics": str(NUMERICS_VERSION),
+                "config": json.dumps(spec["config"])}
+    for key, value in (info or {}).items():
+        metadata[key] = value if isinstance(value, str) else json.dumps(value)
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return sha256_of(path)
+
+
+def is_frozen_file(path: Path) -> bool:
+    return read_metadata(path).get("format") == FROZEN_FORMAT
+
+
+def read_metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
+
+
+def load_frozen(path: Path, expected_sha256: str | None = None):
+    """Load a frozen model; with `expected_sha256` the file must match it exactly."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    if path.stat().st_size > MAX_MODEL_FILE:
+        raise ModelFileError(f"{path}: larger than any bbzip model ({MAX_MODEL_FILE >> 20} MiB)")
+    if expected_sha256 is not None and sha256_of(path) != expected_sha256:
+        raise ModelFileError(f"{path}: sha256 does not match the manifest (file changed or damaged)")
+    metadata = read_metadata(path)
+    if metadata.get("format") != FROZEN_FORMAT:
+        raise ModelFileError(f"{path}: not a frozen bbzip model (metadata format {metadata.get('format')!r})")
+    if metadata.get("numerics") != str(NUMERICS_VERSION):
+        raise ModelFileError(f"{path}: frozen for numerics version {metadata.get('numerics')!r}; "
+                             f"this bbzip computes version {NUMERICS_VERSION}")
+    architecture = ARCHITECTURES.get(metadata.get("architecture"))
+    if architecture is None:
+        raise ModelFileError(f"{path}: unknown architecture {metadata.get('architecture')!r} "
+                             f"(known: {', '.join(sorted(ARCHITECTURES))})")
+    try:
+        config = VAEConfig(**json.loads(metadata["config"]))
+        return architecture.from_tensors(config, load_file(str(path)))
+    except (KeyError, TypeError, ValueError, SafetensorError) as error:
+        raise ModelFileError(f"{path}: not a valid frozen model ({error})") from None

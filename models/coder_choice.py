@@ -1,0 +1,97 @@
+"""Which frozen model codes a set of images, and with which default settings."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .architectures import accepts, binary_scale, freeze, is_frozen_file, load_frozen
+from .coding_settings import CodingSettings
+from .files import ModelFileError, sha256_of
+from .shipped import find_frozen_by_sha256, shipped_frozen_path
+from .vae_config import LIKELIHOOD_PRECISION
+
+DEFAULT_MODELS = {"bernoulli": "mlp-binary-mnist-rha", "logistic": "mlp-mnist-rha"}
+# Lanes (images coded side by side). Lanes grow from bits already on the stack, so what a lane
+# costs is the ~5 bits of its final head; more lanes code faster. By default a lane is allowed
+# per LANE_SHARE images (about 0.2% of a binary or grey MNIST image's bits), up to MAX_LANES.
+LANE_SHARE = {"bernoulli": 1 / 20, "logistic": 1 / 2}
+MIN_LANES, MAX_LANES = 16, 1000
+BUCKET_BITS = {"bernoulli": 10, "logistic": 12}
+
+
+@dataclass
+class Coder:
+    """A frozen model and the identity an archive records for it."""
+
+    model: object
+    name: str
+    sha256: str
+
+    def describe(self) -> dict:
+        model = self.model
+        return {"name": self.name, "sha256": self.sha256, "architecture": model.architecture,
+                "config": model.config.to_dict()}
+
+
+def is_file_spec(spec: str) -> bool:
+    """Only a path that ends in .safetensors or names a folder is a file; anything else is a
+    shipped model's name (so a file called like a shipped model cannot shadow it)."""
+    return str(spec).endswith(".safetensors") or "/" in str(spec)
+
+
+def load_coder(spec: str | Path) -> Coder:
+    """A shipped model's name, a frozen file, or a trained file (frozen here, as `freeze` would)."""
+    if not is_file_spec(str(spec)):
+        path, sha = shipped_frozen_path(str(spec))
+        return Coder(load_frozen(path, sha), str(spec), sha)
+    path = Path(spec)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    sha = sha256_of(path)
+    if is_frozen_file(path):
+        return Coder(load_frozen(path, sha), path.name, sha)
+    from .weights import load_model  # torch, only for a trained file
+
+    model, _ = load_model(path, sha)
+    return Coder(freeze(model), path.name, sha)
+
+
+def pick_default(images: np.ndarray) -> Coder | None:
+    """The shipped model that fits: binary if the images are two-valued, else grey."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        return None
+    coder = load_coder(DEFAULT_MODELS["bernoulli" if binary_scale(images) else "logistic"])
+    return coder if accepts(coder.model.config, images) else None
+
+
+def resolve(description: dict, override: str | Path | None) -> Coder:
+    """The model an archive was made with: `override` if given (it must have the recorded
+    sha256), else the shipped model of that sha256."""
+    if override:
+        coder = load_coder(override)
+        if coder.sha256 != description["sha256"]:
+            raise ModelFileError(f"--model {override} is not the model this archive needs ({description['name']}, "
+                                 f"sha256 {description['sha256'][:16]}...)")
+    else:
+        name = find_frozen_by_sha256(description["sha256"])
+        if name is None:
+            raise ModelFileError(f"archive needs model {description['name']} (sha256 {description['sha256'][:16]}...), "
+                                 "which is not installed; pass it with --model FILE")
+        coder = load_coder(name)
+    recorded = json.dumps(description["config"], sort_keys=True)
+    if coder.model.architecture != description["architecture"] or json.dumps(coder.model.config.to_dict(), sort_keys=True) != recorded:
+        raise ModelFileError(f"{coder.name}: architecture does not match the archive's record")
+    return coder
+
+
+def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 5e-3, seed: int = 0,
+                     batch_size: int | None = None) -> CodingSettings:
+    likelihood = coder.model.config.likelihood
+    bucket_bits = BUCKET_BITS[likelihood]
+    lanes = min(MAX_LANES, max(MIN_LANES, round(n_images * LANE_SHARE[likelihood])))
+    return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=batch_size or lanes,
+                          bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12,
+                          likelihood_precision=LIKELIHOOD_PRECISION)

@@ -1,0 +1,293 @@
+"""The paper's MLP VAE, frozen for coding: integer layers, integer tables, exact K-step inference.
+
+Freezing (`FrozenMLPVAE.freeze`) quantises a trained `MLPVAE` once; the frozen file is what
+archives name by sha256. Every number that reaches a frequency table is computed here by the
+exact operations of integer_mlp.py and the integer tables of bbans.lookup, so compressor and
+decompressor agree bit for bit on every machine (numerics version 1).
+
+Fixed point: latents (posterior mean, raw std, z) in 2^-16 units; likelihood parameters
+(Bernoulli logits, logistic mean and log-scale, in level units) in 2^-12 units.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import bbans
+from bbans.distributions import PARAM_BITS
+from bbans.lookup import (
+    QUANTILE_BITS,
+    bucket_centres,
+    exp_table,
+    interpolate,
+    sigmoid_table,
+    softplus_tail_table,
+    standard_normal_noise,
+)
+
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, IntegerLayer, quantise_layer
+from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
+
+LATENT_LIMIT = 64 << QUANTILE_BITS  # posterior means and raw stds clipped to [-64, 64]
+Z_LIMIT = 16 << QUANTILE_BITS  # decoder inputs clipped to [-16, 16]
+STD_FLOOR = 7  # the posterior std's + 1e-4, in 2^-16 units
+LOGIT_LIMIT = 64 << PARAM_BITS
+MEAN_RANGE = (-1024 << PARAM_BITS, 1280 << PARAM_BITS)
+# The K-step optimiser (paper Algorithm 2): Adam with torch's defaults.
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+MAX_K_STEPS = 1 << 16  # noise counters: (image, step, latent) packed into 64 bits
+
+
+def _fixed(values: np.ndarray, bits: int) -> np.ndarray:
+    """float64 -> float64 integers in 2^-bits units, rounded half up (IEEE, the same everywhere)."""
+    return np.floor(values * float(1 << bits) + 0.5)
+
+
+def softplus_std(raw: np.ndarray) -> np.ndarray:
+    """The posterior std softplus(raw) + 1e-4, int64 -> int64, both in 2^-16 units."""
+    raw = np.asarray(raw, dtype=np.int64)
+    tail = interpolate(softplus_tail_table(), np.abs(raw), QUANTILE_BITS) >> (32 - QUANTILE_BITS)
+    return np.maximum(raw, 0) + tail + STD_FLOOR
+
+
+class FrozenMLPVAE:
+    """The integer form of models.vae.MLPVAE (architecture "mlp-vae")."""
+
+    architecture = "mlp-vae"
+
+    def __init__(self, config: VAEConfig, encoder: list[IntegerLayer], decoder: list[IntegerLayer]):
+        self.config = config
+        self.encoder = encoder
+        self.decoder = decoder
+        for name, layers in (("encoder", encoder), ("decoder", decoder)):
+            for index, layer in enumerate(layers):
+                layer.check_bounds(f"{name} layer {index}")
+
+    # -- freezing and the file form ---------------------------------------------------------
+    @classmethod
+    def freeze(cls, model) -> "FrozenMLPVAE":
+        config = model.config
+        linear = lambda seq, i: (seq[i].weight.detach().double().numpy().T, seq[i].bias.detach().double().numpy())  # noqa: E731
+        hidden = (0.0, ACTIVATION_MAX)
+        input_max, input_scale = (1.0, 1.0) if config.likelihood == "bernoulli" else (255.0, 1.0 / 255.0)
+        w, b = linear(model.encoder, 0)
+        encoder = [quantise_layer(w * input_scale, b, 0, input_max, ACTIVATION_BITS, *hidden)]
+        encoder.append(quantise_layer(*linear(model.encoder, 2), ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS, *hidden))
+        encoder.append(quantise_layer(*linear(model.encoder, 4), ACTIVATION_BITS, ACTIVATION_MAX, QUANTILE_BITS,
+                                      -LATENT_LIMIT, LATENT_LIMIT))
+        decoder = [quantise_layer(*linear(model.decoder, 0), QUANTILE_BITS, Z_LIMIT, ACTIVATION_BITS, *hidden)]
+        decoder.append(quantise_layer(*linear(model.decoder, 2), ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS, *hidden))
+        w, b = linear(model.decoder, 4)
+        low, high = cls._output_bounds(config)
+        if config.likelihood == "logistic":  # the decoder's mean is 255 h: fold the 255 into the layer
+            w, b = w.copy(), b.copy()
+            w[:, : config.pixels] *= 255.0
+            b[: config.pixels] *= 255.0
+        decoder.append(quantise_layer(w, b, ACTIVATION_BITS, ACTIVATION_MAX, PARAM_BITS, low, high))
+        return cls(config, encoder, decoder)
+
+    @staticmethod
+    def _output_bounds(config: VAEConfig):
+        if config.likelihood == "bernoulli":
+            return -float(LOGIT_LIMIT), float(LOGIT_LIMIT)
+        n = config.pixels
+        low = np.concatenate([np.full(n, float(MEAN_RANGE[0])), np.full(n, LOG_SCALE_MIN * (1 << PARAM_BITS))])
+        high = np.concatenate([np.full(n, float(MEAN_RANGE[1])), np.full(n, LOG_SCALE_MAX * (1 << PARAM_BITS))])
+        return low, high
+
+    def layer_specs(self):
+        """(name, layer) for every layer, in file order."""
+        return [(f"encoder.{i}", layer) for i, layer in enumerate(self.encoder)] + \
+               [(f"decoder.{i}", layer) for i, layer in enumerate(self.decoder)]
+
+    def to_tensors(self) -> tuple[dict[str, np.ndarray], dict]:
+        tensors = {}
+        for name, layer in self.layer_specs():
+            tensors[f"{name}.weight"] = np.ascontiguousarray(layer.weight.T, dtype=np.int32)  # (out, in), as torch
+            tensors[f"{name}.bias"] = layer.bias.astype(np.int64)
+            tensors[f"{name}.weight_bits"] = layer.weight_bits.astype(np.int64)
+        return tensors, {"config": self.config.to_dict()}
+
+    @classmethod
+    def from_tensors(cls, config: VAEConfig, tensors: dict[str, np.ndarray]) -> "FrozenMLPVAE":
+        template = cls._layout(config)
+        layers = {}
+        for name, (n_in, n_out, in_bits, in_max, out_bits, low, high) in template.items():
+            weight, bias, bits = (tensors.get(f"{name}.{part}") for part in ("weight", "bias", "weight_bits"))
+            if weight is None or bias is None or bits is None or weight.shape != (n_out, n_in) \
+                    or bias.shape != (n_out,) or bits.shape != (n_out,):
+                raise ValueError(f"{name}: tensors missing or of the wrong shape for {config}")
+            if weight.dtype != np.int32 or bias.dtype != np.int64 or bits.dtype != np.int64:
+                raise ValueError(f"{name}: integer tensors expected (int32 weights, int64 biases and scales)")
+            weight_bits = bits
+            layers[name] = IntegerLayer(weight.T.astype(np.float64), bias.astype(np.float64), weight_bits,
+                                        in_bits, out_bits, in_max, low, high)
+        encoder = [layers[f"encoder.{i}"] for i in range(3)]
+        decoder = [layers[f"decoder.{i}"] for i in range(3)]
+        return cls(config, encoder, decoder)
+
+    @classmethod
+    def _layout(cls, config: VAEConfig) -> dict:
+        """name -> (in, out, in_bits, in_max, out_bits, low, high) of every layer."""
+        hidden, latent, pixels = config.hidden, config.latent, config.pixels
+        n_out = pixels if config.likelihood == "bernoulli" else 2 * pixels
+        input_max = 1.0 if config.likelihood == "bernoulli" else 255.0
+        relu = (0.0, ACTIVATION_MAX)
+        return {
+            "encoder.0": (pixels, hidden, 0, input_max, ACTIVATION_BITS, *relu),
+            "encoder.1": (hidden, hidden, ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS, *relu),
+            "encoder.2": (hidden, 2 * latent, ACTIVATION_BITS, ACTIVATION_MAX, QUANTILE_BITS, -LATENT_LIMIT, LATENT_LIMIT),
+            "decoder.0": (latent, hidden, QUANTILE_BITS, Z_LIMIT, ACTIVATION_BITS, *relu),
+            "decoder.1": (hidden, hidden, ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS, *relu),
+            "decoder.2": (hidden, n_out, ACTIVATION_BITS, ACTIVATION_MAX, PARAM_BITS, *cls._output_bounds(config)),
+        }
+
+    # -- the coding path --------------------------------------------------------------------
+    def encode_images(self, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and raw std (float64 integers, 2^-16 units) of symbols (B, pixels)."""
+        h = symbols.astype(np.float64)
+        for layer in self.encoder:
+            h = layer.forward(h)
+        latent = self.config.latent
+        return h[:, :latent], h[:, latent:]
+
+    def decode_latents(self, z: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for z (float64 integers, 2^-16 units); the last holds the
+        likelihood parameters in 2^-12 units."""
+        outputs = [np.clip(z.astype(np.float64), -Z_LIMIT, Z_LIMIT)]
+        for layer in self.decoder:
+            outputs.append(layer.forward(outputs[-1]))
+        return outputs[1:]
+
+    def posterior(self, symbols: np.ndarray, k_steps: int, lr: float, seed: int, first_index: int):
+        """(mean, std) as int64 in 2^-16 units, after K exact steps of paper Algorithm 2."""
+        mean, raw = self.encode_images(symbols)
+        if k_steps:
+            mean, raw = optimise_posterior(self, symbols, mean, raw, k_steps, lr, seed, first_index)
+        raw = raw.astype(np.int64)
+        return mean.astype(np.int64), softplus_std(raw)
+
+    def likelihood(self, z_fixed: np.ndarray, precision: int):
+        """The likelihood codec's distribution for z (int64, 2^-16 units)."""
+        params = self.decode_latents(z_fixed)[-1].astype(np.int64)
+        if self.config.likelihood == "bernoulli":
+            return bbans.distributions.Bernoulli(logits=params, precision=precision)
+        n = self.config.pixels
+        return bbans.distributions.DiscretisedLogistic(params[:, :n], params[:, n:], precision)
+
+    def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
+        centres = bucket_centres(settings.bucket_bits)
+
+        def posterior(symbols):
+            mean, std = self.posterior(symbols.reshape(n_images, -1), settings.k_steps, settings.lr, settings.seed,
+                                       first_index)
+            return bbans.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
+
+        def likelihood(z_index):
+            return bbans.from_distribution(self.likelihood(centres[z_index], settings.likelihood_precision))
+
+        prior = bbans.BucketPrior(settings.bucket_bits, (n_images, self.config.latent))
+        return bbans.bits_back(prior, likelihood, posterior)
+
+
+# -- K-step inference (paper Algorithm 2), exact ----------------------------------------------
+def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr: float, seed: int, first_index: int):
+    """K Adam steps on each image's one-sample -ELBO, from the encoder's (mean, raw).
+
+    Exact on every machine: the decoder runs on integers forward and backward (integer_mlp.py);
+    the likelihood's gradient, the KL's gradient and Adam use only IEEE + - * / and sqrt on
+    single float64 values in a fixed order, with sigmoid and exp read from integer tables; the
+    noise is a counter-based integer generator (image index, step, latent) through the integer
+    normal quantile table. No reduction runs over floats: images do not interact, so a batch's
+    composition does not change any image's result.
+    Inputs and outputs are float64 integers in 2^-16 units.
+    """
+    scale = float(1 << QUANTILE_BITS)
+    mean, raw = mean / scale, raw / scale
+    moments = [np.zeros_like(mean) for _ in range(4)]  # first and second moments of mean and raw
+    beta1, beta2 = ADAM_BETAS
+    beta1_power = beta2_power = 1.0
+    n, latent = mean.shape
+    counters = ((np.arange(n, dtype=np.uint64) + np.uint64(first_index))[:, None] * np.uint64(MAX_K_STEPS * latent)
+                + np.arange(latent, dtype=np.uint64))
+    for step in range(k_steps):
+        eps = standard_normal_noise(seed, counters + np.uint64(step * latent)) / scale
+        raw_fixed = _fixed(raw, QUANTILE_BITS)
+        std = softplus_std(raw_fixed.astype(np.int64)) / scale
+        z = _fixed(mean + std * eps, QUANTILE_BITS)
+        grad_z = _likelihood_gradient_at_z(model, symbols, z)
+        # KL(N(mean, std) || N(0, 1)): d/dmean = mean, d/dstd = std - 1/std; d std / d raw = sigmoid(raw).
+        grad_mean = grad_z + mean
+        grad_std = grad_z * eps + (std - 1.0 / std)
+        grad_raw = grad_std * (interpolate(sigmoid_table(), raw_fixed.astype(np.int64), QUANTILE_BITS) / 2.0**32)
+        beta1_power *= beta1
+        beta2_power *= beta2
+        mean = _adam(mean, grad_mean, moments[0], moments[1], lr, beta1_power, beta2_power)
+        raw = _adam(raw, grad_raw, moments[2], moments[3], lr, beta1_power, beta2_power)
+    return np.clip(_fixed(mean, QUANTILE_BITS), -LATENT_LIMIT, LATENT_LIMIT), np.clip(_fixed(raw, QUANTILE_BITS), -LATENT_LIMIT, LATENT_LIMIT)
+
+
+def _adam(param, grad, first, second, lr, beta1_power, beta2_power):
+    """One Adam step (torch's formula, this fixed order); updates the moments in place."""
+    beta1, beta2 = ADAM_BETAS
+    first *= beta1
+    first += (1.0 - beta1) * grad
+    second *= beta2
+    second += (1.0 - beta2) * (grad * grad)
+    denominator = np.sqrt(second) / math.sqrt(1.0 - beta2_power) + ADAM_EPS
+    return param - (lr / (1.0 - beta1_power)) * (first / denominator)
+
+
+def _likelihood_gradient_at_z(model: FrozenMLPVAE, symbols, z):
+    """d(-log p(x|z))/dz (float64, real units) by the integer decoder, forward and backward."""
+    hidden1, hidden2, params = model.decode_latents(z)
+    last = model.decoder[-1]
+    grad = _output_gradient(model.config, symbols, params)
+    grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
+    grad *= (params > last.low) & (params < last.high)  # a clipped output passes no gradient
+    for layer, activation in ((model.decoder[2], hidden2), (model.decoder[1], hidden1)):
+        grad = layer.backward(grad)
+        grad *= (activation > 0) & (activation < ACTIVATION_MAX)  # ReLU and its saturation
+    return model.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
+
+
+def _floor_weight(prob_fixed):
+    """d log(P + 2^-24) / d log P: the coder's floor under every symbol (vae.with_coder_floor)."""
+    prob = prob_fixed.astype(np.float64)
+    return prob / (prob + 256.0)  # 2^-24 in the tables' 2^-32 units
+
+
+def _output_gradient(config: VAEConfig, symbols, params):
+    """d(-log p(x|z)) / d(decoder output), per pixel, float64 in real units."""
+    sigmoid = sigmoid_table()
+    if config.likelihood == "bernoulli":
+        one_prob = interpolate(sigmoid, params.astype(np.int64), PARAM_BITS)
+        prob = np.where(symbols > 0, one_prob, (1 << 32) - one_prob)
+        return (one_prob / 2.0**32 - symbols) * _floor_weight(prob)
+    n = config.pixels
+    mean, log_scale = params[:, :n].astype(np.int64), params[:, n:].astype(np.int64)
+    x = symbols.astype(np.int64)
+    inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-28 units, as bbans
+    upper_arg = ((x << PARAM_BITS) + (1 << (PARAM_BITS - 1)) - mean) * inverse_scale  # 2^-40 units
+    lower_arg = upper_arg - (inverse_scale << PARAM_BITS)
+    # The end bins are open: sigmoid(l) = 0 below level 0 and sigmoid(u) = 1 above 255. With those
+    # values the interior formulas below give the end bins' gradients too.
+    upper_fixed = np.where(x == 255, 1 << 32, interpolate(sigmoid, upper_arg, PARAM_BITS + 28))
+    lower_fixed = np.where(x == 0, 0, interpolate(sigmoid, lower_arg, PARAM_BITS + 28))
+    prob_fixed = upper_fixed - lower_fixed
+    s_upper, s_lower = upper_fixed * 2.0**-32, lower_fixed * 2.0**-32
+    upper, lower = upper_arg * 2.0**-40, lower_arg * 2.0**-40
+    grad_mean = (inverse_scale * 2.0**-28) * (1.0 - s_upper - s_lower)
+    # (s'(u) u - s'(l) l) / P is a mean of 1 + t (1 - 2 s(t)) over t in (l, u), so bounded by
+    # 1 + max(|u|, |l|): clipping to that bound tames tiny P without changing any true value.
+    grad_log_scale = s_upper * (1.0 - s_upper) * upper - s_lower * (1.0 - s_lower) * lower
+    grad_log_scale /= np.maximum(prob_fixed, 1) * 2.0**-32
+    bound = np.maximum(np.abs(upper), np.abs(lower))
+    bound += 1.0
+    np.minimum(grad_log_scale, bound, out=grad_log_scale)
+    np.maximum(grad_log_scale, -bound, out=grad_log_scale)
+    weight = _floor_weight(prob_fixed)
+    grad_mean *= weight
+    grad_log_scale *= weight
+    return np.concatenate([grad_mean, grad_log_scale], axis=1)

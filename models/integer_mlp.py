@@ -1,0 +1,141 @@
+"""Integer networks for the coding path: MLPs in which every number is an integer.
+
+Freezing turns a trained layer into integer weights with one power-of-two scale per layer
+(`quantise_layer`). Running it is exact on every machine:
+
+- matrix products are float64 BLAS calls on integer-valued matrices whose every partial sum is
+  an integer below 2^53 (checked per layer, `check_bounds`), so any summation order, blocking,
+  FMA use or thread count gives the same result: the exact one;
+- requantisation to the next layer's fixed point is IEEE multiplication by a power of two, +0.5
+  and floor (round half up), ReLU is max(., 0), and clipping bounds every activation. These are
+  correctly rounded operations on single values, so they too give the same bits everywhere.
+
+No transcendental function appears here; what follows the network (sigmoid, exp, softplus,
+the normal CDF) comes from bbans.lookup's integer tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WEIGHT_LIMIT = 1 << 16  # |integer weight| < 2^16
+EXACT_LIMIT = 2.0**53  # every partial sum of a product stays below this
+ACTIVATION_BITS = 16  # hidden activations in 2^-16 units ...
+ACTIVATION_MAX = float((1 << 24) - 1)  # ... clipped to [0, 256)
+GRADIENT_BITS = 14  # backpropagated gradients in 2^-14 units ...
+GRADIENT_MAX = float((1 << 25) - 1)  # ... clipped to |g| < 2048
+
+
+class FrozenModelError(ValueError):
+    """Integer weights that would break exactness (too large, or partial sums past 2^53)."""
+
+
+@dataclass
+class IntegerLayer:
+    """y = clip(round((x @ weight + bias) * 2^-shift)), x in 2^-in_bits units, y in 2^-out_bits.
+
+    `weight` (in, out) and `bias` (out,) are float64 arrays of integers. Each output column j has
+    its own power-of-two scale: the real weight is weight[:, j] * 2^-weight_bits[j], the real
+    bias bias[j] * 2^-(weight_bits[j] + in_bits). (One scale per layer would leave small-weight
+    columns, such as the log-scale head beside the mean head, with a few bits.)
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    weight_bits: np.ndarray  # int64 (out,)
+    in_bits: int
+    out_bits: int
+    in_max: float  # bound on |input| (integer units)
+    low: np.ndarray | float  # output clip, integer units (0 for ReLU layers)
+    high: np.ndarray | float
+
+    def __post_init__(self):
+        self.weight_bits = np.asarray(self.weight_bits, dtype=np.int64)
+        if self.weight_bits.shape != self.bias.shape or np.any(np.abs(self.weight_bits) > 64):
+            raise FrozenModelError("one weight scale (|bits| <= 64) per output column expected")
+        self.scale_out = np.ldexp(1.0, -(self.weight_bits + self.in_bits - self.out_bits))
+        self.groups = _backward_groups(self.weight, self.weight_bits)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        accumulator = x @ self.weight
+        accumulator += self.bias
+        accumulator *= self.scale_out
+        accumulator += 0.5
+        np.floor(accumulator, out=accumulator)
+        return np.clip(accumulator, self.low, self.high, out=accumulator)
+
+    def backward(self, gradient: np.ndarray) -> np.ndarray:
+        """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),
+        in real terms: gradient @ real_weight.T, requantised and clipped like the forward pass."""
+        total = None
+        for columns, weight_t, scale in self.groups:
+            part = gradient @ weight_t if columns is None else gradient[:, columns] @ weight_t
+            part *= scale
+            part += 0.5
+            np.floor(part, out=part)
+            total = part if total is None else total + part
+        return np.clip(total, -GRADIENT_MAX, GRADIENT_MAX, out=total)
+
+    def check_bounds(self, name: str) -> None:
+        weight = np.abs(self.weight)
+        if weight.max(initial=0) >= WEIGHT_LIMIT or not np.array_equal(self.weight, np.round(self.weight)):
+            raise FrozenModelError(f"{name}: weights must be integers below {WEIGHT_LIMIT}")
+        forward = weight.sum(axis=0) * self.in_max + np.abs(self.bias)
+        backward = weight.sum(axis=1) * GRADIENT_MAX  # per group, at most this
+        if forward.max(initial=0) >= EXACT_LIMIT or backward.max(initial=0) >= EXACT_LIMIT:
+            raise FrozenModelError(f"{name}: partial sums could reach 2^53; the layer cannot be run exactly")
+
+
+def _backward_groups(weight: np.ndarray, weight_bits: np.ndarray):
+    """How the backward pass sums over output columns of different scales, exactly.
+
+    Columns are taken in order of their scale and merged into groups while the group stays
+    exact: within a group every column is brought to the group's finest scale by an exact
+    integer multiplication (weight * 2^(finest - bits)), and every partial sum of the group's
+    product must stay below 2^53. Each group's product is requantised on its own and the integer
+    results are added. Returns (columns or None for all, weight.T of the group, 2^-finest).
+    """
+    groups, pending = [], []
+
+    def close(group_bits):
+        columns = np.flatnonzero(np.isin(weight_bits, group_bits))
+        finest = int(max(group_bits))
+        scaled = np.ldexp(weight[:, columns], finest - weight_bits[columns])
+        everything = len(columns) == weight.shape[1]
+        groups.append((None if everything else columns, np.ascontiguousarray(scaled.T), np.ldexp(1.0, -finest)))
+
+    for bits in np.unique(weight_bits):
+        candidate = pending + [int(bits)]
+        columns = np.isin(weight_bits, candidate)
+        widest = np.abs(np.ldexp(weight[:, columns], max(candidate) - weight_bits[columns])).sum(axis=1).max(initial=0)
+        if pending and widest * GRADIENT_MAX >= EXACT_LIMIT:
+            close(pending)
+            candidate = [int(bits)]
+        pending = candidate
+    if pending:
+        close(pending)
+    return groups
+
+
+def quantise_layer(weight: np.ndarray, bias: np.ndarray, in_bits: int, in_max: float, out_bits: int,
+                   low, high) -> IntegerLayer:
+    """Integer form of a float layer y = x @ weight + bias, weight (in, out).
+
+    Each column's scale is the largest power of two that keeps its |weights| below 2^15; all are
+    lowered together until every partial sum (forward and backward) provably stays below 2^53.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    bias = np.asarray(bias, dtype=np.float64)
+    largest = np.abs(weight).max(axis=0)
+    # frexp is exact (unlike log2), so freezing the same file gives the same integers anywhere.
+    _, exponent = np.frexp(np.where(largest > 0, largest, 1.0))  # largest = m 2^exponent, 0.5 <= m < 1
+    weight_bits = 15 - exponent.astype(np.int64)
+    while True:
+        layer = IntegerLayer(np.round(np.ldexp(weight, weight_bits)), np.round(np.ldexp(bias, weight_bits + in_bits)),
+                             weight_bits, in_bits, out_bits, in_max, low, high)
+        try:
+            layer.check_bounds("layer")
+            return layer
+        except FrozenModelError:
+            weight_bits = weight_bits - 1
