@@ -7,7 +7,8 @@
     payload    the model stream then the classic blobs, at offsets given in the header
     payload    32 bytes sha256 of the payload
 
-The header names the model (name and full sha256), the coding settings, and the entries:
+The model stream is a models.api record: it names the model (name, full sha256, architecture),
+the numerics version and the coding settings. The header lists the entries:
 each with its relative path, kind ("model", "classic" or "stored"), format, mode, sizes and a
 crc32 of its decoded pixels (or bytes); one sha256 covers the decoded pixels of all entries in
 order. So every entry is checked as it is decoded, and the whole archive once more at the end,
@@ -22,7 +23,9 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"\x89BBZIP\r\n"
-FORMAT_VERSION = 2  # 2: lanes grow from the stack (bbans Message.grow), deflated header
+# 2: lanes grow from the stack (bbans Message.grow), deflated header; float numerics.
+# 3: the model stream is a self-describing record (models.api) on the exact integer numerics.
+FORMAT_VERSION = 3
 _MAX_HEADER = 64 << 20  # bytes, deflated or not: a damaged length cannot make us allocate more
 
 
@@ -70,6 +73,9 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
     pos += 6
     if version > FORMAT_VERSION:
         raise ArchiveError(f"{name}: format version {version} is newer than this bbzip reads ({FORMAT_VERSION}); upgrade bbzip")
+    if version == 2:
+        raise ArchiveError(f"{name}: made by bbzip 0.1 (format 2), whose float numerics decode only on a machine whose "
+                           "float maths match the writer's; open it with bbzip 0.1 there, then compress it again")
     if version != FORMAT_VERSION:
         raise ArchiveError(f"{name}: unknown format version {version}")
     if header_length > _MAX_HEADER or len(data) < pos + header_length + 4 + 32:

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import click
 
+from models.architectures import NUMERICS_VERSION
+from models.coder_choice import default_settings, load_coder
+from models.coding_settings import SettingsError
+
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
 from .entries import collect_inputs, read_entry, safe_name
@@ -78,19 +82,20 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if k_steps < 0 or (batch_size is not None and batch_size < 1):
         raise click.UsageError("--k-steps must be >= 0 and --batch-size >= 1")
     refuse_overwrite(Path(output), force)
-    choice = coding.load_choice(model_spec) if model_spec else None
+    coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
-    grey_28 = lambda stack: stack.shape[1:] == (28, 28)  # noqa: E731 - the shipped models' size
-    fits = coding.fits(choice.model.config) if choice else grey_28
+    fits = coding.fits(coder.model.config) if coder else coding.fits_any_shipped
     entries = [read_entry(name, path, fits) for name, path in found]
-    if choice is None:
-        default = coding.choose_default(entries)
-        choice = coding.load_choice(default) if default else None
+    if coder is None:
+        coder = coding.choose_default(entries)
     n_items = sum(len(e.items) for e in entries)
-    settings = coding.settings_for(choice.model, k_steps, lr, seed, batch_size, n_items) if choice else None
+    try:
+        settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size) if coder else None
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
     started = time.perf_counter()
     with out.bar("compressing", n_items) as advance:
-        header, payload = coding.build(entries, choice, settings, on_batch=advance)
+        header, payload = coding.build(entries, coder, settings, on_batch=advance)
     data = write_archive(header, payload)
     if output == "-":
         sys.stdout.buffer.write(data)
@@ -98,10 +103,10 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     else:
         _write_atomically(Path(output), data)
     seconds = time.perf_counter() - started
-    if choice and n_items:
-        config = choice.model.config
+    if coder and n_items:
+        config = coder.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
-        out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {choice.name} (K={k_steps}): "
+        out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}): "
                  f"{len(data)} bytes, model stream {stream_bpd:.4f} bpd, {n_items / seconds:.0f} images/s")
     else:
         out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model)")
@@ -109,18 +114,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
 
 def _decode(out, source: str, model_spec: str | None):
     archive = _load(source)
-    choice = coding.resolve_model(archive.header, model_spec)
     with out.bar("decompressing", _model_items(archive)) as advance:
-        try:
-            files = coding.extract(archive, choice, on_batch=advance)
-        except BBZipError:
-            raise
-        except Exception as error:  # bbans errors and anything a damaged stream can provoke
-            from bbans import BBANSError
-
-            if isinstance(error, BBANSError):
-                raise BBZipError(f"{source}: damaged archive ({error})") from None
-            raise
+        files = coding.extract(archive, model_spec, on_batch=advance)
     return archive, files
 
 
@@ -171,16 +166,15 @@ def list_command(out, archive):
     """Show the entries, model, coding settings and sizes of ARCHIVE without decoding it."""
     parsed = _load(archive)
     header = parsed.header
-    model = header.get("model")
+    record = coding.model_description(parsed)
     total = len(_read_source(archive)) if archive != "-" else None
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
-    if model:
-        coding_settings = header["coding"]
-        stream = header["model_stream"]
-        pixels = stream["items"] * model["config"]["height"] * model["config"]["width"]
-        click.echo(f"model:   {model['name']}  sha256 {model['sha256']}")
-        click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(coding_settings.items())))
-        click.echo(f"stream:  {stream['items']} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")
+    if record:
+        model, stream = record.model, header["model_stream"]
+        pixels = max(1, record.images * model["config"]["height"] * model["config"]["width"])
+        click.echo(f"model:   {model['name']}  ({model['architecture']}, numerics {NUMERICS_VERSION})  sha256 {model['sha256']}")
+        click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(record.settings.to_dict().items())))
+        click.echo(f"stream:  {record.images} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")
     click.echo(f"{'kind':<13} {'format':<6} {'size':>11} {'images':>7}  name")
     for entry in header["entries"]:
         store = entry.get("store", entry["kind"])

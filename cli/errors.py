@@ -10,7 +10,7 @@ import click
 
 from bbans import BBANSError
 from models.data import DataError
-from models.weights import ModelFileError
+from models.files import ModelFileError
 
 
 class BBZipError(Exception):

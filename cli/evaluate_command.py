@@ -7,9 +7,10 @@ import click
 import torch
 
 from models.data import load_any
+from models.coder_choice import is_file_spec
 from models.evaluate import elbo_bpd, iwae_bpd, optimal_inference_bpd
+from models.weights import load_model, load_shipped
 
-from . import coding
 from .errors import BBZipError, guard
 
 
@@ -39,22 +40,23 @@ def evaluate_command(out, model_spec, data, split, samples, iwae_k, oracle_epoch
         raise click.UsageError("--samples must be >= 1, --iwae and --oracle-epochs >= 0")
     if threads:
         torch.set_num_threads(threads)
-    choice = coding.load_choice(model_spec)
+    model, _ = load_model(model_spec) if is_file_spec(model_spec) else load_shipped(model_spec)
+    name = model_spec
     if not data:
-        data = "binary-mnist" if choice.model.config.likelihood == "bernoulli" else "mnist"
+        data = "binary-mnist" if model.config.likelihood == "bernoulli" else "mnist"
     images = load_any(data, split)[:limit]
-    if images.ndim != 3 or images.shape[1:] != (choice.model.config.height, choice.model.config.width):
-        raise BBZipError(f"{data}: images of shape {images.shape[1:]} do not fit {choice.name}")
-    if choice.model.config.likelihood == "bernoulli" and images.max() > 1:
-        raise BBZipError(f"{data}: {choice.name} models binary images (0/1); use binary-mnist or threshold the data")
-    figures = {"model": choice.name, "data": data, "split": split, "images": len(images),
-               "elbo_bpd": elbo_bpd(choice.model, images, samples=samples, seed=seed)}
-    out.info(f"{choice.name} on {len(images)} images of {data}: -ELBO {figures['elbo_bpd']:.4f} bpd")
+    if images.ndim != 3 or images.shape[1:] != (model.config.height, model.config.width):
+        raise BBZipError(f"{data}: images of shape {images.shape[1:]} do not fit {name}")
+    if model.config.likelihood == "bernoulli" and images.max() > 1:
+        raise BBZipError(f"{data}: {name} models binary images (0/1); use binary-mnist or threshold the data")
+    figures = {"model": name, "data": data, "split": split, "images": len(images),
+               "elbo_bpd": elbo_bpd(model, images, samples=samples, seed=seed)}
+    out.info(f"{name} on {len(images)} images of {data}: -ELBO {figures['elbo_bpd']:.4f} bpd")
     if iwae_k:
-        figures["iwae_bpd"] = iwae_bpd(choice.model, images, k=iwae_k, seed=seed)
+        figures["iwae_bpd"] = iwae_bpd(model, images, k=iwae_k, seed=seed)
         out.info(f"IWAE (k={iwae_k}): {figures['iwae_bpd']:.4f} bpd")
     if oracle_epochs:
-        figures["oracle_bpd"] = optimal_inference_bpd(choice.model, images, epochs=oracle_epochs, seed=seed, samples=samples)
+        figures["oracle_bpd"] = optimal_inference_bpd(model, images, epochs=oracle_epochs, seed=seed, samples=samples)
         figures["amortisation_gap_bpd"] = figures["elbo_bpd"] - figures["oracle_bpd"]
         out.info(f"optimal-inference oracle ({oracle_epochs} epochs): {figures['oracle_bpd']:.4f} bpd, "
                  f"amortisation gap {figures['amortisation_gap_bpd']:.4f} bpd")

@@ -1,15 +1,37 @@
 """The bbzip command group."""
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .console import Output
-from .archive_commands import compress_command, decompress_command, list_command, test_command
-from .evaluate_command import evaluate_command
-from .train_commands import train_command, train_encoder_command
+
+# Commands are imported when used: training and evaluation need torch, while compress,
+# decompress, test and list run on numpy alone and start in a fraction of the time.
+COMMANDS = {
+    "compress": "cli.archive_commands:compress_command",
+    "decompress": "cli.archive_commands:decompress_command",
+    "test": "cli.archive_commands:test_command",
+    "list": "cli.archive_commands:list_command",
+    "train": "cli.train_commands:train_command",
+    "train-encoder": "cli.train_commands:train_encoder_command",
+    "evaluate": "cli.evaluate_command:evaluate_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="More detail; tracebacks on errors.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
@@ -18,13 +40,6 @@ from .train_commands import train_command, train_encoder_command
 def cli(ctx, quiet, verbose, no_progress):
     """bbzip: lossless image compression with bits-back ANS on a learned VAE."""
     ctx.obj = Output(quiet=quiet, verbose=verbose, progress=not no_progress)
-
-
-for command in (compress_command, decompress_command, test_command, list_command):
-    cli.add_command(command)
-cli.add_command(train_command)
-cli.add_command(train_encoder_command)
-cli.add_command(evaluate_command)
 
 
 def main():

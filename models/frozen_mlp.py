@@ -26,7 +26,15 @@ from bbans.lookup import (
     standard_normal_noise,
 )
 
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, IntegerLayer, quantise_layer
+from .integer_mlp import (
+    ACTIVATION_BITS,
+    ACTIVATION_MAX,
+    GRADIENT_BITS,
+    GRADIENT_MAX,
+    FrozenModelError,
+    IntegerLayer,
+    quantise_layer,
+)
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
 
 LATENT_LIMIT = 64 << QUANTILE_BITS  # posterior means and raw stds clipped to [-64, 64]
@@ -60,9 +68,6 @@ class FrozenMLPVAE:
         self.config = config
         self.encoder = encoder
         self.decoder = decoder
-        for name, layers in (("encoder", encoder), ("decoder", decoder)):
-            for index, layer in enumerate(layers):
-                layer.check_bounds(f"{name} layer {index}")
 
     # -- freezing and the file form ---------------------------------------------------------
     @classmethod
@@ -121,8 +126,11 @@ class FrozenMLPVAE:
             if weight.dtype != np.int32 or bias.dtype != np.int64 or bits.dtype != np.int64:
                 raise ValueError(f"{name}: integer tensors expected (int32 weights, int64 biases and scales)")
             weight_bits = bits
-            layers[name] = IntegerLayer(weight.T.astype(np.float64), bias.astype(np.float64), weight_bits,
-                                        in_bits, out_bits, in_max, low, high)
+            try:
+                layers[name] = IntegerLayer(weight.T.astype(np.float64), bias.astype(np.float64), weight_bits,
+                                            in_bits, out_bits, in_max, low, high)
+            except FrozenModelError as error:
+                raise ValueError(f"{name}: {error}") from None
         encoder = [layers[f"encoder.{i}"] for i in range(3)]
         decoder = [layers[f"decoder.{i}"] for i in range(3)]
         return cls(config, encoder, decoder)

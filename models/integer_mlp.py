@@ -54,6 +54,7 @@ class IntegerLayer:
         self.weight_bits = np.asarray(self.weight_bits, dtype=np.int64)
         if self.weight_bits.shape != self.bias.shape or np.any(np.abs(self.weight_bits) > 64):
             raise FrozenModelError("one weight scale (|bits| <= 64) per output column expected")
+        self.check_bounds()
         self.scale_out = np.ldexp(1.0, -(self.weight_bits + self.in_bits - self.out_bits))
         self.groups = _backward_groups(self.weight, self.weight_bits)
 
@@ -77,14 +78,14 @@ class IntegerLayer:
             total = part if total is None else total + part
         return np.clip(total, -GRADIENT_MAX, GRADIENT_MAX, out=total)
 
-    def check_bounds(self, name: str) -> None:
+    def check_bounds(self) -> None:
         weight = np.abs(self.weight)
         if weight.max(initial=0) >= WEIGHT_LIMIT or not np.array_equal(self.weight, np.round(self.weight)):
-            raise FrozenModelError(f"{name}: weights must be integers below {WEIGHT_LIMIT}")
+            raise FrozenModelError(f"weights must be integers below {WEIGHT_LIMIT}")
         forward = weight.sum(axis=0) * self.in_max + np.abs(self.bias)
         backward = weight.sum(axis=1) * GRADIENT_MAX  # per group, at most this
         if forward.max(initial=0) >= EXACT_LIMIT or backward.max(initial=0) >= EXACT_LIMIT:
-            raise FrozenModelError(f"{name}: partial sums could reach 2^53; the layer cannot be run exactly")
+            raise FrozenModelError("partial sums could reach 2^53; the layer cannot be run exactly")
 
 
 def _backward_groups(weight: np.ndarray, weight_bits: np.ndarray):
@@ -132,10 +133,8 @@ def quantise_layer(weight: np.ndarray, bias: np.ndarray, in_bits: int, in_max: f
     _, exponent = np.frexp(np.where(largest > 0, largest, 1.0))  # largest = m 2^exponent, 0.5 <= m < 1
     weight_bits = 15 - exponent.astype(np.int64)
     while True:
-        layer = IntegerLayer(np.round(np.ldexp(weight, weight_bits)), np.round(np.ldexp(bias, weight_bits + in_bits)),
-                             weight_bits, in_bits, out_bits, in_max, low, high)
         try:
-            layer.check_bounds("layer")
-            return layer
+            return IntegerLayer(np.round(np.ldexp(weight, weight_bits)), np.round(np.ldexp(bias, weight_bits + in_bits)),
+                                weight_bits, in_bits, out_bits, in_max, low, high)
         except FrozenModelError:
             weight_bits = weight_bits - 1

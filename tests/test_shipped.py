@@ -4,7 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from models.weights import WEIGHTS_DIR, load_shipped, manifest, sha256_of
+from models.architectures import NUMERICS_VERSION, load_frozen
+from models.files import sha256_of
+from models.shipped import WEIGHTS_DIR, manifest
+from models.weights import load_shipped
 
 NAMES = ["mlp-binary-mnist-baseline", "mlp-binary-mnist-rha", "mlp-mnist-baseline", "mlp-mnist-rha"]
 
@@ -17,6 +20,9 @@ def test_shipped_weights_match_the_manifest(name):
     model, metadata = load_shipped(name)
     assert metadata["command"].startswith("bbzip ") and entry["command"] == metadata["command"]
     assert model.config.latent == 10 and model.config.hidden == 500
+    frozen = entry["frozen"]
+    assert frozen["numerics"] == NUMERICS_VERSION and frozen["file"].endswith(frozen["sha256"][:8] + ".safetensors")
+    assert load_frozen(WEIGHTS_DIR / frozen["file"], frozen["sha256"]).config == model.config
 
 
 @pytest.mark.parametrize("data, expected_model", [("binary", "mlp-binary-mnist-rha"), ("grey", "mlp-mnist-rha")])

@@ -1,0 +1,49 @@
+"""Golden archives: bytes this version of bbzip wrote, committed under tests/golden/.
+
+A fresh compress of the same images must give the same bytes (the coding path is exact and
+deterministic), and the committed archives must decode to the committed pixels. When the format
+or the numerics change on purpose, regenerate them with
+
+    BBZIP_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py
+
+and say why in the commit (old archives of the previous version then need its bbzip).
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = {"binary-k0": ("binary", 0), "grey-k0": ("grey", 0), "grey-k2": ("grey", 2)}
+UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
+
+
+def _images(kind: str, grey_test_images) -> np.ndarray:
+    images = grey_test_images[:48]
+    return (images >= 128).astype(np.uint8) if kind == "binary" else images
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, case):
+    kind, k_steps = CASES[case]
+    source = GOLDEN / f"{kind}.npy"
+    if UPDATE:
+        np.save(source, _images(kind, grey_test_images))
+    archive = tmp_path / "fresh.bb"
+    result = CliRunner().invoke(cli, ["-q", "compress", str(source), "-o", str(archive), "--k-steps", str(k_steps)])
+    assert result.exit_code == 0, result.output
+    if UPDATE:
+        (GOLDEN / f"{case}.bb").write_bytes(archive.read_bytes())
+    assert archive.read_bytes() == (GOLDEN / f"{case}.bb").read_bytes()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_golden_archives_decode(tmp_path, case):
+    kind, _ = CASES[case]
+    result = CliRunner().invoke(cli, ["-q", "decompress", str(GOLDEN / f"{case}.bb"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / f"{kind}.npy"), np.load(GOLDEN / f"{kind}.npy"))
