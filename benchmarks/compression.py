@@ -3,16 +3,15 @@
     python -m benchmarks.compression [--quick] [--data binary grey] [--k 0 1 2 3 5 7 10]
 
 For each data set, encoder (baseline, reverse half-asleep) and K, the 10k test images go
-through the same path as `bbzip compress` (one .npy entry, archive written in memory) and back
-through `bbzip decompress`'s path; the decoded pixels are checked against the input. Reported:
-archive bytes and bpd (8 x bytes / pixels), the -ELBO estimate of the same posteriors, their
-gap, compress and decompress images/s (this machine, one thread for the model), and the
+through the Python API (models.api.compress, then models.api.decompress; the decoded images are
+checked against the input) and, once, through `bbzip compress` for the archive's real size.
+Reported: archive bytes and bpd (8 x bytes / pixels), the -ELBO estimate of the coder's own
+posteriors, their gap, compress and decompress images/s of the API on this machine, and the
 paper's figure where it has one. --quick uses 300 images.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import tempfile
 import time
@@ -21,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cli import coding
-from cli.archive import read_archive, write_archive
-from cli.entries import read_entry
+from cli.main import cli
+from models import api
+from models.architectures import to_symbols
+from models.coder_choice import default_settings, load_coder
 from models.data import load_named
-from models.inference import optimise_posterior, single_thread
-from models.objectives import negative_elbo_from
+from models.stream import coding_batches
+from models.vae import gaussian_kl
+from models.weights import load_shipped
 
 from .common import markdown_table, write_results
 
@@ -43,46 +44,49 @@ PAPER = {
 }
 
 
-def elbo_estimate_bpd(model, images: np.ndarray, settings, samples: int = 4) -> float:
-    """-ELBO (bits/dim) of the posteriors the coder uses: same batches, same K-step seeds."""
-    from cli.model_stream import batch_seed, coding_batches
-
+def elbo_estimate_bpd(name: str, images: np.ndarray, k: int, samples: int = 4) -> float:
+    """-ELBO (bits/dim) of the posteriors the coder uses (the exact path's mean and std, the
+    same K steps and noise), under the trained float decoder."""
+    coder, (model, _) = load_coder(name), load_shipped(name)
+    symbols, _ = to_symbols(coder.model.config, images)
+    settings = default_settings(coder, len(images), k_steps=k)
     total, generator = 0.0, torch.Generator().manual_seed(0)
-    for index, lo, hi in coding_batches(len(images), settings.batch_size):
-        batch = images[lo:hi]
-        mean, raw = optimise_posterior(model, batch, settings.k_steps, settings.lr, batch_seed(settings.seed, index))
-        x = torch.from_numpy(np.ascontiguousarray(batch))
-        with torch.no_grad(), single_thread():
-            total += sum(negative_elbo_from(model, x, mean, raw, generator).sum().item() for _ in range(samples)) / samples
+    for _, lo, hi in coding_batches(len(images), settings.batch_size):
+        mean, std = coder.model.posterior(symbols[lo:hi], k, settings.lr, settings.seed, lo)
+        mean, std = torch.from_numpy(mean / 2.0**16).float(), torch.from_numpy(std / 2.0**16).float()
+        x = torch.from_numpy(np.ascontiguousarray(images[lo:hi]))
+        with torch.no_grad():
+            for _ in range(samples):
+                z = mean + std * torch.randn(mean.shape, generator=generator)
+                nll = -model.log_likelihood(x, model.likelihood_params(z)) + gaussian_kl(mean, std)
+                total += nll.sum().item() / samples
     return total / (len(images) * model.config.pixels * math.log(2))
 
 
-def run_one(choice, images: np.ndarray, k: int, folder: Path, repeats: int) -> dict:
+def run_one(name: str, images: np.ndarray, k: int, folder: Path, repeats: int) -> dict:
     """Compress and decompress `repeats` times (the same bytes each time); the best time counts."""
-    path = folder / "test.npy"
-    np.save(path, images)
-    settings = coding.settings_for(choice.model, k, 5e-3, 0, None, len(images))
     compress_s = decompress_s = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        entry = read_entry("test.npy", path, coding.fits(choice.model.config))
-        header, payload = coding.build([entry], choice, settings)
-        archive_bytes = write_archive(header, payload)
+        record = api.compress(images, model=name, k_steps=k)
         compress_s = min(compress_s, time.perf_counter() - start)
         start = time.perf_counter()
-        files = coding.extract(read_archive(archive_bytes), choice)
+        restored = api.decompress(record)
         decompress_s = min(decompress_s, time.perf_counter() - start)
-        restored = np.load(io.BytesIO(files[0][1]))
         assert np.array_equal(restored, images), "round trip failed"
+    np.save(folder / "test.npy", images)
+    cli(["-q", "compress", str(folder / "test.npy"), "-o", str(folder / "test.bb"), "-f", "--model", name,
+         "--k-steps", str(k)], standalone_mode=False)
+    archive_bytes = (folder / "test.bb").stat().st_size
     pixels = images.size
-    stream = header["model_stream"]["length"]
-    elbo = elbo_estimate_bpd(choice.model, images, settings)
-    archive_bpd = 8 * len(archive_bytes) / pixels
+    elbo = elbo_estimate_bpd(name, images, k)
+    archive_bpd = 8 * archive_bytes / pixels
     return {
-        "archive_bytes": len(archive_bytes), "stream_bytes": stream, "archive_bpd": archive_bpd,
+        "archive_bytes": archive_bytes, "stream_bytes": len(api.read_record(record).stream), "archive_bpd": archive_bpd,
         "elbo_bpd": elbo, "gap_percent": 100 * (archive_bpd / elbo - 1), "compress_images_per_s": len(images) / compress_s,
         "decompress_images_per_s": len(images) / decompress_s, "compress_s_per_image": compress_s / len(images),
-        "decompress_s_per_image": decompress_s / len(images), "batch_size": settings.batch_size,
+        "decompress_s_per_image": decompress_s / len(images),
+        "batch_size": default_settings(load_coder(name), len(images)).batch_size,
     }
 
 
@@ -100,9 +104,8 @@ def main() -> None:
             dataset, baseline, rha = MODELS[data]
             images = load_named(dataset, "test")[: 300 if args.quick else None]
             for encoder, name in (("baseline", baseline), ("rha", rha)):
-                choice = coding.load_choice(name)
                 for k in args.k:
-                    result = run_one(choice, images, k, Path(tmp), 1 if args.quick else args.repeats)
+                    result = run_one(name, images, k, Path(tmp), 1 if args.quick else args.repeats)
                     record = {"data": data, "encoder": encoder, "model": name, "k": k, "images": len(images), **result,
                               "paper_bpd": PAPER.get((data, encoder, k))}
                     records.append(record)

@@ -41,11 +41,11 @@ def _cases(lanes: int, steps: int, rng):
     return {
         "shared 256-symbol table": (lambda: dist.Categorical(shared_probs, 16, shape),
                                     rng.choice(256, size=shape, p=shared_probs), 16),
-        "Bernoulli (logits)": (lambda: dist.Bernoulli(logits=logits, precision=16),
+        "Bernoulli (logits)": (lambda: dist.Bernoulli(logits=bbans.to_fixed(logits, 12), precision=16),
                                (rng.random(shape) < 1 / (1 + np.exp(-logits))).astype(np.int64), 16),
-        "discretised logistic": (lambda: dist.DiscretisedLogistic(mean, log_scale, 24),
+        "discretised logistic": (lambda: dist.DiscretisedLogistic(bbans.to_fixed(mean, 12), bbans.to_fixed(log_scale, 12), 24),
                                  np.clip(np.round(mean + np.exp(log_scale) * rng.logistic(size=shape)), 0, 255).astype(np.int64), 24),
-        "bucketed Gaussian (12 bits)": (lambda: dist.BucketedGaussian(g_mean, g_std, 12, 24),
+        "bucketed Gaussian (12 bits)": (lambda: dist.BucketedGaussian(bbans.to_fixed(g_mean, 16), bbans.to_fixed(g_std, 16), 12, 24),
                                         rng.integers(1500, 2600, size=shape), 24),
     }
 

@@ -12,7 +12,8 @@ import argparse
 
 from models.data import load_named
 from models.evaluate import elbo_bpd, iwae_bpd
-from models.weights import load_shipped, manifest
+from models.shipped import manifest
+from models.weights import load_shipped
 
 from .common import markdown_table, write_results
 

@@ -1,6 +1,6 @@
 """Paper Table 1 (binary MNIST row): test -ELBO of one decoder with encoders trained differently.
 
-    python -m benchmarks.table1 --model FILE [--epochs 5] [--data binary-mnist] [--quick]
+    python -m benchmarks.table1 --model NAME-OR-FILE [--epochs 5] [--data binary-mnist] [--quick]
 
 From the same trained VAE, each column fine-tunes a fresh copy of the encoder (decoder frozen)
 for the same number of epochs: ordinary amortised training (alpha = 0), the denoising
@@ -17,7 +17,8 @@ import copy
 from models.data import load_named
 from models.evaluate import elbo_bpd
 from models.train import train_encoder
-from models.weights import load_model
+from models.coder_choice import is_file_spec
+from models.weights import load_model, load_shipped
 
 from .common import markdown_table, write_results
 
@@ -34,12 +35,12 @@ def columns():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the trained VAE (.safetensors)")
+    parser.add_argument("--model", required=True, help="the trained VAE: a shipped name or a .safetensors file")
     parser.add_argument("--data", default="binary-mnist")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1000 training images, 1 epoch, 1000 test images")
     args = parser.parse_args()
-    base, metadata = load_model(args.model)
+    base, metadata = load_model(args.model) if is_file_spec(args.model) else load_shipped(args.model)
     train = load_named(args.data, "train")[: 1000 if args.quick else None]
     test = load_named(args.data, "test")[: 1000 if args.quick else None]
     epochs = 1 if args.quick else args.epochs

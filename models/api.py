@@ -10,8 +10,8 @@
 The bytes are a self-describing *model stream record* (the command line's archives hold one):
 
     magic    6 bytes  b"\\x89BBZM\\n"
-    header   u32 LE length, then UTF-8 JSON: model (name, sha256, architecture, config),
-             numerics version, coding settings, image count, scale (pixel = symbol x scale)
+    header   u32 LE length, then deflated UTF-8 JSON: model (name, sha256, architecture,
+             config), numerics version, coding settings, image count, scale (pixel = symbol x scale)
     crc32    u32 LE of the header bytes
     stream   the bits-back message
     sha256   32 bytes over the decoded images (uint8, C order)
@@ -79,7 +79,7 @@ def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, on
     message = stream.encode(coder.model, symbols, settings, on_batch) if len(images) else b""
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
               "images": int(len(images)), "scale": int(scale)}
-    header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
     return b"".join([MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, struct.pack("<I", zlib.crc32(header_bytes)),
                      message, hashlib.sha256(images.tobytes()).digest()])
 
@@ -122,9 +122,12 @@ def read_record(data: bytes) -> StreamInfo:
     if zlib.crc32(header_bytes) != crc:
         raise StreamError("damaged model stream (header checksum mismatch)")
     try:
-        header = json.loads(header_bytes)
-    except ValueError:
-        raise StreamError("damaged model stream (header is not JSON)") from None
+        inflater = zlib.decompressobj()
+        header = json.loads(inflater.decompress(header_bytes, MAX_HEADER))
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise ValueError("the header does not inflate to a bounded, complete document")
+    except (ValueError, zlib.error):
+        raise StreamError("damaged model stream (header is not valid)") from None
     return _checked(header, data[position + length + 4 : -32], data[-32:])
 
 

@@ -11,8 +11,11 @@ Fixed point: latents (posterior mean, raw std, z) in 2^-16 units; likelihood par
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import bbans
 from bbans.distributions import PARAM_BITS
@@ -172,7 +175,7 @@ class FrozenMLPVAE:
         """(mean, std) as int64 in 2^-16 units, after K exact steps of paper Algorithm 2."""
         mean, raw = self.encode_images(symbols)
         if k_steps:
-            mean, raw = optimise_posterior(self, symbols, mean, raw, k_steps, lr, seed, first_index)
+            mean, raw = _optimise_in_parallel(self, symbols, mean, raw, k_steps, lr, seed, first_index)
         raw = raw.astype(np.int64)
         return mean.astype(np.int64), softplus_std(raw)
 
@@ -200,6 +203,29 @@ class FrozenMLPVAE:
 
 
 # -- K-step inference (paper Algorithm 2), exact ----------------------------------------------
+_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+_MIN_CHUNK = 64
+
+
+def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, first_index):
+    """optimise_posterior on chunks of the batch in threads, one BLAS thread each.
+
+    Images do not interact in the K steps and their noise is indexed by their place in the
+    stream, so the result is the same for any split and any number of workers; the threads only
+    let numpy's element-wise work (which releases the GIL) use every core.
+    """
+    n = len(symbols)
+    chunks = min(_WORKERS, n // _MIN_CHUNK)
+    if chunks < 2:
+        return optimise_posterior(model, symbols, mean, raw, k_steps, lr, seed, first_index)
+    bounds = np.linspace(0, n, chunks + 1).astype(int)
+    with threadpool_limits(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(chunks) as pool:
+            parts = list(pool.map(lambda lo, hi: optimise_posterior(model, symbols[lo:hi], mean[lo:hi], raw[lo:hi], k_steps,
+                                                                    lr, seed, first_index + lo), bounds[:-1], bounds[1:]))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr: float, seed: int, first_index: int):
     """K Adam steps on each image's one-sample -ELBO, from the encoder's (mean, raw).
 
@@ -219,12 +245,13 @@ def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr
     n, latent = mean.shape
     counters = ((np.arange(n, dtype=np.uint64) + np.uint64(first_index))[:, None] * np.uint64(MAX_K_STEPS * latent)
                 + np.arange(latent, dtype=np.uint64))
+    pixels = _Pixels(symbols)
     for step in range(k_steps):
         eps = standard_normal_noise(seed, counters + np.uint64(step * latent)) / scale
         raw_fixed = _fixed(raw, QUANTILE_BITS)
         std = softplus_std(raw_fixed.astype(np.int64)) / scale
         z = _fixed(mean + std * eps, QUANTILE_BITS)
-        grad_z = _likelihood_gradient_at_z(model, symbols, z)
+        grad_z = _likelihood_gradient_at_z(model, pixels, z)
         # KL(N(mean, std) || N(0, 1)): d/dmean = mean, d/dstd = std - 1/std; d std / d raw = sigmoid(raw).
         grad_mean = grad_z + mean
         grad_std = grad_z * eps + (std - 1.0 / std)
@@ -247,11 +274,11 @@ def _adam(param, grad, first, second, lr, beta1_power, beta2_power):
     return param - (lr / (1.0 - beta1_power)) * (first / denominator)
 
 
-def _likelihood_gradient_at_z(model: FrozenMLPVAE, symbols, z):
+def _likelihood_gradient_at_z(model: FrozenMLPVAE, pixels, z):
     """d(-log p(x|z))/dz (float64, real units) by the integer decoder, forward and backward."""
     hidden1, hidden2, params = model.decode_latents(z)
     last = model.decoder[-1]
-    grad = _output_gradient(model.config, symbols, params)
+    grad = _output_gradient(model.config, pixels, params)
     grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
     grad *= (params > last.low) & (params < last.high)  # a clipped output passes no gradient
     for layer, activation in ((model.decoder[2], hidden2), (model.decoder[1], hidden1)):
@@ -266,36 +293,53 @@ def _floor_weight(prob_fixed):
     return prob / (prob + 256.0)  # 2^-24 in the tables' 2^-32 units
 
 
-def _output_gradient(config: VAEConfig, symbols, params):
+class _Pixels:
+    """What the likelihood gradient needs of the images, computed once for all K steps."""
+
+    def __init__(self, symbols: np.ndarray):
+        self.symbols = symbols.astype(np.int64)
+        self.is_one = self.symbols > 0
+        self.as_float = self.symbols.astype(np.float64)
+        self.upper_edge = (self.symbols << PARAM_BITS) + (1 << (PARAM_BITS - 1))  # x + 0.5, 2^-12 units
+        self.first = self.symbols == 0
+        self.last = self.symbols == 255
+
+
+def _output_gradient(config: VAEConfig, pixels: _Pixels, params):
     """d(-log p(x|z)) / d(decoder output), per pixel, float64 in real units."""
     sigmoid = sigmoid_table()
     if config.likelihood == "bernoulli":
         one_prob = interpolate(sigmoid, params.astype(np.int64), PARAM_BITS)
-        prob = np.where(symbols > 0, one_prob, (1 << 32) - one_prob)
-        return (one_prob / 2.0**32 - symbols) * _floor_weight(prob)
+        prob = np.where(pixels.is_one, one_prob, (1 << 32) - one_prob)
+        return (one_prob * 2.0**-32 - pixels.as_float) * _floor_weight(prob)
     n = config.pixels
     mean, log_scale = params[:, :n].astype(np.int64), params[:, n:].astype(np.int64)
-    x = symbols.astype(np.int64)
     inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-28 units, as bbans
-    upper_arg = ((x << PARAM_BITS) + (1 << (PARAM_BITS - 1)) - mean) * inverse_scale  # 2^-40 units
+    upper_arg = (pixels.upper_edge - mean) * inverse_scale  # 2^-40 units
     lower_arg = upper_arg - (inverse_scale << PARAM_BITS)
     # The end bins are open: sigmoid(l) = 0 below level 0 and sigmoid(u) = 1 above 255. With those
     # values the interior formulas below give the end bins' gradients too.
-    upper_fixed = np.where(x == 255, 1 << 32, interpolate(sigmoid, upper_arg, PARAM_BITS + 28))
-    lower_fixed = np.where(x == 0, 0, interpolate(sigmoid, lower_arg, PARAM_BITS + 28))
+    upper_fixed = interpolate(sigmoid, upper_arg, PARAM_BITS + 28)
+    upper_fixed[pixels.last] = 1 << 32
+    lower_fixed = interpolate(sigmoid, lower_arg, PARAM_BITS + 28)
+    lower_fixed[pixels.first] = 0
     prob_fixed = upper_fixed - lower_fixed
     s_upper, s_lower = upper_fixed * 2.0**-32, lower_fixed * 2.0**-32
     upper, lower = upper_arg * 2.0**-40, lower_arg * 2.0**-40
-    grad_mean = (inverse_scale * 2.0**-28) * (1.0 - s_upper - s_lower)
+    out = np.empty((len(mean), 2 * n))
+    grad_mean, grad_log_scale = out[:, :n], out[:, n:]
+    np.subtract(1.0 - s_upper, s_lower, out=grad_mean)
+    grad_mean *= inverse_scale * 2.0**-28
     # (s'(u) u - s'(l) l) / P is a mean of 1 + t (1 - 2 s(t)) over t in (l, u), so bounded by
     # 1 + max(|u|, |l|): clipping to that bound tames tiny P without changing any true value.
-    grad_log_scale = s_upper * (1.0 - s_upper) * upper - s_lower * (1.0 - s_lower) * lower
+    np.subtract(s_upper * (1.0 - s_upper) * upper, s_lower * (1.0 - s_lower) * lower, out=grad_log_scale)
     grad_log_scale /= np.maximum(prob_fixed, 1) * 2.0**-32
     bound = np.maximum(np.abs(upper), np.abs(lower))
     bound += 1.0
     np.minimum(grad_log_scale, bound, out=grad_log_scale)
-    np.maximum(grad_log_scale, -bound, out=grad_log_scale)
+    np.negative(bound, out=bound)
+    np.maximum(grad_log_scale, bound, out=grad_log_scale)
     weight = _floor_weight(prob_fixed)
     grad_mean *= weight
     grad_log_scale *= weight
-    return np.concatenate([grad_mean, grad_log_scale], axis=1)
+    return out

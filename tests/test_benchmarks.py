@@ -45,7 +45,7 @@ def test_compression_quick(tmp_path):
 
 
 def test_table1_quick(tmp_path):
-    model = next((REPO / "models" / "weights").glob("mlp-binary-mnist-baseline-*.safetensors"))
+    model = "mlp-binary-mnist-baseline"
     files = run_benchmark(tmp_path, "table1", "--model", str(model), "--data", "binary-mnist")
     bpd = json.loads(files["table1-quick.json"].read_text())["bpd"]
     assert set(bpd) == {"VAE (alpha=0)", "denoise s=0.1", "denoise s=0.2", "denoise s=0.4", "denoise s=0.8",
