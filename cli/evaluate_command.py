@@ -7,6 +7,7 @@ import click
 import torch
 
 from models.data import load_any
+from models.architectures import likelihood_input
 from models.coder_choice import is_file_spec
 from models.evaluate import elbo_bpd, iwae_bpd, optimal_inference_bpd
 from models.weights import load_model, load_shipped
@@ -47,8 +48,10 @@ def evaluate_command(out, model_spec, data, split, samples, iwae_k, oracle_epoch
     images = load_any(data, split)[:limit]
     if images.ndim != 3 or images.shape[1:] != (model.config.height, model.config.width):
         raise BBZipError(f"{data}: images of shape {images.shape[1:]} do not fit {name}")
-    if model.config.likelihood == "bernoulli" and images.max() > 1:
-        raise BBZipError(f"{data}: {name} models binary images (0/1); use binary-mnist or threshold the data")
+    try:
+        images = likelihood_input(model.config.likelihood, images, data)
+    except ValueError as error:
+        raise BBZipError(f"{error} ({name} is a Bernoulli model)") from None
     figures = {"model": name, "data": data, "split": split, "images": len(images),
                "elbo_bpd": elbo_bpd(model, images, samples=samples, seed=seed)}
     out.info(f"{name} on {len(images)} images of {data}: -ELBO {figures['elbo_bpd']:.4f} bpd")

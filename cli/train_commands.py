@@ -8,12 +8,20 @@ import click
 import numpy as np
 import torch
 
+from models.architectures import binary_scale, likelihood_input
 from models.data import load_any
 from models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
 from models.vae import MLPVAE, VAEConfig
 from models.weights import load_model, save_model
 
-from .errors import guard, refuse_overwrite
+from .errors import BBZipError, guard, refuse_overwrite
+
+
+def _model_input(likelihood: str, images, data: str):
+    try:
+        return likelihood_input(likelihood, images, data)
+    except ValueError as error:
+        raise BBZipError(str(error)) from None
 
 
 def _command_line() -> str:
@@ -93,7 +101,8 @@ def train_command(out, data, output, likelihood, latent, hidden, epochs, lr, bat
     if images.ndim != 3:
         raise click.UsageError("the MLP VAE trains on single-channel images (N, H, W)")
     if likelihood == "auto":
-        likelihood = "bernoulli" if images.max() <= 1 else "logistic"
+        likelihood = "bernoulli" if binary_scale(images) else "logistic"
+    images = _model_input(likelihood, images, data)
     train, held_out = _split(images, holdout)
     torch.manual_seed(seed)
     model = MLPVAE(VAEConfig(likelihood, latent, hidden, images.shape[1], images.shape[2]))
@@ -134,7 +143,7 @@ def train_encoder_command(out, model_file, data, output, objective, alpha, sampl
     if threads:
         torch.set_num_threads(threads)
     model, metadata = load_model(model_file)
-    images = load_any(data, "train")
+    images = _model_input(model.config.likelihood, load_any(data, "train"), data)
     train, held_out = _split(images, holdout)
     out.info(f"training the encoder ({objective}, alpha {alpha}) on {len(train)} images of {data}")
     history = _run_fit(out, lambda **kw: train_encoder(model, train, objective, alpha=alpha, sigma=sigma,

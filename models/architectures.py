@@ -47,6 +47,17 @@ def binary_scale(images: np.ndarray) -> int | None:
     return None
 
 
+def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") -> np.ndarray:
+    """Images as a model of this likelihood sees them in training and evaluation: two-valued
+    images as 0/1 for "bernoulli" (refused if not two-valued), anything else unchanged."""
+    if likelihood != "bernoulli":
+        return images
+    scale = binary_scale(images)
+    if scale is None:
+        raise ValueError(f"{name}: a Bernoulli model needs two-valued images (0/1 or 0/255); threshold them first")
+    return (images // scale).astype(np.uint8)
+
+
 def accepts(config, images: np.ndarray) -> bool:
     """Whether a model of `config` codes this uint8 stack (N, H, W)."""
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (config.height, config.width):

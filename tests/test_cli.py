@@ -162,6 +162,38 @@ def test_not_bbzip_and_newer_version(tmp_path, small_archive, tiny_models):
     _decompress_fails(tmp_path, bytes(data), tiny_models["logistic"], "newer")
 
 
+def test_format_2_archives_are_refused_with_the_reason(tmp_path, small_archive, tiny_models):
+    """bbzip 0.1's float archives are not called damaged: the message says what they are."""
+    data = bytearray(small_archive.read_bytes())
+    struct.pack_into("<H", data, len(MAGIC), 2)
+    _decompress_fails(tmp_path, bytes(data), tiny_models["logistic"], "bbzip 0.1 (format 2)")
+
+
+def test_a_model_stream_of_another_numerics_version_is_refused(tmp_path, small_archive, tiny_models):
+    import json
+    import zlib
+
+    from cli.archive import read_archive, write_archive
+    from models import api
+
+    archive = read_archive(small_archive.read_bytes())
+    record = archive.model_stream
+    length = struct.unpack_from("<I", record, len(api.MAGIC))[0]
+    start = len(api.MAGIC) + 4
+    header = json.loads(zlib.decompress(record[start : start + length]))
+    header["numerics"] = 2
+    new_header = zlib.compress(json.dumps(header).encode())
+    new_record = b"".join([api.MAGIC, struct.pack("<I", len(new_header)), new_header,
+                           struct.pack("<I", zlib.crc32(new_header)), record[start + length + 4 :]])
+    archive.header["model_stream"]["length"] = len(new_record)
+    payload = new_record + archive.payload[len(record):]
+    for entry in archive.header["entries"]:
+        for blob in entry["blobs"]:
+            blob["offset"] += len(new_record) - len(record)
+    archive.header["payload_length"] = len(payload)
+    _decompress_fails(tmp_path, write_archive(archive.header, payload), tiny_models["logistic"], "numerics version 2")
+
+
 def test_missing_model_is_named(tmp_path, small_archive):
     result = run("decompress", small_archive, "-o", tmp_path / "x")
     assert result.exit_code == 1 and "tiny-logistic.safetensors" in result.output and "not installed" in result.output

@@ -64,3 +64,23 @@ def test_evaluate_reports_elbo_iwae_and_the_oracle(tmp_path, grey_test_images, t
     np.save(grey, grey_test_images[:5])
     refused = CliRunner().invoke(cli, ["evaluate", str(tiny_models["bernoulli"]), str(grey)])
     assert refused.exit_code == 1 and "binary" in refused.output
+
+
+def test_black_and_white_images_train_a_bernoulli_model_and_grey_ones_cannot(tmp_path, grey_test_images):
+    """One definition of a binary image (models.architectures.binary_scale) for training too:
+    0/255 images are binary; a Bernoulli model on grey images is refused, not trained on nonsense."""
+    runner = CliRunner()
+    black_and_white = tmp_path / "bw.npy"
+    np.save(black_and_white, (grey_test_images[:200] >= 128).astype(np.uint8) * 255)
+    vae = tmp_path / "vae.safetensors"
+    result = runner.invoke(cli, ["train", str(black_and_white), "-o", str(vae), "--epochs", "1", "--hidden", "16",
+                                 "--latent", "2", "--holdout", "50"])
+    assert result.exit_code == 0, result.output
+    assert load_model(vae)[0].config.likelihood == "bernoulli"
+    bpd = float(result.output.split("held-out bpd (-ELBO):")[1].split()[0])
+    assert 0 < bpd < 2  # near a bit a pixel after one epoch (0.1 fed 0/255 as Bernoulli data: -3.7e13)
+    grey = tmp_path / "grey.npy"
+    np.save(grey, grey_test_images[:200])
+    result = runner.invoke(cli, ["train", str(grey), "-o", str(tmp_path / "g.safetensors"), "--likelihood", "bernoulli",
+                                 "--epochs", "1"])
+    assert result.exit_code == 1 and "two-valued" in result.output and not (tmp_path / "g.safetensors").exists()
