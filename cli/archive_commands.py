@@ -12,7 +12,7 @@ import click
 
 from models.architectures import NUMERICS_VERSION
 from models.coder_choice import default_settings, load_coder
-from models.coding_settings import SettingsError
+from models.coding_settings import CodingSettings, SettingsError
 
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
@@ -64,6 +64,15 @@ def _model_items(archive) -> int:
     return archive.header.get("model_stream", {}).get("items", 0)
 
 
+def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
+    """Usage errors (exit 2) before any input is read: the bounds of models.CodingSettings."""
+    try:
+        CodingSettings(k_steps=k_steps, lr=lr, seed=seed, batch_size=1 if batch_size is None else batch_size)
+    except SettingsError as error:  # "k_steps must be ..." -> "--k-steps must be ..."
+        name, _, rest = str(error).partition(" ")
+        raise click.UsageError(f"--{name.replace('_', '-')} {rest}") from None
+
+
 @click.command("compress")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Archive to write, or - for stdout.")
@@ -79,8 +88,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
-    if k_steps < 0 or (batch_size is not None and batch_size < 1):
-        raise click.UsageError("--k-steps must be >= 0 and --batch-size >= 1")
+    _check_coding_options(k_steps, lr, seed, batch_size)
     refuse_overwrite(Path(output), force)
     coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
@@ -89,10 +97,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if coder is None:
         coder = coding.choose_default(entries)
     n_items = sum(len(e.items) for e in entries)
-    try:
-        settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size) if coder else None
-    except SettingsError as error:
-        raise click.UsageError(str(error)) from None
+    settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size) if coder else None
     started = time.perf_counter()
     with out.bar("compressing", n_items) as advance:
         header, payload = coding.build(entries, coder, settings, on_batch=advance)

@@ -92,6 +92,6 @@ def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 
     likelihood = coder.model.config.likelihood
     bucket_bits = BUCKET_BITS[likelihood]
     lanes = min(MAX_LANES, max(MIN_LANES, round(n_images * LANE_SHARE[likelihood])))
-    return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=batch_size or lanes,
+    return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=lanes if batch_size is None else batch_size,
                           bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12,
                           likelihood_precision=LIKELIHOOD_PRECISION)
