@@ -54,7 +54,7 @@ def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") 
         return images
     scale = binary_scale(images)
     if scale is None:
-        raise ValueError(f"{name}: a Bernoulli model needs two-valued images (0/1 or 0/255); threshold them first")
+        raise ValueError(f"{name}: a Bernoulli model needs binary images (two-valued: 0/1 or 0/255); threshold them first")
     return (images // scale).astype(np.uint8)
 
 
