@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CorruptStream, InvalidParameters, StreamExhausted
+from .lookup import splitmix64
 
 WORD_BITS = 32
 HEAD_MIN = np.uint64(1 << WORD_BITS)  # lower bound of every head lane
@@ -36,13 +37,7 @@ _SHIFTS = [np.uint64(n) for n in range(65)]
 
 def virtual_words(seed: int, start: int, count: int) -> np.ndarray:
     """Words start..start+count-1 of the virtual bottom of `seed` (splitmix64, random access)."""
-    index = np.arange(start, start + count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        z = index * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> _U32).astype(np.uint32)
+    return (splitmix64(seed, np.arange(start, start + count, dtype=np.uint64)) >> _U32).astype(np.uint32)
 
 
 @dataclass(frozen=True)
