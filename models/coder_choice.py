@@ -10,6 +10,7 @@ import numpy as np
 from .architectures import accepts, binary_scale, freeze, is_frozen_file, load_frozen
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
+from .integer_mlp import FrozenModelError
 from .shipped import find_frozen_by_sha256, shipped_frozen_path
 from .vae_config import LIKELIHOOD_PRECISION
 
@@ -56,7 +57,10 @@ def load_coder(spec: str | Path) -> Coder:
     from .weights import load_model  # torch, only for a trained file
 
     model, _ = load_model(path, sha)
-    return Coder(freeze(model), path.name, sha)
+    try:
+        return Coder(freeze(model), path.name, sha)
+    except FrozenModelError as error:
+        raise ModelFileError(f"{path}: {error}") from None
 
 
 def pick_default(images: np.ndarray) -> Coder | None:

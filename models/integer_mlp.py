@@ -128,6 +128,8 @@ def quantise_layer(weight: np.ndarray, bias: np.ndarray, in_bits: int, in_max: f
     """
     weight = np.asarray(weight, dtype=np.float64)
     bias = np.asarray(bias, dtype=np.float64)
+    if not (np.all(np.isfinite(weight)) and np.all(np.isfinite(bias))):
+        raise FrozenModelError("the model has non-finite weights (NaN or infinity); it cannot code")
     largest = np.abs(weight).max(axis=0)
     # frexp is exact (unlike log2), so freezing the same file gives the same integers anywhere.
     _, exponent = np.frexp(np.where(largest > 0, largest, 1.0))  # largest = m 2^exponent, 0.5 <= m < 1

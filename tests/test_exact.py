@@ -79,6 +79,23 @@ def test_a_layer_that_could_leave_exact_integers_is_refused():
         IntegerLayer(weight, np.zeros(2), np.zeros(2, dtype=np.int64), 0, 0, 2.0**40, 0.0, 1.0)
 
 
+def test_a_model_with_non_finite_weights_is_refused_with_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from models.weights import save_model
+
+    torch.manual_seed(0)
+    model = MLPVAE(VAEConfig("logistic", latent=4, hidden=32))
+    with torch.no_grad():
+        model.decoder[0].weight[0, 0] = float("nan")
+    save_model(model, tmp_path / "nan.safetensors")
+    np.save(tmp_path / "x.npy", np.zeros((3, 28, 28), dtype=np.uint8))
+    result = CliRunner().invoke(cli, ["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.bb"),
+                                      "--model", str(tmp_path / "nan.safetensors")])
+    assert result.exit_code == 1 and "non-finite" in result.output and not (tmp_path / "x.bb").exists()
+
+
 def _trained_tiny(likelihood, images):
     from models.train import train_vae
 
