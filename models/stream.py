@@ -41,13 +41,17 @@ def coding_batches(n_images: int, batch_size: int):
     while start < n_images:
         end = min(start + min(size, batch_size), n_images)
         bounds.append((len(bounds), start, end))
-        start, size = end, size + (size + 1) // 2
+        start, size = end, min(batch_size, size + (size + 1) // 2)
     return bounds
 
 
-def _lanes_before(bounds, index: int) -> int:
-    """Lanes the message has when batch `index` starts: as many as the widest batch before it."""
-    return max([hi - lo for _, lo, hi in bounds[:index]], default=1)
+def _lanes_before(bounds) -> list[int]:
+    """lanes[i]: the lanes the message has when batch i starts (the widest batch before it, or
+    1); lanes[len(bounds)]: when the last batch is done."""
+    lanes = [1]
+    for _, lo, hi in bounds:
+        lanes.append(max(lanes[-1], hi - lo))
+    return lanes
 
 
 def encode(model, symbols: np.ndarray, settings: CodingSettings, on_batch=None) -> bytes:
@@ -67,16 +71,21 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, on_batch=None) 
 
 
 def decode(model, data: bytes, n_images: int, settings: CodingSettings, on_batch=None) -> np.ndarray:
-    """The mirror of encode: symbols (N, pixels); raises bbans errors on corrupt input."""
-    config = model.config
+    """The mirror of encode: symbols (N, pixels) as uint8; raises bbans errors on corrupt input.
+
+    Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
+    make the decoder allocate more than the stream really holds: it runs out of words first.
+    """
     bounds = coding_batches(n_images, settings.batch_size)
-    message = Message.from_bytes(data, (_lanes_before(bounds, len(bounds)),), seed=settings.seed)
-    out = np.empty((n_images, config.pixels), dtype=np.int64)
+    lanes = _lanes_before(bounds)
+    message = Message.from_bytes(data, (lanes[-1],), seed=settings.seed)
+    decoded = []
     for index, lo, hi in reversed(bounds):
         codec = model.batch_codec(settings, lo, hi - lo)
-        message, out[lo:hi] = _on_first_lanes(message, hi - lo, codec.pop)
-        message = message.shrink(message.shape[0] - _lanes_before(bounds, index))
+        message, symbols = _on_first_lanes(message, hi - lo, codec.pop)
+        decoded.append(symbols.astype(np.uint8))
+        message = message.shrink(message.shape[0] - lanes[index])
         if on_batch:
             on_batch(hi - lo)
     message.check_initial()
-    return out
+    return np.concatenate(decoded[::-1]) if decoded else np.zeros((0, model.config.pixels), dtype=np.uint8)
