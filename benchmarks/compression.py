@@ -22,7 +22,6 @@ import torch
 
 from cli.main import cli
 from models import api
-from models.architectures import to_symbols
 from models.coder_choice import default_settings, load_coder
 from models.data import load_named
 from models.stream import coding_batches
@@ -48,7 +47,7 @@ def elbo_estimate_bpd(name: str, images: np.ndarray, k: int, samples: int = 4) -
     """-ELBO (bits/dim) of the posteriors the coder uses (the exact path's mean and std, the
     same K steps and noise), under the trained float decoder."""
     coder, (model, _) = load_coder(name), load_shipped(name)
-    symbols, _ = to_symbols(coder.model.config, images)
+    symbols, _ = coder.model.to_symbols(images)
     settings = default_settings(coder, len(images), k_steps=k)
     total, generator = 0.0, torch.Generator().manual_seed(0)
     for _, lo, hi in coding_batches(len(images), settings.batch_size):

@@ -92,7 +92,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     refuse_overwrite(Path(output), force)
     coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
-    fits = coding.fits(coder.model.config) if coder else coding.fits_any_shipped
+    fits = coding.fits(coder.model) if coder else coding.fits_any_shipped
     entries = [read_entry(name, path, fits) for name, path in found]
     if coder is None:
         coder = coding.choose_default(entries)

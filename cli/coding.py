@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 
 from models import api
-from models.architectures import accepts, binary_scale
+from models.interface import binary_scale
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
 from .archive import Archive, entry_checksum
@@ -19,9 +19,9 @@ from .entries import Entry, checksum_source, restore
 from .errors import BBZipError
 
 
-def fits(config):
-    """Whether one entry's uint8 stack (N, H, W) can go to a model of `config`."""
-    return lambda stack: accepts(config, stack)
+def fits(model):
+    """Whether one entry's uint8 stack (N, H, W) can go to `model`."""
+    return model.accepts
 
 
 def fits_any_shipped(stack: np.ndarray) -> bool:

@@ -8,7 +8,8 @@ import click
 import numpy as np
 import torch
 
-from models.architectures import binary_scale, likelihood_input
+from models.architectures import likelihood_input
+from models.interface import binary_scale
 from models.data import load_any
 from models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
 from models.vae import MLPVAE, VAEConfig

@@ -33,7 +33,7 @@ import numpy as np
 from bbans import BBANSError
 
 from . import stream
-from .architectures import NUMERICS_VERSION, ModelFileError, accepts, from_symbols, to_symbols
+from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
 from .coder_choice import Coder, default_settings, load_coder, pick_default, resolve
 
@@ -66,7 +66,7 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
     coder = load_coder(model) if model else pick_default(images)
     if coder is None:
         raise StreamError("no shipped model codes these images (28x28 uint8 images, grey or two-valued)")
-    if not accepts(coder.model.config, images):
+    if not coder.model.accepts(images):
         raise StreamError(f"{coder.name} does not code uint8 images of shape {images.shape[1:]} "
                           f"({'two-valued ' if coder.model.config.likelihood == 'bernoulli' else ''}"
                           f"{coder.model.config.height}x{coder.model.config.width} expected)")
@@ -75,7 +75,7 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
 
 
 def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, on_batch=None) -> bytes:
-    symbols, scale = to_symbols(coder.model.config, images)
+    symbols, scale = coder.model.to_symbols(images)
     message = stream.encode(coder.model, symbols, settings, on_batch) if len(images) else b""
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
               "images": int(len(images)), "scale": int(scale)}
@@ -99,7 +99,7 @@ def decompress(data: bytes, *, model: str | Path | None = None, on_batch=None) -
             symbols = stream.decode(coder.model, info.stream, info.images, info.settings, on_batch)
         except BBANSError as error:
             raise StreamError(f"damaged model stream ({error})") from None
-        images = from_symbols(config, symbols, info.scale)
+        images = coder.model.from_symbols(symbols, info.scale)
     if hashlib.sha256(images.tobytes()).digest() != info.digest:
         raise StreamError("decoded images do not match the stream's sha256 (damaged archive)")
     return images

@@ -1,19 +1,9 @@
-"""The coding side of every model: one interface, a registry of architectures, frozen files.
+"""The registry of frozen architectures, and frozen model files.
 
-A frozen model is what codes images. Every architecture implements:
-
-- `architecture`: its registry name, recorded in the frozen file and in every archive;
-- `config`: with `height`, `width`, `pixels` and `likelihood` ("bernoulli" or "logistic");
-- `batch_codec(settings, first_index, n)`: the bits-back codec of n images (symbols (n, pixels)),
-  the first of which is image `first_index` of the stream;
-- `freeze(trained_model)` and `to_tensors()` / `from_tensors(config, tensors)`.
-
-Which images a model takes and how they become symbols is the same for every architecture of a
-likelihood (`accepts`, `to_symbols`, `from_symbols`), with one definition of a binary image
-(`binary_scale`). Adding an architecture is one class and an entry in ARCHITECTURES.
-
-Frozen files are safetensors of integer tensors (loaded with safetensors' numpy reader: no
-pickle, no torch), with the architecture, its config and the numerics version in the metadata.
+Every architecture implements models.interface.FrozenModel; adding one is a class and an entry
+in ARCHITECTURES. Frozen files are safetensors of integer tensors (loaded with safetensors'
+numpy reader: no pickle, no torch), with the architecture, its config and the numerics version
+in the metadata.
 """
 from __future__ import annotations
 
@@ -26,6 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from .files import ModelFileError, atomic_write, sha256_of
 from .frozen_mlp import FrozenMLPVAE
+from .interface import binary_scale
 from .vae_config import VAEConfig
 
 ARCHITECTURES = {FrozenMLPVAE.architecture: FrozenMLPVAE}
@@ -34,17 +25,6 @@ FROZEN_FORMAT = "bbzip-frozen"
 # record it; a change that alters any table entry or any integer result needs a new number.
 NUMERICS_VERSION = 1
 MAX_MODEL_FILE = 256 << 20
-
-
-def binary_scale(images: np.ndarray) -> int | None:
-    """The one definition of a binary image stack: 1 if its values are within {0, 1}, 255 if
-    within {0, 255}, else None."""
-    values = np.unique(images)
-    if np.all(np.isin(values, (0, 1))):
-        return 1
-    if np.all(np.isin(values, (0, 255))):
-        return 255
-    return None
 
 
 def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") -> np.ndarray:
@@ -58,28 +38,17 @@ def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") 
     return (images // scale).astype(np.uint8)
 
 
-def accepts(config, images: np.ndarray) -> bool:
-    """Whether a model of `config` codes this uint8 stack (N, H, W)."""
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (config.height, config.width):
-        return False
-    return config.likelihood != "bernoulli" or binary_scale(images) is not None
-
-
-def to_symbols(config, images: np.ndarray) -> tuple[np.ndarray, int]:
-    """(symbols (N, pixels) int64, scale): scale is what symbols are multiplied by to give pixels."""
-    scale = binary_scale(images) if config.likelihood == "bernoulli" else 1
-    if scale is None:
-        raise ValueError("a Bernoulli model codes only two-valued images (0/1 or 0/255)")
-    return (images.reshape(len(images), -1) // scale).astype(np.int64), scale
-
-
-def from_symbols(config, symbols: np.ndarray, scale: int) -> np.ndarray:
-    return (symbols * scale).astype(np.uint8).reshape(len(symbols), config.height, config.width)
+# The frozen form of each trained (torch) architecture, by class name: the coding path does not
+# import torch, so it cannot name the classes themselves.
+FROZEN_FORM = {"MLPVAE": FrozenMLPVAE}
 
 
 def freeze(trained_model):
     """The frozen (integer) form of a trained torch model, by its architecture."""
-    return FrozenMLPVAE.freeze(trained_model)
+    frozen_class = FROZEN_FORM.get(type(trained_model).__name__)
+    if frozen_class is None:
+        raise ModelFileError(f"no frozen form for a {type(trained_model).__name__}")
+    return frozen_class.freeze(trained_model)
 
 
 def save_frozen(frozen, path: Path, info: dict | None = None) -> str:

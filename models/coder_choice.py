@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .architectures import accepts, binary_scale, freeze, is_frozen_file, load_frozen
+from .architectures import freeze, is_frozen_file, load_frozen
+from .interface import binary_scale
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
@@ -68,7 +69,7 @@ def pick_default(images: np.ndarray) -> Coder | None:
     if images.ndim != 3 or images.dtype != np.uint8:
         return None
     coder = load_coder(DEFAULT_MODELS["bernoulli" if binary_scale(images) else "logistic"])
-    return coder if accepts(coder.model.config, images) else None
+    return coder if coder.model.accepts(images) else None
 
 
 def resolve(description: dict, override: str | Path | None) -> Coder:

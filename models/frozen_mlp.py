@@ -38,6 +38,7 @@ from .integer_mlp import (
     IntegerLayer,
     quantise_layer,
 )
+from .interface import FrozenModel
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
 
 LATENT_LIMIT = 64 << QUANTILE_BITS  # posterior means and raw stds clipped to [-64, 64]
@@ -62,7 +63,7 @@ def softplus_std(raw: np.ndarray) -> np.ndarray:
     return np.maximum(raw, 0) + tail + STD_FLOOR
 
 
-class FrozenMLPVAE:
+class FrozenMLPVAE(FrozenModel):
     """The integer form of models.vae.MLPVAE (architecture "mlp-vae")."""
 
     architecture = "mlp-vae"

@@ -1,0 +1,53 @@
+"""What every frozen architecture implements, and the parts most of them share.
+
+A frozen model codes images. Subclasses set `architecture` (their registry name, recorded in
+the frozen file and in every archive) and `config` (with `height`, `width`, `pixels` and
+`likelihood`), and implement:
+
+- `batch_codec(settings, first_index, n)`: the bits-back codec of n images (symbols (n, pixels)),
+  the first of which is image `first_index` of the stream;
+- `freeze(trained_model)` (a classmethod) and `to_tensors()` / `from_tensors(config, tensors)`.
+
+Which images a model takes and how they become symbols (`accepts`, `to_symbols`,
+`from_symbols`) have defaults here for single-channel 8-bit images: an architecture for other
+images (colour, other depths) overrides them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def binary_scale(images: np.ndarray) -> int | None:
+    """The one definition of a binary image stack: 1 if its values are within {0, 1}, 255 if
+    within {0, 255}, else None."""
+    values = np.unique(images)
+    if np.all(np.isin(values, (0, 1))):
+        return 1
+    if np.all(np.isin(values, (0, 255))):
+        return 255
+    return None
+
+
+class FrozenModel:
+    architecture: str
+    config: object
+
+    def accepts(self, images: np.ndarray) -> bool:
+        """Whether this model codes the uint8 stack (N, H, W)."""
+        config = self.config
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (config.height, config.width):
+            return False
+        return config.likelihood != "bernoulli" or binary_scale(images) is not None
+
+    def to_symbols(self, images: np.ndarray) -> tuple[np.ndarray, int]:
+        """(symbols (N, pixels) int64, scale): scale is what symbols are multiplied by to give pixels."""
+        scale = binary_scale(images) if self.config.likelihood == "bernoulli" else 1
+        if scale is None:
+            raise ValueError("a Bernoulli model codes only two-valued images (0/1 or 0/255)")
+        return (images.reshape(len(images), -1) // scale).astype(np.int64), scale
+
+    def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:
+        return (symbols * scale).astype(np.uint8).reshape(len(symbols), self.config.height, self.config.width)
+
+    def batch_codec(self, settings, first_index: int, n_images: int):
+        raise NotImplementedError

@@ -1,0 +1,61 @@
+"""The Python API (models.api): round trips, refusals, and records that lie about themselves."""
+import json
+import resource
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from models import api
+
+
+def _with_header(record: bytes, change) -> bytes:
+    """The record with its header changed by `change(dict)`, framing and crc recomputed."""
+    start = len(api.MAGIC) + 4
+    length = struct.unpack_from("<I", record, len(api.MAGIC))[0]
+    header = json.loads(zlib.decompress(record[start : start + length]))
+    change(header)
+    new = zlib.compress(json.dumps(header).encode())
+    return b"".join([api.MAGIC, struct.pack("<I", len(new)), new, struct.pack("<I", zlib.crc32(new)),
+                     record[start + length + 4 :]])
+
+
+def test_round_trip_with_a_named_model(grey_test_images):
+    images = grey_test_images[:40]
+    record = api.compress(images, model="mlp-mnist-baseline", k_steps=1, seed=5)
+    info = api.read_record(record)
+    assert info.model["name"] == "mlp-mnist-baseline" and info.settings.k_steps == 1 and info.settings.seed == 5
+    np.testing.assert_array_equal(api.decompress(record), images)
+
+
+def test_images_a_model_cannot_code_are_refused(grey_test_images):
+    with pytest.raises(api.StreamError, match="does not code"):
+        api.compress(grey_test_images[:5], model="mlp-binary-mnist-rha")  # grey images, binary model
+    with pytest.raises(api.StreamError, match="no shipped model"):
+        api.compress(np.zeros((2, 30, 30), dtype=np.uint8))
+
+
+def test_a_record_claiming_millions_of_images_fails_fast_without_allocating_them(grey_test_images):
+    """A lying image count (2^24 images would be 13 GB of pixels) runs out of stream words at once."""
+    record = _with_header(api.compress(grey_test_images[:20]), lambda h: h.update(images=1 << 24))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(api.StreamError):
+        api.decompress(record)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: well under 0.5 GB
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h: h.update(images=-1), "image count"),
+    (lambda h: h["coding"].update(batch_size=0), "batch_size"),
+    (lambda h: h["coding"].update(k_steps=10**9), "k_steps"),
+    (lambda h: h["coding"].update(bucket_bits=40), "bucket_bits"),
+    (lambda h: h["coding"].pop("lr"), "exactly the keys"),
+    (lambda h: h.update(scale=7), "scale"),
+    (lambda h: h.update(extra=1), "unexpected header fields"),
+    (lambda h: h["model"].update(sha256="0" * 64), "not installed"),
+])
+def test_headers_out_of_their_schema_are_refused(grey_test_images, change, message):
+    record = _with_header(api.compress(grey_test_images[:10]), change)
+    with pytest.raises(api.StreamError, match=message):
+        api.decompress(record)
