@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import BBZipError
 
 REWRITABLE = {"PNG", "BMP", "TIFF", "PPM"}  # Pillow writes these back with identical pixels
+CLASSIC_CODECS = ("PNG", "WEBP")  # what classic entries are re-encoded with
 ARRAY_SUFFIXES = {".npy", ".npz"}
 
 
@@ -86,16 +87,28 @@ def read_entry(name: str, path: Path, fits_model) -> Entry:
 def _read_image(name, raw, image, fits_model) -> Entry:
     fmt = image.format
     meta = {"format": fmt, "mode": image.mode, "width": image.width, "height": image.height}
-    if fmt not in REWRITABLE or getattr(image, "n_frames", 1) > 1:
+    if fmt not in REWRITABLE or getattr(image, "n_frames", 1) > 1 or _png_deeper_than_read(raw, image):
         return _stored(name, raw, meta)
     if image.mode in ("L", "1"):
         pixels = np.asarray(image, dtype=np.uint8)
         if fits_model(pixels[None]):
             return Entry(name, "image", {**meta, "store": "model"}, items=[pixels])
-    return _classic(name, image, meta)
+    return _classic(name, raw, image, meta)
 
 
-def _classic(name, image, meta) -> Entry:
+def _png_deeper_than_read(raw: bytes, image: Image.Image) -> bool:
+    """A 16-bit colour or grey+alpha PNG, which Pillow reads as 8 bits: only its bytes keep it."""
+    if image.format != "PNG" or len(raw) < 26:
+        return False
+    bit_depth = raw[24]  # IHDR: 8 signature + 4 length + 4 type + 4 width + 4 height, then depth
+    return bit_depth == 16 and image.mode not in ("I", "I;16", "I;16B", "I;16L")
+
+
+def _classic(name, raw, image, meta) -> Entry:
+    """The smallest lossless re-encoding that decodes to exactly the same mode and pixels
+    (each candidate is decoded and compared here, before the archive is written); the file's
+    own bytes if none does."""
+    expected = _pixel_bytes(image)
     candidates = []
     png = io.BytesIO()
     image.save(png, format="PNG", optimize=True)
@@ -103,13 +116,25 @@ def _classic(name, image, meta) -> Entry:
     if image.mode in ("RGB", "RGBA"):
         webp = io.BytesIO()
         try:
-            image.save(webp, format="WEBP", lossless=True, quality=100, method=6)
+            # exact: keep the colour under fully transparent pixels (WebP drops it by default)
+            image.save(webp, format="WEBP", lossless=True, quality=100, method=6, exact=True)
             candidates.append(("WEBP", webp.getvalue()))
         except (OSError, KeyError):  # Pillow built without WebP
             pass
-    codec, blob = min(candidates, key=lambda c: len(c[1]))
-    digest_source = _pixel_bytes(image)
-    return Entry(name, "image", {**meta, "store": "classic", "codec": codec, "pixels": digest_source}, blobs=[blob])
+    faithful = [(codec, blob) for codec, blob in candidates if _decodes_to(blob, codec, image.mode, expected)]
+    if not faithful:
+        return _stored(name, raw, meta)
+    codec, blob = min(faithful, key=lambda c: len(c[1]))
+    return Entry(name, "image", {**meta, "store": "classic", "codec": codec, "pixels": expected}, blobs=[blob])
+
+
+def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
+    try:
+        decoded = Image.open(io.BytesIO(blob), formats=[codec])
+        decoded.load()
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return decoded.mode == mode and _pixel_bytes(decoded) == expected
 
 
 def _stored(name, raw, meta) -> Entry:
@@ -174,7 +199,9 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
         pixels = items[0].astype(np.uint8)
         image = Image.fromarray(pixels.astype(bool)) if meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
     else:
-        image = Image.open(io.BytesIO(blobs[0]))
+        codec = meta.get("codec")
+        # Only the formats bbzip writes: a hostile entry must not reach any other Pillow plugin.
+        image = Image.open(io.BytesIO(blobs[0]), formats=[codec] if codec in CLASSIC_CODECS else [])
         image.load()
         if image.mode != meta["mode"]:
             raise BBZipError(f"{meta.get('name', 'entry')}: stored image decoded in mode {image.mode}, expected {meta['mode']}")
