@@ -48,16 +48,25 @@ def _umask() -> int:
     return mask
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes, force: bool) -> None:
+    """Write to a temporary file beside `path`, then put it in place in one step. Without
+    `force` the target is created exclusively (a hard link fails if the name exists), so a
+    file that appeared while compressing, or another compress to the same name, is never
+    overwritten."""
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an archive gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _model_items(archive) -> int:
@@ -106,7 +115,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        _write_atomically(Path(output), data)
+        _write_atomically(Path(output), data, force)
     seconds = time.perf_counter() - started
     if coder and n_items:
         config = coder.model.config

@@ -53,6 +53,10 @@ def collect_inputs(paths) -> list[tuple[str, Path]]:
             found += [(p.resolve().relative_to(base).as_posix(), p) for p in files]
         else:
             found.append((path.name, path))
+    for name, _ in found:
+        if "\\" in name or any(ord(c) < 32 for c in name):
+            raise BBZipError(f"{name!r}: a file name with a backslash or a control character cannot be restored "
+                             "safely everywhere; rename it")
     names = [name for name, _ in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

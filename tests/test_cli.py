@@ -254,3 +254,29 @@ def test_forged_entry_with_a_matching_crc_is_caught_by_the_archive_sha256(tmp_pa
     forged.write_bytes(write_archive(header, archive.payload))
     result = run("test", forged, "--model", tiny_models["logistic"])
     assert result.exit_code == 1 and "sha256" in result.output
+
+
+def test_an_output_that_appears_while_compressing_is_not_overwritten(tmp_path, image_folder, tiny_models, monkeypatch):
+    """Two compresses to one name, or a file created meanwhile: the later one fails, nothing is lost."""
+    from cli import coding
+
+    out = tmp_path / "out.bb"
+    original_build = coding.build
+
+    def build_then_someone_writes(*args, **kwargs):
+        result = original_build(*args, **kwargs)
+        out.write_bytes(b"precious")
+        return result
+
+    monkeypatch.setattr(coding, "build", build_then_someone_writes)
+    result = run("compress", image_folder, "-o", out, "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and "appeared while compressing" in result.output
+    assert out.read_bytes() == b"precious" and not list(tmp_path.glob(".out.bb.*"))
+
+
+def test_a_name_with_a_backslash_is_refused_at_compress_time(tmp_path, grey_test_images):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "a\\\\b.npy", grey_test_images[:2])
+    result = run("compress", folder, "-o", tmp_path / "x.bb")
+    assert result.exit_code == 1 and "backslash" in result.output and not (tmp_path / "x.bb").exists()
