@@ -144,19 +144,30 @@ def _decode(out, source: str, model_spec: str | None):
 def decompress_command(out, archive, output_dir, model_spec, force):
     """Write every file of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT."""
     archive_data, files = _decode(out, archive, model_spec)
-    targets = [(output_dir / safe_name(name), data) for name, data in files]
-    clashes = [str(t) for t, _ in targets if t.exists()]
+    targets = [(output_dir / safe_name(name), data, attributes) for name, data, attributes in files]
+    clashes = [str(t) for t, _, _ in targets if t.exists()]
     if clashes and not force:
         raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".bbzip-"))
+    placed = []  # targets that did not exist before: removed again if a later one fails
     try:
-        for index, (target, data) in enumerate(targets):
-            (staging / str(index)).write_bytes(data)
-        for index, (target, _) in enumerate(targets):
+        for index, (target, data, attributes) in enumerate(targets):
+            staged = staging / str(index)
+            staged.write_bytes(data)
+            if attributes:
+                os.chmod(staged, attributes[0])
+                os.utime(staged, ns=(attributes[1], attributes[1]))
+        for index, (target, _, _) in enumerate(targets):
             target.parent.mkdir(parents=True, exist_ok=True)
+            existed = target.exists()
             os.replace(staging / str(index), target)
+            if not existed:
+                placed.append(target)
+        placed = []
     finally:
+        for target in placed:
+            target.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
     out.info(f"{_count(len(targets), 'file')} written to {output_dir}")
 

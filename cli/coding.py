@@ -15,7 +15,7 @@ from models.interface import binary_scale
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
 from .archive import Archive, entry_checksum
-from .entries import Entry, checksum_source, restore
+from .entries import Entry, checksum_source, file_attributes, restore
 from .errors import BBZipError
 
 
@@ -87,9 +87,10 @@ def model_description(archive: Archive) -> api.StreamInfo | None:
         raise BBZipError(f"damaged archive ({error})") from None
 
 
-def extract(archive: Archive, model_override: str | None = None, on_batch=None) -> list[tuple[str, bytes]]:
-    """(name, file bytes) of every entry, each checked against its crc32, and all of them
-    together against the archive's sha256 of the decoded pixels."""
+def extract(archive: Archive, model_override: str | None = None, on_batch=None) -> list[tuple[str, bytes, tuple | None]]:
+    """(name, file bytes, (permission bits, mtime ns) or None) of every entry, each checked
+    against its crc32, and all of them together against the archive's sha256 of the decoded
+    pixels."""
     header = archive.header
     images = np.zeros((0,), dtype=np.uint8)
     if "model_stream" in header:
@@ -112,7 +113,7 @@ def extract(archive: Archive, model_override: str | None = None, on_batch=None) 
         if entry_checksum(source) != meta["crc32"]:
             raise BBZipError(f"{meta['name']}: decoded pixels do not match the archive's checksum (damaged archive)")
         all_pixels.update(source)
-        files.append((meta["name"], data))
+        files.append((meta["name"], data, file_attributes(meta)))
     if all_pixels.hexdigest() != header["pixels_sha256"]:
         raise BBZipError("decoded pixels do not match the archive's sha256 (damaged archive)")
     return files

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -74,7 +75,26 @@ def safe_name(name: str) -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 def read_entry(name: str, path: Path, fits_model) -> Entry:
-    """`fits_model(stack) -> bool` says whether uint8 images (N, H, W) can go to the model."""
+    """`fits_model(stack) -> bool` says whether uint8 images (N, H, W) can go to the model.
+    The entry keeps the file's permission bits and modification time, as tar and zip do."""
+    status = path.stat()
+    entry = _read_content(name, path, fits_model)
+    entry.meta["permissions"] = stat.S_IMODE(status.st_mode) & 0o777
+    entry.meta["mtime_ns"] = status.st_mtime_ns
+    return entry
+
+
+def file_attributes(meta: dict) -> tuple[int, int] | None:
+    """(permission bits, mtime in ns) recorded for an entry, if present and in range."""
+    permissions, mtime = meta.get("permissions"), meta.get("mtime_ns")
+    if not (isinstance(permissions, int) and isinstance(mtime, int)) or isinstance(permissions, bool):
+        return None
+    if not (0 <= permissions <= 0o777 and 0 <= mtime < 1 << 63):
+        raise BBZipError(f"{meta.get('name')!r}: damaged archive (file attributes out of range)")
+    return permissions, mtime
+
+
+def _read_content(name: str, path: Path, fits_model) -> Entry:
     raw = path.read_bytes()
     if path.suffix.lower() == ".npy":
         return _read_npy(name, raw, fits_model)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 
 import click
 
@@ -42,5 +43,12 @@ def cli(ctx, quiet, verbose, no_progress):
     ctx.obj = Output(quiet=quiet, verbose=verbose, progress=not no_progress)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    # SIGTERM (kill, a closing terminal, a service manager) ends bbzip like Ctrl-C: through the
+    # same clean-up paths, so no partial archive or staging folder is left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     cli(prog_name="bbzip")

@@ -1,7 +1,10 @@
 """The command line end to end: round trips, bad input, exit codes, no partial output."""
+import os
+import stat
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,7 +229,8 @@ def test_decode_in_another_process_with_other_thread_count(tmp_path, image_folde
 
 
 def test_many_small_files_cost_little_header(tmp_path, grey_test_images, tiny_models):
-    """The entry table (names, formats, a crc32 each) is deflated: a few bytes per file."""
+    """The entry table (names, formats, a crc32, permission bits and a nanosecond mtime each) is
+    deflated: measured 17 bytes a file (before file attributes were kept: under 16)."""
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(300):
@@ -236,7 +240,7 @@ def test_many_small_files_cost_little_header(tmp_path, grey_test_images, tiny_mo
 
     archive = read_archive(out.read_bytes())
     header_bytes = out.stat().st_size - len(archive.payload) - len(MAGIC) - 6 - 4 - 32
-    assert header_bytes / 300 < 16
+    assert header_bytes / 300 < 20
     restored = tmp_path / "restored"
     assert run("decompress", out, "-o", restored, "--model", tiny_models["logistic"]).exit_code == 0
     assert_same_files(folder, restored)
@@ -280,3 +284,39 @@ def test_a_name_with_a_backslash_is_refused_at_compress_time(tmp_path, grey_test
     np.save(folder / "a\\\\b.npy", grey_test_images[:2])
     result = run("compress", folder, "-o", tmp_path / "x.bb")
     assert result.exit_code == 1 and "backslash" in result.output and not (tmp_path / "x.bb").exists()
+
+
+def test_permission_bits_and_modification_times_come_back(tmp_path, image_folder, tiny_models):
+    private = image_folder / "03.png"
+    private.chmod(0o600)
+    os.utime(private, ns=(978_307_200_000_000_000, 978_307_200_123_456_789))
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    assert run("decompress", archive, "-o", tmp_path / "out", "--model", tiny_models["logistic"]).exit_code == 0
+    restored = (tmp_path / "out" / "imgs" / "03.png").stat()
+    assert stat.S_IMODE(restored.st_mode) == 0o600 and restored.st_mtime_ns == 978_307_200_123_456_789
+
+
+def test_a_failure_while_writing_leaves_no_file_of_the_archive(tmp_path, image_folder, tiny_models):
+    """All or nothing: a clash found only when writing (a file where a folder must go) takes
+    back the files already put in place."""
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    (tmp_path / "out" / "imgs").mkdir(parents=True)
+    (tmp_path / "out" / "imgs" / "sub").write_bytes(b"in the way")
+    result = run("decompress", archive, "-o", tmp_path / "out", "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and result.output.startswith("bbzip: ")
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["imgs", "sub"]
+
+
+def test_sigterm_while_compressing_leaves_nothing_behind(tmp_path):
+    """Handled like Ctrl-C (exit 130): the partial archive is removed."""
+    import signal
+    import time
+
+    source = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
+    process = subprocess.Popen([sys.executable, "-m", "cli", "compress", str(source), "-o", str(tmp_path / "m.bb")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)  # reading and coding 70,000 images takes several times longer
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert b"interrupted" in stderr and list(tmp_path.iterdir()) == []

@@ -33,8 +33,13 @@ def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, cas
     source = GOLDEN / f"{kind}.npy"
     if UPDATE:
         np.save(source, _images(kind, grey_test_images))
+    # Archives keep the file's permission bits and mtime: pin them, a checkout sets its own.
+    pinned = tmp_path / source.name
+    pinned.write_bytes(source.read_bytes())
+    pinned.chmod(0o644)
+    os.utime(pinned, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
     archive = tmp_path / "fresh.bb"
-    result = CliRunner().invoke(cli, ["-q", "compress", str(source), "-o", str(archive), "--k-steps", str(k_steps)])
+    result = CliRunner().invoke(cli, ["-q", "compress", str(pinned), "-o", str(archive), "--k-steps", str(k_steps)])
     assert result.exit_code == 0, result.output
     if UPDATE:
         (GOLDEN / f"{case}.bb").write_bytes(archive.read_bytes())
