@@ -3,11 +3,14 @@
 Every input becomes one entry. How its content is kept:
 - "model": 8-bit grey (or two-valued) images of the model's size go to the VAE stream, one
   stream item per image (an .npy/.npz array of N such images gives N items);
-- "classic": other images in a format we can write back losslessly (PNG, BMP, TIFF, PNM) are
-  kept as a lossless PNG or WebP inside the archive, whichever is smaller;
-- "stored": anything else (JPEG, GIF, other arrays, .npz members that are not images) is kept
-  byte for byte, xz-compressed, and written back as it came.
-Decoding writes the same relative names in the same formats with identical pixels.
+- "classic": other images that can be written back with the same mode, bit depth, pixels and
+  metadata (plain 8-bit or 1-bit PNG without ancillary chunks, 8-bit PNM) are kept as a lossless
+  PNG or WebP inside the archive, whichever is smaller and decodes to exactly the same pixels;
+- "stored": anything else (PNG with metadata chunks, other depths or interlacing, TIFF, BMP,
+  JPEG, GIF, files that are not images, other arrays, .npz members that are not image stacks)
+  is kept byte for byte, xz-compressed, and written back as it came.
+Decoding writes the same relative names in the same formats with identical pixels; .npy and .npz
+files are rebuilt (arrays in their memory order, zip members with their names and zip fields).
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import BBZipError
 
-REWRITABLE = {"PNG", "BMP", "TIFF", "PPM"}  # Pillow writes these back with identical pixels
 CLASSIC_CODECS = ("PNG", "WEBP")  # what classic entries are re-encoded with
 ARRAY_SUFFIXES = {".npy", ".npz"}
 
@@ -103,15 +105,15 @@ def _read_content(name: str, path: Path, fits_model) -> Entry:
     try:
         image = Image.open(io.BytesIO(raw))
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise BBZipError(f"{path}: not an image bbzip can read ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return _stored(name, raw, {"format": "BYTES"})  # not an image bbzip reads: kept as it is
     return _read_image(name, raw, image, fits_model)
 
 
 def _read_image(name, raw, image, fits_model) -> Entry:
     fmt = image.format
     meta = {"format": fmt, "mode": image.mode, "width": image.width, "height": image.height}
-    if fmt not in REWRITABLE or getattr(image, "n_frames", 1) > 1 or _png_deeper_than_read(raw, image):
+    if not _rewritable(raw, image):
         return _stored(name, raw, meta)
     if image.mode in ("L", "1"):
         pixels = np.asarray(image, dtype=np.uint8)
@@ -120,12 +122,58 @@ def _read_image(name, raw, image, fits_model) -> Entry:
     return _classic(name, raw, image, meta)
 
 
-def _png_deeper_than_read(raw: bytes, image: Image.Image) -> bool:
-    """A 16-bit colour or grey+alpha PNG, which Pillow reads as 8 bits: only its bytes keep it."""
-    if image.format != "PNG" or len(raw) < 26:
+# Chunks a PNG re-encoded by Pillow gets back as they were; any other (tRNS, iCCP, gAMA, pHYs,
+# text, eXIf, ...) is metadata that re-encoding would lose, so such a file is kept as bytes.
+_PNG_PLAIN_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND"}
+
+
+def _rewritable(raw: bytes, image: Image.Image) -> bool:
+    """Whether writing the decoded pixels back gives the same mode, bit depth, pixels and
+    metadata. Only plain 8-bit (or 1-bit grey) PNGs and 8-bit PNM files qualify; every other
+    image is kept byte for byte."""
+    if getattr(image, "n_frames", 1) > 1:
         return False
-    bit_depth = raw[24]  # IHDR: 8 signature + 4 length + 4 type + 4 width + 4 height, then depth
-    return bit_depth == 16 and image.mode not in ("I", "I;16", "I;16B", "I;16L")
+    if image.format == "PNG":
+        return _plain_png(raw)
+    if image.format == "PPM":
+        return _pnm_maxval(raw) in (None, 255)
+    return False
+
+
+def _plain_png(raw: bytes) -> bool:
+    if len(raw) < 33:
+        return False
+    bit_depth, colour_type, interlace = raw[24], raw[25], raw[28]
+    if interlace != 0 or not (bit_depth == 8 or (bit_depth == 1 and colour_type == 0)):
+        return False
+    position = 8
+    while position + 8 <= len(raw):
+        length = int.from_bytes(raw[position : position + 4], "big")
+        if raw[position + 4 : position + 8] not in _PNG_PLAIN_CHUNKS:
+            return False
+        position += 12 + length
+    return True
+
+
+def _pnm_maxval(raw: bytes) -> int | None:
+    """The maxval of a PGM/PPM header (None for a bitmap, which has none); -1 if unreadable."""
+    tokens, position = [], 0
+    while len(tokens) < 4 and position < min(len(raw), 1024):
+        if raw[position : position + 1] == b"#":
+            position = raw.find(b"\n", position) + 1 or len(raw)
+            continue
+        end = position
+        while end < len(raw) and not raw[end : end + 1].isspace() and raw[end : end + 1] != b"#":
+            end += 1
+        if end > position:
+            tokens.append(raw[position:end])
+        position = max(end, position + 1)
+    if tokens[:1] in ([b"P1"], [b"P4"]):
+        return None
+    try:
+        return int(tokens[3])
+    except (IndexError, ValueError):
+        return -1
 
 
 def _classic(name, raw, image, meta) -> Entry:
@@ -166,35 +214,55 @@ def _stored(name, raw, meta) -> Entry:
 
 
 def _read_npy(name, raw, fits_model) -> Entry:
-    try:
-        array = np.load(io.BytesIO(raw), allow_pickle=False)
-    except ValueError as error:
-        raise BBZipError(f"{name}: not a readable .npy array ({error})") from None
-    if _is_image_stack(array, fits_model):
-        return Entry(name, "array", {"format": "NPY", "shape": list(array.shape), "store": "model"}, items=list(array))
+    array = _npy_array(raw)
+    if array is not None and _is_image_stack(array, fits_model):
+        meta = {"format": "NPY", "shape": list(array.shape), "store": "model", "fortran_order": _fortran(array)}
+        return Entry(name, "array", meta, items=list(array))
     return _stored(name, raw, {"format": "NPY"})
 
 
+def _npy_array(raw: bytes):
+    """The array of .npy bytes, or None if they are not one (pickled objects are never loaded)."""
+    try:
+        return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+
+
+def _fortran(array) -> bool:
+    return bool(array.flags.f_contiguous and not array.flags.c_contiguous)
+
+
 def _read_npz(name, raw, fits_model) -> Entry:
+    """Every member of the zip by its own name: image stacks to the model, anything else (other
+    arrays, files that are not arrays, members named like np.savez's own arguments) as bytes."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = [(info, archive.read(info)) for info in archive.infolist()]
             compressed = any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist())
-        arrays = np.load(io.BytesIO(raw), allow_pickle=False)
-        members = {key: arrays[key] for key in arrays.files}
-    except (ValueError, zipfile.BadZipFile, OSError) as error:
-        raise BBZipError(f"{name}: not a readable .npz archive ({error})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError):
+        return _stored(name, raw, {"format": "NPZ"})
     meta = {"format": "NPZ", "compressed": compressed, "members": []}
     entry = Entry(name, "npz", meta)
-    for key, array in members.items():
-        if _is_image_stack(array, fits_model):
-            meta["members"].append({"key": key, "store": "model", "shape": list(array.shape)})
+    for info, content in members:
+        # The zip fields of each member, so that the rebuilt file is byte-identical where the
+        # compressor agrees (np.savez's files are).
+        fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
+                  "external_attr": info.external_attr, "create_system": info.create_system}
+        array = _npy_array(content) if info.filename.endswith(".npy") else None
+        if array is not None and _is_image_stack(array, fits_model):
+            meta["members"].append({**fields, "store": "model", "shape": list(array.shape), "fortran_order": _fortran(array)})
             entry.items += list(array)
         else:
-            buffer = io.BytesIO()
-            np.save(buffer, array, allow_pickle=False)
-            meta["members"].append({"key": key, "store": "stored"})
-            entry.blobs.append(lzma.compress(buffer.getvalue(), preset=9))
+            meta["members"].append({**fields, "store": "stored"})
+            entry.blobs.append(lzma.compress(content, preset=9))
     return entry
+
+
+def _npy_bytes(array, fortran_order: bool) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asfortranarray(array) if fortran_order else array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _is_image_stack(array, fits_model) -> bool:
@@ -214,9 +282,7 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
         return raw, raw
     if fmt == "NPY":
         array = np.stack(items).astype(np.uint8).reshape(meta["shape"])
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        return buffer.getvalue(), array.tobytes()
+        return _npy_bytes(array, meta.get("fortran_order", False)), array.tobytes()
     if fmt == "NPZ":
         return _restore_npz(meta, items, blobs)
     if meta["store"] == "model":
@@ -235,19 +301,26 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
 
 
 def _restore_npz(meta, items, blobs):
-    arrays, item_pos, blob_pos = {}, 0, 0
-    for member in meta["members"]:
-        if member["store"] == "model":
-            count = member["shape"][0]
-            arrays[member["key"]] = np.stack(items[item_pos : item_pos + count]).astype(np.uint8)
-            item_pos += count
-        else:
-            arrays[member["key"]] = np.load(io.BytesIO(lzma.decompress(blobs[blob_pos])), allow_pickle=False)
-            blob_pos += 1
-    buffer = io.BytesIO()
-    (np.savez_compressed if meta["compressed"] else np.savez)(buffer, **arrays)
-    digest_source = b"".join(k.encode() + arrays[k].tobytes() for k in sorted(arrays))
-    return buffer.getvalue(), digest_source
+    """The zip with the same members in the same order (arrays re-saved, other members as they
+    were); the checksum covers each member's name and its pixels or bytes."""
+    buffer, digest_source, item_pos, blob_pos = io.BytesIO(), [], 0, 0
+    compression = zipfile.ZIP_DEFLATED if meta["compressed"] else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for member in meta["members"]:
+            if member["store"] == "model":
+                count = member["shape"][0]
+                array = np.stack(items[item_pos : item_pos + count]).astype(np.uint8).reshape(member["shape"])
+                item_pos += count
+                content, source = _npy_bytes(array, member.get("fortran_order", False)), array.tobytes()
+            else:
+                content = source = lzma.decompress(blobs[blob_pos])
+                blob_pos += 1
+            info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
+            info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]
+            info.create_system = member["create_system"]
+            archive.writestr(info, content)
+            digest_source.append(member["member"].encode() + b"\0" + source)
+    return buffer.getvalue(), b"".join(digest_source)
 
 
 def checksum_source(entry: Entry) -> bytes:

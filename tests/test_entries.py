@@ -49,3 +49,77 @@ def test_16_bit_colour_and_grey_alpha_pngs_keep_their_16_bits(tmp_path, colour_t
     source = tmp_path / "deep.png"
     source.write_bytes(_png(7, 6, 16, colour_type, samples))
     assert _round_trip(tmp_path, source).read_bytes() == source.read_bytes()
+
+
+def _same_bytes_back(tmp_path, files: dict[str, bytes]):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["-q", "compress", str(folder), "-o", str(tmp_path / "a.bb")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["-q", "decompress", str(tmp_path / "a.bb"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for name, content in files.items():
+        assert (tmp_path / "out" / "in" / name).read_bytes() == content, name
+
+
+def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_images_whose_metadata_or_depth_a_re_encoding_would_lose_come_back_byte_for_byte(tmp_path, grey_test_images):
+    from PIL import PngImagePlugin
+
+    digit = Image.fromarray(grey_test_images[0])
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Author", "someone")
+    two_bit = _png(8, 2, 2, 0, np.zeros((2, 1), dtype=np.uint16))  # rows of 2-bit samples (all 0)
+    files = {
+        "transparent.png": _encoded(digit, "PNG", transparency=0),  # tRNS: 0.1 gave it back opaque
+        "text.png": _encoded(digit, "PNG", pnginfo=text),
+        "interlaced.png": _encoded(Image.fromarray(grey_test_images[1]).resize((60, 60)), "PNG", interlace=1),
+        "deep.pgm": b"P5 28 28 15\n" + (grey_test_images[2] // 17).tobytes(),  # maxval 15
+        "tagged.tiff": _encoded(digit, "TIFF", description="a TIFF tag"),
+    }
+    _same_bytes_back(tmp_path, {**files, "two-bit.png": two_bit})
+
+
+def test_files_that_are_not_images_are_kept_not_refused(tmp_path, grey_test_images):
+    """0.1 aborted the whole archive on one file it could not read as an image."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, grey_test_images[:3])
+    _same_bytes_back(tmp_path, {"notes.txt": b"not an image", "broken.png": b"\x89PNG", "old.bb": b"\x89BBZIP\r\n",
+                                "digits.npy": buffer.getvalue()})
+
+
+def test_npz_members_of_any_name_and_kind_come_back(tmp_path, grey_test_images):
+    """Members named like np.savez's own arguments (`file`, `allow_pickle`) and members that are
+    not arrays: 0.1 dropped the first and gave a traceback on the others."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member, array in (("file.npy", grey_test_images[:4]), ("allow_pickle.npy", np.arange(5))):
+            content = io.BytesIO()
+            np.save(content, array)
+            archive.writestr(member, content.getvalue())
+        archive.writestr("README.txt", "what these arrays are")
+    source = buffer.getvalue()
+    _same_bytes_back(tmp_path, {"mixed.npz": source})
+
+
+def test_fortran_order_arrays_keep_their_order(tmp_path, grey_test_images):
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asfortranarray(grey_test_images[:6]))
+    _same_bytes_back(tmp_path, {"fortran.npy": buffer.getvalue()})
