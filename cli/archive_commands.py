@@ -144,23 +144,33 @@ def _decode(out, source: str, model_spec: str | None):
 def decompress_command(out, archive, output_dir, model_spec, force):
     """Write every file of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT."""
     archive_data, files = _decode(out, archive, model_spec)
-    targets = [(output_dir / safe_name(name), data, attributes) for name, data, attributes in files]
-    clashes = [str(t) for t, _, _ in targets if t.exists()]
+    targets = [(output_dir / safe_name(f.name), f) for f in files]
+    clashes = [str(t) for t, _ in targets if t.exists() or t.is_symlink()]
     if clashes and not force:
         raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
     output_dir.mkdir(parents=True, exist_ok=True)
+    root = output_dir.resolve()
     staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".bbzip-"))
     placed = []  # targets that did not exist before: removed again if a later one fails
     try:
-        for index, (target, data, attributes) in enumerate(targets):
+        for index, (target, restored) in enumerate(targets):
             staged = staging / str(index)
-            staged.write_bytes(data)
-            if attributes:
-                os.chmod(staged, attributes[0])
-                os.utime(staged, ns=(attributes[1], attributes[1]))
-        for index, (target, _, _) in enumerate(targets):
+            if restored.link_target is not None:
+                os.symlink(restored.link_target, staged)
+                continue
+            staged.write_bytes(restored.data)
+            if restored.attributes:
+                os.chmod(staged, restored.attributes[0])
+                os.utime(staged, ns=(restored.attributes[1], restored.attributes[1]))
+        # Files first, links last, so that no file is written through a link of this archive;
+        # and every folder a file goes into must really lie inside the output folder (a link
+        # already there must not lead a file out of it).
+        for index, (target, restored) in sorted(enumerate(targets), key=lambda it: it[1][1].link_target is not None):
             target.parent.mkdir(parents=True, exist_ok=True)
-            existed = target.exists()
+            if not target.parent.resolve().is_relative_to(root):
+                raise BBZipError(f"{target}: its folder leads outside {output_dir} (through a symbolic link); "
+                                 "nothing was written")
+            existed = target.exists() or target.is_symlink()
             os.replace(staging / str(index), target)
             if not existed:
                 placed.append(target)

@@ -7,6 +7,7 @@ version, so the archive's own header only says which entry owns which images.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,10 +88,19 @@ def model_description(archive: Archive) -> api.StreamInfo | None:
         raise BBZipError(f"damaged archive ({error})") from None
 
 
-def extract(archive: Archive, model_override: str | None = None, on_batch=None) -> list[tuple[str, bytes, tuple | None]]:
-    """(name, file bytes, (permission bits, mtime ns) or None) of every entry, each checked
-    against its crc32, and all of them together against the archive's sha256 of the decoded
-    pixels."""
+@dataclass(frozen=True)
+class Restored:
+    """One entry, decoded and checked: a file's bytes, or the target of a symbolic link."""
+
+    name: str
+    data: bytes
+    attributes: tuple[int, int] | None  # (permission bits, mtime in ns)
+    link_target: str | None = None
+
+
+def extract(archive: Archive, model_override: str | None = None, on_batch=None) -> list[Restored]:
+    """Every entry, each checked against its crc32, and all of them together against the
+    archive's sha256 of the decoded pixels."""
     header = archive.header
     images = np.zeros((0,), dtype=np.uint8)
     if "model_stream" in header:
@@ -113,7 +123,17 @@ def extract(archive: Archive, model_override: str | None = None, on_batch=None) 
         if entry_checksum(source) != meta["crc32"]:
             raise BBZipError(f"{meta['name']}: decoded pixels do not match the archive's checksum (damaged archive)")
         all_pixels.update(source)
-        files.append((meta["name"], data, file_attributes(meta)))
+        if meta.get("store") == "link":
+            files.append(Restored(meta["name"], b"", None, _link_target(meta)))
+        else:
+            files.append(Restored(meta["name"], data, file_attributes(meta)))
     if all_pixels.hexdigest() != header["pixels_sha256"]:
         raise BBZipError("decoded pixels do not match the archive's sha256 (damaged archive)")
     return files
+
+
+def _link_target(meta: dict) -> str:
+    target = meta.get("target")
+    if not isinstance(target, str) or not target or "\0" in target or len(target) > 4096:
+        raise BBZipError(f"{meta.get('name')!r}: damaged archive (bad link target)")
+    return target

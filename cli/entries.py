@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import lzma
+import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -42,18 +43,22 @@ class Entry:
 
 
 def collect_inputs(paths) -> list[tuple[str, Path]]:
-    """(archive name, path) for every file under the given paths, folders walked in sorted order."""
+    """(archive name, path) for every file under the given paths, folders walked in sorted order.
+
+    As tar does, a symbolic link is kept as a link (never followed, so a link to a file outside
+    the folder is not copied in, and one inside is not taken twice); a folder that cannot be
+    read is an error that names it, never skipped in silence.
+    """
     found = []
     for given in paths:
-        path = Path(given)
-        if not path.exists():
+        path = Path(os.path.abspath(given))
+        if not path.exists() and not path.is_symlink():
             raise BBZipError(f"{given}: no such file or directory")
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
+        if path.is_dir() and not path.is_symlink():
+            files = _walk(path, given)
             if not files:
                 raise BBZipError(f"{given}: folder holds no files")
-            base = path.resolve().parent
-            found += [(p.resolve().relative_to(base).as_posix(), p) for p in files]
+            found += [(p.relative_to(path.parent).as_posix(), p) for p in files]
         else:
             found.append((path.name, path))
     for name, _ in found:
@@ -65,6 +70,19 @@ def collect_inputs(paths) -> list[tuple[str, Path]]:
     if duplicates:
         raise BBZipError(f"{duplicates[0]}: given twice (two inputs would decompress to the same name)")
     return found
+
+
+def _walk(folder: Path, given: str) -> list[Path]:
+    def unreadable(error: OSError):
+        raise BBZipError(f"{error.filename}: cannot read this folder ({error.strerror}); nothing was written")
+
+    files = []
+    for root, folders, names in os.walk(folder, onerror=unreadable):
+        root_path = Path(root)
+        links = [f for f in folders if (root_path / f).is_symlink()]  # kept as links, not entered
+        folders[:] = sorted(f for f in folders if f not in links)
+        files += [root_path / n for n in sorted(names + links)]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def safe_name(name: str) -> str:
@@ -79,6 +97,8 @@ def safe_name(name: str) -> str:
 def read_entry(name: str, path: Path, fits_model) -> Entry:
     """`fits_model(stack) -> bool` says whether uint8 images (N, H, W) can go to the model.
     The entry keeps the file's permission bits and modification time, as tar and zip do."""
+    if path.is_symlink():
+        return Entry(name, "link", {"format": "LINK", "store": "link", "target": os.readlink(path)})
     status = path.stat()
     entry = _read_content(name, path, fits_model)
     entry.meta["permissions"] = stat.S_IMODE(status.st_mode) & 0o777
@@ -277,6 +297,8 @@ def _pixel_bytes(image: Image.Image) -> bytes:
 def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
     """Rebuild a file's bytes from its entry; also returns the bytes its checksum covers."""
     fmt = meta["format"]
+    if meta.get("store") == "link":
+        return b"", meta["target"].encode()
     if meta.get("store") == "stored":
         raw = lzma.decompress(blobs[0])
         return raw, raw
@@ -326,6 +348,8 @@ def _restore_npz(meta, items, blobs):
 def checksum_source(entry: Entry) -> bytes:
     """The bytes the archive checksums for this entry (as `restore` recomputes them)."""
     meta = entry.meta
+    if meta.get("store") == "link":
+        return meta["target"].encode()
     if meta.get("store") in ("stored", "classic"):
         return meta["pixels"]
     if meta["format"] == "NPY":

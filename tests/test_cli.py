@@ -319,3 +319,31 @@ def test_sigterm_while_compressing_leaves_nothing_behind(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert b"interrupted" in stderr and list(tmp_path.iterdir()) == []
+
+
+def test_symbolic_links_are_kept_as_links(tmp_path, image_folder, tiny_models):
+    """As tar: links come back as links with their targets; a link to a file outside the folder
+    is not copied in, one to a file inside is not taken twice (0.1: traceback / "given twice")."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not part of the folder")
+    links = {"to-inside.png": "00.png", "to-outside.txt": str(outside), "to-folder": "sub", "dangling": "nowhere"}
+    for name, target in links.items():
+        os.symlink(target, image_folder / name)
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    result = run("decompress", archive, "-o", tmp_path / "out", "--model", tiny_models["logistic"])
+    assert result.exit_code == 0, result.output
+    for name, target in links.items():
+        restored = tmp_path / "out" / "imgs" / name
+        assert restored.is_symlink() and os.readlink(restored) == target
+    assert_same_files(image_folder / "sub", tmp_path / "out" / "imgs")
+
+
+def test_no_file_is_written_through_a_link_out_of_the_output_folder(tmp_path, image_folder, tiny_models):
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out").mkdir()
+    os.symlink(elsewhere, tmp_path / "out" / "imgs")
+    result = run("decompress", archive, "-o", tmp_path / "out", "-f", "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and "outside" in result.output
+    assert list(elsewhere.iterdir()) == []
