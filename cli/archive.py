@@ -22,6 +22,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from .header_schema import HeaderError, check_header
+
 MAGIC = b"\x89BBZIP\r\n"
 # 2: lanes grow from the stack (bbans Message.grow), deflated header; float numerics.
 # 3: the model stream is a self-describing record (models.api) on the exact integer numerics.
@@ -37,6 +39,7 @@ class ArchiveError(Exception):
 class Archive:
     header: dict
     payload: bytes = b""
+    names: list = field(default_factory=list)  # the entries' names, normalised and unique
     model_stream: bytes = field(default=b"", repr=False)
 
     def blob(self, entry: dict) -> bytes:
@@ -97,9 +100,11 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
     payload, digest = data[pos:-32], data[-32:]
     if hashlib.sha256(payload).digest() != digest:
         raise ArchiveError(f"{name}: damaged or truncated archive (payload checksum mismatch)")
-    if header.get("payload_length") != len(payload):
-        raise ArchiveError(f"{name}: damaged archive (payload length mismatch)")
+    try:
+        names = check_header(header, len(payload))
+    except HeaderError as error:
+        raise ArchiveError(f"{name}: damaged archive ({error})") from None
     stream = header.get("model_stream", {"offset": 0, "length": 0})
-    archive = Archive(header, payload)
+    archive = Archive(header, payload, names=names)
     archive.model_stream = archive.blob(stream)
     return archive

@@ -16,7 +16,7 @@ from models.coding_settings import CodingSettings, SettingsError
 
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
-from .entries import collect_inputs, read_entry, safe_name
+from .entries import collect_inputs, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
 
 
@@ -144,7 +144,7 @@ def _decode(out, source: str, model_spec: str | None):
 def decompress_command(out, archive, output_dir, model_spec, force):
     """Write every file of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT."""
     archive_data, files = _decode(out, archive, model_spec)
-    targets = [(output_dir / safe_name(f.name), f) for f in files]
+    targets = [(output_dir / f.name, f) for f in files]  # names checked by the header schema
     clashes = [str(t) for t, _ in targets if t.exists() or t.is_symlink()]
     if clashes and not force:
         raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")

@@ -111,7 +111,7 @@ def extract(archive: Archive, model_override: str | None = None, on_batch=None) 
         if len(images) != header["model_stream"]["items"]:
             raise BBZipError("damaged archive (model stream image count mismatch)")
     position, files, all_pixels = 0, [], hashlib.sha256()
-    for meta in header["entries"]:
+    for name, meta in zip(archive.names, header["entries"]):
         n = meta["items"]
         entry_items = [] if n == 0 else list(images[position : position + n].astype(np.int64) * meta.get("scale", 1))
         position += n
@@ -124,9 +124,9 @@ def extract(archive: Archive, model_override: str | None = None, on_batch=None) 
             raise BBZipError(f"{meta['name']}: decoded pixels do not match the archive's checksum (damaged archive)")
         all_pixels.update(source)
         if meta.get("store") == "link":
-            files.append(Restored(meta["name"], b"", None, _link_target(meta)))
+            files.append(Restored(name, b"", None, _link_target(meta)))
         else:
-            files.append(Restored(meta["name"], data, file_attributes(meta)))
+            files.append(Restored(name, data, file_attributes(meta)))
     if all_pixels.hexdigest() != header["pixels_sha256"]:
         raise BBZipError("decoded pixels do not match the archive's sha256 (damaged archive)")
     return files

@@ -20,12 +20,13 @@ import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import BBZipError
+from .header_schema import HeaderError, normalised_name
 
 CLASSIC_CODECS = ("PNG", "WEBP")  # what classic entries are re-encoded with
 ARRAY_SUFFIXES = {".npy", ".npz"}
@@ -62,9 +63,11 @@ def collect_inputs(paths) -> list[tuple[str, Path]]:
         else:
             found.append((path.name, path))
     for name, _ in found:
-        if "\\" in name or any(ord(c) < 32 for c in name):
+        try:
+            normalised_name(name, "name")  # the rule decompress applies, checked before writing
+        except HeaderError:
             raise BBZipError(f"{name!r}: a file name with a backslash or a control character cannot be restored "
-                             "safely everywhere; rename it")
+                             "safely everywhere; rename it") from None
     names = [name for name, _ in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -83,14 +86,6 @@ def _walk(folder: Path, given: str) -> list[Path]:
         folders[:] = sorted(f for f in folders if f not in links)
         files += [root_path / n for n in sorted(names + links)]
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def safe_name(name: str) -> str:
-    """Reject names that would escape the output folder (a damaged or hostile archive)."""
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts or "\\" in name or "\x00" in name:
-        raise BBZipError(f"archive holds an unsafe file name {name!r}")
-    return name
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -230,7 +225,27 @@ def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
 
 
 def _stored(name, raw, meta) -> Entry:
-    return Entry(name, "stored", {**meta, "store": "stored", "pixels": raw}, blobs=[lzma.compress(raw, preset=9)])
+    meta = {**meta, "store": "stored", "size": len(raw), "pixels": raw}
+    return Entry(name, "stored", meta, blobs=[lzma.compress(raw, preset=9)])
+
+
+XZ_MEMORY_LIMIT = 96 << 20  # the decoder's own memory: preset 9's 64 MiB dictionary, and no more
+
+
+def _unxz(blob: bytes, size: int) -> bytes:
+    """xz-decompress at most the size the header declares (a bomb stops there), with a decoder
+    that may not take more memory than bbzip's own archives need."""
+    data, complete = _inflate(blob, size + 1)
+    if len(data) != size or not complete:
+        raise ValueError("stored bytes do not have the declared size")
+    return data
+
+
+def _inflate(blob: bytes, max_length: int) -> tuple[bytes, bool]:
+    # On its own so that the decoder (and its dictionary) is freed before any error is raised,
+    # not kept alive by the traceback.
+    inflater = lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT)
+    return inflater.decompress(blob, max_length=max_length), inflater.eof
 
 
 def _read_npy(name, raw, fits_model) -> Entry:
@@ -274,7 +289,7 @@ def _read_npz(name, raw, fits_model) -> Entry:
             meta["members"].append({**fields, "store": "model", "shape": list(array.shape), "fortran_order": _fortran(array)})
             entry.items += list(array)
         else:
-            meta["members"].append({**fields, "store": "stored"})
+            meta["members"].append({**fields, "store": "stored", "size": len(content)})
             entry.blobs.append(lzma.compress(content, preset=9))
     return entry
 
@@ -300,7 +315,7 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
     if meta.get("store") == "link":
         return b"", meta["target"].encode()
     if meta.get("store") == "stored":
-        raw = lzma.decompress(blobs[0])
+        raw = _unxz(blobs[0], meta["size"])
         return raw, raw
     if fmt == "NPY":
         array = np.stack(items).astype(np.uint8).reshape(meta["shape"])
@@ -314,6 +329,8 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
         codec = meta.get("codec")
         # Only the formats bbzip writes: a hostile entry must not reach any other Pillow plugin.
         image = Image.open(io.BytesIO(blobs[0]), formats=[codec] if codec in CLASSIC_CODECS else [])
+        if image.size != (meta["width"], meta["height"]):  # checked before decoding: no bombs
+            raise ValueError("stored image has another size than the header says")
         image.load()
         if image.mode != meta["mode"]:
             raise BBZipError(f"{meta.get('name', 'entry')}: stored image decoded in mode {image.mode}, expected {meta['mode']}")
@@ -335,7 +352,7 @@ def _restore_npz(meta, items, blobs):
                 item_pos += count
                 content, source = _npy_bytes(array, member.get("fortran_order", False)), array.tobytes()
             else:
-                content = source = lzma.decompress(blobs[blob_pos])
+                content = source = _unxz(blobs[blob_pos], member["size"])
                 blob_pos += 1
             info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
             info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]

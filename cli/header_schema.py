@@ -1,0 +1,213 @@
+"""The archive header's schema: every field's type and bounds, checked before any is used.
+
+A damaged or hostile header must give one line (`damaged archive (...)`), never a traceback,
+a hang or an allocation the archive's bytes do not back. `check_header` returns the normalised
+entry names, so that `d/x`, `d//x` and `d/./x` are seen as the one name they are.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import PurePosixPath
+
+MAX_ENTRIES = 1 << 22
+MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
+MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
+MAX_PIXELS = 1 << 28  # of one classic image
+MAX_NAME = 4096
+KINDS = {"image", "array", "npz", "stored", "link"}
+STORES = {"model", "classic", "stored", "link"}
+CODECS = {"PNG", "WEBP"}
+ZIP_METHODS = {0, 8, 12, 14}
+IMAGE_FORMATS = {"PNG", "PPM"}  # the formats entries re-encode (entries._rewritable)
+
+
+class HeaderError(ValueError):
+    """The header breaks the schema; the message says where."""
+
+
+def _fail(where: str, what: str):
+    raise HeaderError(f"{where}: {what}")
+
+
+def _int(value, where: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        _fail(where, f"expected an integer in {low}..{high}")
+    return value
+
+
+def _among(value, allowed) -> bool:
+    """value in allowed, for any JSON value (a list or a mapping is never among them)."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and value in allowed
+
+
+def _str(value, where: str, longest: int = MAX_NAME) -> str:
+    if not isinstance(value, str) or len(value) > longest:
+        _fail(where, "expected a text of bounded length")
+    return value
+
+
+def _keys(mapping, where: str, required: set, optional: set = frozenset()) -> dict:
+    if not isinstance(mapping, dict):
+        _fail(where, "expected a mapping")
+    missing, extra = required - set(mapping), set(mapping) - required - optional
+    if missing or extra:
+        _fail(where, f"fields {sorted(missing)} missing, {sorted(extra)} unexpected")
+    return mapping
+
+
+def normalised_name(name: str, where: str) -> str:
+    """The name as a file system will see it; unsafe names (absolute, '..', backslash, control
+    characters) are refused."""
+    _str(name, where)
+    if not name or name.startswith("/") or "\\" in name or any(unicodedata.category(c) == "Cc" for c in name):
+        _fail(where, f"unsafe file name {name!r}")
+    parts = [p for p in PurePosixPath(name).parts if p != "."]
+    if not parts or ".." in parts:
+        _fail(where, f"unsafe file name {name!r}")
+    return "/".join(parts)
+
+
+def check_header(header, payload_length: int) -> list[str]:
+    """Raise HeaderError unless the header fits the schema and the payload; return the entries'
+    normalised names."""
+    _keys(header, "header", {"entries", "pixels_sha256", "payload_length"}, {"model_stream"})
+    if not isinstance(header["pixels_sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", header["pixels_sha256"]):
+        _fail("pixels_sha256", "expected 64 hex digits")
+    _int(header["payload_length"], "payload_length", payload_length, payload_length)
+    items = 0
+    if "model_stream" in header:
+        stream = _keys(header["model_stream"], "model_stream", {"offset", "length", "items"})
+        _span(stream, "model_stream", payload_length)
+        items = _int(stream["items"], "model_stream.items", 1, MAX_ITEMS)
+    entries = header["entries"]
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
+        _fail("entries", f"expected a list of at most {MAX_ENTRIES}")
+    names, seen, total_items = [], {}, 0
+    for index, entry in enumerate(entries):
+        name = normalised_name(entry.get("name") if isinstance(entry, dict) else None, f"entry {index} name")
+        if name in seen:
+            _fail(f"entry {index}", f"{name!r} is also entry {seen[name]} (two entries, one file)")
+        seen[name] = index
+        total_items += _check_entry(entry, f"entry {index} ({name!r})", payload_length)
+        names.append(name)
+    prefixes = {"/".join(n.split("/")[:i]) for n in names for i in range(1, n.count("/") + 1)}
+    clash = prefixes & set(names)
+    if clash:
+        _fail("entries", f"{sorted(clash)[0]!r} is both a file and a folder")
+    if total_items != items:
+        _fail("entries", f"hold {total_items} model images, the model stream {items}")
+    return names
+
+
+def _span(span, where: str, payload_length: int) -> None:
+    offset = _int(span["offset"], f"{where}.offset", 0, payload_length)
+    _int(span["length"], f"{where}.length", 0, payload_length - offset)
+
+
+ATTRIBUTES = {"permissions", "mtime_ns"}
+
+
+def _check_entry(entry, where: str, payload_length: int) -> int:
+    """The entry's own fields by kind; returns how many model images it holds."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if not _among(kind, KINDS):
+        _fail(where, f"unknown kind {kind!r}")
+    common = {"name", "kind", "items", "blobs", "crc32", "format"}
+    by_kind = {
+        "link": ({"store", "target"}, set()),
+        "stored": ({"store", "size"}, {"mode", "width", "height"} | ATTRIBUTES),
+        "image": ({"store", "mode", "width", "height"}, {"codec", "scale"} | ATTRIBUTES),
+        "array": ({"store", "shape"}, {"fortran_order", "scale"} | ATTRIBUTES),
+        "npz": ({"compressed", "members"}, {"scale"} | ATTRIBUTES),
+    }
+    required, optional = by_kind[kind]
+    _keys(entry, where, common | required, optional)
+    _int(entry["crc32"], f"{where}.crc32", 0, (1 << 32) - 1)
+    _str(entry["format"], f"{where}.format", 16)
+    if "permissions" in entry or "mtime_ns" in entry:
+        _int(entry.get("permissions"), f"{where}.permissions", 0, 0o777)
+        _int(entry.get("mtime_ns"), f"{where}.mtime_ns", 0, (1 << 63) - 1)
+    if "scale" in entry and not _among(entry["scale"], (1, 255)):
+        _fail(f"{where}.scale", "expected 1 or 255")
+    blobs = entry["blobs"]
+    if not isinstance(blobs, list) or len(blobs) > MAX_ENTRIES:
+        _fail(f"{where}.blobs", "expected a list")
+    for number, blob in enumerate(blobs):
+        _span(_keys(blob, f"{where}.blobs[{number}]", {"offset", "length"}), f"{where}.blobs[{number}]", payload_length)
+    items = _int(entry["items"], f"{where}.items", 0, MAX_ITEMS)
+    store = entry.get("store")
+    if store is not None and not _among(store, STORES):
+        _fail(f"{where}.store", f"unknown store {store!r}")
+    expected_blobs = {"link": 0, "stored": 1, "classic": 1, "model": 0}.get(store)
+    if kind == "link":
+        _str(entry["target"], f"{where}.target")
+    if kind == "stored":
+        _int(entry["size"], f"{where}.size", 0, MAX_FILE_SIZE)
+    if kind == "image":
+        _str(entry["mode"], f"{where}.mode", 16)
+        width = _int(entry["width"], f"{where}.width", 1, MAX_PIXELS)
+        height = _int(entry["height"], f"{where}.height", 1, MAX_PIXELS // width)
+        if store == "classic" and not _among(entry.get("codec"), CODECS):
+            _fail(f"{where}.codec", "expected PNG or WEBP")
+        if store == "model" and (items != 1 or entry["format"] not in IMAGE_FORMATS or entry["mode"] not in ("L", "1")
+                                 or width * height > 1 << 16):
+            _fail(where, "not a model image")
+        if not _among(entry["format"], IMAGE_FORMATS):
+            _fail(f"{where}.format", "not a format bbzip re-encodes")
+    if kind == "array":
+        shape = _shape(entry["shape"], f"{where}.shape")
+        if shape[0] != items or entry["format"] != "NPY":
+            _fail(where, "shape does not match its images")
+    if kind == "npz":
+        expected_blobs = _check_members(entry, where, items)
+    if kind in ("link", "stored") and items:
+        _fail(where, "holds no model images")
+    if expected_blobs is not None and len(blobs) != expected_blobs:
+        _fail(f"{where}.blobs", f"expected {expected_blobs}")
+    return items
+
+
+def _shape(shape, where: str) -> list[int]:
+    if not isinstance(shape, list) or len(shape) != 3:
+        _fail(where, "expected [images, height, width]")
+    for number, size in enumerate(shape):
+        _int(size, f"{where}[{number}]", 1, MAX_ITEMS if number == 0 else 1 << 12)
+    return shape
+
+
+def _check_members(entry, where: str, items: int) -> int:
+    if not isinstance(entry["compressed"], bool) or entry["format"] != "NPZ":
+        _fail(where, "bad npz fields")
+    members = entry["members"]
+    if not isinstance(members, list) or len(members) > MAX_ENTRIES:
+        _fail(f"{where}.members", "expected a list")
+    fields = {"member", "store", "date_time", "compress_type", "external_attr", "create_system"}
+    model_items, stored, names = 0, 0, set()
+    for number, member in enumerate(members):
+        place = f"{where}.members[{number}]"
+        store = member.get("store") if isinstance(member, dict) else None
+        _keys(member, place, fields | ({"shape"} if store == "model" else {"size"}), {"fortran_order"})
+        name = _str(member["member"], f"{place}.member")
+        if name in names or "\0" in name:
+            _fail(place, f"member name {name!r} repeated or unsafe")
+        names.add(name)
+        date_time = member["date_time"]
+        if not isinstance(date_time, list) or len(date_time) != 6:
+            _fail(f"{place}.date_time", "expected 6 numbers")
+        for part, (low, high) in zip(date_time, [(1980, 2107), (1, 12), (1, 31), (0, 23), (0, 59), (0, 59)]):
+            _int(part, f"{place}.date_time", low, high)
+        if not _among(member["compress_type"], ZIP_METHODS):
+            _fail(f"{place}.compress_type", "unknown zip method")
+        _int(member["external_attr"], f"{place}.external_attr", 0, (1 << 32) - 1)
+        _int(member["create_system"], f"{place}.create_system", 0, 255)
+        if store == "model":
+            model_items += _shape(member["shape"], f"{place}.shape")[0]
+        elif store == "stored":
+            _int(member["size"], f"{place}.size", 0, MAX_FILE_SIZE)
+            stored += 1
+        else:
+            _fail(f"{place}.store", f"unknown store {store!r}")
+    if model_items != items:
+        _fail(where, "members' images do not add up")
+    return stored
