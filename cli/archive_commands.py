@@ -17,6 +17,7 @@ from models.coding_settings import CodingSettings, SettingsError
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
 from .entries import collect_inputs, read_entry
+from .console import output_options
 from .errors import BBZipError, guard, refuse_overwrite
 
 
@@ -92,6 +93,7 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @click.pass_obj
+@output_options
 @guard
 def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, force):
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
@@ -140,6 +142,7 @@ def _decode(out, source: str, model_spec: str | None):
 @click.option("--model", "model_spec", help="The model file, if the archive's model is not a shipped one.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing files.")
 @click.pass_obj
+@output_options
 @guard
 def decompress_command(out, archive, output_dir, model_spec, force):
     """Write every file of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT."""
@@ -186,6 +189,7 @@ def decompress_command(out, archive, output_dir, model_spec, force):
 @click.argument("archive")
 @click.option("--model", "model_spec", help="The model file, if the archive's model is not a shipped one.")
 @click.pass_obj
+@output_options
 @guard
 def test_command(out, archive, model_spec):
     """Decode everything in ARCHIVE and check every checksum; write nothing."""
@@ -196,6 +200,7 @@ def test_command(out, archive, model_spec):
 @click.command("list")
 @click.argument("archive")
 @click.pass_obj
+@output_options
 @guard
 def list_command(out, archive):
     """Show the entries, model, coding settings and sizes of ARCHIVE without decoding it."""

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
+
+import click
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -18,11 +21,11 @@ class Output:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            stderr.print(text)
+            stderr.print(text, markup=False)  # file names like "x[/y]" print as they are
 
     def detail(self, text: str) -> None:
         if self.verbose:
-            stderr.print(text)
+            stderr.print(text, markup=False)
 
     @contextlib.contextmanager
     def bar(self, description: str, total: int):
@@ -39,3 +42,19 @@ class Output:
                 progress.update(task, advance=n, status=fields.get("status", ""))
 
             yield advance
+
+
+def output_options(command):
+    """-q, -v and --no-progress after the subcommand too (`bbzip compress imgs -o a.bb -q`), as
+    zstd and xz take them anywhere."""
+
+    @functools.wraps(command)
+    def wrapper(out, *args, later_quiet=False, later_verbose=False, later_no_progress=False, **kwargs):
+        if later_quiet or later_verbose or later_no_progress:
+            out = Output(quiet=out.quiet or later_quiet, verbose=out.verbose or later_verbose,
+                         progress=out.progress and not later_no_progress)
+        return command(out, *args, **kwargs)
+
+    wrapper = click.option("--no-progress", "later_no_progress", is_flag=True, help="No progress bars.")(wrapper)
+    wrapper = click.option("-v", "--verbose", "later_verbose", is_flag=True, help="More detail; tracebacks on errors.")(wrapper)
+    return click.option("-q", "--quiet", "later_quiet", is_flag=True, help="Only errors on stderr.")(wrapper)

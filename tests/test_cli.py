@@ -347,3 +347,12 @@ def test_no_file_is_written_through_a_link_out_of_the_output_folder(tmp_path, im
     result = run("decompress", archive, "-o", tmp_path / "out", "-f", "--model", tiny_models["logistic"])
     assert result.exit_code == 1 and "outside" in result.output
     assert list(elsewhere.iterdir()) == []
+
+
+def test_output_flags_work_after_the_subcommand_and_training_arguments_are_bounded(tmp_path, image_folder, tiny_models):
+    result = run("compress", image_folder, "-o", tmp_path / "a.bb", "--model", tiny_models["logistic"], "-q")
+    assert result.exit_code == 0 and result.output == ""
+    result = run("train-encoder", tiny_models["logistic"], "mnist", "-o", tmp_path / "x.safetensors", "--alpha", "2")
+    assert result.exit_code == 2 and "alpha" in result.output.lower()
+    result = run("train", "mnist", "-o", tmp_path / "x.safetensors", "--lr", "inf")
+    assert result.exit_code == 2
