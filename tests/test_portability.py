@@ -46,6 +46,12 @@ print("ok")
 """
 
 
+def _pin(path: Path) -> None:
+    """Archives keep a file's mode and mtime: the same for every copy of the inputs."""
+    path.chmod(0o644)
+    os.utime(path, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+
+
 def _variants(output: str) -> dict[str, tuple[int, str]]:
     """name -> (exit code, stdout sha1 prefix) from other-machines' report."""
     found = {}
@@ -64,6 +70,8 @@ def written(tmp_path_factory, grey_test_images):
     images = grey_test_images[:200]
     np.save(folder / "grey.npy", images)
     np.save(folder / "binary.npy", (images >= 128).astype(np.uint8))
+    for kind in ("grey", "binary"):
+        _pin(folder / f"{kind}.npy")
     run = subprocess.run([sys.executable, "-c", WRITE, str(folder)], capture_output=True, text=True, check=True)
     return folder, run.stdout
 
@@ -83,6 +91,7 @@ def test_every_variant_writes_the_same_bytes(written, tmp_path):
     expected = hashlib.sha1(expected_stdout.encode()).hexdigest()[:12]
     for kind in ("grey", "binary"):
         (tmp_path / f"{kind}.npy").write_bytes((folder / f"{kind}.npy").read_bytes())
+        _pin(tmp_path / f"{kind}.npy")
     run = subprocess.run([str(TOOL), "--", sys.executable, "-c", WRITE, str(tmp_path)], capture_output=True, text=True)
     variants = _variants(run.stdout)
     assert len(variants) >= 12, run.stdout + run.stderr
