@@ -283,7 +283,8 @@ def _read_npz(name, raw, fits_model) -> Entry:
         # The zip fields of each member, so that the rebuilt file is byte-identical where the
         # compressor agrees (np.savez's files are).
         fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
-                  "external_attr": info.external_attr, "create_system": info.create_system}
+                  "external_attr": info.external_attr, "create_system": info.create_system,
+                  "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
         array = _npy_array(content) if info.filename.endswith(".npy") else None
         if array is not None and _is_image_stack(array, fits_model):
             meta["members"].append({**fields, "store": "model", "shape": list(array.shape), "fortran_order": _fortran(array)})
@@ -357,7 +358,8 @@ def _restore_npz(meta, items, blobs):
             info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
             info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]
             info.create_system = member["create_system"]
-            archive.writestr(info, content)
+            with archive.open(info, "w", force_zip64=member.get("zip64", False)) as stream:
+                stream.write(content)
             digest_source.append(member["member"].encode() + b"\0" + source)
     return buffer.getvalue(), b"".join(digest_source)
 

@@ -187,7 +187,9 @@ def _check_members(entry, where: str, items: int) -> int:
     for number, member in enumerate(members):
         place = f"{where}.members[{number}]"
         store = member.get("store") if isinstance(member, dict) else None
-        _keys(member, place, fields | ({"shape"} if store == "model" else {"size"}), {"fortran_order"})
+        _keys(member, place, fields | ({"shape"} if store == "model" else {"size"}), {"fortran_order", "zip64"})
+        if not isinstance(member.get("zip64", False), bool) or not isinstance(member.get("fortran_order", False), bool):
+            _fail(place, "expected true or false")
         name = _str(member["member"], f"{place}.member")
         if name in names or "\0" in name:
             _fail(place, f"member name {name!r} repeated or unsafe")

@@ -117,6 +117,16 @@ def test_npz_members_of_any_name_and_kind_come_back(tmp_path, grey_test_images):
     _same_bytes_back(tmp_path, {"mixed.npz": source})
 
 
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_npz_files_numpy_wrote_come_back_byte_for_byte(tmp_path, grey_test_images, save):
+    """Their zip fields (dates, attributes, zip64 headers) are kept, so the rebuilt file is the file."""
+    import io
+
+    buffer = io.BytesIO()
+    save(buffer, x_test=grey_test_images[:30], y_test=np.arange(30))
+    _same_bytes_back(tmp_path, {"set.npz": buffer.getvalue()})
+
+
 def test_fortran_order_arrays_keep_their_order(tmp_path, grey_test_images):
     import io
 
