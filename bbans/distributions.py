@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidParameters
-from .lookup import QUANTILE_BITS, bucket_edges, exp_table, interpolate, normal_cdf_table, sigmoid_table
+from .lookup import EXP_BITS, QUANTILE_BITS, bucket_edges, exp_table, interpolate, normal_cdf_table, sigmoid_table
 from .tables import (
     G_BITS,
     MAX_TABLE_PRECISION,
@@ -24,8 +24,6 @@ from .tables import (
 )
 
 PARAM_BITS = 12  # fraction bits of logits, logistic means and log-scales
-LOGIT_BITS = PARAM_BITS
-EXP_BITS = 28  # fraction bits of the exp table's values (the logistic's inverse scale)
 
 def _as_symbols(symbols, n_symbols: int) -> np.ndarray:
     symbols = np.asarray(symbols)
@@ -105,7 +103,7 @@ class Bernoulli:
     """P(symbol = 1), from probabilities in 2^-32 units (int64), or from logits in fixed point
     (int64, 2^-logit_bits units) through the integer sigmoid table."""
 
-    def __init__(self, probs=None, *, logits=None, precision: int = 16, logit_bits: int = LOGIT_BITS):
+    def __init__(self, probs=None, *, logits=None, precision: int = 16, logit_bits: int = PARAM_BITS):
         check_precision(precision, 2, MAX_TABLE_PRECISION)
         if (probs is None) == (logits is None):
             raise InvalidParameters("give exactly one of probs and logits")
@@ -219,14 +217,14 @@ class DiscretisedLogistic(_BoundaryDistribution):
         log_scale = np.clip(as_fixed(log_scale, "logistic log-scale"), -4 << PARAM_BITS, 8 << PARAM_BITS)
         mean, log_scale = np.broadcast_arrays(mean, log_scale)
         # Stored as (mean + 0.5, 1 / scale): G(k) = sigmoid((k - 0.5 - mean) / scale).
-        inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-28 units
+        inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-EXP_BITS units
         self.params = (mean + (1 << (PARAM_BITS - 1)), inverse_scale)
         self.precision = precision
         self.n_symbols = levels
         self.shape = mean.shape
 
     def _cdf_inner(self, k, params):
-        # |k - mean - 0.5| < 2^23 (2^-12 units) and 1/scale < 2^34 (2^-28 units): the product,
+        # |k - mean - 0.5| < 2^23 (2^-12 units) and 1/scale < 2^34 (2^-EXP_BITS units): the product,
         # the sigmoid's argument in 2^-40 units, stays below 2^57.
         shifted_mean, inverse_scale = params
         argument = ((k << PARAM_BITS) - shifted_mean) * inverse_scale

@@ -100,10 +100,13 @@ def sigmoid_table() -> Table:
     return _table(values, -32, step_bits, value_bits)
 
 
+EXP_BITS = 28  # fraction bits of the exp table's values (the logistic's inverse scale)
+
+
 @lru_cache(maxsize=None)
 def exp_table() -> Table:
-    """exp(x) on [-8, 8], step 2^-10, values 2^-28 (for the logistic's inverse scale)."""
-    step_bits, value_bits, half = 10, 28, 8 << 10
+    """exp(x) on [-8, 8], step 2^-10, values 2^-EXP_BITS (for the logistic's inverse scale)."""
+    step_bits, value_bits, half = 10, EXP_BITS, 8 << 10
     decaying = _decaying_exps(half + 1, step_bits)
     growing = [_ONE * _ONE // e for e in decaying]  # exp(+x) = 1 / exp(-x)
     values = [_round_to(v, value_bits) for v in decaying[::-1] + growing[1:]]

@@ -13,11 +13,12 @@ import click
 from models.architectures import NUMERICS_VERSION
 from models.coder_choice import default_settings, load_coder
 from models.coding_settings import CodingSettings, SettingsError
+from models.files import atomic_write
 
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
-from .entries import collect_inputs, read_entry
 from .console import output_options
+from .entries import collect_inputs, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
 
 
@@ -43,31 +44,13 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomically(path: Path, data: bytes, force: bool) -> None:
-    """Write to a temporary file beside `path`, then put it in place in one step. Without
-    `force` the target is created exclusively (a hard link fails if the name exists), so a
-    file that appeared while compressing, or another compress to the same name, is never
-    overwritten."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".part")
+def _write_archive_file(path: Path, data: bytes, force: bool) -> None:
+    """Without `force` the archive is created exclusively, so a file that appeared while
+    compressing, or another compress to the same name, is never overwritten."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an archive gets the usual mode
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), exclusive=not force)
+    except FileExistsError:
+        raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
 
 
 def _model_items(archive) -> int:
@@ -117,7 +100,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        _write_atomically(Path(output), data, force)
+        _write_archive_file(Path(output), data, force)
     seconds = time.perf_counter() - started
     if coder and n_items:
         config = coder.model.config

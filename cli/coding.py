@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models import api
-from models.interface import binary_scale
+from models.interface import as_zero_one, binary_scale
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
 from .archive import Archive, entry_checksum
@@ -43,8 +43,7 @@ def _model_symbols_as_images(entry: Entry, coder: Coder) -> np.ndarray:
     (each entry keeps its own scale, 1 or 255, in its metadata)."""
     stack = np.stack(entry.items).astype(np.uint8)
     if coder.model.config.likelihood == "bernoulli":
-        entry.meta["scale"] = binary_scale(stack)
-        return stack // entry.meta["scale"]
+        stack, entry.meta["scale"] = as_zero_one(stack)
     return stack
 
 

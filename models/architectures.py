@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from .files import ModelFileError, atomic_write, sha256_of
 from .frozen_mlp import FrozenMLPVAE
-from .interface import binary_scale
+from .interface import as_zero_one
 from .vae_config import VAEConfig
 
 ARCHITECTURES = {FrozenMLPVAE.architecture: FrozenMLPVAE}
@@ -32,10 +32,10 @@ def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") 
     images as 0/1 for "bernoulli" (refused if not two-valued), anything else unchanged."""
     if likelihood != "bernoulli":
         return images
-    scale = binary_scale(images)
-    if scale is None:
-        raise ValueError(f"{name}: a Bernoulli model needs binary images (two-valued: 0/1 or 0/255); threshold them first")
-    return (images // scale).astype(np.uint8)
+    try:
+        return as_zero_one(images)[0]
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 # The frozen form of each trained (torch) architecture, by class name: the coding path does not
@@ -67,8 +67,6 @@ def is_frozen_file(path: Path) -> bool:
 
 
 def read_metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="numpy") as f:
             return dict(f.metadata() or {})

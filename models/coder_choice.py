@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from .architectures import freeze, is_frozen_file, load_frozen
-from .interface import binary_scale
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
+from .interface import binary_scale
 from .shipped import find_frozen_by_sha256, shipped_frozen_path
 from .vae_config import LIKELIHOOD_PRECISION
 

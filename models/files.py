@@ -19,17 +19,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(temporary path) next to `path`, then rename it into place."""
+def atomic_write(path: Path, write, exclusive: bool = False) -> None:
+    """Call write(temporary path) next to `path`, then put it in place in one step, with the
+    usual file mode. `exclusive`: never replace an existing file (a hard link fails with
+    FileExistsError if the name exists, even one that appeared while `write` ran)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         write(tmp)
         mask = os.umask(0)
         os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a model file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise

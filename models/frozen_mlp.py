@@ -19,7 +19,9 @@ from threadpoolctl import threadpool_limits
 
 import bbans
 from bbans.distributions import PARAM_BITS
+from bbans.tables import G_BITS
 from bbans.lookup import (
+    EXP_BITS,
     QUANTILE_BITS,
     bucket_centres,
     exp_table,
@@ -39,7 +41,7 @@ from .integer_mlp import (
     quantise_layer,
 )
 from .interface import FrozenModel
-from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
+from .vae_config import LIKELIHOOD_PRECISION, LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
 
 LATENT_LIMIT = 64 << QUANTILE_BITS  # posterior means and raw stds clipped to [-64, 64]
 Z_LIMIT = 16 << QUANTILE_BITS  # decoder inputs clipped to [-16, 16]
@@ -76,25 +78,25 @@ class FrozenMLPVAE(FrozenModel):
     # -- freezing and the file form ---------------------------------------------------------
     @classmethod
     def freeze(cls, model) -> "FrozenMLPVAE":
+        """Quantise each Linear layer of a trained MLPVAE with its place in `_layout`."""
         config = model.config
-        linear = lambda seq, i: (seq[i].weight.detach().double().numpy().T, seq[i].bias.detach().double().numpy())  # noqa: E731
-        hidden = (0.0, ACTIVATION_MAX)
-        input_max, input_scale = (1.0, 1.0) if config.likelihood == "bernoulli" else (255.0, 1.0 / 255.0)
-        w, b = linear(model.encoder, 0)
-        encoder = [quantise_layer(w * input_scale, b, 0, input_max, ACTIVATION_BITS, *hidden)]
-        encoder.append(quantise_layer(*linear(model.encoder, 2), ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS, *hidden))
-        encoder.append(quantise_layer(*linear(model.encoder, 4), ACTIVATION_BITS, ACTIVATION_MAX, QUANTILE_BITS,
-                                      -LATENT_LIMIT, LATENT_LIMIT))
-        decoder = [quantise_layer(*linear(model.decoder, 0), QUANTILE_BITS, Z_LIMIT, ACTIVATION_BITS, *hidden)]
-        decoder.append(quantise_layer(*linear(model.decoder, 2), ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS, *hidden))
-        w, b = linear(model.decoder, 4)
-        low, high = cls._output_bounds(config)
-        if config.likelihood == "logistic":  # the decoder's mean is 255 h: fold the 255 into the layer
-            w, b = w.copy(), b.copy()
-            w[:, : config.pixels] *= 255.0
-            b[: config.pixels] *= 255.0
-        decoder.append(quantise_layer(w, b, ACTIVATION_BITS, ACTIVATION_MAX, PARAM_BITS, low, high))
-        return cls(config, encoder, decoder)
+        layers = {}
+        for name, (_, _, in_bits, in_max, out_bits, low, high) in cls._layout(config).items():
+            network, index = name.split(".")
+            linear = getattr(model, network)[2 * int(index)]  # Linear, ReLU, Linear, ReLU, Linear
+            weight = linear.weight.detach().double().numpy().T.copy()
+            bias = linear.bias.detach().double().numpy().copy()
+            if config.likelihood == "logistic" and name == "encoder.0":
+                weight *= 1.0 / 255.0  # the encoder reads x / 255: fold it into the weights
+            if config.likelihood == "logistic" and name == "decoder.2":
+                weight[:, : config.pixels] *= 255.0  # the decoder's mean is 255 h: fold the 255 in
+                bias[: config.pixels] *= 255.0
+            layers[name] = quantise_layer(weight, bias, in_bits, in_max, out_bits, low, high)
+        return cls._assembled(config, layers)
+
+    @classmethod
+    def _assembled(cls, config: VAEConfig, layers: dict) -> "FrozenMLPVAE":
+        return cls(config, [layers[f"encoder.{i}"] for i in range(3)], [layers[f"decoder.{i}"] for i in range(3)])
 
     @staticmethod
     def _output_bounds(config: VAEConfig):
@@ -129,15 +131,12 @@ class FrozenMLPVAE(FrozenModel):
                 raise ValueError(f"{name}: tensors missing or of the wrong shape for {config}")
             if weight.dtype != np.int32 or bias.dtype != np.int64 or bits.dtype != np.int64:
                 raise ValueError(f"{name}: integer tensors expected (int32 weights, int64 biases and scales)")
-            weight_bits = bits
             try:
-                layers[name] = IntegerLayer(weight.T.astype(np.float64), bias.astype(np.float64), weight_bits,
+                layers[name] = IntegerLayer(weight.T.astype(np.float64), bias.astype(np.float64), bits,
                                             in_bits, out_bits, in_max, low, high)
             except FrozenModelError as error:
                 raise ValueError(f"{name}: {error}") from None
-        encoder = [layers[f"encoder.{i}"] for i in range(3)]
-        decoder = [layers[f"decoder.{i}"] for i in range(3)]
-        return cls(config, encoder, decoder)
+        return cls._assembled(config, layers)
 
     @classmethod
     def _layout(cls, config: VAEConfig) -> dict:
@@ -252,14 +251,14 @@ def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr
     pixels = _Pixels(symbols)
     for step in range(k_steps):
         eps = standard_normal_noise(seed, counters + np.uint64(step * latent)) / scale
-        raw_fixed = _fixed(raw, QUANTILE_BITS)
-        std = softplus_std(raw_fixed.astype(np.int64)) / scale
+        raw_fixed = _fixed(raw, QUANTILE_BITS).astype(np.int64)
+        std = softplus_std(raw_fixed) / scale
         z = _fixed(mean + std * eps, QUANTILE_BITS)
         grad_z = _likelihood_gradient_at_z(model, pixels, z)
         # KL(N(mean, std) || N(0, 1)): d/dmean = mean, d/dstd = std - 1/std; d std / d raw = sigmoid(raw).
         grad_mean = grad_z + mean
         grad_std = grad_z * eps + (std - 1.0 / std)
-        grad_raw = grad_std * (interpolate(sigmoid_table(), raw_fixed.astype(np.int64), QUANTILE_BITS) / 2.0**32)
+        grad_raw = grad_std * (interpolate(sigmoid_table(), raw_fixed, QUANTILE_BITS) * 2.0**-G_BITS)
         beta1_power *= beta1
         beta2_power *= beta2
         mean = _adam(mean, grad_mean, moments[0], moments[1], lr, beta1_power, beta2_power)
@@ -291,10 +290,13 @@ def _likelihood_gradient_at_z(model: FrozenMLPVAE, pixels, z):
     return model.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
 
 
+_CODER_FLOOR = float(1 << (G_BITS - LIKELIHOOD_PRECISION))  # 2^-24 in the tables' 2^-G_BITS units
+
+
 def _floor_weight(prob_fixed):
     """d log(P + 2^-24) / d log P: the coder's floor under every symbol (vae.with_coder_floor)."""
     prob = prob_fixed.astype(np.float64)
-    return prob / (prob + 256.0)  # 2^-24 in the tables' 2^-32 units
+    return prob / (prob + _CODER_FLOOR)
 
 
 class _Pixels:
@@ -314,30 +316,31 @@ def _output_gradient(config: VAEConfig, pixels: _Pixels, params):
     sigmoid = sigmoid_table()
     if config.likelihood == "bernoulli":
         one_prob = interpolate(sigmoid, params.astype(np.int64), PARAM_BITS)
-        prob = np.where(pixels.is_one, one_prob, (1 << 32) - one_prob)
-        return (one_prob * 2.0**-32 - pixels.as_float) * _floor_weight(prob)
+        prob = np.where(pixels.is_one, one_prob, (1 << G_BITS) - one_prob)
+        return (one_prob * 2.0**-G_BITS - pixels.as_float) * _floor_weight(prob)
     n = config.pixels
     mean, log_scale = params[:, :n].astype(np.int64), params[:, n:].astype(np.int64)
-    inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-28 units, as bbans
-    upper_arg = (pixels.upper_edge - mean) * inverse_scale  # 2^-40 units
+    inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-EXP_BITS units, as bbans
+    argument_bits = PARAM_BITS + EXP_BITS
+    upper_arg = (pixels.upper_edge - mean) * inverse_scale  # 2^-argument_bits units
     lower_arg = upper_arg - (inverse_scale << PARAM_BITS)
     # The end bins are open: sigmoid(l) = 0 below level 0 and sigmoid(u) = 1 above 255. With those
     # values the interior formulas below give the end bins' gradients too.
-    upper_fixed = interpolate(sigmoid, upper_arg, PARAM_BITS + 28)
-    upper_fixed[pixels.last] = 1 << 32
-    lower_fixed = interpolate(sigmoid, lower_arg, PARAM_BITS + 28)
+    upper_fixed = interpolate(sigmoid, upper_arg, argument_bits)
+    upper_fixed[pixels.last] = 1 << G_BITS
+    lower_fixed = interpolate(sigmoid, lower_arg, argument_bits)
     lower_fixed[pixels.first] = 0
     prob_fixed = upper_fixed - lower_fixed
-    s_upper, s_lower = upper_fixed * 2.0**-32, lower_fixed * 2.0**-32
-    upper, lower = upper_arg * 2.0**-40, lower_arg * 2.0**-40
+    s_upper, s_lower = upper_fixed * 2.0**-G_BITS, lower_fixed * 2.0**-G_BITS
+    upper, lower = upper_arg * 2.0**-argument_bits, lower_arg * 2.0**-argument_bits
     out = np.empty((len(mean), 2 * n))
     grad_mean, grad_log_scale = out[:, :n], out[:, n:]
     np.subtract(1.0 - s_upper, s_lower, out=grad_mean)
-    grad_mean *= inverse_scale * 2.0**-28
+    grad_mean *= inverse_scale * 2.0**-EXP_BITS
     # (s'(u) u - s'(l) l) / P is a mean of 1 + t (1 - 2 s(t)) over t in (l, u), so bounded by
     # 1 + max(|u|, |l|): clipping to that bound tames tiny P without changing any true value.
     np.subtract(s_upper * (1.0 - s_upper) * upper, s_lower * (1.0 - s_lower) * lower, out=grad_log_scale)
-    grad_log_scale /= np.maximum(prob_fixed, 1) * 2.0**-32
+    grad_log_scale /= np.maximum(prob_fixed, 1) * 2.0**-G_BITS
     bound = np.maximum(np.abs(upper), np.abs(lower))
     bound += 1.0
     np.minimum(grad_log_scale, bound, out=grad_log_scale)

@@ -1,7 +1,7 @@
 """Integer networks for the coding path: MLPs in which every number is an integer.
 
-Freezing turns a trained layer into integer weights with one power-of-two scale per layer
-(`quantise_layer`). Running it is exact on every machine:
+Freezing turns a trained layer into integer weights with one power-of-two scale per output
+column (`quantise_layer`). Running it is exact on every machine:
 
 - matrix products are float64 BLAS calls on integer-valued matrices whose every partial sum is
   an integer below 2^53 (checked per layer, `check_bounds`), so any summation order, blocking,

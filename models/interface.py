@@ -28,6 +28,15 @@ def binary_scale(images: np.ndarray) -> int | None:
     return None
 
 
+def as_zero_one(images: np.ndarray) -> tuple[np.ndarray, int]:
+    """Two-valued images as 0/1 (uint8, same shape) and the scale that gives them back; a
+    ValueError if they are not two-valued."""
+    scale = binary_scale(images)
+    if scale is None:
+        raise ValueError("a Bernoulli model needs binary images (two-valued: 0/1 or 0/255); threshold them first")
+    return (images // scale).astype(np.uint8), scale
+
+
 class FrozenModel:
     architecture: str
     config: object
@@ -41,10 +50,8 @@ class FrozenModel:
 
     def to_symbols(self, images: np.ndarray) -> tuple[np.ndarray, int]:
         """(symbols (N, pixels) int64, scale): scale is what symbols are multiplied by to give pixels."""
-        scale = binary_scale(images) if self.config.likelihood == "bernoulli" else 1
-        if scale is None:
-            raise ValueError("a Bernoulli model codes only two-valued images (0/1 or 0/255)")
-        return (images.reshape(len(images), -1) // scale).astype(np.int64), scale
+        images, scale = as_zero_one(images) if self.config.likelihood == "bernoulli" else (images, 1)
+        return images.reshape(len(images), -1).astype(np.int64), scale
 
     def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:
         return (symbols * scale).astype(np.uint8).reshape(len(symbols), self.config.height, self.config.width)
