@@ -1,10 +1,7 @@
 """`bbzip compress`, `decompress`, `test` and `list`."""
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from .archive import ArchiveError, read_archive, write_archive
 from .console import output_options
 from .entries import collect_inputs, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
+from .placing import place_all
 
 
 def _read_source(source: str) -> bytes:
@@ -40,8 +38,8 @@ def _load(source: str):
         raise BBZipError(str(error)) from None
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _write_archive_file(path: Path, data: bytes, force: bool) -> None:
@@ -51,6 +49,32 @@ def _write_archive_file(path: Path, data: bytes, force: bool) -> None:
         atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), exclusive=not force)
     except FileExistsError:
         raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
+
+
+def _read_entries(out, found, fits) -> list:
+    """Read (and for classic images, re-encode and check) every input; the bar moves by bytes
+    and names the file at work, so one big image does not look like a hang."""
+    sizes = [path.lstat().st_size for _, path in found]
+    entries = []
+    with out.bar("reading", sum(sizes)) as advance:
+        for (name, path), size in zip(found, sizes):
+            advance(0, status=name)
+            entries.append(read_entry(name, path, fits))
+            advance(size, status="")
+    return entries
+
+
+def _verify(data: bytes, entries, coder, on_batch) -> None:
+    """Decode the archive just built, as `decompress` will, and compare every file with what was
+    read (extract checks each entry's pixels or bytes, and all of them by sha256, against the
+    checksums computed from the inputs): compress never exits 0 with an archive that does not
+    give back exactly its input."""
+    try:
+        restored = coding.extract(read_archive(data), coder, on_batch)
+    except (ArchiveError, BBZipError) as error:
+        raise BBZipError(f"internal error: the archive would not decode ({error}); nothing was written") from None
+    if [r.name for r in restored] != [e.name for e in entries]:
+        raise BBZipError("internal error: the archive would not give back the same files; nothing was written")
 
 
 def _model_items(archive) -> int:
@@ -87,7 +111,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
     fits = coding.fits(coder.model) if coder else coding.fits_any_shipped
-    entries = [read_entry(name, path, fits) for name, path in found]
+    entries = _read_entries(out, found, fits)
     if coder is None:
         coder = coding.choose_default(entries)
     n_items = sum(len(e.items) for e in entries)
@@ -96,6 +120,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     with out.bar("compressing", n_items) as advance:
         header, payload = coding.build(entries, coder, settings, on_batch=advance)
     data = write_archive(header, payload)
+    with out.bar("verifying", n_items) as advance:
+        _verify(data, entries, coder, advance)
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -134,37 +160,7 @@ def decompress_command(out, archive, output_dir, model_spec, force):
     clashes = [str(t) for t, _ in targets if t.exists() or t.is_symlink()]
     if clashes and not force:
         raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    root = output_dir.resolve()
-    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".bbzip-"))
-    placed = []  # targets that did not exist before: removed again if a later one fails
-    try:
-        for index, (target, restored) in enumerate(targets):
-            staged = staging / str(index)
-            if restored.link_target is not None:
-                os.symlink(restored.link_target, staged)
-                continue
-            staged.write_bytes(restored.data)
-            if restored.attributes:
-                os.chmod(staged, restored.attributes[0])
-                os.utime(staged, ns=(restored.attributes[1], restored.attributes[1]))
-        # Files first, links last, so that no file is written through a link of this archive;
-        # and every folder a file goes into must really lie inside the output folder (a link
-        # already there must not lead a file out of it).
-        for index, (target, restored) in sorted(enumerate(targets), key=lambda it: it[1][1].link_target is not None):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.parent.resolve().is_relative_to(root):
-                raise BBZipError(f"{target}: its folder leads outside {output_dir} (through a symbolic link); "
-                                 "nothing was written")
-            existed = target.exists() or target.is_symlink()
-            os.replace(staging / str(index), target)
-            if not existed:
-                placed.append(target)
-        placed = []
-    finally:
-        for target in placed:
-            target.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+    place_all(output_dir, targets)
     out.info(f"{_count(len(targets), 'file')} written to {output_dir}")
 
 
@@ -184,7 +180,7 @@ def test_command(out, archive, model_spec):
 @click.argument("archive")
 @click.pass_obj
 @output_options
-@guard
+@guard(reader_may_stop=True)
 def list_command(out, archive):
     """Show the entries, model, coding settings and sizes of ARCHIVE without decoding it."""
     parsed = _load(archive)
@@ -198,9 +194,21 @@ def list_command(out, archive):
         click.echo(f"model:   {model['name']}  ({model['architecture']}, numerics {NUMERICS_VERSION})  sha256 {model['sha256']}")
         click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(record.settings.to_dict().items())))
         click.echo(f"stream:  {record.images} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")
-    click.echo(f"{'kind':<13} {'format':<6} {'size':>11} {'images':>7}  name")
-    for entry in header["entries"]:
+    click.echo(f"{'kept as':<13} {'format':<6} {'size':>11} {'images':>7} {'stored':>10}  name")
+    for name, entry in zip(parsed.names, header["entries"]):
         store = entry.get("store", entry["kind"])
         size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
         label = f"{store}/{entry.get('codec', '')}".rstrip("/")
-        click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {entry['items']:>7}  {entry['name']}")
+        # Bytes of this entry outside the model stream (its images are in the stream's total).
+        stored = sum(blob["length"] for blob in entry["blobs"])
+        click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {entry['items']:>7} {stored:>10}  {_printable(name)}")
+    declared = sum(e.get("size", 0) for e in header["entries"]) + sum(
+        m.get("size", 0) for e in header["entries"] for m in e.get("members", []))
+    click.echo(f"total:   {_count(len(header['entries']), 'entry', 'entries')}, "
+               f"{_count(_model_items(parsed), 'model image')}, stored bytes restore to {declared} bytes (declared)")
+
+
+def _printable(name: str) -> str:
+    """A name as one line of plain text: the schema refuses control characters, and anything a
+    terminal could still act on is shown escaped."""
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")

@@ -97,7 +97,7 @@ class Restored:
     link_target: str | None = None
 
 
-def extract(archive: Archive, model_override: str | None = None, on_batch=None) -> list[Restored]:
+def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None) -> list[Restored]:
     """Every entry, each checked against its crc32, and all of them together against the
     archive's sha256 of the decoded pixels."""
     header = archive.header

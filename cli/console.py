@@ -21,11 +21,8 @@ class Output:
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            stderr.print(text, markup=False)  # file names like "x[/y]" print as they are
-
-    def detail(self, text: str) -> None:
-        if self.verbose:
-            stderr.print(text, markup=False)
+            # Names like "x[/y]" print as they are; lines are not cut at 80 columns in a pipe.
+            stderr.print(text, markup=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def bar(self, description: str, total: int):

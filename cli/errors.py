@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -20,8 +21,14 @@ class BBZipError(Exception):
 EXPECTED = (BBZipError, BBANSError, DataError, ModelFileError, OSError)
 
 
-def guard(command):
-    """Run a command: expected errors become one line on stderr and exit 1 (traceback with -v)."""
+def guard(command=None, *, reader_may_stop: bool = False):
+    """Run a command: expected errors become one line on stderr and exit 1 (traceback with -v).
+
+    A closed stdout (`bbzip list a.bb | head -1`): where the output is a listing the reader may
+    stop early (`reader_may_stop`), so bbzip stops quietly with 141, as `ls | head` does; where
+    it is an archive (`-o -`), the archive did not get through, which is an error."""
+    if command is None:
+        return functools.partial(guard, reader_may_stop=reader_may_stop)
 
     @functools.wraps(command)
     def wrapper(out, *args, **kwargs):
@@ -29,6 +36,12 @@ def guard(command):
             return command(out, *args, **kwargs)
         except click.exceptions.ClickException:
             raise
+        except BrokenPipeError:
+            _detach_stdout()
+            if reader_may_stop:
+                sys.exit(141)
+            click.echo("bbzip: the output closed before everything was written", err=True)
+            sys.exit(1)
         except EXPECTED as error:
             if out.verbose:
                 traceback.print_exc()
@@ -39,6 +52,13 @@ def guard(command):
             sys.exit(130)
 
     return wrapper
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _describe(error: Exception) -> str:

@@ -84,8 +84,9 @@ def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, on
                      message, hashlib.sha256(images.tobytes()).digest()])
 
 
-def decompress(data: bytes, *, model: str | Path | None = None, on_batch=None) -> np.ndarray:
-    """The images of a record, exactly; `model` is needed only for a model that is not shipped."""
+def decompress(data: bytes, *, model: str | Path | Coder | None = None, on_batch=None) -> np.ndarray:
+    """The images of a record, exactly; `model` is needed only for a model that is not shipped
+    (a spec, or the Coder that wrote the record)."""
     info = read_record(data)
     try:
         coder = resolve(info.model, model)

@@ -72,11 +72,11 @@ def pick_default(images: np.ndarray) -> Coder | None:
     return coder if coder.model.accepts(images) else None
 
 
-def resolve(description: dict, override: str | Path | None) -> Coder:
-    """The model an archive was made with: `override` if given (it must have the recorded
-    sha256), else the shipped model of that sha256."""
+def resolve(description: dict, override: str | Path | Coder | None) -> Coder:
+    """The model an archive was made with: `override` if given (a spec or an already loaded
+    Coder; it must have the recorded sha256), else the shipped model of that sha256."""
     if override:
-        coder = load_coder(override)
+        coder = override if isinstance(override, Coder) else load_coder(override)
         if coder.sha256 != description["sha256"]:
             raise ModelFileError(f"--model {override} is not the model this archive needs ({description['name']}, "
                                  f"sha256 {description['sha256'][:16]}...)")

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .objectives import negative_elbo, negative_elbo_from
-from .vae import MLPVAE, gaussian_kl, posterior_std
+from .vae import MLPVAE, posterior_std
 
 
 def _batches(images: np.ndarray, batch_size: int):

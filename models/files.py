@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -19,12 +22,57 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Temporary files and folders carry this machine and process in their names: a process killed
+# outright (SIGKILL, power loss) cannot clean up, so the next bbzip that writes in the same
+# place removes what dead processes of this machine left there, and nothing else.
+_LEFTOVER_TAG = f"bbzip-{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-"
+_LEFTOVER = re.compile(r"\.(?:.+\.)?bbzip-([0-9a-f]{8})-([0-9]+)\.[^/]*")
+
+
+def leftover_prefix(name: str = "") -> str:
+    """The prefix of this process's temporary names next to a file called `name`."""
+    return f".{name}{'.' if name else ''}{_LEFTOVER_TAG}{os.getpid()}."
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Remove the temporary files and folders that bbzip processes of this machine, no longer
+    running, left in `folder`; returns them."""
+    removed = []
+    host = _LEFTOVER_TAG.split("-")[1]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _LEFTOVER.fullmatch(name)
+        if not match or match.group(1) != host or _running(int(match.group(2))):
+            continue
+        path = Path(folder) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid we can ask about: leave it
+    return True
+
+
 def atomic_write(path: Path, write, exclusive: bool = False) -> None:
     """Call write(temporary path) next to `path`, then put it in place in one step, with the
     usual file mode. `exclusive`: never replace an existing file (a hard link fails with
     FileExistsError if the name exists, even one that appeared while `write` ran)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    remove_leftovers(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=leftover_prefix(path.name), suffix=".part")
     os.close(fd)
     try:
         write(tmp)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from cli.archive import MAGIC
 from cli.main import cli
+from models.files import leftover_prefix
 
 
 def run(*args):
@@ -356,3 +357,147 @@ def test_output_flags_work_after_the_subcommand_and_training_arguments_are_bound
     assert result.exit_code == 2 and "alpha" in result.output.lower()
     result = run("train", "mnist", "-o", tmp_path / "x.safetensors", "--lr", "inf")
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("broken", ["model stream", "classic blob"])
+def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, image_folder, tiny_models, monkeypatch, broken):
+    """Compress decodes what it built before writing it: a decoder bug (here one pixel changed
+    on the way back, after the checksums were made) gives exit 1 and no archive, not exit 0 and
+    an archive that cannot be opened. (Without the check this test writes the archive, exit 0.)"""
+    from cli import entries
+    from models import api
+
+    if broken == "model stream":
+        decode = api.stream.decode
+
+        def wrong_decode(*args, **kwargs):
+            symbols = decode(*args, **kwargs)
+            symbols[0, 0] = 1 - symbols[0, 0] if symbols.max() <= 1 else (int(symbols[0, 0]) + 1) % 256
+            return symbols
+
+        monkeypatch.setattr(api.stream, "decode", wrong_decode)
+    else:
+        restore = entries.restore
+
+        def wrong_restore(meta, items, blobs):
+            data, source = restore(meta, items, blobs)
+            return data, source + b"!" if meta.get("store") == "classic" else source
+
+        monkeypatch.setattr(entries, "restore", wrong_restore)
+        monkeypatch.setattr("cli.coding.restore", wrong_restore)
+    out = tmp_path / "out.bb"
+    result = run("compress", image_folder, "-o", out, "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and "would not decode" in result.output, result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [image_folder]
+
+
+def _run_with_stdout_closed(tmp_path, *args):
+    """bbzip with a stdout pipe that nobody reads (its reader already gone, like `| head` done)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], stdout=write_end,
+                                 stderr=subprocess.PIPE, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(write_end)
+    return process.returncode, process.stderr.decode()
+
+
+def test_a_closed_pipe_stops_list_quietly_and_fails_compress_to_stdout(tmp_path, image_folder, tiny_models):
+    """`bbzip list a.bb | head -1` ends quietly as `ls | head` does (141, no "Broken pipe");
+    `bbzip compress ... -o - | head -c 100` does not report success: the archive did not get through."""
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    code, stderr = _run_with_stdout_closed(tmp_path, "list", archive)
+    assert code == 141 and stderr == ""
+    code, stderr = _run_with_stdout_closed(tmp_path, "compress", image_folder, "-o", "-", "--model", tiny_models["logistic"])
+    assert code == 1 and stderr.strip() == "bbzip: the output closed before everything was written", stderr
+
+
+def test_list_shows_how_each_entry_is_kept_and_what_it_costs(tmp_path, image_folder, tiny_models):
+    (image_folder / "notes.txt").write_bytes(b"twelve bytes")
+    Image.fromarray(np.zeros((40, 50, 3), dtype=np.uint8)).save(image_folder / "rgb.png")
+    archive = compress(tmp_path, [image_folder], tiny_models["logistic"])
+    lines = {line.split()[-1]: line.split() for line in run("list", archive).output.splitlines()[4:-1]}
+    assert lines["imgs/notes.txt"][:2] == ["stored", "BYTES"] and int(lines["imgs/notes.txt"][-2]) > 0
+    assert lines["imgs/rgb.png"][0].startswith("classic/") and lines["imgs/rgb.png"][2] == "50x40"
+    assert lines["imgs/00.png"][0] == "model" and lines["imgs/00.png"][-3:-1] == ["1", "0"]
+    total = run("list", archive).output.splitlines()[-1]
+    assert total.startswith("total:") and "17 model images" in total and "restore to 12 bytes" in total
+
+
+def test_messages_are_not_wrapped_when_stderr_is_not_a_terminal(tmp_path, grey_test_images, tiny_models):
+    folder = tmp_path / ("a-long-folder-name-" * 6)
+    folder.mkdir()
+    np.save(folder / "x.npy", grey_test_images[:3])
+    process = subprocess.run([sys.executable, "-m", "cli", "compress", folder, "-o", tmp_path / "a.bb", "--model",
+                              tiny_models["logistic"]], capture_output=True, cwd=tmp_path)
+    process = subprocess.run([sys.executable, "-m", "cli", "decompress", tmp_path / "a.bb", "-o", folder / "out", "--model",
+                              tiny_models["logistic"]], capture_output=True, cwd=tmp_path)
+    assert process.returncode == 0 and len(process.stderr.decode().splitlines()) == 1, process.stderr
+
+
+def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny_models, monkeypatch):
+    """The bars (shown on a terminal) cover every kind of work: reading and re-encoding files,
+    by bytes and naming the file at work (a big classic image used to sit at 0/0), coding and
+    the check that the archive decodes."""
+    import contextlib
+
+    from cli.console import Output
+
+    bars = {}
+
+    @contextlib.contextmanager
+    def recording_bar(self, description, total):
+        steps = bars.setdefault(description, {"total": total, "done": 0, "status": []})
+
+        def advance(n=1, **fields):
+            steps["done"] += n
+            steps["status"].append(fields.get("status", ""))
+
+        yield advance
+
+    monkeypatch.setattr(Output, "bar", recording_bar)
+    Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8)).save(image_folder / "big.png")
+    compress(tmp_path, [image_folder], tiny_models["logistic"])
+    reading = bars["reading"]
+    assert reading["done"] == reading["total"] == sum(p.stat().st_size for p in image_folder.rglob("*") if p.is_file())
+    assert "imgs/big.png" in reading["status"]
+    assert bars["compressing"]["done"] == bars["verifying"]["done"] == bars["compressing"]["total"] == 17
+
+
+KILL_WHILE_WRITING = """
+import os, signal, sys
+from pathlib import Path
+from models import files
+from cli.main import main
+real_replace, real_link = os.replace, os.link
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+os.replace = os.link = killed  # the moment compress puts its archive, or decompress a file, in place
+sys.argv = ["bbzip", *sys.argv[1:]]
+main()
+"""
+
+
+def test_what_a_killed_bbzip_left_is_removed_by_the_next_one(tmp_path, image_folder, tiny_models):
+    """SIGKILL cannot be handled: a killed compress leaves its .part file, a killed decompress its
+    staging folder. The next bbzip writing to the same place removes them (only those of dead
+    processes of this machine: a running bbzip's files, or anyone else's, stay)."""
+    model = tiny_models["logistic"]
+    archive = tmp_path / "a.bb"
+    killed = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING, "compress", image_folder, "-o", archive,
+                             "--model", model], cwd=Path(__file__).parents[1], capture_output=True)
+    assert killed.returncode == -9
+    part = [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert len(part) == 1 and part[0].startswith(".a.bb.bbzip-") and not archive.exists()
+    running = tmp_path / (leftover_prefix("a.bb") + "x.part")  # this process's: alive
+    running.write_bytes(b"")
+    assert run("compress", image_folder, "-o", archive, "--model", model).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.bb", "imgs", running.name])
+
+    out = tmp_path / "restored"
+    killed = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING, "decompress", archive, "-o", out, "--model", model],
+                            cwd=Path(__file__).parents[1], capture_output=True)
+    assert killed.returncode == -9 and [p.name[:7] for p in out.iterdir() if p.is_file() or any(p.iterdir())] == [".bbzip-"]
+    assert run("decompress", archive, "-o", out, "--model", model).exit_code == 0
+    assert [p.name for p in out.iterdir()] == ["imgs"]

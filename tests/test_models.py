@@ -1,7 +1,5 @@
 """Fast checks of the models package on tiny nets and a few hundred images."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -1,0 +1,73 @@
+"""Putting decoded files in place under the output folder: all of them or none.
+
+Every file is first written into a staging folder inside the output folder (same file system,
+so each is then moved into place in one step); if anything fails, the files already moved and
+the folders made for them are taken back. A process killed outright leaves only its staging
+folder, which the next bbzip writing there removes (models.files.remove_leftovers).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from models.files import leftover_prefix, remove_leftovers
+
+from .errors import BBZipError
+
+
+def place_all(output_dir: Path, targets: list) -> None:
+    """`targets`: (path under output_dir, coding.Restored); paths already checked to be safe."""
+    made = _make_folder(output_dir)
+    root = output_dir.resolve()
+    remove_leftovers(output_dir)
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=leftover_prefix()))
+    placed = []  # targets that did not exist before: removed again if a later one fails
+    try:
+        for index, (_, restored) in enumerate(targets):
+            _stage(staging / str(index), restored)
+        # Files first, links last, so that no file is written through a link of this archive;
+        # and every folder a file goes into must really lie inside the output folder (a link
+        # already there must not lead a file out of it).
+        for index, (target, restored) in sorted(enumerate(targets), key=lambda it: it[1][1].link_target is not None):
+            made += _make_folder(target.parent)
+            if not target.parent.resolve().is_relative_to(root):
+                raise BBZipError(f"{target}: its folder leads outside {output_dir} (through a symbolic link); "
+                                 "nothing was written")
+            existed = target.exists() or target.is_symlink()
+            os.replace(staging / str(index), target)
+            if not existed:
+                placed.append(target)
+        placed, made = [], []
+    finally:
+        for target in placed:
+            target.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(made):  # deepest last made, first removed; only if left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def _stage(staged: Path, restored) -> None:
+    if restored.link_target is not None:
+        os.symlink(restored.link_target, staged)
+        return
+    staged.write_bytes(restored.data)
+    if restored.attributes:
+        permissions, mtime_ns = restored.attributes
+        os.chmod(staged, permissions)
+        os.utime(staged, ns=(mtime_ns, mtime_ns))
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """mkdir -p, returning the folders it made, outermost first."""
+    missing = []
+    while not folder.exists() and not folder.is_symlink():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
