@@ -27,7 +27,8 @@ from .header_schema import HeaderError, check_header
 MAGIC = b"\x89BBZIP\r\n"
 # 2: lanes grow from the stack (bbans Message.grow), deflated header; float numerics.
 # 3: the model stream is a self-describing record (models.api) on the exact integer numerics.
-FORMAT_VERSION = 3
+# 4: the record's stream is cut into independent blocks (models.blocks).
+FORMAT_VERSION = 4
 _MAX_HEADER = 64 << 20  # bytes, deflated or not: a damaged length cannot make us allocate more
 
 
@@ -79,6 +80,9 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
     if version == 2:
         raise ArchiveError(f"{name}: made by bbzip 0.1 (format 2), whose float numerics decode only on a machine whose "
                            "float maths match the writer's; open it with bbzip 0.1 there, then compress it again")
+    if version == 3:
+        raise ArchiveError(f"{name}: made by bbzip 0.2 (format 3, one model stream); open it with bbzip 0.2, "
+                           "then compress it again")
     if version != FORMAT_VERSION:
         raise ArchiveError(f"{name}: unknown format version {version}")
     if header_length > _MAX_HEADER or len(data) < pos + header_length + 4 + 32:

@@ -47,7 +47,7 @@ def _model_symbols_as_images(entry: Entry, coder: Coder) -> np.ndarray:
     return stack
 
 
-def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None) -> tuple[dict, bytes]:
+def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, cores: int | None = None) -> tuple[dict, bytes]:
     """The header and payload of an archive holding `entries`."""
     payload = bytearray()
     stacks = []
@@ -64,7 +64,7 @@ def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None) ->
     header = {"entries": [], "pixels_sha256": all_pixels.hexdigest()}
     if stacks:
         images = np.concatenate(stacks)
-        record = api.encode_record(coder, images, settings, on_batch)
+        record = api.encode_record(coder, images, settings, cores=cores, on_batch=on_batch)
         header["model_stream"] = {"offset": 0, "length": len(record), "items": int(len(images))}
         payload += record
     for entry in entries:
@@ -97,14 +97,15 @@ class Restored:
     link_target: str | None = None
 
 
-def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None) -> list[Restored]:
+def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None,
+            cores: int | None = None) -> list[Restored]:
     """Every entry, each checked against its crc32, and all of them together against the
     archive's sha256 of the decoded pixels."""
     header = archive.header
     images = np.zeros((0,), dtype=np.uint8)
     if "model_stream" in header:
         try:
-            images = api.decompress(archive.model_stream, model=model_override, on_batch=on_batch)
+            images = api.decompress(archive.model_stream, model=model_override, cores=cores, on_batch=on_batch)
         except api.StreamError as error:
             raise BBZipError(str(error)) from None
         if len(images) != header["model_stream"]["items"]:

@@ -11,13 +11,16 @@ The bytes are a self-describing *model stream record* (the command line's archiv
 
     magic    6 bytes  b"\\x89BBZM\\n"
     header   u32 LE length, then deflated UTF-8 JSON: model (name, sha256, architecture,
-             config), numerics version, coding settings, image count, scale (pixel = symbol x scale)
+             config), numerics version, coding settings, image count, scale (pixel = symbol x
+             scale), block_images
     crc32    u32 LE of the header bytes
-    stream   the bits-back message
-    sha256   32 bytes over the decoded images (uint8, C order)
+    blocks   ceil(images / block_images) of them, each: u32 LE length, that block's bits-back
+             message (models.blocks), 32 bytes sha256 of the block's decoded images (uint8, C order)
 
 `decompress` checks the header against a schema before acting on any of it, decodes, and checks
-the sha256; every failure is a `StreamError` with a one-line message.
+each block's sha256; every failure is a `StreamError` with a one-line message. Blocks are
+independent: `decode_blocks` decodes the ones asked for, and reports a damaged one without
+losing the others.
 """
 from __future__ import annotations
 
@@ -30,9 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bbans import BBANSError
-
-from . import stream
+from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
 from .coder_choice import Coder, default_settings, load_coder, pick_default, resolve
@@ -40,6 +41,7 @@ from .coder_choice import Coder, default_settings, load_coder, pick_default, res
 MAGIC = b"\x89BBZM\n"
 MAX_HEADER = 1 << 16
 MAX_IMAGES = 1 << 24  # images in one record
+HEADER_FIELDS = {"model", "numerics", "coding", "images", "scale", "block_images"}
 
 
 class StreamError(Exception):
@@ -47,21 +49,31 @@ class StreamError(Exception):
 
 
 @dataclass(frozen=True)
+class Block:
+    first: int  # index of its first image in the record
+    count: int
+    message: bytes
+    digest: bytes  # sha256 of its decoded images
+
+
+@dataclass(frozen=True)
 class StreamInfo:
-    """What a record's header says, checked."""
+    """What a record's header says, checked, and where its blocks are."""
 
     model: dict
     settings: CodingSettings
     images: int
     scale: int
-    stream: bytes
-    digest: bytes
+    block_images: int
+    blocks: list[Block]
 
 
 def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, lr: float = 5e-3, seed: int = 0,
-             batch_size: int | None = None, on_batch=None) -> bytes:
+             batch_size: int | None = None, block_images: int = blocks.BLOCK_IMAGES, cores: int | None = None,
+             on_batch=None) -> bytes:
     """A record of the uint8 images (N, H, W): `model` a shipped name or a .safetensors path
-    (default: the shipped model that fits). The settings are those of `bbzip compress`."""
+    (default: the shipped model that fits). The settings are those of `bbzip compress`;
+    `cores` code the blocks (default: all), with the same bytes for any number."""
     images = np.ascontiguousarray(images)
     coder = load_coder(model) if model else pick_default(images)
     if coder is None:
@@ -70,44 +82,73 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
         raise StreamError(f"{coder.name} does not code uint8 images of shape {images.shape[1:]} "
                           f"({'two-valued ' if coder.model.config.likelihood == 'bernoulli' else ''}"
                           f"{coder.model.config.height}x{coder.model.config.width} expected)")
-    settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size)
-    return encode_record(coder, images, settings, on_batch)
+    settings = default_settings(coder, min(len(images), block_images), k_steps=k_steps, lr=lr, seed=seed,
+                                batch_size=batch_size)
+    return encode_record(coder, images, settings, block_images, cores, on_batch)
 
 
-def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, on_batch=None) -> bytes:
+def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, block_images: int = blocks.BLOCK_IMAGES,
+                  cores: int | None = None, on_batch=None) -> bytes:
+    if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
+        raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
     symbols, scale = coder.model.to_symbols(images)
-    message = stream.encode(coder.model, symbols, settings, on_batch) if len(images) else b""
+    messages = blocks.encode_blocks(coder.model, symbols, settings, block_images, cores or threads.available_cores(),
+                                    on_batch)
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
-              "images": int(len(images)), "scale": int(scale)}
+              "images": int(len(images)), "scale": int(scale), "block_images": int(block_images)}
     header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
-    return b"".join([MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, struct.pack("<I", zlib.crc32(header_bytes)),
-                     message, hashlib.sha256(images.tobytes()).digest()])
+    parts = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, struct.pack("<I", zlib.crc32(header_bytes))]
+    for message, (lo, hi) in zip(messages, blocks.block_bounds(len(images), block_images)):
+        parts += [struct.pack("<I", len(message)), message, hashlib.sha256(images[lo:hi].tobytes()).digest()]
+    return b"".join(parts)
 
 
-def decompress(data: bytes, *, model: str | Path | Coder | None = None, on_batch=None) -> np.ndarray:
+def decompress(data: bytes, *, model: str | Path | Coder | None = None, cores: int | None = None,
+               on_batch=None) -> np.ndarray:
     """The images of a record, exactly; `model` is needed only for a model that is not shipped
     (a spec, or the Coder that wrote the record)."""
     info = read_record(data)
+    decoded = decode_blocks(info, coder_for(info, model), cores=cores, on_images=on_batch)
+    for number, result in enumerate(decoded):
+        if isinstance(result, str):
+            raise StreamError(f"block {number}: {result}")
+    return np.concatenate(decoded) if decoded else np.zeros((0, *_image_shape(info)), dtype=np.uint8)
+
+
+def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
     try:
-        coder = resolve(info.model, model)
+        return resolve(info.model, model)
     except ModelFileError as error:
         raise StreamError(str(error)) from None
-    config = coder.model.config
-    if info.images == 0:
-        images = np.zeros((0, config.height, config.width), dtype=np.uint8)
-    else:
-        try:
-            symbols = stream.decode(coder.model, info.stream, info.images, info.settings, on_batch)
-        except BBANSError as error:
-            raise StreamError(f"damaged model stream ({error})") from None
-        images = coder.model.from_symbols(symbols, info.scale)
-    if hashlib.sha256(images.tobytes()).digest() != info.digest:
-        raise StreamError("decoded images do not match the stream's sha256 (damaged archive)")
-    return images
+
+
+def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None,
+                  on_images=None) -> list[np.ndarray | str]:
+    """The images (n, H, W) of each block in `which` (default: all), in that order, each checked
+    against its sha256; a block that cannot be decoded or does not match gives the reason (a
+    str) instead, and the others are still decoded."""
+    chosen = [info.blocks[i] for i in (range(len(info.blocks)) if which is None else which)]
+    symbols = blocks.decode_blocks(coder.model, [b.message for b in chosen], [b.count for b in chosen], info.settings,
+                                   cores or threads.available_cores(), on_images)
+    results = []
+    for block, decoded in zip(chosen, symbols):
+        if isinstance(decoded, str):
+            results.append(f"damaged model stream ({decoded})")
+            continue
+        images = coder.model.from_symbols(decoded, info.scale)
+        if hashlib.sha256(images.tobytes()).digest() != block.digest:
+            results.append("decoded images do not match the block's sha256 (damaged archive)")
+        else:
+            results.append(images)
+    return results
+
+
+def _image_shape(info: StreamInfo) -> tuple[int, int]:
+    return info.model["config"]["height"], info.model["config"]["width"]
 
 
 def read_record(data: bytes) -> StreamInfo:
-    """Parse and check a record's framing and header (no decoding)."""
+    """Parse and check a record's framing, header and block layout (no decoding)."""
     data = bytes(data)
     if not data.startswith(MAGIC):
         raise StreamError("not a bbzip model stream")
@@ -116,7 +157,7 @@ def read_record(data: bytes) -> StreamInfo:
         raise StreamError("truncated model stream")
     (length,) = struct.unpack_from("<I", data, position)
     position += 4
-    if length > MAX_HEADER or len(data) < position + length + 4 + 32:
+    if length > MAX_HEADER or len(data) < position + length + 4:
         raise StreamError("truncated or damaged model stream header")
     header_bytes = data[position : position + length]
     (crc,) = struct.unpack_from("<I", data, position + length)
@@ -129,12 +170,15 @@ def read_record(data: bytes) -> StreamInfo:
             raise ValueError("the header does not inflate to a bounded, complete document")
     except (ValueError, zlib.error):
         raise StreamError("damaged model stream (header is not valid)") from None
-    return _checked(header, data[position + length + 4 : -32], data[-32:])
+    return _checked(header, data, position + length + 4)
 
 
-def _checked(header, message: bytes, digest: bytes) -> StreamInfo:
-    """The header against its schema: exact keys, types and bounds, before anything acts on it."""
-    if not isinstance(header, dict) or set(header) != {"model", "numerics", "coding", "images", "scale"}:
+def _checked(header, data: bytes, position: int) -> StreamInfo:
+    """The header against its schema: exact keys, types and bounds, before anything acts on it;
+    then the blocks it implies against the bytes that follow."""
+    if isinstance(header, dict) and set(header) == HEADER_FIELDS - {"block_images"}:
+        raise StreamError("model stream made by bbzip 0.2 (one block, archive format 3); this bbzip reads format 4")
+    if not isinstance(header, dict) or set(header) != HEADER_FIELDS:
         raise StreamError("damaged model stream (unexpected header fields)")
     if header["numerics"] != NUMERICS_VERSION:
         raise StreamError(f"model stream made with numerics version {header['numerics']!r}; "
@@ -147,12 +191,27 @@ def _checked(header, message: bytes, digest: bytes) -> StreamInfo:
         settings = CodingSettings.from_dict(header["coding"])
     except (SettingsError, TypeError) as error:
         raise StreamError(f"damaged model stream ({error})") from None
-    images, scale = header["images"], header["scale"]
+    images, scale, block_images = header["images"], header["scale"], header["block_images"]
     if not _is_int(images) or not 0 <= images <= MAX_IMAGES:
         raise StreamError("damaged model stream (image count out of bounds)")
     if not _is_int(scale) or scale not in (1, 255):
         raise StreamError("damaged model stream (bad pixel scale)")
-    return StreamInfo(model, settings, images, scale, message, digest)
+    if not _is_int(block_images) or not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
+        raise StreamError("damaged model stream (bad block size)")
+    found = []
+    for lo in range(0, images, block_images):  # every block takes at least 36 bytes: bounded by len(data)
+        hi = min(lo + block_images, images)
+        if len(data) < position + 4:
+            raise StreamError("truncated model stream (blocks)")
+        (length,) = struct.unpack_from("<I", data, position)
+        if len(data) < position + 4 + length + 32:
+            raise StreamError("truncated model stream (blocks)")
+        found.append(Block(lo, hi - lo, data[position + 4 : position + 4 + length],
+                           data[position + 4 + length : position + 4 + length + 32]))
+        position += 4 + length + 32
+    if position != len(data):
+        raise StreamError("damaged model stream (bytes after the last block)")
+    return StreamInfo(model, settings, images, scale, block_images, found)
 
 
 def _is_int(value) -> bool:

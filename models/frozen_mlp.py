@@ -11,7 +11,6 @@ Fixed point: latents (posterior mean, raw std, z) in 2^-16 units; likelihood par
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,6 +39,7 @@ from .integer_mlp import (
     IntegerLayer,
     quantise_layer,
 )
+from . import threads
 from .interface import FrozenModel
 from .vae_config import LIKELIHOOD_PRECISION, LOG_SCALE_MAX, LOG_SCALE_MIN, VAEConfig
 
@@ -203,7 +203,6 @@ class FrozenMLPVAE(FrozenModel):
 
 
 # -- K-step inference (paper Algorithm 2), exact ----------------------------------------------
-_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 # Images per chunk: a chunk's per-pixel arrays (a few hundred KB) stay in the core's cache, which
 # matters more than the products' size (measured here: grey K=10 on 1000 images 1.22 s in chunks
 # of 500, 0.70 s in chunks of 125, 0.79 s in chunks of 64).
@@ -217,13 +216,13 @@ def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, first_in
     stream, so the result is the same for any split and any number of workers; the threads only
     let numpy's element-wise work (which releases the GIL) use every core.
     """
-    n = len(symbols)
-    chunks = max(1, round(n / _CHUNK), min(_WORKERS, n // (_CHUNK // 2)))
+    n, workers = len(symbols), threads.budget()
+    chunks = max(1, round(n / _CHUNK), min(workers, n // (_CHUNK // 2)))
     if chunks < 2:
         return optimise_posterior(model, symbols, mean, raw, k_steps, lr, seed, first_index)
     bounds = np.linspace(0, n, chunks + 1).astype(int)
     with threadpool_limits(limits=1, user_api="blas"):
-        with ThreadPoolExecutor(min(chunks, _WORKERS)) as pool:
+        with ThreadPoolExecutor(min(chunks, workers)) as pool:
             parts = list(pool.map(lambda lo, hi: optimise_posterior(model, symbols[lo:hi], mean[lo:hi], raw[lo:hi], k_steps,
                                                                     lr, seed, first_index + lo), bounds[:-1], bounds[1:]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -49,9 +49,9 @@ class FrozenModel:
         return config.likelihood != "bernoulli" or binary_scale(images) is not None
 
     def to_symbols(self, images: np.ndarray) -> tuple[np.ndarray, int]:
-        """(symbols (N, pixels) int64, scale): scale is what symbols are multiplied by to give pixels."""
+        """(symbols (N, pixels) uint8, scale): scale is what symbols are multiplied by to give pixels."""
         images, scale = as_zero_one(images) if self.config.likelihood == "bernoulli" else (images, 1)
-        return images.reshape(len(images), -1).astype(np.int64), scale
+        return images.reshape(len(images), -1).astype(np.uint8), scale
 
     def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:
         return (symbols * scale).astype(np.uint8).reshape(len(symbols), self.config.height, self.config.width)

@@ -165,11 +165,12 @@ def test_not_bbzip_and_newer_version(tmp_path, small_archive, tiny_models):
     _decompress_fails(tmp_path, bytes(data), tiny_models["logistic"], "newer")
 
 
-def test_format_2_archives_are_refused_with_the_reason(tmp_path, small_archive, tiny_models):
-    """bbzip 0.1's float archives are not called damaged: the message says what they are."""
+@pytest.mark.parametrize("version, maker", [(2, "bbzip 0.1 (format 2)"), (3, "bbzip 0.2 (format 3")])
+def test_earlier_formats_are_refused_with_the_reason(tmp_path, small_archive, tiny_models, version, maker):
+    """Archives of earlier formats are not called damaged: the message says what they are."""
     data = bytearray(small_archive.read_bytes())
-    struct.pack_into("<H", data, len(MAGIC), 2)
-    _decompress_fails(tmp_path, bytes(data), tiny_models["logistic"], "bbzip 0.1 (format 2)")
+    struct.pack_into("<H", data, len(MAGIC), version)
+    _decompress_fails(tmp_path, bytes(data), tiny_models["logistic"], maker)
 
 
 def test_a_model_stream_of_another_numerics_version_is_refused(tmp_path, small_archive, tiny_models):
@@ -365,17 +366,17 @@ def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, i
     on the way back, after the checksums were made) gives exit 1 and no archive, not exit 0 and
     an archive that cannot be opened. (Without the check this test writes the archive, exit 0.)"""
     from cli import entries
-    from models import api
+    from models import stream
 
     if broken == "model stream":
-        decode = api.stream.decode
+        decode = stream.decode
 
         def wrong_decode(*args, **kwargs):
             symbols = decode(*args, **kwargs)
             symbols[0, 0] = 1 - symbols[0, 0] if symbols.max() <= 1 else (int(symbols[0, 0]) + 1) % 256
             return symbols
 
-        monkeypatch.setattr(api.stream, "decode", wrong_decode)
+        monkeypatch.setattr(stream, "decode", wrong_decode)
     else:
         restore = entries.restore
 
