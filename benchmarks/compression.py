@@ -22,8 +22,8 @@ import torch
 
 from cli.main import cli
 from models import api
-from models.blocks import BLOCK_IMAGES, block_bounds
-from models.coder_choice import default_settings, load_coder
+from models.blocks import block_bounds
+from models.coder_choice import default_block_images, default_settings, load_coder
 from models.data import load_named
 from models.stream import coding_batches
 from models.vae import gaussian_kl
@@ -49,10 +49,11 @@ def elbo_estimate_bpd(name: str, images: np.ndarray, k: int, samples: int = 4) -
     same K steps and noise), under the trained float decoder."""
     coder, (model, _) = load_coder(name), load_shipped(name)
     symbols = coder.model.to_symbols(images)[0].astype(np.int64)
-    settings = default_settings(coder, min(len(images), BLOCK_IMAGES), k_steps=k)
+    block_images = default_block_images(coder)
+    settings = default_settings(coder, len(images), k_steps=k)
     total, generator = 0.0, torch.Generator().manual_seed(0)
     # The coder's batches: within each block, image indices (the K-step noise's) start at 0.
-    batches = [(block + lo, block + hi, lo) for block, block_end in block_bounds(len(images), BLOCK_IMAGES)
+    batches = [(block + lo, block + hi, lo) for block, block_end in block_bounds(len(images), block_images)
                for _, lo, hi in coding_batches(block_end - block, settings.batch_size)]
     for lo, hi, index_in_block in batches:
         mean, std = coder.model.posterior(symbols[lo:hi], k, settings.lr, settings.seed, index_in_block)
@@ -90,7 +91,7 @@ def run_one(name: str, images: np.ndarray, k: int, folder: Path, repeats: int) -
         "elbo_bpd": elbo, "gap_percent": 100 * (archive_bpd / elbo - 1), "compress_images_per_s": len(images) / compress_s,
         "decompress_images_per_s": len(images) / decompress_s, "compress_s_per_image": compress_s / len(images),
         "decompress_s_per_image": decompress_s / len(images),
-        "batch_size": default_settings(load_coder(name), min(len(images), BLOCK_IMAGES)).batch_size,
+        "batch_size": default_settings(load_coder(name), len(images)).batch_size,
     }
 
 

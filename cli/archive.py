@@ -2,34 +2,30 @@
 
     magic      8 bytes  b"\\x89BBZIP\\r\\n"  (non-ASCII first byte, like PNG)
     version    u16 LE   FORMAT_VERSION
-    header     u32 LE length, then UTF-8 JSON, deflated (zlib)
-    header crc u32 LE   crc32 of the deflated header bytes
-    payload    the model stream then the classic blobs, at offsets given in the header
-    payload    32 bytes sha256 of the payload
+    table      u32 LE decompressed length, u32 LE stored length, the entry table (cli/table.py)
+    table crc  u32 LE   crc32 of the stored table bytes
+    payload    the model stream record (models.api, in blocks), then the other entries' bytes
 
-The model stream is a models.api record: it names the model (name, full sha256, architecture),
-the numerics version and the coding settings. The header lists the entries:
-each with its relative path, kind ("model", "classic" or "stored"), format, mode, sizes and a
-crc32 of its decoded pixels (or bytes); one sha256 covers the decoded pixels of all entries in
-order. So every entry is checked as it is decoded, and the whole archive once more at the end,
-at 4 bytes an entry rather than 32 (a folder of thousands of small images stays small).
+The model stream record names the model (name, full sha256, architecture), the numerics
+version and the coding settings, and carries a sha256 per block. The table lists the entries:
+each with its relative path, kind, format, mode, sizes, attributes and where its bytes are.
+Every part has its own check (the table's crc32, each block's sha256, each classic image's
+crc32, xz's check of stored bytes), so a damaged block or blob loses only its own entries.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 from .header_schema import HeaderError, check_header
+from .table import TableError, decode_table, encode_table
 
 MAGIC = b"\x89BBZIP\r\n"
 # 2: lanes grow from the stack (bbans Message.grow), deflated header; float numerics.
 # 3: the model stream is a self-describing record (models.api) on the exact integer numerics.
-# 4: the record's stream is cut into independent blocks (models.blocks).
+# 4: the record's stream is cut into independent blocks (models.blocks); a columnar entry table.
 FORMAT_VERSION = 4
-_MAX_HEADER = 64 << 20  # bytes, deflated or not: a damaged length cannot make us allocate more
 
 
 class ArchiveError(Exception):
@@ -38,7 +34,7 @@ class ArchiveError(Exception):
 
 @dataclass
 class Archive:
-    header: dict
+    header: dict  # "entries" (a table.Table: entry dicts built when asked for), "payload_length", "model_stream"
     payload: bytes = b""
     names: list = field(default_factory=list)  # the entries' names, normalised and unique
     model_stream: bytes = field(default=b"", repr=False)
@@ -53,28 +49,20 @@ def entry_checksum(data: bytes) -> int:
 
 
 def write_archive(header: dict, payload: bytes) -> bytes:
-    header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
-    return b"".join(
-        [
-            MAGIC,
-            struct.pack("<HI", FORMAT_VERSION, len(header_bytes)),
-            header_bytes,
-            struct.pack("<I", zlib.crc32(header_bytes)),
-            payload,
-            hashlib.sha256(payload).digest(),
-        ]
-    )
+    table, raw_length = encode_table(header)
+    return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, raw_length, len(table)), table,
+                     struct.pack("<I", zlib.crc32(table)), payload])
 
 
 def read_archive(data: bytes, name: str = "archive") -> Archive:
-    """Parse and check an archive's framing and checksums. Raises ArchiveError."""
+    """Parse and check an archive's framing and table. Raises ArchiveError."""
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise ArchiveError(f"{name}: not in bbzip format")
     pos = len(MAGIC)
-    if len(data) < pos + 6:
+    if len(data) < pos + 2:
         raise ArchiveError(f"{name}: truncated archive (header)")
-    version, header_length = struct.unpack_from("<HI", data, pos)
-    pos += 6
+    (version,) = struct.unpack_from("<H", data, pos)
+    pos += 2
     if version > FORMAT_VERSION:
         raise ArchiveError(f"{name}: format version {version} is newer than this bbzip reads ({FORMAT_VERSION}); upgrade bbzip")
     if version == 2:
@@ -85,28 +73,26 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
                            "then compress it again")
     if version != FORMAT_VERSION:
         raise ArchiveError(f"{name}: unknown format version {version}")
-    if header_length > _MAX_HEADER or len(data) < pos + header_length + 4 + 32:
+    if len(data) < pos + 8:
         raise ArchiveError(f"{name}: truncated archive (header)")
-    header_bytes = data[pos : pos + header_length]
-    pos += header_length
+    raw_length, table_length = struct.unpack_from("<II", data, pos)
+    pos += 8
+    if len(data) < pos + table_length + 4:
+        raise ArchiveError(f"{name}: truncated archive (table)")
+    table_bytes = data[pos : pos + table_length]
+    pos += table_length
     (crc,) = struct.unpack_from("<I", data, pos)
     pos += 4
-    if zlib.crc32(header_bytes) != crc:
-        raise ArchiveError(f"{name}: damaged archive (header checksum mismatch)")
+    if zlib.crc32(table_bytes) != crc:
+        raise ArchiveError(f"{name}: damaged archive (table checksum mismatch)")
+    payload = data[pos:]
     try:
-        inflater = zlib.decompressobj()
-        header_json = inflater.decompress(header_bytes, _MAX_HEADER)
-        if inflater.unconsumed_tail or not inflater.eof:
-            raise ValueError("header does not inflate to a bounded, complete JSON document")
-        header = json.loads(header_json)
-    except (ValueError, zlib.error):
-        raise ArchiveError(f"{name}: damaged archive (header is not valid)") from None
-    payload, digest = data[pos:-32], data[-32:]
-    if hashlib.sha256(payload).digest() != digest:
-        raise ArchiveError(f"{name}: damaged or truncated archive (payload checksum mismatch)")
-    try:
+        table = decode_table(table_bytes, raw_length)
+        header = {"entries": table, "payload_length": table.layout["payload_length"]}
+        if "model_stream" in table.layout:
+            header["model_stream"] = table.layout["model_stream"]
         names = check_header(header, len(payload))
-    except HeaderError as error:
+    except (TableError, HeaderError) as error:
         raise ArchiveError(f"{name}: damaged archive ({error})") from None
     stream = header.get("model_stream", {"offset": 0, "length": 0})
     archive = Archive(header, payload, names=names)

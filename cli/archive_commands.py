@@ -11,11 +11,13 @@ from models.architectures import NUMERICS_VERSION
 from models.coder_choice import default_settings, load_coder
 from models.coding_settings import CodingSettings, SettingsError
 from models.files import atomic_write
+from models.blocks import MAX_BLOCK_IMAGES
+from models.threads import available_cores
 
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
 from .console import output_options
-from .entries import collect_inputs, read_entry
+from .entries import collect_inputs, input_source, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import place_all
 
@@ -36,6 +38,11 @@ def _load(source: str):
         return read_archive(_read_source(source), source)
     except ArchiveError as error:
         raise BBZipError(str(error)) from None
+
+
+def threads_option(command):
+    return click.option("-T", "--threads", type=click.IntRange(1, 1024), default=available_cores(), show_default="all cores",
+                        help="Code blocks on this many cores (the archive is the same for any number).")(command)
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
@@ -64,17 +71,21 @@ def _read_entries(out, found, fits) -> list:
     return entries
 
 
-def _verify(data: bytes, entries, coder, on_batch) -> None:
-    """Decode the archive just built, as `decompress` will, and compare every file with what was
-    read (extract checks each entry's pixels or bytes, and all of them by sha256, against the
-    checksums computed from the inputs): compress never exits 0 with an archive that does not
-    give back exactly its input."""
+def _verify(data: bytes, entries, coder, on_batch, cores: int) -> None:
+    """Decode the archive just built, as `decompress` will, and compare what every entry gives
+    back (its pixels with their mode, or its bytes) with what was read: compress never exits 0
+    with an archive that does not give back exactly its input."""
     try:
-        restored = coding.extract(read_archive(data), coder, on_batch)
+        extraction = coding.extract(read_archive(data), coder, on_batch, cores=cores)
     except (ArchiveError, BBZipError) as error:
         raise BBZipError(f"internal error: the archive would not decode ({error}); nothing was written") from None
-    if [r.name for r in restored] != [e.name for e in entries]:
-        raise BBZipError("internal error: the archive would not give back the same files; nothing was written")
+    if extraction.lost:
+        name, why = extraction.lost[0]
+        raise BBZipError(f"{name}: internal error: the archive would not decode it ({why}); nothing was written")
+    for entry, restored in zip(entries, extraction.files, strict=True):
+        if restored.name != entry.name or restored.source != input_source(entry):
+            raise BBZipError(f"{entry.name}: internal error: the archive would not decode it to what was read; "
+                             "nothing was written")
 
 
 def _model_items(archive) -> int:
@@ -98,11 +109,14 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.option("--lr", default=5e-3, show_default=True, help="Learning rate of the K steps.")
 @click.option("--batch-size", type=int, help="Images coded side by side [default: 1 per 20 binary / 2 grey images, 16 to 1000].")
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
+@click.option("--block-images", type=click.IntRange(1, MAX_BLOCK_IMAGES),
+              help="Images per block of the model stream [default: 16384 binary, 8192 grey].")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
+@threads_option
 @click.pass_obj
 @output_options
 @guard
-def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, force):
+def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, force, threads):
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
@@ -118,10 +132,10 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size) if coder else None
     started = time.perf_counter()
     with out.bar("compressing", n_items) as advance:
-        header, payload = coding.build(entries, coder, settings, on_batch=advance)
+        header, payload = coding.build(entries, coder, settings, on_batch=advance, cores=threads, block_images=block_images)
     data = write_archive(header, payload)
     with out.bar("verifying", n_items) as advance:
-        _verify(data, entries, coder, advance)
+        _verify(data, entries, coder, advance, threads)
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -137,43 +151,64 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model)")
 
 
-def _decode(out, source: str, model_spec: str | None):
+def _decode(out, source: str, model_spec: str | None, threads: int, wanted=()) -> coding.Extraction:
     archive = _load(source)
     with out.bar("decompressing", _model_items(archive)) as advance:
-        files = coding.extract(archive, model_spec, on_batch=advance)
-    return archive, files
+        return coding.extract(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted)
+
+
+def _damage_report(source: str, extraction: coding.Extraction, total: int) -> str:
+    """One line: how many entries are damaged, which (the first few) and why (the first)."""
+    names = [name for name, _ in extraction.lost]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{source}: {len(names)} of {_count(total, 'entry', 'entries')} damaged: {shown} ({extraction.lost[0][1]})"
 
 
 @click.command("decompress")
 @click.argument("archive")
+@click.argument("names", nargs=-1)
 @click.option("-o", "--output", "output_dir", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the files into.")
 @click.option("--model", "model_spec", help="The model file, if the archive's model is not a shipped one.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--salvage", is_flag=True, help="If some entries are damaged, still write the intact ones (exit 1).")
+@threads_option
 @click.pass_obj
 @output_options
 @guard
-def decompress_command(out, archive, output_dir, model_spec, force):
-    """Write every file of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT."""
-    archive_data, files = _decode(out, archive, model_spec)
-    targets = [(output_dir / f.name, f) for f in files]  # names checked by the header schema
+def decompress_command(out, archive, names, output_dir, model_spec, force, salvage, threads):
+    """Write the files of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT: all of
+    them, or only NAMES (entries, or folders of entries; only the blocks that hold them are
+    decoded)."""
+    extraction = _decode(out, archive, model_spec, threads, names)
+    if extraction.lost and not salvage:
+        raise BBZipError(_damage_report(archive, extraction, len(extraction.files) + len(extraction.lost))
+                         + "; nothing was written (--salvage writes the intact ones)")
+    targets = [(output_dir / f.name, f) for f in extraction.files]  # names checked by the header schema
     clashes = [str(t) for t, _ in targets if t.exists() or t.is_symlink()]
     if clashes and not force:
         raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
     place_all(output_dir, targets)
+    if extraction.lost:
+        raise BBZipError(_damage_report(archive, extraction, len(targets) + len(extraction.lost))
+                         + f"; the other {_count(len(targets), 'file')} written to {output_dir}")
     out.info(f"{_count(len(targets), 'file')} written to {output_dir}")
 
 
 @click.command("test")
 @click.argument("archive")
 @click.option("--model", "model_spec", help="The model file, if the archive's model is not a shipped one.")
+@threads_option
 @click.pass_obj
 @output_options
 @guard
-def test_command(out, archive, model_spec):
-    """Decode everything in ARCHIVE and check every checksum; write nothing."""
-    _, files = _decode(out, archive, model_spec)
-    out.info(f"{archive}: OK ({_count(len(files), 'file')})")
+def test_command(out, archive, model_spec, threads):
+    """Decode everything in ARCHIVE and check every checksum; write nothing. Names the damaged
+    entries, if any."""
+    extraction = _decode(out, archive, model_spec, threads)
+    if extraction.lost:
+        raise BBZipError(_damage_report(archive, extraction, len(extraction.files) + len(extraction.lost)))
+    out.info(f"{archive}: OK ({_count(len(extraction.files), 'file')})")
 
 
 @click.command("list")

@@ -6,8 +6,8 @@ version, so the archive's own header only says which entry owns which images.
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+import lzma
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from models.interface import as_zero_one, binary_scale
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
 from .archive import Archive, entry_checksum
-from .entries import Entry, checksum_source, file_attributes, restore
+from .entries import Entry, file_attributes, restore
 from .errors import BBZipError
 
 
@@ -32,7 +32,7 @@ def fits_any_shipped(stack: np.ndarray) -> bool:
 
 def choose_default(entries: list[Entry]) -> Coder | None:
     """The shipped model that fits: binary if every model entry is two-valued, else grey."""
-    stacks = [np.stack(e.items) for e in entries if e.items]
+    stacks = [e.items for e in entries if len(e.items)]
     if not stacks:
         return None
     return load_coder(DEFAULT_MODELS["bernoulli" if all(binary_scale(s) for s in stacks) else "logistic"])
@@ -41,30 +41,30 @@ def choose_default(entries: list[Entry]) -> Coder | None:
 def _model_symbols_as_images(entry: Entry, coder: Coder) -> np.ndarray:
     """An entry's images in the model's domain: two-valued entries as 0/1 for a binary model
     (each entry keeps its own scale, 1 or 255, in its metadata)."""
-    stack = np.stack(entry.items).astype(np.uint8)
+    stack = entry.items
     if coder.model.config.likelihood == "bernoulli":
         stack, entry.meta["scale"] = as_zero_one(stack)
     return stack
 
 
-def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, cores: int | None = None) -> tuple[dict, bytes]:
+def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, cores: int | None = None,
+          block_images: int | None = None) -> tuple[dict, bytes]:
     """The header and payload of an archive holding `entries`."""
     payload = bytearray()
     stacks = []
-    if any(e.items for e in entries) and coder is None:
+    if any(len(e.items) for e in entries) and coder is None:
         raise BBZipError("images for the model but no model")
-    all_pixels = hashlib.sha256()
     for entry in entries:
-        source = checksum_source(entry)
-        entry.meta["crc32"] = entry_checksum(source)
-        all_pixels.update(source)
-        entry.meta.pop("pixels", None)
-        if entry.items:
+        # Classic images carry a crc32 of their pixels (the re-encoding is bbzip's, checked
+        # here); model images are covered by their block's sha256, stored bytes by xz's check.
+        if entry.meta.get("store") == "classic":
+            entry.meta["crc32"] = entry_checksum(entry.source)
+        if len(entry.items):
             stacks.append(_model_symbols_as_images(entry, coder))
-    header = {"entries": [], "pixels_sha256": all_pixels.hexdigest()}
+    header = {"entries": []}
     if stacks:
         images = np.concatenate(stacks)
-        record = api.encode_record(coder, images, settings, cores=cores, on_batch=on_batch)
+        record = api.encode_record(coder, images, settings, block_images, cores=cores, on_batch=on_batch)
         header["model_stream"] = {"offset": 0, "length": len(record), "items": int(len(images))}
         payload += record
     for entry in entries:
@@ -82,9 +82,12 @@ def model_description(archive: Archive) -> api.StreamInfo | None:
     if "model_stream" not in archive.header:
         return None
     try:
-        return api.read_record(archive.model_stream)
+        info = api.read_record(archive.model_stream)
     except api.StreamError as error:
         raise BBZipError(f"damaged archive ({error})") from None
+    if info.images != archive.header["model_stream"]["items"]:
+        raise BBZipError("damaged archive (model stream image count mismatch)")
+    return info
 
 
 @dataclass(frozen=True)
@@ -95,41 +98,88 @@ class Restored:
     data: bytes
     attributes: tuple[int, int] | None  # (permission bits, mtime in ns)
     link_target: str | None = None
+    source: bytes = field(default=b"", repr=False)  # the pixels or bytes restored (entries.input_source)
 
 
-def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None,
-            cores: int | None = None) -> list[Restored]:
-    """Every entry, each checked against its crc32, and all of them together against the
-    archive's sha256 of the decoded pixels."""
-    header = archive.header
-    images = np.zeros((0,), dtype=np.uint8)
-    if "model_stream" in header:
+@dataclass
+class Extraction:
+    files: list[Restored]  # the entries asked for that decoded intact, in archive order
+    lost: list[tuple[str, str]]  # (name, why) of those that did not
+
+
+def select(names: list[str], wanted) -> list[int]:
+    """Indices of the entries named in `wanted` (a name, or a folder: everything under it); all
+    entries if `wanted` is empty. A name that matches nothing is an error."""
+    if not wanted:
+        return list(range(len(names)))
+    chosen = set()
+    for pattern in wanted:
+        pattern = pattern.rstrip("/")
+        matches = [i for i, name in enumerate(names) if name == pattern or name.startswith(pattern + "/")]
+        if not matches:
+            raise BBZipError(f"{pattern}: not in the archive")
+        chosen.update(matches)
+    return sorted(chosen)
+
+
+def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
+            wanted=()) -> Extraction:
+    """The entries asked for (default: all), each checked; only the blocks of the model stream
+    that hold their images are decoded. A damaged block or blob loses only its own entries."""
+    entries = archive.header["entries"]
+    chosen = select(archive.names, wanted)
+    starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
+    images_of = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
+    files, lost = [], []
+    for index in chosen:
+        meta, name = entries[index], archive.names[index]
         try:
-            images = api.decompress(archive.model_stream, model=model_override, cores=cores, on_batch=on_batch)
-        except api.StreamError as error:
-            raise BBZipError(str(error)) from None
-        if len(images) != header["model_stream"]["items"]:
-            raise BBZipError("damaged archive (model stream image count mismatch)")
-    position, files, all_pixels = 0, [], hashlib.sha256()
-    for name, meta in zip(archive.names, header["entries"]):
-        n = meta["items"]
-        entry_items = [] if n == 0 else list(images[position : position + n].astype(np.int64) * meta.get("scale", 1))
-        position += n
-        blobs = [archive.blob(b) for b in meta["blobs"]]
-        try:
-            data, source = restore(meta, entry_items, blobs)
-        except (OSError, ValueError, KeyError, EOFError) as error:
-            raise BBZipError(f"{meta.get('name')}: damaged entry ({error})") from None
-        if entry_checksum(source) != meta["crc32"]:
-            raise BBZipError(f"{meta['name']}: decoded pixels do not match the archive's checksum (damaged archive)")
-        all_pixels.update(source)
-        if meta.get("store") == "link":
-            files.append(Restored(name, b"", None, _link_target(meta)))
-        else:
-            files.append(Restored(name, data, file_attributes(meta)))
-    if all_pixels.hexdigest() != header["pixels_sha256"]:
-        raise BBZipError("decoded pixels do not match the archive's sha256 (damaged archive)")
-    return files
+            items = images_of(int(starts[index]), int(starts[index + 1]))
+            files.append(_restored(archive, meta, name, items * np.uint8(meta.get("scale", 1))))
+        except BBZipError as error:
+            lost.append((name, str(error)))
+    return Extraction(files, lost)
+
+
+def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
+    """images_of(lo, hi): model images lo..hi of the archive, from the blocks that hold those of
+    the chosen entries; raises BBZipError for images in a damaged block."""
+    info = model_description(archive)
+    if info is None:
+        return lambda lo, hi: np.zeros((0, 0, 0), dtype=np.uint8)
+    size = info.block_images
+    needed = sorted({block for i in chosen if starts[i + 1] > starts[i]
+                     for block in range(int(starts[i]) // size, (int(starts[i + 1]) - 1) // size + 1)})
+    try:
+        coder = api.coder_for(info, model_override)
+    except api.StreamError as error:
+        raise BBZipError(str(error)) from None
+    decoded = dict(zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch)))
+
+    def images_of(lo: int, hi: int) -> np.ndarray:
+        parts = []
+        for block in range(lo // size, (hi - 1) // size + 1) if hi > lo else []:
+            result = decoded[block]
+            if isinstance(result, str):
+                raise BBZipError(f"model stream block {block}: {result}")
+            first = block * size
+            parts.append(result[max(lo, first) - first : min(hi, first + len(result)) - first])
+        return np.concatenate(parts) if parts else np.zeros((0, 0, 0), dtype=np.uint8)
+
+    return images_of
+
+
+def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray) -> Restored:
+    blobs = [archive.blob(b) for b in meta["blobs"]]
+    try:
+        data, source = restore(meta, items, blobs)
+    except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
+        raise BBZipError(f"damaged entry ({error})") from None
+    if meta.get("store") == "classic" and entry_checksum(source) != meta["crc32"]:
+        raise BBZipError("decoded pixels do not match the archive's checksum (damaged archive)")
+    if meta.get("store") == "link":
+        return Restored(name, b"", None, _link_target(meta), source)
+    return Restored(name, data, file_attributes(meta), None, source)
 
 
 def _link_target(meta: dict) -> str:

@@ -29,18 +29,19 @@ from .errors import BBZipError
 from .header_schema import HeaderError, normalised_name
 
 CLASSIC_CODECS = ("PNG", "WEBP")  # what classic entries are re-encoded with
-ARRAY_SUFFIXES = {".npy", ".npz"}
+NO_IMAGES = np.zeros((0, 0, 0), dtype=np.uint8)
 
 
 @dataclass
 class Entry:
-    """One input file; `items` are the images it sends to the model stream."""
+    """One input file; `items` are the images (N, H, W) it sends to the model stream."""
 
     name: str
     kind: str  # "image" or "array" or "npz" or "stored"
     meta: dict = field(default_factory=dict)
-    items: list = field(default_factory=list)  # uint8 arrays (H, W) for the model
+    items: np.ndarray = field(default_factory=lambda: NO_IMAGES)
     blobs: list = field(default_factory=list)  # bytes kept outside the model stream
+    source: bytes | None = field(default=None, repr=False)  # what `restore` must give back (see input_source)
 
 
 def collect_inputs(paths) -> list[tuple[str, Path]]:
@@ -133,7 +134,7 @@ def _read_image(name, raw, image, fits_model) -> Entry:
     if image.mode in ("L", "1"):
         pixels = np.asarray(image, dtype=np.uint8)
         if fits_model(pixels[None]):
-            return Entry(name, "image", {**meta, "store": "model"}, items=[pixels])
+            return Entry(name, "image", {**meta, "store": "model"}, items=pixels[None])
     return _classic(name, raw, image, meta)
 
 
@@ -212,7 +213,7 @@ def _classic(name, raw, image, meta) -> Entry:
     if not faithful:
         return _stored(name, raw, meta)
     codec, blob = min(faithful, key=lambda c: len(c[1]))
-    return Entry(name, "image", {**meta, "store": "classic", "codec": codec, "pixels": expected}, blobs=[blob])
+    return Entry(name, "image", {**meta, "store": "classic", "codec": codec}, blobs=[blob], source=expected)
 
 
 def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
@@ -225,8 +226,8 @@ def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
 
 
 def _stored(name, raw, meta) -> Entry:
-    meta = {**meta, "store": "stored", "size": len(raw), "pixels": raw}
-    return Entry(name, "stored", meta, blobs=[lzma.compress(raw, preset=9)])
+    meta = {**meta, "store": "stored", "size": len(raw)}
+    return Entry(name, "stored", meta, blobs=[lzma.compress(raw, preset=9)], source=raw)
 
 
 XZ_MEMORY_LIMIT = 96 << 20  # the decoder's own memory: preset 9's 64 MiB dictionary, and no more
@@ -252,7 +253,7 @@ def _read_npy(name, raw, fits_model) -> Entry:
     array = _npy_array(raw)
     if array is not None and _is_image_stack(array, fits_model):
         meta = {"format": "NPY", "shape": list(array.shape), "store": "model", "fortran_order": _fortran(array)}
-        return Entry(name, "array", meta, items=list(array))
+        return Entry(name, "array", meta, items=np.ascontiguousarray(array))
     return _stored(name, raw, {"format": "NPY"})
 
 
@@ -277,8 +278,8 @@ def _read_npz(name, raw, fits_model) -> Entry:
             compressed = any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError):
         return _stored(name, raw, {"format": "NPZ"})
-    meta = {"format": "NPZ", "compressed": compressed, "members": []}
-    entry = Entry(name, "npz", meta)
+    meta = {"format": "NPZ", "store": "members", "compressed": compressed, "members": []}
+    entry, stacks, sources = Entry(name, "npz", meta), [], []
     for info, content in members:
         # The zip fields of each member, so that the rebuilt file is byte-identical where the
         # compressor agrees (np.savez's files are).
@@ -288,11 +289,21 @@ def _read_npz(name, raw, fits_model) -> Entry:
         array = _npy_array(content) if info.filename.endswith(".npy") else None
         if array is not None and _is_image_stack(array, fits_model):
             meta["members"].append({**fields, "store": "model", "shape": list(array.shape), "fortran_order": _fortran(array)})
-            entry.items += list(array)
+            stacks.append(np.ascontiguousarray(array))
+            sources.append(_member_source(info.filename, stacks[-1].tobytes()))
         else:
             meta["members"].append({**fields, "store": "stored", "size": len(content)})
             entry.blobs.append(lzma.compress(content, preset=9))
+            sources.append(_member_source(info.filename, content))
+    if stacks:
+        entry.items = np.concatenate(stacks)
+    entry.source = b"".join(sources)
     return entry
+
+
+def _member_source(name: str, content: bytes) -> bytes:
+    """What the checksum covers of one npz member: its name and its pixels or bytes."""
+    return name.encode() + b"\0" + content
 
 
 def _npy_bytes(array, fortran_order: bool) -> bytes:
@@ -310,8 +321,9 @@ def _pixel_bytes(image: Image.Image) -> bytes:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
-    """Rebuild a file's bytes from its entry; also returns the bytes its checksum covers."""
+def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, bytes]:
+    """Rebuild a file's bytes from its entry and its model images (N, H, W) uint8; also returns
+    the bytes its checksum covers."""
     fmt = meta["format"]
     if meta.get("store") == "link":
         return b"", meta["target"].encode()
@@ -319,12 +331,12 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
         raw = _unxz(blobs[0], meta["size"])
         return raw, raw
     if fmt == "NPY":
-        array = np.stack(items).astype(np.uint8).reshape(meta["shape"])
+        array = items.reshape(meta["shape"])
         return _npy_bytes(array, meta.get("fortran_order", False)), array.tobytes()
     if fmt == "NPZ":
         return _restore_npz(meta, items, blobs)
     if meta["store"] == "model":
-        pixels = items[0].astype(np.uint8)
+        pixels = items[0]
         image = Image.fromarray(pixels.astype(bool)) if meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
     else:
         codec = meta.get("codec")
@@ -337,19 +349,19 @@ def restore(meta: dict, items: list, blobs: list) -> tuple[bytes, bytes]:
             raise BBZipError(f"{meta.get('name', 'entry')}: stored image decoded in mode {image.mode}, expected {meta['mode']}")
     out = io.BytesIO()
     image.save(out, format=fmt)
-    return out.getvalue(), _pixel_bytes(image) if meta["store"] != "model" else items[0].astype(np.uint8).tobytes()
+    return out.getvalue(), _pixel_bytes(image) if meta["store"] != "model" else items[0].tobytes()
 
 
 def _restore_npz(meta, items, blobs):
     """The zip with the same members in the same order (arrays re-saved, other members as they
     were); the checksum covers each member's name and its pixels or bytes."""
-    buffer, digest_source, item_pos, blob_pos = io.BytesIO(), [], 0, 0
+    buffer, sources, item_pos, blob_pos = io.BytesIO(), [], 0, 0
     compression = zipfile.ZIP_DEFLATED if meta["compressed"] else zipfile.ZIP_STORED
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for member in meta["members"]:
             if member["store"] == "model":
                 count = member["shape"][0]
-                array = np.stack(items[item_pos : item_pos + count]).astype(np.uint8).reshape(member["shape"])
+                array = items[item_pos : item_pos + count].reshape(member["shape"])
                 item_pos += count
                 content, source = _npy_bytes(array, member.get("fortran_order", False)), array.tobytes()
             else:
@@ -360,20 +372,15 @@ def _restore_npz(meta, items, blobs):
             info.create_system = member["create_system"]
             with archive.open(info, "w", force_zip64=member.get("zip64", False)) as stream:
                 stream.write(content)
-            digest_source.append(member["member"].encode() + b"\0" + source)
-    return buffer.getvalue(), b"".join(digest_source)
+            sources.append(_member_source(member["member"], source))
+    return buffer.getvalue(), b"".join(sources)
 
 
-def checksum_source(entry: Entry) -> bytes:
-    """The bytes the archive checksums for this entry (as `restore` recomputes them)."""
-    meta = entry.meta
-    if meta.get("store") == "link":
-        return meta["target"].encode()
-    if meta.get("store") in ("stored", "classic"):
-        return meta["pixels"]
-    if meta["format"] == "NPY":
-        return np.stack(entry.items).astype(np.uint8).tobytes()
-    if meta["format"] == "NPZ":
-        _, source = _restore_npz(meta, entry.items, entry.blobs)
-        return source
-    return entry.items[0].astype(np.uint8).tobytes()
+def input_source(entry: Entry) -> bytes:
+    """What `restore` must give back as its second value for this entry: the pixels (with their
+    mode) or bytes that were read; compress compares the two before it writes an archive."""
+    if entry.meta.get("store") == "link":
+        return entry.meta["target"].encode()
+    if entry.source is not None:
+        return entry.source
+    return entry.items.tobytes()

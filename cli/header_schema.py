@@ -6,7 +6,6 @@ entry names, so that `d/x`, `d//x` and `d/./x` are seen as the one name they are
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 from pathlib import PurePosixPath
 
@@ -15,8 +14,9 @@ MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
 MAX_PIXELS = 1 << 28  # of one classic image
 MAX_NAME = 4096
-KINDS = {"image", "array", "npz", "stored", "link"}
-STORES = {"model", "classic", "stored", "link"}
+# How each kind of entry may be kept (the kinds and stores are cli/table.py's).
+STORES_OF_KIND = {"image": {"model", "classic"}, "array": {"model"}, "npz": {"members"}, "stored": {"stored"},
+                  "link": {"link"}}
 CODECS = {"PNG", "WEBP"}
 ZIP_METHODS = {0, 8, 12, 14}
 IMAGE_FORMATS = {"PNG", "PPM"}  # the formats entries re-encode (entries._rewritable)
@@ -71,9 +71,7 @@ def normalised_name(name: str, where: str) -> str:
 def check_header(header, payload_length: int) -> list[str]:
     """Raise HeaderError unless the header fits the schema and the payload; return the entries'
     normalised names."""
-    _keys(header, "header", {"entries", "pixels_sha256", "payload_length"}, {"model_stream"})
-    if not isinstance(header["pixels_sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", header["pixels_sha256"]):
-        _fail("pixels_sha256", "expected 64 hex digits")
+    _keys(header, "header", {"entries", "payload_length"}, {"model_stream"})
     _int(header["payload_length"], "payload_length", payload_length, payload_length)
     items = 0
     if "model_stream" in header:
@@ -81,8 +79,8 @@ def check_header(header, payload_length: int) -> list[str]:
         _span(stream, "model_stream", payload_length)
         items = _int(stream["items"], "model_stream.items", 1, MAX_ITEMS)
     entries = header["entries"]
-    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
-        _fail("entries", f"expected a list of at most {MAX_ENTRIES}")
+    if len(entries) > MAX_ENTRIES:
+        _fail("entries", f"expected at most {MAX_ENTRIES}")
     names, seen, total_items = [], {}, 0
     for index, entry in enumerate(entries):
         name = normalised_name(entry.get("name") if isinstance(entry, dict) else None, f"entry {index} name")
@@ -111,19 +109,20 @@ ATTRIBUTES = {"permissions", "mtime_ns"}
 def _check_entry(entry, where: str, payload_length: int) -> int:
     """The entry's own fields by kind; returns how many model images it holds."""
     kind = entry.get("kind") if isinstance(entry, dict) else None
-    if not _among(kind, KINDS):
+    if not _among(kind, STORES_OF_KIND):
         _fail(where, f"unknown kind {kind!r}")
-    common = {"name", "kind", "items", "blobs", "crc32", "format"}
+    common = {"name", "kind", "items", "blobs", "format", "store"}
     by_kind = {
-        "link": ({"store", "target"}, set()),
-        "stored": ({"store", "size"}, {"mode", "width", "height"} | ATTRIBUTES),
-        "image": ({"store", "mode", "width", "height"}, {"codec", "scale"} | ATTRIBUTES),
-        "array": ({"store", "shape"}, {"fortran_order", "scale"} | ATTRIBUTES),
+        "link": ({"target"}, set()),
+        "stored": ({"size"}, {"mode", "width", "height"} | ATTRIBUTES),
+        "image": ({"mode", "width", "height"}, {"codec", "scale", "crc32"} | ATTRIBUTES),
+        "array": ({"shape"}, {"fortran_order", "scale"} | ATTRIBUTES),
         "npz": ({"compressed", "members"}, {"scale"} | ATTRIBUTES),
     }
     required, optional = by_kind[kind]
     _keys(entry, where, common | required, optional)
-    _int(entry["crc32"], f"{where}.crc32", 0, (1 << 32) - 1)
+    if entry["store"] == "classic":
+        _int(entry.get("crc32"), f"{where}.crc32", 0, (1 << 32) - 1)
     _str(entry["format"], f"{where}.format", 16)
     if "permissions" in entry or "mtime_ns" in entry:
         _int(entry.get("permissions"), f"{where}.permissions", 0, 0o777)
@@ -136,9 +135,9 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     for number, blob in enumerate(blobs):
         _span(_keys(blob, f"{where}.blobs[{number}]", {"offset", "length"}), f"{where}.blobs[{number}]", payload_length)
     items = _int(entry["items"], f"{where}.items", 0, MAX_ITEMS)
-    store = entry.get("store")
-    if store is not None and not _among(store, STORES):
-        _fail(f"{where}.store", f"unknown store {store!r}")
+    store = entry["store"]
+    if not _among(store, STORES_OF_KIND[kind]):
+        _fail(f"{where}.store", f"{store!r} is not how a {kind} entry is kept")
     expected_blobs = {"link": 0, "stored": 1, "classic": 1, "model": 0}.get(store)
     if kind == "link":
         _str(entry["target"], f"{where}.target")

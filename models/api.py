@@ -36,7 +36,7 @@ import numpy as np
 from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
-from .coder_choice import Coder, default_settings, load_coder, pick_default, resolve
+from .coder_choice import Coder, default_block_images, default_settings, load_coder, pick_default, resolve
 
 MAGIC = b"\x89BBZM\n"
 MAX_HEADER = 1 << 16
@@ -69,7 +69,7 @@ class StreamInfo:
 
 
 def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, lr: float = 5e-3, seed: int = 0,
-             batch_size: int | None = None, block_images: int = blocks.BLOCK_IMAGES, cores: int | None = None,
+             batch_size: int | None = None, block_images: int | None = None, cores: int | None = None,
              on_batch=None) -> bytes:
     """A record of the uint8 images (N, H, W): `model` a shipped name or a .safetensors path
     (default: the shipped model that fits). The settings are those of `bbzip compress`;
@@ -82,13 +82,14 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
         raise StreamError(f"{coder.name} does not code uint8 images of shape {images.shape[1:]} "
                           f"({'two-valued ' if coder.model.config.likelihood == 'bernoulli' else ''}"
                           f"{coder.model.config.height}x{coder.model.config.width} expected)")
-    settings = default_settings(coder, min(len(images), block_images), k_steps=k_steps, lr=lr, seed=seed,
-                                batch_size=batch_size)
+    block_images = block_images or default_block_images(coder)
+    settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size)
     return encode_record(coder, images, settings, block_images, cores, on_batch)
 
 
-def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, block_images: int = blocks.BLOCK_IMAGES,
+def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, block_images: int | None = None,
                   cores: int | None = None, on_batch=None) -> bytes:
+    block_images = block_images or default_block_images(coder)
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
     symbols, scale = coder.model.to_symbols(images)

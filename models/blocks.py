@@ -6,24 +6,26 @@ order, in parallel worker processes, decoded one at a time (bounded memory), and
 loses only its own images. The cut depends only on N and `block_images`, never on the number of
 workers, so the bytes are the same for any -T.
 
-Workers are separate processes (spawned: safe wherever bbzip runs, whatever the parent has
-imported), each given the frozen model once and one core (models.threads); a single block, or
-one worker, is coded in this process with every thread it was given.
+With N cores, this process and N - 1 worker processes code one block at a time each (workers
+are spawned, which is safe wherever bbzip runs whatever the parent has imported; each gets the
+frozen model once and one core, models.threads). A single block, or one core, is coded in this
+process with every thread it was given.
 """
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bbans import BBANSError
 
 from . import stream, threads
 from .coding_settings import CodingSettings
 
-BLOCK_IMAGES = 4096  # default: about 0.2% of a block's bytes go to its initial bits and ramp
-MAX_BLOCK_IMAGES = 1 << 20
+MAX_BLOCK_IMAGES = 1 << 20  # the default depends on the model (coder_choice.BLOCK_IMAGES)
 
 
 def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
@@ -61,20 +63,50 @@ def _count(job) -> int:
 
 
 def _run(model, function, jobs: list, cores: int, on_images):
-    workers = max(1, min(cores, len(jobs)))
-    if workers == 1:
-        with threads.limited(cores):
+    if min(cores, len(jobs)) <= 1:
+        with threads.limited(cores), threadpool_limits(limits=cores):  # -T 1 means one core, BLAS too
             return [function(model, *job, on_images) for job in jobs]
-    results = [None] * len(jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(model,)) as pool:
-        futures = {pool.submit(_in_worker, function, *job): index for index, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            index = futures[future]
-            results[index] = future.result()
+    # This process codes blocks too, beside cores - 1 workers: one process fewer to start and
+    # to send the model to. Every lane takes the next block when it is free, so a slow block
+    # does not hold the others up; results are kept in block order.
+    results, pending, lock = [None] * len(jobs), list(range(len(jobs)))[::-1], threading.Lock()
+    workers = min(cores, len(jobs)) - 1
+    pool = _pool(model, workers)
+
+    def lane(local: bool) -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                index = pending.pop()
+            if local:
+                results[index] = function(model, *jobs[index])
+            else:
+                results[index] = pool.submit(_in_worker, function, *jobs[index]).result()
             if on_images:
-                on_images(_count(jobs[index]))
+                with lock:
+                    on_images(_count(jobs[index]))
+
+    with threads.limited(1), threadpool_limits(limits=1):
+        with ThreadPoolExecutor(workers + 1) as lanes:
+            done = [lanes.submit(lane, number == 0) for number in range(workers + 1)]
+            for future in done:
+                future.result()
     return results
+
+
+_pools: dict = {}  # (id of the model, workers) -> the pool; kept for the next call (compress, then its check)
+
+
+def _pool(model, workers: int) -> ProcessPoolExecutor:
+    key = (id(model), workers)
+    if key not in _pools:
+        for old in _pools.values():
+            old.shutdown()
+        _pools.clear()
+        context = multiprocessing.get_context("spawn")
+        _pools[key] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(model,))
+    return _pools[key]
 
 
 _worker_model = None
@@ -83,8 +115,6 @@ _worker_model = None
 def _start_worker(model) -> None:
     """A worker process: the model, and one core (BLAS too)."""
     global _worker_model
-    from threadpoolctl import threadpool_limits
-
     _worker_model = model
     threads.set_budget(1)
     threadpool_limits(limits=1)

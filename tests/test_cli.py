@@ -247,18 +247,93 @@ def test_many_small_files_cost_little_header(tmp_path, grey_test_images, tiny_mo
     assert_same_files(folder, restored)
 
 
-def test_forged_entry_with_a_matching_crc_is_caught_by_the_archive_sha256(tmp_path, image_folder, tiny_models):
-    """An entry whose pixels change but whose crc32 still matches fails on the archive-wide sha256."""
-    from cli.archive import read_archive, write_archive
+@pytest.fixture
+def blocked_archive(tmp_path, grey_test_images, tiny_models):
+    """40 one-image files and a 30-image .npy in blocks of 16 images: 70 images, 5 blocks."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(40):
+        Image.fromarray(grey_test_images[i]).save(folder / f"{i:02d}.png")
+    np.save(folder / "stack.npy", grey_test_images[40:70])
+    out = tmp_path / "blocked.bb"
+    result = run("compress", folder, "-o", out, "--model", tiny_models["logistic"], "--block-images", 16, "-T", 1)
+    assert result.exit_code == 0, result.output
+    return folder, out
 
-    out = compress(tmp_path, [image_folder], tiny_models["logistic"])
-    archive = read_archive(out.read_bytes())
-    header = archive.header
-    header["pixels_sha256"] = "0" * 64  # as if some entry had decoded to other pixels with the same crc
-    forged = tmp_path / "forged.bb"
-    forged.write_bytes(write_archive(header, archive.payload))
-    result = run("test", forged, "--model", tiny_models["logistic"])
-    assert result.exit_code == 1 and "sha256" in result.output
+
+def _damage_block(archive_path, block: int, tmp_path) -> Path:
+    """The archive with one byte of one block's message changed (the table is intact)."""
+    from cli.archive import read_archive
+    from models import api
+
+    data = archive_path.read_bytes()
+    archive = read_archive(data)
+    info = api.read_record(archive.model_stream)
+    message = info.blocks[block].message
+    where = len(data) - len(archive.payload) + archive.model_stream.index(message) + len(message) // 2
+    damaged = bytearray(data)
+    damaged[where] ^= 0x10
+    path = tmp_path / "damaged.bb"
+    path.write_bytes(bytes(damaged))
+    return path
+
+
+def test_a_damaged_block_loses_only_its_own_entries(tmp_path, blocked_archive, tiny_models):
+    """Block 1 holds images 16..31: files 16.png..31.png. `test` names them, `decompress` writes
+    nothing, `decompress --salvage` writes every other file, exactly, and exits 1."""
+    folder, archive = blocked_archive
+    model = tiny_models["logistic"]
+    damaged = _damage_block(archive, 1, tmp_path)
+    result = run("test", damaged, "--model", model)
+    assert result.exit_code == 1 and "16 of 41 entries damaged: in/16.png, in/17.png" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert run("decompress", damaged, "-o", tmp_path / "none", "--model", model).exit_code == 1
+    assert not (tmp_path / "none").exists()
+    result = run("decompress", damaged, "-o", tmp_path / "saved", "--model", model, "--salvage")
+    assert result.exit_code == 1 and "the other 25 files written" in result.output
+    saved = sorted(p.name for p in (tmp_path / "saved" / "in").iterdir())
+    assert saved == sorted([f"{i:02d}.png" for i in range(40) if not 16 <= i < 32] + ["stack.npy"])
+    np.testing.assert_array_equal(np.load(tmp_path / "saved" / "in" / "stack.npy"), np.load(folder / "stack.npy"))
+    for name in saved[:-1]:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "saved" / "in" / name)),
+                                      np.asarray(Image.open(folder / name)))
+
+
+def test_named_entries_are_extracted_from_their_blocks_alone(tmp_path, blocked_archive, tiny_models, monkeypatch):
+    """`decompress a.bb NAME...` decodes only the blocks that hold NAME's images: with block 1
+    damaged, 03.png (block 0) and stack.npy (blocks 2..4) still come out, and 20.png does not."""
+    folder, archive = blocked_archive
+    model = tiny_models["logistic"]
+    damaged = _damage_block(archive, 1, tmp_path)
+    from models import blocks
+
+    decoded_counts = []
+    original = blocks.decode_blocks
+
+    def counting(model_, streams, counts, *args, **kwargs):
+        decoded_counts.append(list(counts))
+        return original(model_, streams, counts, *args, **kwargs)
+
+    monkeypatch.setattr(blocks, "decode_blocks", counting)
+    result = run("decompress", damaged, "in/03.png", "in/stack.npy", "-o", tmp_path / "some", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert decoded_counts == [[16, 16, 16, 6]]  # blocks 0, 2, 3, 4; not block 1
+    assert sorted(p.name for p in (tmp_path / "some" / "in").iterdir()) == ["03.png", "stack.npy"]
+    np.testing.assert_array_equal(np.load(tmp_path / "some" / "in" / "stack.npy"), np.load(folder / "stack.npy"))
+    result = run("decompress", damaged, "in/20.png", "-o", tmp_path / "other", "--model", model)
+    assert result.exit_code == 1 and "in/20.png" in result.output
+    assert run("decompress", archive, "in/nothing.png", "-o", tmp_path / "x", "--model", model).exit_code == 1
+
+
+def test_the_archive_is_the_same_for_any_number_of_threads(tmp_path, blocked_archive, tiny_models):
+    folder, archive = blocked_archive
+    model = tiny_models["logistic"]
+    for threads in (2, 3):
+        other = tmp_path / f"t{threads}.bb"
+        assert run("compress", folder, "-o", other, "--model", model, "--block-images", 16, "-T", threads).exit_code == 0
+        assert other.read_bytes() == archive.read_bytes()
+    assert run("decompress", archive, "-o", tmp_path / "r", "--model", model, "-T", 2).exit_code == 0
+    assert_same_files(folder, tmp_path / "r")
 
 
 def test_an_output_that_appears_while_compressing_is_not_overwritten(tmp_path, image_folder, tiny_models, monkeypatch):

@@ -1,0 +1,305 @@
+"""The archive's entry table: columns, not one JSON object per entry.
+
+A folder of thousands of small images is the common case, so what an entry costs beside its
+pixels matters. Each field is a column of fixed-width little-endian integers (the narrowest
+width that holds the column), names are front-coded (the bytes shared with the previous name,
+then the rest), modification times are delta-coded, and the whole table is compressed with LZMA
+(raw LZMA2, no container). Fields only some kinds of entry have (a link's target, an array's
+shape, an .npz file's members) are one JSON list beside the columns. Checksums: the table has a
+crc32; each classic image its own crc32; model images are covered by their block's sha256 and
+stored bytes by xz's own check, so most entries carry none.
+
+The table as stored (all integers little-endian):
+
+    u32 length of the layout JSON, the layout JSON (entry count, the format and mode names the
+    columns index, each column's width and byte length, the model stream's place, the payload
+    length), then the columns in COLUMNS order, the name bytes, the extras JSON.
+
+Decoding never trusts a count: every length is checked against the bytes that back it before
+anything is allocated, and entries are built one at a time when asked for.
+"""
+from __future__ import annotations
+
+import json
+import lzma
+
+import numpy as np
+
+KINDS = ("image", "array", "npz", "stored", "link")
+STORES = ("model", "classic", "stored", "link", "members")  # members: an .npz, kept member by member
+CODECS = ("", "PNG", "WEBP")
+SCALES = (0, 1, 255)
+NO_PERMISSIONS = 0xFFFF
+COLUMNS = ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions",
+           "mtime_delta", "name_shared", "name_rest", "blob_length", "crc32", "size")
+WIDTHS = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i8": np.int64}
+EXTRA_FIELDS = {"link": ("target",), "array": ("shape", "fortran_order"), "npz": ("compressed", "members")}
+MAX_TABLE = 1 << 28  # bytes of the table once decompressed
+MAX_LAYOUT = 1 << 16
+MAX_EXTRAS_CONTAINERS_PER_BYTE = 1 / 8  # a legitimate extras list has far fewer '{' and '[' than this
+_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 24}]
+
+
+class TableError(ValueError):
+    """The table is damaged or breaks its own layout; the message says where."""
+
+
+# -- writing -----------------------------------------------------------------------------------
+def encode_table(header: dict) -> tuple[bytes, int]:
+    """(compressed table, its decompressed length) for a header {"entries": [dict, ...],
+    "payload_length": n, optional "model_stream": {offset, length, items}}."""
+    entries = list(header["entries"])
+    formats = sorted({e["format"] for e in entries})
+    modes = sorted({e.get("mode", "") for e in entries} | {""})
+    columns = {name: [] for name in COLUMNS}
+    extras, names, previous, previous_mtime = [], [], b"", 0
+    for entry in entries:
+        name = entry["name"].encode()
+        shared = _shared_prefix(previous, name)
+        columns["name_shared"].append(shared)
+        columns["name_rest"].append(len(name) - shared)
+        names.append(name[shared:])
+        previous = name
+        columns["kind"].append(KINDS.index(entry["kind"]))
+        columns["store"].append(STORES.index(entry["store"]))
+        columns["format"].append(formats.index(entry["format"]))
+        columns["mode"].append(modes.index(entry.get("mode", "")))
+        columns["codec"].append(CODECS.index(entry.get("codec", "")))
+        columns["width"].append(entry.get("width", 0))
+        columns["height"].append(entry.get("height", 0))
+        columns["items"].append(entry["items"])
+        columns["scale"].append(SCALES.index(entry.get("scale", 0)))
+        columns["permissions"].append(entry.get("permissions", NO_PERMISSIONS))
+        mtime = entry.get("mtime_ns", previous_mtime)
+        columns["mtime_delta"].append(mtime - previous_mtime)
+        previous_mtime = mtime
+        columns["blob_length"] += [blob["length"] for blob in entry["blobs"]]
+        if entry["store"] == "classic":
+            columns["crc32"].append(entry["crc32"])
+        if entry["kind"] == "stored":
+            columns["size"].append(entry["size"])
+        if entry["kind"] in EXTRA_FIELDS:
+            extras.append({field: entry[field] for field in EXTRA_FIELDS[entry["kind"]] if field in entry})
+    parts, layout_columns = [], {}
+    for name in COLUMNS:
+        array = _narrowest(columns[name], signed=name == "mtime_delta")
+        layout_columns[name] = [_width_name(array.dtype), array.nbytes]
+        parts.append(array.tobytes())
+    names_bytes = b"".join(names)
+    extras_bytes = json.dumps(extras, separators=(",", ":")).encode() if extras else b""
+    layout = {"entries": len(entries), "formats": formats, "modes": modes, "columns": layout_columns,
+              "names": len(names_bytes), "extras": len(extras_bytes), "payload_length": header["payload_length"]}
+    if "model_stream" in header:
+        layout["model_stream"] = header["model_stream"]
+    layout_bytes = json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
+    raw = b"".join([len(layout_bytes).to_bytes(4, "little"), layout_bytes, *parts, names_bytes, extras_bytes])
+    return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS), len(raw)
+
+
+def _shared_prefix(a: bytes, b: bytes) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _narrowest(values: list, signed: bool) -> np.ndarray:
+    if signed:
+        return np.asarray(values, dtype=np.int64)
+    top = max(values, default=0)
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if top <= np.iinfo(dtype).max:
+            return np.asarray(values, dtype=dtype)
+    raise TableError("a value too large for the table")
+
+
+def _width_name(dtype) -> str:
+    return next(name for name, candidate in WIDTHS.items() if np.dtype(candidate) == dtype)
+
+
+# -- reading -----------------------------------------------------------------------------------
+def decode_table(compressed: bytes, raw_length: int) -> "Table":
+    if not 4 <= raw_length <= MAX_TABLE:
+        raise TableError("table size out of bounds")
+    try:
+        inflater = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_FILTERS)
+        raw = inflater.decompress(compressed, max_length=raw_length + 1)
+    except lzma.LZMAError:
+        raise TableError("table does not decompress") from None
+    if len(raw) != raw_length:
+        raise TableError("table does not decompress to its declared size")
+    return Table(raw)
+
+
+class Table:
+    """The decoded columns; `layout` holds the top-level fields, `entry(i)` builds one entry."""
+
+    def __init__(self, raw: bytes):
+        layout_length = int.from_bytes(raw[:4], "little")
+        if layout_length > min(MAX_LAYOUT, len(raw) - 4):
+            raise TableError("layout out of bounds")
+        try:
+            layout = json.loads(raw[4 : 4 + layout_length])
+        except ValueError:
+            raise TableError("layout is not valid") from None
+        self.layout = _checked_layout(layout)
+        self.count = layout["entries"]
+        position = 4 + layout_length
+        self.columns = {}
+        for name in COLUMNS:
+            width, length = layout["columns"][name]
+            if position + length > len(raw) or length % np.dtype(WIDTHS[width]).itemsize:
+                raise TableError(f"column {name} out of bounds")
+            self.columns[name] = np.frombuffer(raw, dtype=WIDTHS[width], count=length // np.dtype(WIDTHS[width]).itemsize,
+                                               offset=position)
+            position += length
+        for name in ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions",
+                     "mtime_delta", "name_shared", "name_rest"):
+            if len(self.columns[name]) != self.count:
+                raise TableError(f"column {name} does not have one value per entry")
+        names_end = position + layout["names"]
+        if names_end + layout["extras"] != len(raw):
+            raise TableError("names and extras do not fill the table")
+        self._names_bytes = raw[position:names_end]
+        self._extras_bytes = raw[names_end:]
+        self._check_enumerations()
+        self.names = self._decode_names()
+        self._mtimes = np.cumsum(self.columns["mtime_delta"].astype(np.int64))
+        self._extras = self._decode_extras()
+        self._extra_index, self._blob_first, self._blob_counts, self._crc_index, self._size_index = self._positions()
+        lengths = self.columns["blob_length"].astype(np.uint64)
+        self._blob_offsets = self.layout.get("model_stream", {}).get("length", 0) + np.cumsum(lengths) - lengths
+
+    def _check_enumerations(self) -> None:
+        limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
+                  "mode": len(self.layout["modes"]), "codec": len(CODECS), "scale": len(SCALES)}
+        for name, limit in limits.items():
+            column = self.columns[name]
+            if len(column) and int(column.max()) >= limit:
+                raise TableError(f"column {name} has a value out of range")
+
+    def _decode_names(self) -> list[str]:
+        shared, rest = self.columns["name_shared"], self.columns["name_rest"]
+        if int(rest.astype(np.int64).sum()) != len(self._names_bytes):
+            raise TableError("names do not add up")
+        names, previous, position = [], b"", 0
+        for keep, length in zip(shared.tolist(), rest.tolist()):
+            if keep > len(previous):
+                raise TableError("a name shares more than the previous name has")
+            name = previous[:keep] + self._names_bytes[position : position + length]
+            position += length
+            if len(name) > 4 * 4096:
+                raise TableError("a name is too long")
+            try:
+                names.append(name.decode())
+            except UnicodeDecodeError:
+                raise TableError("a name is not UTF-8") from None
+            previous = name
+        return names
+
+    def _decode_extras(self) -> list:
+        kinds = self.columns["kind"]
+        wanted = int(np.isin(kinds, [KINDS.index(k) for k in EXTRA_FIELDS]).sum())
+        data = self._extras_bytes
+        if not wanted:
+            if data:
+                raise TableError("extras for entries that have none")
+            return []
+        containers = data.count(b"{") + data.count(b"[")
+        if containers > 16 + len(data) * MAX_EXTRAS_CONTAINERS_PER_BYTE:
+            raise TableError("extras nested beyond any real entry")
+        try:
+            extras = json.loads(data)
+        except (ValueError, RecursionError):
+            raise TableError("extras are not valid") from None
+        if not isinstance(extras, list) or len(extras) != wanted or not all(isinstance(e, dict) for e in extras):
+            raise TableError("extras do not match the entries")
+        return extras
+
+    def _positions(self):
+        """Per entry: where its extras, first blob, crc32 and size are (-1 where it has none)."""
+        stores, kinds = self.columns["store"], self.columns["kind"]
+        classic = stores == STORES.index("classic")
+        stored = kinds == KINDS.index("stored")
+        if int(classic.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
+            raise TableError("crc32 or size column does not match the entries")
+        has_extras = np.isin(kinds, [KINDS.index(k) for k in EXTRA_FIELDS])
+        extra_index = np.cumsum(has_extras) - 1
+        blob_counts = (stored | classic).astype(np.int64)
+        for index in np.flatnonzero(kinds == KINDS.index("npz")).tolist():
+            members = self._extras[extra_index[index]].get("members")
+            if not isinstance(members, list):
+                raise TableError("an npz entry without its members")
+            blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored")
+        if int(blob_counts.sum()) != len(self.columns["blob_length"]):
+            raise TableError("blob lengths do not match the entries")
+        ends = np.cumsum(self.columns["blob_length"].astype(np.uint64)) if len(blob_counts) else np.zeros(0, np.uint64)
+        stream = self.layout.get("model_stream", {}).get("length", 0)
+        if len(ends) and int(ends[-1]) + stream > self.layout["payload_length"]:
+            raise TableError("blobs run past the payload")
+        return extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, np.cumsum(classic) - 1, np.cumsum(stored) - 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return (self[i] for i in range(self.count))
+
+    def __getitem__(self, index: int) -> dict:
+        """One entry as a dict of its fields, built when asked for."""
+        c = self.columns
+        kind, store = KINDS[c["kind"][index]], STORES[c["store"][index]]
+        entry = {"name": self.names[index], "kind": kind, "store": store, "items": int(c["items"][index]),
+                 "format": self.layout["formats"][c["format"][index]], "blobs": self._blobs(index)}
+        mode = self.layout["modes"][c["mode"][index]]
+        if mode:
+            entry["mode"] = mode
+        if c["width"][index] or c["height"][index]:
+            entry["width"], entry["height"] = int(c["width"][index]), int(c["height"][index])
+        if c["codec"][index]:
+            entry["codec"] = CODECS[c["codec"][index]]
+        if c["scale"][index]:
+            entry["scale"] = SCALES[c["scale"][index]]
+        if c["permissions"][index] != NO_PERMISSIONS:
+            entry["permissions"], entry["mtime_ns"] = int(c["permissions"][index]), int(self._mtimes[index])
+        if store == "classic":
+            entry["crc32"] = int(c["crc32"][self._crc_index[index]])
+        if kind == "stored":
+            entry["size"] = int(c["size"][self._size_index[index]])
+        if kind in EXTRA_FIELDS:
+            extra = self._extras[self._extra_index[index]]
+            entry.update({key: value for key, value in extra.items() if key not in entry})
+        return entry
+
+    def _blobs(self, index: int) -> list[dict]:
+        first, count = int(self._blob_first[index]), int(self._blob_counts[index])
+        return [{"offset": int(self._blob_offsets[i]), "length": int(self.columns["blob_length"][i])}
+                for i in range(first, first + count)]
+
+
+def _checked_layout(layout) -> dict:
+    required = {"entries", "formats", "modes", "columns", "names", "extras", "payload_length"}
+    if not isinstance(layout, dict) or not required <= set(layout) or set(layout) - required - {"model_stream"}:
+        raise TableError("layout fields missing or unexpected")
+    for key in ("entries", "names", "extras", "payload_length"):
+        value = layout[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1 << 48:
+            raise TableError(f"layout {key} out of bounds")
+    for key in ("formats", "modes"):
+        values = layout[key]
+        if not isinstance(values, list) or len(values) > 256 or not all(isinstance(v, str) and len(v) <= 16 for v in values):
+            raise TableError(f"layout {key} is not a short list of names")
+    stream = layout.get("model_stream", {"offset": 0, "length": 0, "items": 0})
+    if not isinstance(stream, dict) or set(stream) != {"offset", "length", "items"} or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1 << 48 for v in stream.values()):
+        raise TableError("layout model_stream is not a place in the payload")
+    columns = layout["columns"]
+    if not isinstance(columns, dict) or set(columns) != set(COLUMNS):
+        raise TableError("layout columns missing or unexpected")
+    for name, spec in columns.items():
+        if not (isinstance(spec, list) and len(spec) == 2 and spec[0] in WIDTHS and isinstance(spec[1], int)
+                and not isinstance(spec[1], bool) and 0 <= spec[1] <= MAX_TABLE):
+            raise TableError(f"column {name} has a bad width or length")
+    return layout
