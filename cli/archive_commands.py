@@ -58,7 +58,7 @@ def _write_archive_file(path: Path, data: bytes, force: bool) -> None:
         raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
 
 
-def _read_entries(out, found, fits) -> list:
+def _read_entries(out, found, fits, exact_times: bool) -> list:
     """Read (and for classic images, re-encode and check) every input; the bar moves by bytes
     and names the file at work, so one big image does not look like a hang."""
     sizes = [path.lstat().st_size for _, path in found]
@@ -66,7 +66,7 @@ def _read_entries(out, found, fits) -> list:
     with out.bar("reading", sum(sizes)) as advance:
         for (name, path), size in zip(found, sizes):
             advance(0, status=name)
-            entries.append(read_entry(name, path, fits))
+            entries.append(read_entry(name, path, fits, exact_times))
             advance(size, status="")
     return entries
 
@@ -111,12 +111,14 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
 @click.option("--block-images", type=click.IntRange(1, MAX_BLOCK_IMAGES),
               help="Images per block of the model stream [default: 16384 binary, 8192 grey].")
+@click.option("--exact-times", is_flag=True, help="Keep modification times to the nanosecond (default: to the second, as tar and zip).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @threads_option
 @click.pass_obj
 @output_options
 @guard
-def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, force, threads):
+def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, exact_times, force,
+                     threads):
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
@@ -125,7 +127,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
     fits = coding.fits(coder.model) if coder else coding.fits_any_shipped
-    entries = _read_entries(out, found, fits)
+    entries = _read_entries(out, found, fits, exact_times)
     if coder is None:
         coder = coding.choose_default(entries)
     n_items = sum(len(e.items) for e in entries)

@@ -124,7 +124,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | s
                     max_leaves=5)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_mutated_headers_give_one_line_or_a_correct_archive(tmp_path, varied_archive, tiny_models, data):
     """Any one field of an entry replaced, deleted, or a field added, written as a table with
