@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from cli.main import cli
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = {"binary-k0": ("binary", 0), "grey-k0": ("grey", 0), "grey-k2": ("grey", 2)}
+# (images, K, images per block): the last case cuts the stream into 3 blocks of 16.
+CASES = {"binary-k0": ("binary", 0, None), "grey-k0": ("grey", 0, None), "grey-k2": ("grey", 2, None),
+         "grey-k0-blocks": ("grey", 0, 16)}
 UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
 
 
@@ -29,7 +31,7 @@ def _images(kind: str, grey_test_images) -> np.ndarray:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, case):
-    kind, k_steps = CASES[case]
+    kind, k_steps, block_images = CASES[case]
     source = GOLDEN / f"{kind}.npy"
     if UPDATE:
         np.save(source, _images(kind, grey_test_images))
@@ -39,7 +41,8 @@ def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, cas
     pinned.chmod(0o644)
     os.utime(pinned, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
     archive = tmp_path / "fresh.bb"
-    result = CliRunner().invoke(cli, ["-q", "compress", str(pinned), "-o", str(archive), "--k-steps", str(k_steps)])
+    blocks = ["--block-images", str(block_images)] if block_images else []
+    result = CliRunner().invoke(cli, ["-q", "compress", str(pinned), "-o", str(archive), "--k-steps", str(k_steps), *blocks])
     assert result.exit_code == 0, result.output
     if UPDATE:
         (GOLDEN / f"{case}.bb").write_bytes(archive.read_bytes())
@@ -48,7 +51,7 @@ def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, cas
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_golden_archives_decode(tmp_path, case):
-    kind, _ = CASES[case]
+    kind, _, _ = CASES[case]
     result = CliRunner().invoke(cli, ["-q", "decompress", str(GOLDEN / f"{case}.bb"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(np.load(tmp_path / f"{kind}.npy"), np.load(GOLDEN / f"{kind}.npy"))

@@ -1,9 +1,10 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Three archives (binary K=0, grey K=0, grey K=10) written in the default
-environment must decode under every variant, and every variant must write byte-identical
-archives from the same images, which therefore decode in the default environment too.
+paths and thread counts. Four archives (binary K=0, grey K=0, grey K=10, and grey K=2 in blocks
+of 64 images coded by two processes, -T 2) written in the default environment must decode under
+every variant, and every variant must write byte-identical archives from the same images, which
+therefore decode in the default environment too.
 
 Slow (under a minute here: two runs of bbzip per variant); `.ci/run` runs it. Checked once by
 breaking the guarantee the way bbzip 0.1 coded: with IntegerLayer.forward computing float32
@@ -25,23 +26,25 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machines"
-CASES = [("binary", 0), ("grey", 0), ("grey", 10)]
+CASES = [("binary", 0, "1"), ("grey", 0, "1"), ("grey", 10, "1"), ("grey", 2, "2")]  # (images, K, -T)
 
 WRITE = """
 import hashlib, sys
 from cli.main import cli
 folder = sys.argv[1]
-for kind, k in [("binary", 0), ("grey", 0), ("grey", 10)]:
+for kind, k, threads in %r:
     out = f"{folder}/written-{kind}-{k}.bb"
-    cli(["-q", "compress", f"{folder}/{kind}.npy", "-o", out, "-f", "--k-steps", str(k)], standalone_mode=False)
+    blocks = ["--block-images", "64"] if threads != "1" else []
+    cli(["-q", "compress", f"{folder}/{kind}.npy", "-o", out, "-f", "--k-steps", str(k), "-T", threads, *blocks],
+        standalone_mode=False)
     print(hashlib.sha256(open(out, "rb").read()).hexdigest())
-"""
+""" % (CASES,)
 
 DECODE = """
 import sys
 from cli.main import cli
 for archive in sys.argv[1:]:
-    cli(["-q", "test", archive], standalone_mode=False)
+    cli(["-q", "test", "-T", "2", archive], standalone_mode=False)
 print("ok")
 """
 
@@ -78,7 +81,7 @@ def written(tmp_path_factory, grey_test_images):
 
 def test_archives_written_here_decode_under_every_variant(written):
     folder, _ = written
-    archives = [str(folder / f"written-{kind}-{k}.bb") for kind, k in CASES]
+    archives = [str(folder / f"written-{kind}-{k}.bb") for kind, k, _ in CASES]
     run = subprocess.run([str(TOOL), "--", sys.executable, "-c", DECODE, *archives], capture_output=True, text=True)
     variants = _variants(run.stdout)
     assert len(variants) >= 12, run.stdout + run.stderr
