@@ -1,12 +1,18 @@
 """Each benchmark's --quick mode runs end to end and writes its markdown and JSON results.
 
 Smoke tests only: they check that the scripts run and record real numbers, never a timing.
+They take minutes together, so they are behind the `smoke` marker (`pytest -m smoke`), which
+.ci/run runs after the default suite.
 """
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.smoke
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,3 +64,12 @@ def test_models_quick(tmp_path):
     assert len(records) == 4
     for record in records:
         assert 0 < record["iwae_bpd"] <= record["elbo_bpd"] + 0.01
+
+
+def test_archive_quick(tmp_path):
+    files = run_benchmark(tmp_path, "archive")
+    data = json.loads(files["archive-quick.json"].read_text())
+    kept = {(r["data"], r["kept_as"]): r["bytes"] for r in data["per_file"]}
+    for label in ("binary", "grey"):  # a folder costs more than one array, and not 10 bytes a file more
+        assert 0 < kept[(label, "bbzip, folder")] - kept[(label, "bbzip, one .npy")] < 10 * 1000
+    assert set(data["threads"]["seconds"]) == {"1", "2"} and data["memory"][0]["images"] == 10000

@@ -1,0 +1,207 @@
+"""The archive around the model stream: what a file costs, what two cores buy, what memory it takes.
+
+    python -m benchmarks.archive [--quick]
+
+1. Per-file cost: folders of 1,000 and 10,000 MNIST test images as PNG files (binary as 1-bit
+   PNG, grey as 8-bit), against the same images as one .npy, each compressed by `bbzip
+   compress` (real archive bytes, default settings); beside them the folder itself (PNG bytes),
+   the folder as tar.xz (-9e) and tar.bz2 (-9), and every file re-encoded as lossless WebP and,
+   if the optional pillow-jxl-plugin is installed, lossless JPEG-XL (effort 7). Files get
+   whole-second modification times, as files unpacked from a tar or zip have (bbzip keeps
+   seconds by default; one more row shows --exact-times on the times the files were written at).
+2. Threads: `bbzip compress` and `bbzip decompress` of the 70,000-image mnist.npz with -T 1 and
+   -T 2 (wall time, best of --repeats); the archives must be byte-identical and the restored
+   file identical to the input.
+3. Peak memory (the largest process's maximum RSS) of compress and decompress at 10k, 70k and
+   700k images (700k = the 70k images ten times, one .npy).
+--quick: 1,000 files, the 10k test set for threads, and memory at 10k only.
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import io
+import lzma
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from models.data import load_named
+
+from .common import markdown_table, write_results
+
+MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
+WHOLE_SECOND = 1_700_000_000 * 10**9
+
+
+def bbzip(*args, timeout=3600) -> float:
+    """Run the bbzip command; its wall time in seconds."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "cli", "-q", *map(str, args)], check=True, timeout=timeout)
+    return time.perf_counter() - start
+
+
+def peak_rss_of(*args) -> tuple[float, int]:
+    """(seconds, peak RSS in bytes of the largest process) of one bbzip run in a fresh child."""
+    script = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+              "subprocess.run(sys.argv[1:], check=True); "
+              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", script, sys.executable, "-m", "cli", "-q", *map(str, args)],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return float(out[0]), int(out[1]) * 1024
+
+
+def write_folder(folder: Path, images: np.ndarray, binary: bool) -> dict[Path, int]:
+    """The images as PNG files with whole-second times; returns the times they were written at."""
+    folder.mkdir(parents=True)
+    written = {}
+    for index, image in enumerate(images):
+        path = folder / f"{index:05d}.png"
+        (Image.fromarray(image.astype(bool)) if binary else Image.fromarray(image)).save(path)
+        written[path] = path.stat().st_mtime_ns
+        os.utime(path, ns=(WHOLE_SECOND, WHOLE_SECOND))
+    return written
+
+
+def per_file_codecs(folder: Path) -> dict[str, int]:
+    """Bytes of the folder as classic tools would keep it."""
+    files = sorted(folder.iterdir())
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path in files:
+            archive.add(path, arcname=f"{folder.name}/{path.name}")
+    sizes = {"PNG files (the folder)": sum(p.stat().st_size for p in files),
+             "tar.xz (-9e)": len(lzma.compress(tar.getvalue(), preset=9 | lzma.PRESET_EXTREME)),
+             "tar.bz2 (-9)": len(bz2.compress(tar.getvalue(), 9))}
+    codecs = {"WebP lossless files": ("WEBP", {"lossless": True, "quality": 100, "method": 6})}
+    try:
+        import pillow_jxl  # noqa: F401 - registers JPEG-XL with Pillow
+
+        codecs["JPEG-XL lossless files (e7)"] = ("JXL", {"lossless": True, "effort": 7})
+    except ImportError:
+        pass
+    for label, (fmt, options) in codecs.items():
+        total = 0
+        for path in files:
+            buffer = io.BytesIO()
+            Image.open(path).convert("L").save(buffer, format=fmt, **options)
+            total += len(buffer.getvalue())
+        sizes[label] = total
+    return sizes
+
+
+def per_file_cost(work: Path, counts: list[int]) -> tuple[list, list]:
+    rows, records = [], []
+    for label, dataset in (("binary", "binary-mnist"), ("grey", "mnist")):
+        for count in counts:
+            images = load_named(dataset, "test")[:count]
+            pixels = images.size
+            folder = work / f"{label}-{count}" / "digits"
+            written = write_folder(folder, images, binary=label == "binary")
+            npy = work / f"{label}-{count}.npy"
+            np.save(npy, images)
+            os.utime(npy, ns=(WHOLE_SECOND, WHOLE_SECOND))
+            sizes = {}
+            for name, source, extra in (("bbzip, one .npy", npy, []), ("bbzip, folder", folder, []),
+                                        ("bbzip, folder, --exact-times (ns times)", folder, ["--exact-times"])):
+                if extra:  # the times the files were written at: nanoseconds that differ file to file
+                    for path, mtime in written.items():
+                        os.utime(path, ns=(mtime, mtime))
+                out = work / "out.bb"
+                bbzip("compress", source, "-o", out, "-f", *extra)
+                sizes[name] = out.stat().st_size
+            sizes.update(per_file_codecs(folder))
+            base = sizes["bbzip, one .npy"]
+            for name, size in sizes.items():
+                extra_per_file = (size - base) / count if name.startswith("bbzip, folder") else None
+                rows.append([label, count, name, size, 8 * size / pixels, extra_per_file,
+                             100 * (size / base - 1) if name.startswith("bbzip, folder") else None])
+                records.append({"data": label, "files": count, "kept_as": name, "bytes": size, "bpd": 8 * size / pixels})
+    return rows, records
+
+
+def threads(work: Path, source: Path, repeats: int) -> tuple[list, dict]:
+    times, archives = {}, {}
+    for threads_ in (1, 2):
+        archive = work / f"t{threads_}.bb"
+        compress_s = min(bbzip("compress", source, "-o", archive, "-f", "-T", threads_) for _ in range(repeats))
+        decompress_s = float("inf")
+        for _ in range(repeats):
+            out = work / f"restored-t{threads_}"
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+            decompress_s = min(decompress_s, bbzip("decompress", archive, "-o", out, "-T", threads_))
+        assert (out / source.name).read_bytes() == source.read_bytes(), "restored file differs"
+        times[threads_], archives[threads_] = (compress_s, decompress_s), archive.read_bytes()
+    assert archives[1] == archives[2], "-T 1 and -T 2 wrote different archives"
+    images = _image_count(source)
+    rows = [[f"-T {t}", images, c, images / c, d, images / d] for t, (c, d) in times.items()]
+    rows.append(["speed-up", images, None, times[1][0] / times[2][0], None, times[1][1] / times[2][1]])
+    return rows, {"images": images, "seconds": {str(t): list(v) for t, v in times.items()},
+                  "compress_speedup": times[1][0] / times[2][0], "decompress_speedup": times[1][1] / times[2][1]}
+
+
+def _image_count(source: Path) -> int:
+    loaded = np.load(source)
+    if source.suffix != ".npz":
+        return len(loaded)
+    return sum(len(loaded[key]) for key in loaded.files if loaded[key].ndim == 3)
+
+
+def memory(work: Path, sizes: list[int]) -> tuple[list, list]:
+    grey = np.load(MNIST_NPZ)
+    all_images = np.concatenate([grey["x_train"], grey["x_valid"], grey["x_test"]])
+    rows, records = [], []
+    for count in sizes:
+        images = all_images[:count] if count <= len(all_images) else np.tile(all_images, (count // len(all_images), 1, 1))
+        source = work / f"mem-{count}.npy"
+        np.save(source, images)
+        del images
+        archive, out = work / f"mem-{count}.bb", work / f"mem-{count}-out"
+        compress_s, compress_rss = peak_rss_of("compress", source, "-o", archive, "-f")
+        decompress_s, decompress_rss = peak_rss_of("decompress", archive, "-o", out, "-f")
+        assert (out / source.name).read_bytes() == source.read_bytes()
+        rows.append([count, source.stat().st_size >> 20, compress_rss >> 20, compress_s, decompress_rss >> 20, decompress_s])
+        records.append({"images": count, "input_mib": source.stat().st_size >> 20, "compress_peak_rss_mib": compress_rss >> 20,
+                        "decompress_peak_rss_mib": decompress_rss >> 20, "compress_s": compress_s,
+                        "decompress_s": decompress_s})
+        for path in (source, archive):
+            path.unlink()
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+    return rows, records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 files; threads on 10k images; memory at 10k")
+    parser.add_argument("--repeats", type=int, default=2, help="timing runs per cell; the fastest counts (default 2)")
+    args = parser.parse_args()
+    sections, data = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        rows, data["per_file"] = per_file_cost(work, [1000] if args.quick else [1000, 10000])
+        sections.append(("Per-file cost: a folder of PNG files against the same images as one .npy", markdown_table(
+            ["data", "files", "kept as", "bytes", "bpd", "bytes a file beyond the .npy", "% beyond the .npy"], rows)))
+        source = MNIST_NPZ
+        if args.quick:
+            source = work / "test.npy"
+            np.save(source, load_named("mnist", "test"))
+        rows, data["threads"] = threads(work, source, 1 if args.quick else args.repeats)
+        sections.append((f"-T 1 against -T 2 ({source.name}; identical archives)", markdown_table(
+            ["threads", "images", "compress s", "compress images/s (speed-up)", "decompress s",
+             "decompress images/s (speed-up)"], rows)))
+        rows, data["memory"] = memory(work, [10000] if args.quick else [10000, 70000, 700000])
+        sections.append(("Peak memory (largest process, maximum RSS)", markdown_table(
+            ["images", "input MiB", "compress peak MiB", "compress s", "decompress peak MiB", "decompress s"], rows)))
+    name = "archive-quick" if args.quick else "archive"
+    print(write_results(name, "The bbzip archive: per-file cost, threads, memory", sections, data).read_text())
+
+
+if __name__ == "__main__":
+    main()
