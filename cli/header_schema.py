@@ -6,6 +6,7 @@ entry names, so that `d/x`, `d//x` and `d/./x` are seen as the one name they are
 """
 from __future__ import annotations
 
+import bisect
 import unicodedata
 from pathlib import PurePosixPath
 
@@ -89,13 +90,23 @@ def check_header(header, payload_length: int) -> list[str]:
         seen[name] = index
         total_items += _check_entry(entry, f"entry {index} ({name!r})", payload_length)
         names.append(name)
-    prefixes = {"/".join(n.split("/")[:i]) for n in names for i in range(1, n.count("/") + 1)}
-    clash = prefixes & set(names)
-    if clash:
-        _fail("entries", f"{sorted(clash)[0]!r} is both a file and a folder")
+    folder = _file_that_is_also_a_folder(names)
+    if folder is not None:
+        _fail("entries", f"{folder!r} is both a file and a folder")
     if total_items != items:
         _fail("entries", f"hold {total_items} model images, the model stream {items}")
     return names
+
+
+def _file_that_is_also_a_folder(names: list[str]) -> str | None:
+    """A name that another name lies under ('d' and 'd/x'), found in sorted order without
+    listing every folder of every name (a few thousand deep names would make gigabytes)."""
+    ordered = sorted(names)
+    for name in ordered:
+        under = bisect.bisect_left(ordered, name + "/")
+        if under < len(ordered) and ordered[under].startswith(name + "/"):
+            return name
+    return None
 
 
 def _span(span, where: str, payload_length: int) -> None:
