@@ -113,7 +113,10 @@ def freqs_from_probs(probs, precision: int) -> np.ndarray:
     q = np.where(total == 0, 1, q)  # an all-zero row becomes uniform
     total = q.sum(axis=-1, keepdims=True)
     spread = (1 << precision) - n
-    freqs = (q * spread) // total + 1 if spread < (1 << 38) else _wide_freqs(q, total, spread)
+    # q * spread must stay below 2^63; unnormalised weights (q up to 2^24 x their sum) at high
+    # precision do not, so those rows take Python's unbounded integers.
+    fits = int(q.max(initial=0)) * spread < (1 << 63)
+    freqs = (q * spread) // total + 1 if fits else _wide_freqs(q, total, spread)
     remainder = (1 << precision) - freqs.sum(axis=-1)
     top = np.argmax(q, axis=-1)
     np.put_along_axis(freqs, top[..., None], np.take_along_axis(freqs, top[..., None], -1) + remainder[..., None], -1)
@@ -121,5 +124,4 @@ def freqs_from_probs(probs, precision: int) -> np.ndarray:
 
 
 def _wide_freqs(q, total, spread):
-    # q < 2^24 * K and spread < 2^31, so the product can pass 2^63: use Python integers.
     return np.vectorize(lambda a, b: a * spread // b + 1, otypes=[np.int64])(q, total)

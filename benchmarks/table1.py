@@ -56,7 +56,8 @@ def main() -> None:
     table = markdown_table(["encoder", "test -ELBO bpd", "paper (1000 + 100 epochs)"], rows)
     note = (f"Decoder: `{args.model}` (made by `{metadata.get('command', '?')}`). Encoder fine-tuning: {epochs} epochs, "
             f"Adam lr 3e-4, batch 100, seed 0, on {len(train)} training images; test: {len(test)} images.")
-    path = write_results("table1-quick" if args.quick else "table1", f"Paper Table 1 on {args.data}", [("Test -ELBO", note + "\n\n" + table)],
+    path = write_results("table1-quick" if args.quick else "table1", f"Paper Table 1 on {args.data}",
+                         [("Test -ELBO", note + "\n\n" + table)],
                          {"epochs": epochs, "model": args.model, "bpd": data, "as_trained": rows[0][1]})
     print(table)
     print(f"written to {path}")

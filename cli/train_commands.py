@@ -74,7 +74,8 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 
 @click.command("train")
 @click.argument("data")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Weights file to write (.safetensors).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Weights file to write (.safetensors).")
 @click.option("--likelihood", type=click.Choice(["auto", "bernoulli", "logistic"]), default="auto", show_default=True,
               help="bernoulli for binary images, logistic for 8-bit grey; auto picks from the data.")
 @click.option("--latent", default=10, show_default=True, help="Latent dimensions.")
@@ -121,7 +122,8 @@ def train_command(out, data, output, likelihood, latent, hidden, epochs, lr, bat
 @click.argument("data")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--objective", type=click.Choice(ENCODER_OBJECTIVES), default="reverse-half-asleep", show_default=True)
-@click.option("--alpha", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Share of model samples in each batch (eq. 21): 0 = ordinary, 1 = reverse sleep.")
+@click.option("--alpha", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of model samples in each batch (eq. 21): 0 = ordinary, 1 = reverse sleep.")
 @click.option("--samples-from", type=click.Choice(["prior", "aggregate"]), default="prior", show_default=True,
               help="z ~ p(z), or z ~ q(z|x') for data x' (for models whose aggregate posterior is far from the prior).")
 @click.option("--sigma", default=0.1, show_default=True, type=click.FloatRange(0, 100), help="Noise level of the denoising objective.")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from .objectives import negative_elbo, negative_elbo_from
+from .objectives import negative_elbo
 from .vae import MLPVAE, posterior_std
 
 
@@ -30,16 +30,6 @@ def elbo_bpd(model: MLPVAE, images: np.ndarray, samples: int = 10, seed: int = 0
 
 
 @torch.no_grad()
-def elbo_per_image(model: MLPVAE, images: np.ndarray, mean=None, raw=None, samples: int = 10, seed: int = 0) -> np.ndarray:
-    """-ELBO in nats per image, optionally under a given posterior (mean, raw)."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    if mean is None:
-        mean, raw = model.posterior_raw(x)
-    values = sum(negative_elbo_from(model, x, mean, raw, generator) for _ in range(samples)) / samples
-    return values.numpy()
-
-
 @torch.no_grad()
 def iwae_bpd(model: MLPVAE, images: np.ndarray, k: int = 100, seed: int = 0, batch_size: int = 100) -> float:
     """-log p(x) estimated by the importance-weighted bound with k samples, bits per dimension."""

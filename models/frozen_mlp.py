@@ -262,7 +262,8 @@ def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr
         beta2_power *= beta2
         mean = _adam(mean, grad_mean, moments[0], moments[1], lr, beta1_power, beta2_power)
         raw = _adam(raw, grad_raw, moments[2], moments[3], lr, beta1_power, beta2_power)
-    return np.clip(_fixed(mean, QUANTILE_BITS), -LATENT_LIMIT, LATENT_LIMIT), np.clip(_fixed(raw, QUANTILE_BITS), -LATENT_LIMIT, LATENT_LIMIT)
+    return (np.clip(_fixed(mean, QUANTILE_BITS), -LATENT_LIMIT, LATENT_LIMIT),
+            np.clip(_fixed(raw, QUANTILE_BITS), -LATENT_LIMIT, LATENT_LIMIT))
 
 
 def _adam(param, grad, first, second, lr, beta1_power, beta2_power):

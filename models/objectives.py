@@ -27,11 +27,13 @@ def negative_elbo(model: MLPVAE, x: torch.Tensor, generator=None) -> torch.Tenso
 
 @torch.no_grad()
 def sample_model(model: MLPVAE, n: int, generator=None, from_data: torch.Tensor | None = None) -> torch.Tensor:
-    """x ~ p(x) (z ~ N(0, I)), or with `from_data`: z ~ q(z|x') for data x' (the aggregate posterior)."""
+    """x ~ p(x) (z ~ N(0, I)), or with `from_data`: z ~ q(z|x') for data x' (the aggregate
+    posterior; when n exceeds the data, as with alpha > 0.5, the data images are used in turn
+    again, each time with fresh noise)."""
     if from_data is None:
         z = torch.randn((n, model.config.latent), generator=generator)
     else:
-        mean, raw = model.posterior_raw(from_data[:n])
+        mean, raw = model.posterior_raw(from_data[torch.arange(n) % len(from_data)])
         z = mean + posterior_std(raw) * torch.randn(mean.shape, generator=generator)
     return model.sample_x(z, generator)
 

@@ -63,3 +63,25 @@ def test_headers_out_of_their_schema_are_refused(grey_test_images, change, messa
     record = _with_header(api.compress(grey_test_images[:10]), change)
     with pytest.raises(api.StreamError, match=message):
         api.decompress(record)
+
+
+def test_blocks_are_independent_and_the_same_for_any_number_of_cores(grey_test_images):
+    """30 images in blocks of 8: 4 blocks, the same bytes coded on 1 or 3 cores; block 2 alone
+    decodes to images 16..23, and a damaged block 1 leaves the others intact."""
+    images = grey_test_images[:30]
+    one, three = (api.compress(images, model="mlp-mnist-rha", block_images=8, cores=n) for n in (1, 3))
+    assert one == three
+    info = api.read_record(one)
+    assert [(b.first, b.count) for b in info.blocks] == [(0, 8), (8, 8), (16, 8), (24, 6)]
+    coder = api.coder_for(info, None)
+    (block_2,) = api.decode_blocks(info, coder, which=[2], cores=1)
+    np.testing.assert_array_equal(block_2, images[16:24])
+    message = info.blocks[1].message
+    damaged = bytearray(one)
+    damaged[one.index(message) + len(message) // 2] ^= 0x40
+    results = api.decode_blocks(api.read_record(bytes(damaged)), coder, cores=2)
+    assert isinstance(results[1], str) and "damaged" in results[1]
+    for number in (0, 2, 3):
+        np.testing.assert_array_equal(results[number], images[8 * number : 8 * number + 8])
+    with pytest.raises(api.StreamError, match="block 1"):
+        api.decompress(bytes(damaged))

@@ -130,3 +130,49 @@ def test_frequencies_sum_to_two_to_the_precision():
 def test_wrong_symbol_shape_is_refused():
     with pytest.raises(bbans.InvalidParameters):
         bbans.Uniform(8).push(Message.empty((3,)), np.zeros((4,), dtype=int))
+
+
+def _search_inverts_every_cumulative(distribution, n_symbols: int, precision: int, lanes: int) -> None:
+    """For every cumulative frequency c in 0..2^p - 1 on every lane, the decoder's search finds
+    the one symbol whose integer interval [start, start + freq) holds c, with that interval."""
+    starts, freqs = distribution.interval(np.tile(np.arange(n_symbols), (lanes, 1)).T.copy())  # (symbols, lanes)
+    starts, freqs = starts.astype(np.int64), freqs.astype(np.int64)
+    assert np.all(freqs >= 1) and np.all(freqs.sum(axis=0) == 1 << precision)
+    search = distribution.stepwise((lanes,), (lanes,)).search
+    for c in range(1 << precision):
+        cumulative = np.full(lanes, c, dtype=np.uint64)
+        symbols, start, freq = search(cumulative, 0)
+        lane = np.arange(lanes)
+        assert np.all((starts[symbols, lane] <= c) & (c < starts[symbols, lane] + freqs[symbols, lane])), c
+        assert np.array_equal(np.asarray(start, dtype=np.int64), starts[symbols, lane])
+        assert np.array_equal(np.asarray(freq, dtype=np.int64), freqs[symbols, lane])
+
+
+def test_every_search_inverts_its_integer_cdf_exhaustively():
+    """Small precisions, every codec's distribution, every cumulative frequency, lanes with
+    different parameters (extreme ones included)."""
+    lanes = 7
+    fixed = bbans.to_fixed
+    rng = np.random.default_rng(3)
+    cases = [
+        (bbans.distributions.Uniform(6, (lanes,)), 64, 6),
+        (bbans.distributions.Categorical(rng.dirichlet(np.ones(9), size=lanes), 8), 9, 8),
+        (bbans.distributions.Categorical(np.array([5.0, 0.0, 1e-9, 3.0]), 6, (lanes,)), 4, 6),  # one shared table
+        (bbans.distributions.Bernoulli(logits=fixed(np.array([-40, -5, -0.5, 0, 0.5, 5, 40.0]), 12), precision=6), 2, 6),
+        (bbans.distributions.DiscretisedLogistic(fixed(np.array([-50, 0, 3.2, 127.5, 200, 255, 400.0]), 12),
+                                                 fixed(np.array([-6, -1, 0, 1, 2, 4, 6.0]), 12), precision=10), 256, 10),
+        (bbans.distributions.BucketedGaussian(fixed(np.array([-70, -3, -0.1, 0, 0.7, 3, 70.0]), 16),
+                                              fixed(np.array([1e-4, 0.01, 0.5, 1, 2, 10, 80.0]), 16), 4, 6), 16, 6),
+    ]
+    for distribution, n_symbols, precision in cases:
+        _search_inverts_every_cumulative(distribution, n_symbols, precision, lanes)
+
+
+def test_unnormalised_weights_at_high_precision_keep_their_proportions():
+    """Weights that do not sum to 1, at 31 bits: the frequencies once wrapped around 2^64
+    ([1000, 500, 1] gave 2^64 - 1.7e10 for the second symbol) and decoded wrong symbols."""
+    freqs = bbans.tables.freqs_from_probs([1000.0, 500.0, 1.0], 31).astype(np.int64)
+    assert freqs.sum() == 1 << 31 and np.all(freqs >= 1)
+    np.testing.assert_allclose(freqs / (1 << 31), np.array([1000, 500, 1]) / 1501, rtol=1e-6)
+    codec = bbans.Categorical(np.array([1000.0, 500.0, 1.0]), 31, (5,))
+    check_roundtrip(codec, np.array([0, 1, 2, 1, 0]), Message.empty((5,)))

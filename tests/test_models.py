@@ -155,3 +155,18 @@ def test_model_likelihood_is_what_the_coder_spends(likelihood):
     coder_bits = -np.log2(freq.astype(np.float64) / 2**LIKELIHOOD_PRECISION).sum(-1)
     assert model_bits.max() < 24 * 784 + 1
     np.testing.assert_allclose(model_bits, coder_bits, rtol=2e-3)
+
+
+@pytest.mark.parametrize("alpha, samples", [(0.5, 8), (0.75, 24), (0.9, 72)])
+def test_aggregate_sampling_gives_as_many_model_samples_as_alpha_asks(binary_images, alpha, samples, monkeypatch):
+    """alpha is the share of model samples in each batch, also when they are drawn from the
+    aggregate posterior: 8 data images and alpha 0.75 need 24 samples, not the 8 the data has
+    (before: from_data[:n] gave at most one per data image)."""
+    from models import objectives
+
+    model, seen = tiny(), []
+    real = objectives.negative_elbo
+    monkeypatch.setattr(objectives, "negative_elbo", lambda m, x, g=None: seen.append(len(x)) or real(m, x, g))
+    x = torch.from_numpy(binary_images[:8])
+    objectives.reverse_half_asleep(model, x, alpha, torch.Generator().manual_seed(0), samples_from="aggregate")
+    assert seen == [8 + samples]

@@ -40,4 +40,6 @@ def test_default_model_round_trip(tmp_path, grey_test_images, data, expected_mod
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "x.npy"), images)
     bpd = 8 * (tmp_path / "x.bb").stat().st_size / images.size
-    assert bpd < (0.5 if data == "binary" else 2.5)  # far below the raw 1 / 8 bits per pixel
+    # Measured 0.1937 and 1.5045 bpd (150 images, archive overhead included; the exact coder
+    # gives these bytes on every machine): a few percent lost by a model or the coder fails here.
+    assert bpd < (0.20 if data == "binary" else 1.55)

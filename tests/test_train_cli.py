@@ -54,12 +54,13 @@ def test_evaluate_reports_elbo_iwae_and_the_oracle(tmp_path, grey_test_images, t
     data = tmp_path / "bin.npy"
     np.save(data, (grey_test_images[:60] >= 128).astype(np.uint8))
     result = CliRunner().invoke(cli, ["-q", "evaluate", str(tiny_models["bernoulli"]), str(data), "--samples", "2",
-                                      "--iwae", "5", "--oracle-epochs", "1", "--json"])
+                                      "--iwae", "5", "--oracle-epochs", "20", "--json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert figures["images"] == 60
     assert figures["iwae_bpd"] <= figures["elbo_bpd"] + 0.05  # IWAE is the tighter bound
-    assert abs(figures["amortisation_gap_bpd"] - (figures["elbo_bpd"] - figures["oracle_bpd"])) < 1e-12
+    # Per-image optimisation (20 epochs) beats the amortised encoder: a positive gap, as reported.
+    assert figures["oracle_bpd"] < figures["elbo_bpd"] and figures["amortisation_gap_bpd"] > 0
     grey = tmp_path / "grey.npy"
     np.save(grey, grey_test_images[:5])
     refused = CliRunner().invoke(cli, ["evaluate", str(tiny_models["bernoulli"]), str(grey)])
