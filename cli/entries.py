@@ -156,8 +156,8 @@ def _rewritable(raw: bytes, image: Image.Image) -> bool:
         return False
     if image.format == "PNG":
         return _plain_png(raw)
-    if image.format == "PPM":
-        return _pnm_maxval(raw) in (None, 255)
+    if image.format == "PPM":  # comments are metadata a re-encoding would drop
+        return _pnm_maxval(raw) in (None, 255) and not _pnm_has_comment(raw)
     return False
 
 
@@ -174,6 +174,24 @@ def _plain_png(raw: bytes) -> bool:
             return False
         position += 12 + length
     return True
+
+
+def _pnm_has_comment(raw: bytes) -> bool:
+    """Whether the header (magic, width, height and, but for bitmaps, maxval) holds a '#'
+    comment anywhere before the raster."""
+    needed = 2 if raw[:2] in (b"P1", b"P4") else 3
+    fields, position, limit = 0, 2, min(len(raw), 1024)
+    while position < limit:
+        byte = raw[position : position + 1]
+        if byte == b"#":
+            return True
+        if byte.isspace():
+            if fields == needed:
+                return False  # the one whitespace before the raster
+        elif raw[position - 1 : position].isspace():
+            fields += 1
+        position += 1
+    return False
 
 
 def _pnm_maxval(raw: bytes) -> int | None:

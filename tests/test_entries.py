@@ -133,3 +133,32 @@ def test_fortran_order_arrays_keep_their_order(tmp_path, grey_test_images):
     buffer = io.BytesIO()
     np.save(buffer, np.asfortranarray(grey_test_images[:6]))
     _same_bytes_back(tmp_path, {"fortran.npy": buffer.getvalue()})
+
+
+def test_arrays_and_zips_bbzip_cannot_code_are_kept_byte_for_byte(tmp_path, grey_test_images):
+    """.npy files that are not uint8 image stacks (floats, one image, a pickled object, a cut
+    header) and .npz files that are not zips come back as they were; so do PNM files with
+    comments (metadata a re-encoding would drop: before, the model took the PGM and its
+    comment was lost) and PBM bitmaps (no maxval)."""
+    import io
+
+    def npy(array, **options) -> bytes:
+        buffer = io.BytesIO()
+        np.save(buffer, array, **options)
+        return buffer.getvalue()
+
+    files = {
+        "floats.npy": npy(grey_test_images[:2].astype(np.float64)),
+        "one-image.npy": npy(grey_test_images[0]),
+        "objects.npy": npy(np.array([{"a": 1}], dtype=object), allow_pickle=True),
+        "cut.npy": npy(grey_test_images[:2])[:40],
+        "not-a-zip.npz": b"PK\x03\x04 but nothing else",
+        "comment.pgm": b"P5\n# a comment\n28 28\n# another\n255\n" + grey_test_images[3].tobytes(),
+        "bitmap.pbm": b"P4\n8 2\n\xa5\x5a",
+        "plain.pgm": b"P5\n28 28\n255\n" + grey_test_images[4].tobytes(),
+    }
+    _same_bytes_back(tmp_path, files)
+    listing = CliRunner().invoke(cli, ["list", str(tmp_path / "a.bb")]).output
+    kept = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if line.split()[-1].startswith("in/")}
+    assert all(kept[f"in/{name}"] == "stored" for name in ("floats.npy", "objects.npy", "cut.npy", "not-a-zip.npz"))
+    assert kept["in/comment.pgm"] == "stored" and kept["in/plain.pgm"] == "model"
