@@ -44,10 +44,6 @@ class Archive:
         return self.payload[start : start + length]
 
 
-def entry_checksum(data: bytes) -> int:
-    return zlib.crc32(data)
-
-
 def write_archive(header: dict, payload: bytes) -> bytes:
     table, raw_length = encode_table(header)
     return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, raw_length, len(table)), table,

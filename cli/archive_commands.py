@@ -17,7 +17,7 @@ from models.threads import available_cores
 from . import coding
 from .archive import ArchiveError, read_archive, write_archive
 from .console import output_options
-from .entries import collect_inputs, input_source, read_entry
+from .entries import collect_inputs, input_fingerprint, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import place_all
 
@@ -83,7 +83,7 @@ def _verify(data: bytes, entries, coder, on_batch, cores: int) -> None:
         name, why = extraction.lost[0]
         raise BBZipError(f"{name}: internal error: the archive would not decode it ({why}); nothing was written")
     for entry, restored in zip(entries, extraction.files, strict=True):
-        if restored.name != entry.name or restored.source != input_source(entry):
+        if restored.name != entry.name or restored.sha256 != input_fingerprint(entry).sha256:
             raise BBZipError(f"{entry.name}: internal error: the archive would not decode it to what was read; "
                              "nothing was written")
 

@@ -15,7 +15,7 @@ from models import api
 from models.interface import as_zero_one, binary_scale
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
-from .archive import Archive, entry_checksum
+from .archive import Archive
 from .entries import Entry, file_attributes, restore
 from .errors import BBZipError
 
@@ -58,12 +58,12 @@ def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, co
         # Classic images carry a crc32 of their pixels (the re-encoding is bbzip's, checked
         # here); model images are covered by their block's sha256, stored bytes by xz's check.
         if entry.meta.get("store") == "classic":
-            entry.meta["crc32"] = entry_checksum(entry.source)
+            entry.meta["crc32"] = entry.fingerprint.crc32
         if len(entry.items):
             stacks.append(_model_symbols_as_images(entry, coder))
     header = {"entries": []}
     if stacks:
-        images = np.concatenate(stacks)
+        images = stacks[0] if len(stacks) == 1 else np.concatenate(stacks)
         record = api.encode_record(coder, images, settings, block_images, cores=cores, on_batch=on_batch)
         header["model_stream"] = {"offset": 0, "length": len(record), "items": int(len(images))}
         payload += record
@@ -98,7 +98,7 @@ class Restored:
     data: bytes
     attributes: tuple[int, int] | None  # (permission bits, mtime in ns)
     link_target: str | None = None
-    source: bytes = field(default=b"", repr=False)  # the pixels or bytes restored (entries.input_source)
+    sha256: bytes = field(default=b"", repr=False)  # of the pixels or bytes restored (entries.input_fingerprint)
 
 
 @dataclass
@@ -172,14 +172,14 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
 def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray) -> Restored:
     blobs = [archive.blob(b) for b in meta["blobs"]]
     try:
-        data, source = restore(meta, items, blobs)
+        data, fingerprint = restore(meta, items, blobs)
     except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
         raise BBZipError(f"damaged entry ({error})") from None
-    if meta.get("store") == "classic" and entry_checksum(source) != meta["crc32"]:
+    if meta.get("store") == "classic" and fingerprint.crc32 != meta["crc32"]:
         raise BBZipError("decoded pixels do not match the archive's checksum (damaged archive)")
     if meta.get("store") == "link":
-        return Restored(name, b"", None, _link_target(meta), source)
-    return Restored(name, data, file_attributes(meta), None, source)
+        return Restored(name, b"", None, _link_target(meta), fingerprint.sha256)
+    return Restored(name, data, file_attributes(meta), None, fingerprint.sha256)
 
 
 def _link_target(meta: dict) -> str:

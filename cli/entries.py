@@ -14,11 +14,13 @@ files are rebuilt (arrays in their memory order, zip members with their names an
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import lzma
 import os
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +43,7 @@ class Entry:
     meta: dict = field(default_factory=dict)
     items: np.ndarray = field(default_factory=lambda: NO_IMAGES)
     blobs: list = field(default_factory=list)  # bytes kept outside the model stream
-    source: bytes | None = field(default=None, repr=False)  # what `restore` must give back (see input_source)
+    fingerprint: "Fingerprint | None" = field(default=None, repr=False)  # of what `restore` must give back
 
 
 def collect_inputs(paths) -> list[tuple[str, Path]]:
@@ -236,7 +238,7 @@ def _classic(name, raw, image, meta) -> Entry:
     if not faithful:
         return _stored(name, raw, meta)
     codec, blob = min(faithful, key=lambda c: len(c[1]))
-    return Entry(name, "image", {**meta, "store": "classic", "codec": codec}, blobs=[blob], source=expected)
+    return Entry(name, "image", {**meta, "store": "classic", "codec": codec}, blobs=[blob], fingerprint=Fingerprint(expected))
 
 
 def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
@@ -250,7 +252,7 @@ def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
 
 def _stored(name, raw, meta) -> Entry:
     meta = {**meta, "store": "stored", "size": len(raw)}
-    return Entry(name, "stored", meta, blobs=[lzma.compress(raw, preset=9)], source=raw)
+    return Entry(name, "stored", meta, blobs=[lzma.compress(raw, preset=9)], fingerprint=Fingerprint(raw))
 
 
 XZ_MEMORY_LIMIT = 96 << 20  # the decoder's own memory: preset 9's 64 MiB dictionary, and no more
@@ -302,7 +304,7 @@ def _read_npz(name, raw, fits_model) -> Entry:
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError):
         return _stored(name, raw, {"format": "NPZ"})
     meta = {"format": "NPZ", "store": "members", "compressed": compressed, "members": []}
-    entry, stacks, sources = Entry(name, "npz", meta), [], []
+    entry, stacks, fingerprint = Entry(name, "npz", meta), [], Fingerprint()
     for info, content in members:
         # The zip fields of each member, so that the rebuilt file is byte-identical where the
         # compressor agrees (np.savez's files are).
@@ -313,20 +315,19 @@ def _read_npz(name, raw, fits_model) -> Entry:
         if array is not None and _is_image_stack(array, fits_model):
             meta["members"].append({**fields, "store": "model", "shape": list(array.shape), "fortran_order": _fortran(array)})
             stacks.append(np.ascontiguousarray(array))
-            sources.append(_member_source(info.filename, stacks[-1].tobytes()))
+            _add_member(fingerprint, info.filename, stacks[-1])
         else:
             meta["members"].append({**fields, "store": "stored", "size": len(content)})
             entry.blobs.append(lzma.compress(content, preset=9))
-            sources.append(_member_source(info.filename, content))
-    if stacks:
-        entry.items = np.concatenate(stacks)
-    entry.source = b"".join(sources)
+            _add_member(fingerprint, info.filename, content)
+    entry.items = np.concatenate(stacks) if len(stacks) > 1 else stacks[0] if stacks else entry.items
+    entry.fingerprint = fingerprint
     return entry
 
 
-def _member_source(name: str, content: bytes) -> bytes:
-    """What the checksum covers of one npz member: its name and its pixels or bytes."""
-    return name.encode() + b"\0" + content
+def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
+    """What the check covers of one npz member: its name and its pixels or bytes."""
+    fingerprint.update(name.encode() + b"\0").update(content)
 
 
 def _npy_bytes(array, fortran_order: bool) -> bytes:
@@ -343,19 +344,39 @@ def _pixel_bytes(image: Image.Image) -> bytes:
     return image.mode.encode() + b":" + image.tobytes()
 
 
+class Fingerprint:
+    """sha256 and crc32 of what an entry gives back (its pixels with their mode, or its bytes),
+    taken piece by piece: no joined copy of a large file's pixels is made to take them."""
+
+    def __init__(self, *pieces):
+        self._sha256, self.crc32 = hashlib.sha256(), 0
+        for piece in pieces:
+            self.update(piece)
+
+    def update(self, piece) -> "Fingerprint":
+        view = memoryview(np.ascontiguousarray(piece) if isinstance(piece, np.ndarray) else piece).cast("B")
+        self._sha256.update(view)
+        self.crc32 = zlib.crc32(view, self.crc32)
+        return self
+
+    @property
+    def sha256(self) -> bytes:
+        return self._sha256.digest()
+
+
 # -- writing -----------------------------------------------------------------------------------
-def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, bytes]:
+def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, Fingerprint]:
     """Rebuild a file's bytes from its entry and its model images (N, H, W) uint8; also returns
-    the bytes its checksum covers."""
+    the fingerprint of what it gives back (to compare with `input_fingerprint`)."""
     fmt = meta["format"]
     if meta.get("store") == "link":
-        return b"", meta["target"].encode()
+        return b"", Fingerprint(meta["target"].encode())
     if meta.get("store") == "stored":
         raw = _unxz(blobs[0], meta["size"])
-        return raw, raw
+        return raw, Fingerprint(raw)
     if fmt == "NPY":
         array = items.reshape(meta["shape"])
-        return _npy_bytes(array, meta.get("fortran_order", False)), array.tobytes()
+        return _npy_bytes(array, meta.get("fortran_order", False)), Fingerprint(array)
     if fmt == "NPZ":
         return _restore_npz(meta, items, blobs)
     if meta["store"] == "model":
@@ -372,13 +393,13 @@ def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, bytes]:
             raise BBZipError(f"{meta.get('name', 'entry')}: stored image decoded in mode {image.mode}, expected {meta['mode']}")
     out = io.BytesIO()
     image.save(out, format=fmt)
-    return out.getvalue(), _pixel_bytes(image) if meta["store"] != "model" else items[0].tobytes()
+    return out.getvalue(), Fingerprint(_pixel_bytes(image) if meta["store"] != "model" else items[0])
 
 
 def _restore_npz(meta, items, blobs):
     """The zip with the same members in the same order (arrays re-saved, other members as they
-    were); the checksum covers each member's name and its pixels or bytes."""
-    buffer, sources, item_pos, blob_pos = io.BytesIO(), [], 0, 0
+    were); the fingerprint covers each member's name and its pixels or bytes."""
+    buffer, fingerprint, item_pos, blob_pos = io.BytesIO(), Fingerprint(), 0, 0
     compression = zipfile.ZIP_DEFLATED if meta["compressed"] else zipfile.ZIP_STORED
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for member in meta["members"]:
@@ -386,7 +407,7 @@ def _restore_npz(meta, items, blobs):
                 count = member["shape"][0]
                 array = items[item_pos : item_pos + count].reshape(member["shape"])
                 item_pos += count
-                content, source = _npy_bytes(array, member.get("fortran_order", False)), array.tobytes()
+                content, source = _npy_bytes(array, member.get("fortran_order", False)), array
             else:
                 content = source = _unxz(blobs[blob_pos], member["size"])
                 blob_pos += 1
@@ -395,15 +416,15 @@ def _restore_npz(meta, items, blobs):
             info.create_system = member["create_system"]
             with archive.open(info, "w", force_zip64=member.get("zip64", False)) as stream:
                 stream.write(content)
-            sources.append(_member_source(member["member"], source))
-    return buffer.getvalue(), b"".join(sources)
+            _add_member(fingerprint, member["member"], source)
+    return buffer.getvalue(), fingerprint
 
 
-def input_source(entry: Entry) -> bytes:
-    """What `restore` must give back as its second value for this entry: the pixels (with their
-    mode) or bytes that were read; compress compares the two before it writes an archive."""
+def input_fingerprint(entry: Entry) -> Fingerprint:
+    """The fingerprint `restore` must give back for this entry: of the pixels (with their mode)
+    or bytes that were read; compress compares the two before it writes an archive."""
     if entry.meta.get("store") == "link":
-        return entry.meta["target"].encode()
-    if entry.source is not None:
-        return entry.source
-    return entry.items.tobytes()
+        return Fingerprint(entry.meta["target"].encode())
+    if entry.fingerprint is not None:
+        return entry.fingerprint
+    return Fingerprint(entry.items)

@@ -51,7 +51,7 @@ class FrozenModel:
     def to_symbols(self, images: np.ndarray) -> tuple[np.ndarray, int]:
         """(symbols (N, pixels) uint8, scale): scale is what symbols are multiplied by to give pixels."""
         images, scale = as_zero_one(images) if self.config.likelihood == "bernoulli" else (images, 1)
-        return images.reshape(len(images), -1).astype(np.uint8), scale
+        return images.reshape(len(images), -1).astype(np.uint8, copy=False), scale
 
     def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:
         return (symbols * scale).astype(np.uint8).reshape(len(symbols), self.config.height, self.config.width)

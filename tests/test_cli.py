@@ -477,8 +477,8 @@ def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, i
         restore = entries.restore
 
         def wrong_restore(meta, items, blobs):
-            data, source = restore(meta, items, blobs)
-            return data, source + b"!" if meta.get("store") == "classic" else source
+            data, fingerprint = restore(meta, items, blobs)
+            return data, fingerprint.update(b"!") if meta.get("store") == "classic" else fingerprint
 
         monkeypatch.setattr(entries, "restore", wrong_restore)
         monkeypatch.setattr("cli.coding.restore", wrong_restore)
