@@ -67,7 +67,8 @@ def test_headers_out_of_their_schema_are_refused(grey_test_images, change, messa
 
 def test_blocks_are_independent_and_the_same_for_any_number_of_cores(grey_test_images):
     """30 images in blocks of 8: 4 blocks, the same bytes coded on 1 or 3 cores; block 2 alone
-    decodes to images 16..23, and a damaged block 1 leaves the others intact."""
+    decodes to images 16..23, and a damaged block 1 leaves the others intact. (Checked to fail:
+    with blocks cut by the number of cores, 3 cores wrote other bytes.)"""
     images = grey_test_images[:30]
     one, three = (api.compress(images, model="mlp-mnist-rha", block_images=8, cores=n) for n in (1, 3))
     assert one == three
