@@ -36,7 +36,7 @@ def encode_blocks(model, symbols: np.ndarray, settings: CodingSettings, block_im
                   on_images=None) -> list[bytes]:
     """symbols: (N, pixels) uint8; one message per block, in order."""
     jobs = [(symbols[lo:hi], settings) for lo, hi in block_bounds(len(symbols), block_images)]
-    return _run(model, _encode_one, jobs, cores, on_images)
+    return _run(model, stream.encode, jobs, cores, on_images)
 
 
 def decode_blocks(model, streams: list[bytes], counts: list[int], settings: CodingSettings, cores: int,
@@ -45,10 +45,6 @@ def decode_blocks(model, streams: list[bytes], counts: list[int], settings: Codi
     damaged block does not stop the others)."""
     jobs = [(data, count, settings) for data, count in zip(streams, counts)]
     return _run(model, _decode_one, jobs, cores, on_images)
-
-
-def _encode_one(model, symbols, settings, on_batch=None) -> bytes:
-    return stream.encode(model, symbols, settings, on_batch)
 
 
 def _decode_one(model, data, count, settings, on_batch=None):
@@ -69,12 +65,12 @@ def _run(model, function, jobs: list, cores: int, on_images):
     # This process codes blocks too, beside cores - 1 workers: one process fewer to start and
     # to send the model to. Every lane takes the next block when it is free, so a slow block
     # does not hold the others up; results are kept in block order.
-    results, pending, lock = [None] * len(jobs), list(range(len(jobs)))[::-1], threading.Lock()
+    results, pending, lock, stop = [None] * len(jobs), list(range(len(jobs)))[::-1], threading.Lock(), threading.Event()
     workers = min(cores, len(jobs)) - 1
     pool = _pool(model, workers)
 
     def lane(local: bool) -> None:
-        while True:
+        while not stop.is_set():
             with lock:
                 if not pending:
                     return
@@ -90,8 +86,12 @@ def _run(model, function, jobs: list, cores: int, on_images):
     with threads.limited(1), threadpool_limits(limits=1):
         with ThreadPoolExecutor(workers + 1) as lanes:
             done = [lanes.submit(lane, number == 0) for number in range(workers + 1)]
-            for future in done:
-                future.result()
+            try:
+                for future in done:
+                    future.result()
+            except BaseException:  # Ctrl-C, SIGTERM or a failed block: no lane starts another block
+                stop.set()
+                raise
     return results
 
 
