@@ -131,7 +131,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if coder is None:
         coder = coding.choose_default(entries)
     n_items = sum(len(e.items) for e in entries)
-    settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size) if coder else None
+    settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
+                                block_images=block_images) if coder else None
     started = time.perf_counter()
     with out.bar("compressing", n_items) as advance:
         header, payload = coding.build(entries, coder, settings, on_batch=advance, cores=threads, block_images=block_images)
@@ -148,7 +149,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         config = coder.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
         out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}): "
-                 f"{len(data)} bytes, model stream {stream_bpd:.4f} bpd, {n_items / seconds:.0f} images/s")
+                 f"{len(data)} bytes, model stream {stream_bpd:.4f} bpd, {n_items / seconds:.0f} images/s coded and checked")
     else:
         out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model)")
 

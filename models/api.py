@@ -83,7 +83,8 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
                           f"({'two-valued ' if coder.model.config.likelihood == 'bernoulli' else ''}"
                           f"{coder.model.config.height}x{coder.model.config.width} expected)")
     block_images = block_images or default_block_images(coder)
-    settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size)
+    settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
+                                block_images=block_images)
     return encode_record(coder, images, settings, block_images, cores, on_batch)
 
 

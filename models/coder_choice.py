@@ -98,11 +98,11 @@ def resolve(description: dict, override: str | Path | Coder | None) -> Coder:
 
 
 def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 5e-3, seed: int = 0,
-                     batch_size: int | None = None) -> CodingSettings:
-    """Settings for `n_images` cut into default blocks: lanes by the size of a block."""
+                     batch_size: int | None = None, block_images: int | None = None) -> CodingSettings:
+    """Settings for `n_images` cut into blocks (default size if None): lanes by a block's size."""
     likelihood = coder.model.config.likelihood
     bucket_bits = BUCKET_BITS[likelihood]
-    per_block = min(n_images, default_block_images(coder))
+    per_block = min(n_images, block_images or default_block_images(coder))
     lanes = min(MAX_LANES, max(MIN_LANES, round(per_block * LANE_SHARE[likelihood])))
     return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=lanes if batch_size is None else batch_size,
                           bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12,
