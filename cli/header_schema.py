@@ -10,7 +10,8 @@ import bisect
 import unicodedata
 from pathlib import PurePosixPath
 
-MAX_ENTRIES = 1 << 22
+from .table import MAX_ENTRIES
+
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
 MAX_PIXELS = 1 << 28  # of one classic image

@@ -35,6 +35,7 @@ COLUMNS = ("kind", "store", "format", "mode", "codec", "width", "height", "items
 WIDTHS = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i8": np.int64}
 EXTRA_FIELDS = {"link": ("target",), "array": ("shape", "fortran_order"), "npz": ("compressed", "members")}
 MAX_TABLE = 1 << 28  # bytes of the table once decompressed
+MAX_ENTRIES = 1 << 22
 MAX_LAYOUT = 1 << 16
 MAX_EXTRAS_CONTAINERS_PER_BYTE = 1 / 8  # a legitimate extras list has far fewer '{' and '[' than this
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 24}]
@@ -283,9 +284,9 @@ def _checked_layout(layout) -> dict:
     required = {"entries", "formats", "modes", "columns", "names", "extras", "payload_length"}
     if not isinstance(layout, dict) or not required <= set(layout) or set(layout) - required - {"model_stream"}:
         raise TableError("layout fields missing or unexpected")
-    for key in ("entries", "names", "extras", "payload_length"):
+    for key, most in (("entries", MAX_ENTRIES), ("names", MAX_TABLE), ("extras", MAX_TABLE), ("payload_length", 1 << 48)):
         value = layout[key]
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1 << 48:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
             raise TableError(f"layout {key} out of bounds")
     for key in ("formats", "modes"):
         values = layout[key]
