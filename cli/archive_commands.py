@@ -74,9 +74,10 @@ def _read_entries(out, found, fits, exact_times: bool) -> list:
 def _verify(data: bytes, entries, coder, on_batch, cores: int) -> None:
     """Decode the archive just built, as `decompress` will, and compare what every entry gives
     back (its pixels with their mode, or its bytes) with what was read: compress never exits 0
-    with an archive that does not give back exactly its input."""
+    with an archive that does not give back exactly its input. (The files themselves are not
+    encoded again: what is compared is what they are made from.)"""
     try:
-        extraction = coding.extract(read_archive(data), coder, on_batch, cores=cores)
+        extraction = coding.extract(read_archive(data), coder, on_batch, cores=cores, rebuild=False)
     except (ArchiveError, BBZipError) as error:
         raise BBZipError(f"internal error: the archive would not decode ({error}); nothing was written") from None
     if extraction.lost:
@@ -154,10 +155,10 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model)")
 
 
-def _decode(out, source: str, model_spec: str | None, threads: int, wanted=()) -> coding.Extraction:
+def _decode(out, source: str, model_spec: str | None, threads: int, wanted=(), rebuild: bool = True) -> coding.Extraction:
     archive = _load(source)
     with out.bar("decompressing", _model_items(archive)) as advance:
-        return coding.extract(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted)
+        return coding.extract(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted, rebuild=rebuild)
 
 
 def _damage_report(source: str, extraction: coding.Extraction, total: int) -> str:

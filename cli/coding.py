@@ -123,9 +123,10 @@ def select(names: list[str], wanted) -> list[int]:
 
 
 def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
-            wanted=()) -> Extraction:
+            wanted=(), rebuild: bool = True) -> Extraction:
     """The entries asked for (default: all), each checked; only the blocks of the model stream
-    that hold their images are decoded. A damaged block or blob loses only its own entries."""
+    that hold their images are decoded. A damaged block or blob loses only its own entries.
+    Without `rebuild`, files are checked but not encoded again (their `data` is empty)."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
@@ -135,7 +136,7 @@ def extract(archive: Archive, model_override: str | Coder | None = None, on_batc
         meta, name = entries[index], archive.names[index]
         try:
             items = images_of(int(starts[index]), int(starts[index + 1]))
-            files.append(_restored(archive, meta, name, items * np.uint8(meta.get("scale", 1))))
+            files.append(_restored(archive, meta, name, items * np.uint8(meta.get("scale", 1)), rebuild))
         except BBZipError as error:
             lost.append((name, str(error)))
     return Extraction(files, lost)
@@ -169,10 +170,10 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     return images_of
 
 
-def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray) -> Restored:
+def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuild: bool) -> Restored:
     blobs = [archive.blob(b) for b in meta["blobs"]]
     try:
-        data, fingerprint = restore(meta, items, blobs)
+        data, fingerprint = restore(meta, items, blobs, rebuild)
     except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
         raise BBZipError(f"damaged entry ({error})") from None
     if meta.get("store") == "classic" and fingerprint.crc32 != meta["crc32"]:

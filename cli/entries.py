@@ -365,9 +365,10 @@ class Fingerprint:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, Fingerprint]:
+def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) -> tuple[bytes, Fingerprint]:
     """Rebuild a file's bytes from its entry and its model images (N, H, W) uint8; also returns
-    the fingerprint of what it gives back (to compare with `input_fingerprint`)."""
+    the fingerprint of what it gives back (to compare with `input_fingerprint`). Without
+    `rebuild`, only the fingerprint (compress's check: no file is written, so none is encoded)."""
     fmt = meta["format"]
     if meta.get("store") == "link":
         return b"", Fingerprint(meta["target"].encode())
@@ -376,9 +377,9 @@ def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, Fingerpr
         return raw, Fingerprint(raw)
     if fmt == "NPY":
         array = items.reshape(meta["shape"])
-        return _npy_bytes(array, meta.get("fortran_order", False)), Fingerprint(array)
+        return _npy_bytes(array, meta.get("fortran_order", False)) if rebuild else b"", Fingerprint(array)
     if fmt == "NPZ":
-        return _restore_npz(meta, items, blobs)
+        return _restore_npz(meta, items, blobs, rebuild)
     if meta["store"] == "model":
         pixels = items[0]
         image = Image.fromarray(pixels.astype(bool)) if meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
@@ -391,12 +392,15 @@ def restore(meta: dict, items: np.ndarray, blobs: list) -> tuple[bytes, Fingerpr
         image.load()
         if image.mode != meta["mode"]:
             raise BBZipError(f"{meta.get('name', 'entry')}: stored image decoded in mode {image.mode}, expected {meta['mode']}")
+    fingerprint = Fingerprint(_pixel_bytes(image) if meta["store"] != "model" else items[0])
+    if not rebuild:
+        return b"", fingerprint
     out = io.BytesIO()
     image.save(out, format=fmt)
-    return out.getvalue(), Fingerprint(_pixel_bytes(image) if meta["store"] != "model" else items[0])
+    return out.getvalue(), fingerprint
 
 
-def _restore_npz(meta, items, blobs):
+def _restore_npz(meta, items, blobs, rebuild: bool):
     """The zip with the same members in the same order (arrays re-saved, other members as they
     were); the fingerprint covers each member's name and its pixels or bytes."""
     buffer, fingerprint, item_pos, blob_pos = io.BytesIO(), Fingerprint(), 0, 0
@@ -407,17 +411,19 @@ def _restore_npz(meta, items, blobs):
                 count = member["shape"][0]
                 array = items[item_pos : item_pos + count].reshape(member["shape"])
                 item_pos += count
-                content, source = _npy_bytes(array, member.get("fortran_order", False)), array
+                content, source = _npy_bytes(array, member.get("fortran_order", False)) if rebuild else b"", array
             else:
                 content = source = _unxz(blobs[blob_pos], member["size"])
                 blob_pos += 1
+            _add_member(fingerprint, member["member"], source)
+            if not rebuild:
+                continue
             info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
             info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]
             info.create_system = member["create_system"]
             with archive.open(info, "w", force_zip64=member.get("zip64", False)) as stream:
                 stream.write(content)
-            _add_member(fingerprint, member["member"], source)
-    return buffer.getvalue(), fingerprint
+    return buffer.getvalue() if rebuild else b"", fingerprint
 
 
 def input_fingerprint(entry: Entry) -> Fingerprint:

@@ -477,8 +477,8 @@ def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, i
     else:
         restore = entries.restore
 
-        def wrong_restore(meta, items, blobs):
-            data, fingerprint = restore(meta, items, blobs)
+        def wrong_restore(meta, items, blobs, rebuild=True):
+            data, fingerprint = restore(meta, items, blobs, rebuild)
             return data, fingerprint.update(b"!") if meta.get("store") == "classic" else fingerprint
 
         monkeypatch.setattr(entries, "restore", wrong_restore)
