@@ -161,9 +161,10 @@ def _decode(out, source: str, model_spec: str | None, threads: int, wanted=(), r
         return coding.extract(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted, rebuild=rebuild)
 
 
-def _damage_report(source: str, extraction: coding.Extraction, total: int) -> str:
+def _damage_report(source: str, extraction: coding.Extraction) -> str:
     """One line: how many entries are damaged, which (the first few) and why (the first)."""
     names = [name for name, _ in extraction.lost]
+    total = len(extraction.files) + len(names)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return f"{source}: {len(names)} of {_count(total, 'entry', 'entries')} damaged: {shown} ({extraction.lost[0][1]})"
 
@@ -186,16 +187,14 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
     decoded)."""
     extraction = _decode(out, archive, model_spec, threads, names)
     if extraction.lost and not salvage:
-        raise BBZipError(_damage_report(archive, extraction, len(extraction.files) + len(extraction.lost))
-                         + "; nothing was written (--salvage writes the intact ones)")
+        raise BBZipError(_damage_report(archive, extraction) + "; nothing was written (--salvage writes the intact ones)")
     targets = [(output_dir / f.name, f) for f in extraction.files]  # names checked by the header schema
     clashes = [str(t) for t, _ in targets if t.exists() or t.is_symlink()]
     if clashes and not force:
         raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
     place_all(output_dir, targets)
     if extraction.lost:
-        raise BBZipError(_damage_report(archive, extraction, len(targets) + len(extraction.lost))
-                         + f"; the other {_count(len(targets), 'file')} written to {output_dir}")
+        raise BBZipError(_damage_report(archive, extraction) + f"; the other {_count(len(targets), 'file')} written to {output_dir}")
     out.info(f"{_count(len(targets), 'file')} written to {output_dir}")
 
 
@@ -211,7 +210,7 @@ def test_command(out, archive, model_spec, threads):
     entries, if any."""
     extraction = _decode(out, archive, model_spec, threads)
     if extraction.lost:
-        raise BBZipError(_damage_report(archive, extraction, len(extraction.files) + len(extraction.lost)))
+        raise BBZipError(_damage_report(archive, extraction))
     out.info(f"{archive}: OK ({_count(len(extraction.files), 'file')})")
 
 
@@ -225,7 +224,7 @@ def list_command(out, archive):
     parsed = _load(archive)
     header = parsed.header
     record = coding.model_description(parsed)
-    total = len(_read_source(archive)) if archive != "-" else None
+    total = Path(archive).stat().st_size if archive != "-" else None  # _load read it: it is a file
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
     if record:
         model, stream = record.model, header["model_stream"]
@@ -234,15 +233,15 @@ def list_command(out, archive):
         click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(record.settings.to_dict().items())))
         click.echo(f"stream:  {record.images} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")
     click.echo(f"{'kept as':<13} {'format':<6} {'size':>11} {'images':>7} {'stored':>10}  name")
+    declared = 0  # bytes the stored files and .npz members restore to, as the table says
     for name, entry in zip(parsed.names, header["entries"]):
-        store = entry.get("store", entry["kind"])
+        store = entry["store"]
         size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
         label = f"{store}/{entry.get('codec', '')}".rstrip("/")
         # Bytes of this entry outside the model stream (its images are in the stream's total).
         stored = sum(blob["length"] for blob in entry["blobs"])
         click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {entry['items']:>7} {stored:>10}  {_printable(name)}")
-    declared = sum(e.get("size", 0) for e in header["entries"]) + sum(
-        m.get("size", 0) for e in header["entries"] for m in e.get("members", []))
+        declared += entry.get("size", 0) + sum(m.get("size", 0) for m in entry.get("members", []))
     click.echo(f"total:   {_count(len(header['entries']), 'entry', 'entries')}, "
                f"{_count(_model_items(parsed), 'model image')}, stored bytes restore to {declared} bytes (declared)")
 

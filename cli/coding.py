@@ -149,8 +149,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     if info is None:
         return lambda lo, hi: np.zeros((0, 0, 0), dtype=np.uint8)
     size = info.block_images
-    needed = sorted({block for i in chosen if starts[i + 1] > starts[i]
-                     for block in range(int(starts[i]) // size, (int(starts[i + 1]) - 1) // size + 1)})
+    needed = sorted({block for i in chosen for block in _blocks_holding(int(starts[i]), int(starts[i + 1]), size)})
     try:
         coder = api.coder_for(info, model_override)
     except api.StreamError as error:
@@ -159,7 +158,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
 
     def images_of(lo: int, hi: int) -> np.ndarray:
         parts = []
-        for block in range(lo // size, (hi - 1) // size + 1) if hi > lo else []:
+        for block in _blocks_holding(lo, hi, size):
             result = decoded[block]
             if isinstance(result, str):
                 raise BBZipError(f"model stream block {block}: {result}")
@@ -168,6 +167,11 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
         return np.concatenate(parts) if parts else np.zeros((0, 0, 0), dtype=np.uint8)
 
     return images_of
+
+
+def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
+    """The blocks that hold model images lo..hi - 1."""
+    return range(lo // block_images, (hi - 1) // block_images + 1) if hi > lo else range(0)
 
 
 def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuild: bool) -> Restored:

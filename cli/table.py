@@ -135,7 +135,7 @@ def decode_table(compressed: bytes, raw_length: int) -> "Table":
 
 
 class Table:
-    """The decoded columns; `layout` holds the top-level fields, `entry(i)` builds one entry."""
+    """The decoded columns; `layout` holds the top-level fields, `table[i]` builds one entry."""
 
     def __init__(self, raw: bytes):
         layout_length = int.from_bytes(raw[:4], "little")
@@ -168,10 +168,10 @@ class Table:
         self._check_enumerations()
         self.names = self._decode_names()
         self._mtimes = np.cumsum(self.columns["mtime_delta"].astype(np.int64))
+        self._has_extras = np.isin(self.columns["kind"], [KINDS.index(k) for k in EXTRA_FIELDS])
         self._extras = self._decode_extras()
-        self._extra_index, self._blob_first, self._blob_counts, self._crc_index, self._size_index = self._positions()
-        lengths = self.columns["blob_length"].astype(np.uint64)
-        self._blob_offsets = self.layout.get("model_stream", {}).get("length", 0) + np.cumsum(lengths) - lengths
+        (self._extra_index, self._blob_first, self._blob_counts, self._blob_offsets, self._crc_index,
+         self._size_index) = self._positions()
 
     def _check_enumerations(self) -> None:
         limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
@@ -201,8 +201,7 @@ class Table:
         return names
 
     def _decode_extras(self) -> list:
-        kinds = self.columns["kind"]
-        wanted = int(np.isin(kinds, [KINDS.index(k) for k in EXTRA_FIELDS]).sum())
+        wanted = int(self._has_extras.sum())
         data = self._extras_bytes
         if not wanted:
             if data:
@@ -220,14 +219,14 @@ class Table:
         return extras
 
     def _positions(self):
-        """Per entry: where its extras, first blob, crc32 and size are (-1 where it has none)."""
+        """Per entry: where its extras, first blob, crc32 and size are (-1 where it has none), how
+        many blobs it has; per blob: its offset in the payload (after the model stream)."""
         stores, kinds = self.columns["store"], self.columns["kind"]
         classic = stores == STORES.index("classic")
         stored = kinds == KINDS.index("stored")
         if int(classic.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
             raise TableError("crc32 or size column does not match the entries")
-        has_extras = np.isin(kinds, [KINDS.index(k) for k in EXTRA_FIELDS])
-        extra_index = np.cumsum(has_extras) - 1
+        extra_index = np.cumsum(self._has_extras) - 1
         blob_counts = (stored | classic).astype(np.int64)
         for index in np.flatnonzero(kinds == KINDS.index("npz")).tolist():
             members = self._extras[extra_index[index]].get("members")
@@ -236,11 +235,12 @@ class Table:
             blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored")
         if int(blob_counts.sum()) != len(self.columns["blob_length"]):
             raise TableError("blob lengths do not match the entries")
-        ends = np.cumsum(self.columns["blob_length"].astype(np.uint64)) if len(blob_counts) else np.zeros(0, np.uint64)
-        stream = self.layout.get("model_stream", {}).get("length", 0)
-        if len(ends) and int(ends[-1]) + stream > self.layout["payload_length"]:
+        lengths = self.columns["blob_length"].astype(np.uint64)
+        ends = self.layout.get("model_stream", {}).get("length", 0) + np.cumsum(lengths)
+        if len(ends) and int(ends[-1]) > self.layout["payload_length"]:
             raise TableError("blobs run past the payload")
-        return extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, np.cumsum(classic) - 1, np.cumsum(stored) - 1
+        return (extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, ends - lengths, np.cumsum(classic) - 1,
+                np.cumsum(stored) - 1)
 
     def __len__(self) -> int:
         return self.count
