@@ -161,6 +161,12 @@ class _BoundaryDistribution:
         """Parameters as contiguous (steps, *head_shape) arrays, so that step t is a cheap view."""
         return _Stepwise(self, [_to_steps(p, head_shape, shape) for p in self.params])
 
+    def symbol_at(self, cumulative):
+        """(symbols, start, freq) of the symbols whose intervals hold the cumulative frequencies
+        (an int array of the parameters' shape): a sample, given uniform cumulative values."""
+        cumulative = np.broadcast_to(np.asarray(cumulative, dtype=np.int64), self.params[0].shape)
+        return search_boundaries(lambda k: self._cdf_inner(k, self.params), cumulative, self.n_symbols, self.precision)
+
 
 class _Stepwise:
     def __init__(self, distribution, step_params):

@@ -112,14 +112,16 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
 @click.option("--block-images", type=click.IntRange(1, MAX_BLOCK_IMAGES),
               help="Images per block of the model stream [default: 16384 binary, 8192 grey].")
+@click.option("--fallback/--no-fallback", default=True, show_default=True,
+              help="Keep an image with a classic codec (PNG, WebP, JPEG XL) where that is smaller than the model's code for it.")
 @click.option("--exact-times", is_flag=True, help="Keep modification times to the nanosecond (default: to the second, as tar and zip).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @threads_option
 @click.pass_obj
 @output_options
 @guard
-def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, exact_times, force,
-                     threads):
+def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, fallback, exact_times,
+                     force, threads):
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
@@ -131,10 +133,20 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     entries = _read_entries(out, found, fits, exact_times)
     if coder is None:
         coder = coding.choose_default(entries)
-    n_items = sum(len(e.items) for e in entries)
-    settings = default_settings(coder, n_items, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
+    candidates = sum(len(e.items) for e in entries)
+
+    def settings_for(n_images: int):
+        return default_settings(coder, n_images, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images) if coder else None
+
     started = time.perf_counter()
+    if candidates and fallback:
+        with out.bar("choosing", candidates) as advance:  # model or classic, image by image
+            coding.prepare(entries, coder, settings_for(candidates), True, threads, advance)
+    elif candidates:
+        coding.prepare(entries, coder, settings_for(candidates), False)
+    n_items = sum(len(e.items) for e in entries)
+    settings = settings_for(n_items)
     with out.bar("compressing", n_items) as advance:
         header, payload = coding.build(entries, coder, settings, on_batch=advance, cores=threads, block_images=block_images)
     data = write_archive(header, payload)
@@ -149,10 +161,15 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if coder and n_items:
         config = coder.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
-        out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}): "
-                 f"{len(data)} bytes, model stream {stream_bpd:.4f} bpd, {n_items / seconds:.0f} images/s coded and checked")
+        out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}"
+                 f"{_classic_note(candidates - n_items)}): {len(data)} bytes, model stream {stream_bpd:.4f} bpd, "
+                 f"{candidates / seconds:.0f} images/s chosen, coded and checked")
     else:
-        out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model)")
+        out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model{_classic_note(candidates)})")
+
+
+def _classic_note(kept_classic: int) -> str:
+    return f"; {_count(kept_classic, 'image')} smaller with a classic codec" if kept_classic else ""
 
 
 def _decode(out, source: str, model_spec: str | None, threads: int, wanted=(), rebuild: bool = True) -> coding.Extraction:

@@ -7,16 +7,19 @@ version, so the archive's own header only says which entry owns which images.
 from __future__ import annotations
 
 import lzma
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from models import api
 from models.interface import as_zero_one, binary_scale
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
+from . import classic, fallback
 from .archive import Archive
-from .entries import Entry, file_attributes, restore
+from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, restore
 from .errors import BBZipError
 
 
@@ -47,20 +50,85 @@ def _model_symbols_as_images(entry: Entry, coder: Coder) -> np.ndarray:
     return stack
 
 
+def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = True, cores: int = 1,
+            on_images=None) -> None:
+    """Bring every entry's model images into the model's domain and, with `use_fallback`, take
+    out those the classic codecs keep smaller (cli/fallback.py): a single image becomes a
+    classic entry, an array or .npz keeps them as classic blobs beside its model images."""
+    holders = [e for e in entries if len(e.items)]
+    for entry in holders:
+        entry.fingerprint = input_fingerprint(entry)  # of what was read, before the images change
+        entry.items = _model_symbols_as_images(entry, coder)
+    if not use_fallback or not holders:
+        return
+    images = np.concatenate([e.items for e in holders]) if len(holders) > 1 else holders[0].items
+    chosen = fallback.route(coder.model, images, settings, cores, on_images)
+    first = 0
+    for entry in holders:
+        count = len(entry.items)
+        mine = {index - first: found for index, found in chosen.items() if first <= index < first + count}
+        first += count
+        if mine:
+            _take_out(entry, mine)
+
+
+def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
+    if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
+        pixels = entry.items[0] * np.uint8(entry.meta.pop("scale", 1))
+        image = Image.fromarray(pixels.astype(bool)) if entry.meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
+        codec, blob = classic.smallest_faithful(image)
+        del entry.meta["store"]
+        replaced = classic_image_entry(entry.name, entry.meta, image, codec, blob)
+        entry.meta, entry.items, entry.blobs, entry.fingerprint = replaced.meta, replaced.items, replaced.blobs, replaced.fingerprint
+        return
+    indices = sorted(chosen)
+    taken = entry.items[indices]
+    entry.items = np.delete(entry.items, indices, axis=0)
+    entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[chosen[i][0]] for i in indices),
+                              "crc32": zlib.crc32(np.ascontiguousarray(taken))}
+    entry.blobs += [chosen[i][1] for i in indices]
+
+
+# One letter per classic image of an array, in the entry table (cli/table.py keeps them as text).
+FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}
+
+
+def _runs(indices: list[int]) -> list[int]:
+    """Sorted indices as [gap, length, gap, length, ...]: each run of consecutive indices, after
+    the gap since the previous run's end (a few numbers where images go to classic in runs)."""
+    runs, end = [], 0
+    for index in indices:
+        if runs and index == end:
+            runs[-1] += 1
+        else:
+            runs += [index - end, 1]
+        end = index + 1
+    return runs
+
+
+def fallback_positions(runs: list[int]) -> list[int]:
+    positions, end = [], 0
+    for gap, length in zip(runs[::2], runs[1::2]):
+        positions += range(end + gap, end + gap + length)
+        end += gap + length
+    return positions
+
+
 def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, cores: int | None = None,
           block_images: int | None = None) -> tuple[dict, bytes]:
-    """The header and payload of an archive holding `entries`."""
+    """The header and payload of an archive holding `entries` (after `prepare`)."""
     payload = bytearray()
     stacks = []
     if any(len(e.items) for e in entries) and coder is None:
         raise BBZipError("images for the model but no model")
     for entry in entries:
-        # Classic images carry a crc32 of their pixels (the re-encoding is bbzip's, checked
-        # here); model images are covered by their block's sha256, stored bytes by xz's check.
-        if entry.meta.get("store") == "classic":
+        # Classic images and JPEG transcodes carry a crc32 of their pixels or bytes (the
+        # encoding is bbzip's, checked here); model images are covered by their block's sha256,
+        # stored bytes by xz's check.
+        if entry.meta.get("store") in ("classic", "transcoded"):
             entry.meta["crc32"] = entry.fingerprint.crc32
         if len(entry.items):
-            stacks.append(_model_symbols_as_images(entry, coder))
+            stacks.append(entry.items)
     header = {"entries": []}
     if stacks:
         images = stacks[0] if len(stacks) == 1 else np.concatenate(stacks)
@@ -136,7 +204,7 @@ def extract(archive: Archive, model_override: str | Coder | None = None, on_batc
         meta, name = entries[index], archive.names[index]
         try:
             items = images_of(int(starts[index]), int(starts[index + 1]))
-            files.append(_restored(archive, meta, name, items * np.uint8(meta.get("scale", 1)), rebuild))
+            files.append(_restored(archive, meta, name, items, rebuild))
         except BBZipError as error:
             lost.append((name, str(error)))
     return Extraction(files, lost)
@@ -175,16 +243,46 @@ def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
 
 
 def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuild: bool) -> Restored:
+    """One entry from its model images (in the model's domain) and its blobs, checked."""
     blobs = [archive.blob(b) for b in meta["blobs"]]
     try:
-        data, fingerprint = restore(meta, items, blobs, rebuild)
+        if "fallback" in meta:
+            items, blobs = _with_classic_images(meta, items, blobs)
+        data, fingerprint = restore(meta, items * np.uint8(meta.get("scale", 1)), blobs, rebuild)
     except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
         raise BBZipError(f"damaged entry ({error})") from None
-    if meta.get("store") == "classic" and fingerprint.crc32 != meta["crc32"]:
+    if meta.get("store") in ("classic", "transcoded") and fingerprint.crc32 != meta["crc32"]:
         raise BBZipError("decoded pixels do not match the archive's checksum (damaged archive)")
     if meta.get("store") == "link":
         return Restored(name, b"", None, _link_target(meta), fingerprint.sha256)
     return Restored(name, data, file_attributes(meta), None, fingerprint.sha256)
+
+
+def _with_classic_images(meta: dict, items: np.ndarray, blobs: list) -> tuple[np.ndarray, list]:
+    """An array's or .npz file's whole image stack: its model images, and its classic ones
+    (the last blobs) at their places; and its other blobs."""
+    fallback = meta["fallback"]
+    positions, codes = fallback_positions(fallback["runs"]), fallback["codecs"]
+    own = blobs[: len(blobs) - len(codes)]
+    height, width = _image_shape(meta)
+    stack = np.empty((len(items) + len(codes), height, width), dtype=np.uint8)
+    taken = np.zeros(len(stack), dtype=bool)
+    taken[positions] = True
+    codecs = {code: codec for codec, code in FALLBACK_CODES.items()}
+    for position, code, blob in zip(positions, codes, blobs[len(own):]):
+        stack[position] = np.asarray(classic.decode(blob, codecs[code], "L", width, height), dtype=np.uint8)
+    if zlib.crc32(np.ascontiguousarray(stack[taken])) != fallback["crc32"]:
+        raise ValueError("classic images do not match their checksum")
+    stack[~taken] = items.reshape(-1, height, width)  # none at all comes as (0, 0, 0)
+    return stack, own
+
+
+def _image_shape(meta: dict) -> tuple[int, int]:
+    """Height and width of an array's images, or of an .npz file's first image stack."""
+    if meta["format"] == "NPY":
+        return meta["shape"][1], meta["shape"][2]
+    first = next(m for m in meta["members"] if m["store"] == "model")
+    return first["shape"][1], first["shape"][2]
 
 
 def _link_target(meta: dict) -> str:

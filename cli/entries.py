@@ -5,10 +5,14 @@ Every input becomes one entry. How its content is kept:
   stream item per image (an .npy/.npz array of N such images gives N items);
 - "classic": other images that can be written back with the same mode, bit depth, pixels and
   metadata (plain 8-bit or 1-bit PNG without ancillary chunks, 8-bit PNM) are kept as a lossless
-  PNG or WebP inside the archive, whichever is smaller and decodes to exactly the same pixels;
+  PNG, WebP or JPEG XL inside the archive, whichever is smallest and decodes to exactly the same
+  pixels (cli/classic.py); so are the model's images it would code worse than they do
+  (cli/fallback.py);
+- "transcoded": a JPEG file kept as JPEG XL that gives back its exact bytes, where libjxl can
+  and that is smaller than xz;
 - "stored": anything else (PNG with metadata chunks, other depths or interlacing, TIFF, BMP,
-  JPEG, GIF, files that are not images, other arrays, .npz members that are not image stacks)
-  is kept byte for byte, xz-compressed, and written back as it came.
+  GIF, files that are not images, other arrays, .npz members that are not image stacks) is kept
+  byte for byte, xz-compressed, and written back as it came.
 Decoding writes the same relative names in the same formats with identical pixels; .npy and .npz
 files are rebuilt (arrays in their memory order, zip members with their names and zip fields).
 """
@@ -27,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import classic, jpegxl
 from .errors import BBZipError
 from .header_schema import HeaderError, normalised_name
 
-CLASSIC_CODECS = ("PNG", "WEBP")  # what classic entries are re-encoded with
 NO_IMAGES = np.zeros((0, 0, 0), dtype=np.uint8)
 
 
@@ -136,6 +140,8 @@ def _read_content(name: str, path: Path, fits_model) -> Entry:
 def _read_image(name, raw, image, fits_model) -> Entry:
     fmt = image.format
     meta = {"format": fmt, "mode": image.mode, "width": image.width, "height": image.height}
+    if fmt == "JPEG":
+        return _transcoded(name, raw, meta)
     if not _rewritable(raw, image):
         return _stored(name, raw, meta)
     if image.mode in ("L", "1"):
@@ -218,36 +224,29 @@ def _pnm_maxval(raw: bytes) -> int | None:
 
 
 def _classic(name, raw, image, meta) -> Entry:
-    """The smallest lossless re-encoding that decodes to exactly the same mode and pixels
-    (each candidate is decoded and compared here, before the archive is written); the file's
-    own bytes if none does."""
-    expected = _pixel_bytes(image)
-    candidates = []
-    png = io.BytesIO()
-    image.save(png, format="PNG", optimize=True)
-    candidates.append(("PNG", png.getvalue()))
-    if image.mode in ("RGB", "RGBA"):
-        webp = io.BytesIO()
-        try:
-            # exact: keep the colour under fully transparent pixels (WebP drops it by default)
-            image.save(webp, format="WEBP", lossless=True, quality=100, method=6, exact=True)
-            candidates.append(("WEBP", webp.getvalue()))
-        except (OSError, KeyError):  # Pillow built without WebP
-            pass
-    faithful = [(codec, blob) for codec, blob in candidates if _decodes_to(blob, codec, image.mode, expected)]
-    if not faithful:
+    """The smallest lossless re-encoding that decodes to exactly the same mode and pixels; the
+    file's own bytes if none does."""
+    found = classic.smallest_faithful(image)
+    if found is None:
         return _stored(name, raw, meta)
-    codec, blob = min(faithful, key=lambda c: len(c[1]))
-    return Entry(name, "image", {**meta, "store": "classic", "codec": codec}, blobs=[blob], fingerprint=Fingerprint(expected))
+    return classic_image_entry(name, meta, image, *found)
 
 
-def _decodes_to(blob: bytes, codec: str, mode: str, expected: bytes) -> bool:
-    try:
-        decoded = Image.open(io.BytesIO(blob), formats=[codec])
-        decoded.load()
-    except (OSError, ValueError, SyntaxError):
-        return False
-    return decoded.mode == mode and _pixel_bytes(decoded) == expected
+def classic_image_entry(name: str, meta: dict, image: Image.Image, codec: str, blob: bytes) -> Entry:
+    """An image entry kept as `codec`'s blob (checked to decode to `image`)."""
+    return Entry(name, "image", {**meta, "store": "classic", "codec": codec}, blobs=[blob],
+                 fingerprint=Fingerprint(classic.pixel_bytes(image)))
+
+
+def _transcoded(name, raw, meta) -> Entry:
+    """A JPEG file as the JPEG XL transcode that gives back its bytes, if there is one and it
+    is smaller than xz would keep the file in; else the file's bytes."""
+    stored = _stored(name, raw, meta)
+    mode = meta["mode"] if meta["mode"] in jpegxl.MODES else None
+    blob = jpegxl.transcode_jpeg(raw, mode, meta["width"], meta["height"]) if mode else None
+    if blob is None or len(blob) >= len(stored.blobs[0]):
+        return stored
+    return Entry(name, "stored", {**meta, "store": "transcoded", "size": len(raw)}, blobs=[blob], fingerprint=Fingerprint(raw))
 
 
 def _stored(name, raw, meta) -> Entry:
@@ -340,10 +339,6 @@ def _is_image_stack(array, fits_model) -> bool:
     return array.dtype == np.uint8 and array.ndim == 3 and len(array) > 0 and fits_model(array)
 
 
-def _pixel_bytes(image: Image.Image) -> bytes:
-    return image.mode.encode() + b":" + image.tobytes()
-
-
 class Fingerprint:
     """sha256 and crc32 of what an entry gives back (its pixels with their mode, or its bytes),
     taken piece by piece: no joined copy of a large file's pixels is made to take them."""
@@ -375,6 +370,11 @@ def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) ->
     if meta.get("store") == "stored":
         raw = _unxz(blobs[0], meta["size"])
         return raw, Fingerprint(raw)
+    if meta.get("store") == "transcoded":
+        raw = jpegxl.reconstruct_jpeg(blobs[0], meta["width"], meta["height"])
+        if len(raw) != meta["size"]:
+            raise ValueError("transcoded JPEG does not have the declared size")
+        return raw, Fingerprint(raw)
     if fmt == "NPY":
         array = items.reshape(meta["shape"])
         return _npy_bytes(array, meta.get("fortran_order", False)) if rebuild else b"", Fingerprint(array)
@@ -384,15 +384,8 @@ def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) ->
         pixels = items[0]
         image = Image.fromarray(pixels.astype(bool)) if meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
     else:
-        codec = meta.get("codec")
-        # Only the formats bbzip writes: a hostile entry must not reach any other Pillow plugin.
-        image = Image.open(io.BytesIO(blobs[0]), formats=[codec] if codec in CLASSIC_CODECS else [])
-        if image.size != (meta["width"], meta["height"]):  # checked before decoding: no bombs
-            raise ValueError("stored image has another size than the header says")
-        image.load()
-        if image.mode != meta["mode"]:
-            raise BBZipError(f"{meta.get('name', 'entry')}: stored image decoded in mode {image.mode}, expected {meta['mode']}")
-    fingerprint = Fingerprint(_pixel_bytes(image) if meta["store"] != "model" else items[0])
+        image = classic.decode(blobs[0], meta["codec"], meta["mode"], meta["width"], meta["height"])
+    fingerprint = Fingerprint(classic.pixel_bytes(image) if meta["store"] != "model" else items[0])
     if not rebuild:
         return b"", fingerprint
     out = io.BytesIO()

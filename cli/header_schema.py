@@ -17,9 +17,10 @@ MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
 MAX_PIXELS = 1 << 28  # of one classic image
 MAX_NAME = 4096
 # How each kind of entry may be kept (the kinds and stores are cli/table.py's).
-STORES_OF_KIND = {"image": {"model", "classic"}, "array": {"model"}, "npz": {"members"}, "stored": {"stored"},
-                  "link": {"link"}}
-CODECS = {"PNG", "WEBP"}
+STORES_OF_KIND = {"image": {"model", "classic"}, "array": {"model"}, "npz": {"members"},
+                  "stored": {"stored", "transcoded"}, "link": {"link"}}
+CODECS = {"PNG", "WEBP", "JXL"}
+FALLBACK_CODES = "PWJ"  # cli/coding.FALLBACK_CODES
 ZIP_METHODS = {0, 8, 12, 14}
 IMAGE_FORMATS = {"PNG", "PPM"}  # the formats entries re-encode (entries._rewritable)
 
@@ -126,15 +127,17 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     common = {"name", "kind", "items", "blobs", "format", "store"}
     by_kind = {
         "link": ({"target"}, set()),
-        "stored": ({"size"}, {"mode", "width", "height"} | ATTRIBUTES),
+        "stored": ({"size"}, {"mode", "width", "height", "crc32"} | ATTRIBUTES),
         "image": ({"mode", "width", "height"}, {"codec", "scale", "crc32"} | ATTRIBUTES),
-        "array": ({"shape"}, {"fortran_order", "scale"} | ATTRIBUTES),
-        "npz": ({"compressed", "members"}, {"scale"} | ATTRIBUTES),
+        "array": ({"shape"}, {"fortran_order", "scale", "fallback"} | ATTRIBUTES),
+        "npz": ({"compressed", "members"}, {"scale", "fallback"} | ATTRIBUTES),
     }
     required, optional = by_kind[kind]
     _keys(entry, where, common | required, optional)
-    if entry["store"] == "classic":
+    if entry["store"] in ("classic", "transcoded"):
         _int(entry.get("crc32"), f"{where}.crc32", 0, (1 << 32) - 1)
+    elif "crc32" in entry:
+        _fail(f"{where}.crc32", "only classic images and transcoded JPEGs have one")
     _str(entry["format"], f"{where}.format", 16)
     if "permissions" in entry or "mtime_ns" in entry:
         _int(entry.get("permissions"), f"{where}.permissions", 0, 0o777)
@@ -150,11 +153,17 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     store = entry["store"]
     if not _among(store, STORES_OF_KIND[kind]):
         _fail(f"{where}.store", f"{store!r} is not how a {kind} entry is kept")
-    expected_blobs = {"link": 0, "stored": 1, "classic": 1, "model": 0}.get(store)
+    expected_blobs = {"link": 0, "stored": 1, "transcoded": 1, "classic": 1, "model": 0}.get(store)
+    classic_images = _fallback_images(entry["fallback"], f"{where}.fallback", items) if "fallback" in entry else 0
     if kind == "link":
         _str(entry["target"], f"{where}.target")
     if kind == "stored":
         _int(entry["size"], f"{where}.size", 0, MAX_FILE_SIZE)
+    if store == "transcoded":
+        if entry["format"] != "JPEG" or not {"mode", "width", "height"} <= set(entry):
+            _fail(where, "a transcoded JPEG without its size")
+        width = _int(entry["width"], f"{where}.width", 1, MAX_PIXELS)
+        _int(entry["height"], f"{where}.height", 1, MAX_PIXELS // width)
     if kind == "image":
         _str(entry["mode"], f"{where}.mode", 16)
         width = _int(entry["width"], f"{where}.width", 1, MAX_PIXELS)
@@ -168,15 +177,34 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
             _fail(f"{where}.format", "not a format bbzip re-encodes")
     if kind == "array":
         shape = _shape(entry["shape"], f"{where}.shape")
-        if shape[0] != items or entry["format"] != "NPY":
+        if shape[0] != items + classic_images or entry["format"] != "NPY":
             _fail(where, "shape does not match its images")
+        expected_blobs = classic_images
     if kind == "npz":
-        expected_blobs = _check_members(entry, where, items)
+        expected_blobs = _check_members(entry, where, items + classic_images) + classic_images
     if kind in ("link", "stored") and items:
         _fail(where, "holds no model images")
     if expected_blobs is not None and len(blobs) != expected_blobs:
         _fail(f"{where}.blobs", f"expected {expected_blobs}")
     return items
+
+
+def _fallback_images(fallback, where: str, model_images: int) -> int:
+    """How many classic images an array keeps beside its model images: runs [gap, length, ...]
+    of positions (the gaps are model images), one codec letter per image, a crc32 over their
+    pixels."""
+    _keys(fallback, where, {"runs", "codecs", "crc32"})
+    runs, codecs = fallback["runs"], fallback["codecs"]
+    if not isinstance(runs, list) or not runs or len(runs) % 2 or len(runs) > 2 * MAX_ITEMS:
+        _fail(f"{where}.runs", "expected [gap, length, ...]")
+    for number, value in enumerate(runs):
+        _int(value, f"{where}.runs[{number}]", number % 2, MAX_ITEMS)
+    if sum(runs[::2]) > model_images:
+        _fail(f"{where}.runs", "beyond the array")
+    if not isinstance(codecs, str) or sum(runs[1::2]) != len(codecs) or set(codecs) - set(FALLBACK_CODES):
+        _fail(f"{where}.codecs", "expected one codec letter per classic image")
+    _int(fallback["crc32"], f"{where}.crc32", 0, (1 << 32) - 1)
+    return len(codecs)
 
 
 def _shape(shape, where: str) -> list[int]:

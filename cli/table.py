@@ -6,8 +6,9 @@ width that holds the column), names are front-coded (the bytes shared with the p
 then the rest), modification times are delta-coded, and the whole table is compressed with LZMA
 (raw LZMA2, no container). Fields only some kinds of entry have (a link's target, an array's
 shape, an .npz file's members) are one JSON list beside the columns. Checksums: the table has a
-crc32; each classic image its own crc32; model images are covered by their block's sha256 and
-stored bytes by xz's own check, so most entries carry none.
+crc32; each classic image and JPEG transcode its own crc32 (the classic images of an array one
+crc32 for all of them); model images are covered by their block's sha256 and stored bytes by
+xz's own check, so most entries carry none.
 
 The table as stored (all integers little-endian):
 
@@ -26,14 +27,18 @@ import lzma
 import numpy as np
 
 KINDS = ("image", "array", "npz", "stored", "link")
-STORES = ("model", "classic", "stored", "link", "members")  # members: an .npz, kept member by member
-CODECS = ("", "PNG", "WEBP")
+# members: an .npz, kept member by member; transcoded: a JPEG file kept as JPEG XL
+STORES = ("model", "classic", "stored", "link", "members", "transcoded")
+CODECS = ("", "PNG", "WEBP", "JXL")
 SCALES = (0, 1, 255)
 NO_PERMISSIONS = 0xFFFF
 COLUMNS = ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions",
            "mtime_delta", "name_shared", "name_rest", "blob_length", "crc32", "size")
 WIDTHS = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i8": np.int64}
-EXTRA_FIELDS = {"link": ("target",), "array": ("shape", "fortran_order"), "npz": ("compressed", "members")}
+# fallback: where an array's classic images are, and their codecs (cli/coding.py)
+EXTRA_FIELDS = {"link": ("target",), "array": ("shape", "fortran_order", "fallback"),
+                "npz": ("compressed", "members", "fallback")}
+CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their column
 MAX_TABLE = 1 << 28  # bytes of the table once decompressed
 MAX_ENTRIES = 1 << 22
 MAX_LAYOUT = 1 << 16
@@ -75,7 +80,7 @@ def encode_table(header: dict) -> tuple[bytes, int]:
         columns["mtime_delta"].append(mtime - previous_mtime)
         previous_mtime = mtime
         columns["blob_length"] += [blob["length"] for blob in entry["blobs"]]
-        if entry["store"] == "classic":
+        if entry["store"] in CHECKED_STORES:
             columns["crc32"].append(entry["crc32"])
         if entry["kind"] == "stored":
             columns["size"].append(entry["size"])
@@ -222,24 +227,31 @@ class Table:
         """Per entry: where its extras, first blob, crc32 and size are (-1 where it has none), how
         many blobs it has; per blob: its offset in the payload (after the model stream)."""
         stores, kinds = self.columns["store"], self.columns["kind"]
-        classic = stores == STORES.index("classic")
+        checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES])
         stored = kinds == KINDS.index("stored")
-        if int(classic.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
+        if int(checked.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
             raise TableError("crc32 or size column does not match the entries")
         extra_index = np.cumsum(self._has_extras) - 1
-        blob_counts = (stored | classic).astype(np.int64)
-        for index in np.flatnonzero(kinds == KINDS.index("npz")).tolist():
-            members = self._extras[extra_index[index]].get("members")
-            if not isinstance(members, list):
-                raise TableError("an npz entry without its members")
-            blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored")
+        blob_counts = (stored | (stores == STORES.index("classic"))).astype(np.int64)
+        for index in np.flatnonzero(self._has_extras).tolist():
+            extra = self._extras[extra_index[index]]
+            if kinds[index] == KINDS.index("npz"):
+                members = extra.get("members")
+                if not isinstance(members, list):
+                    raise TableError("an npz entry without its members")
+                blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored")
+            if "fallback" in extra:  # one blob per classic image
+                codecs = extra["fallback"].get("codecs") if isinstance(extra["fallback"], dict) else None
+                if not isinstance(codecs, str):
+                    raise TableError("an array's classic images without their codecs")
+                blob_counts[index] += len(codecs)
         if int(blob_counts.sum()) != len(self.columns["blob_length"]):
             raise TableError("blob lengths do not match the entries")
         lengths = self.columns["blob_length"].astype(np.uint64)
         ends = self.layout.get("model_stream", {}).get("length", 0) + np.cumsum(lengths)
         if len(ends) and int(ends[-1]) > self.layout["payload_length"]:
             raise TableError("blobs run past the payload")
-        return (extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, ends - lengths, np.cumsum(classic) - 1,
+        return (extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, ends - lengths, np.cumsum(checked) - 1,
                 np.cumsum(stored) - 1)
 
     def __len__(self) -> int:
@@ -265,7 +277,7 @@ class Table:
             entry["scale"] = SCALES[c["scale"][index]]
         if c["permissions"][index] != NO_PERMISSIONS:
             entry["permissions"], entry["mtime_ns"] = int(c["permissions"][index]), int(self._mtimes[index])
-        if store == "classic":
+        if store in CHECKED_STORES:
             entry["crc32"] = int(c["crc32"][self._crc_index[index]])
         if kind == "stored":
             entry["size"] = int(c["size"][self._size_index[index]])

@@ -36,7 +36,7 @@ def encode_blocks(model, symbols: np.ndarray, settings: CodingSettings, block_im
                   on_images=None) -> list[bytes]:
     """symbols: (N, pixels) uint8; one message per block, in order."""
     jobs = [(symbols[lo:hi], settings) for lo, hi in block_bounds(len(symbols), block_images)]
-    return _run(model, stream.encode, jobs, cores, on_images)
+    return run_jobs(model, stream.encode, jobs, cores, on_images)
 
 
 def decode_blocks(model, streams: list[bytes], counts: list[int], settings: CodingSettings, cores: int,
@@ -44,7 +44,7 @@ def decode_blocks(model, streams: list[bytes], counts: list[int], settings: Codi
     """Each block's symbols (n, pixels) uint8, or the reason it could not be decoded (a
     damaged block does not stop the others)."""
     jobs = [(data, count, settings) for data, count in zip(streams, counts)]
-    return _run(model, _decode_one, jobs, cores, on_images)
+    return run_jobs(model, _decode_one, jobs, cores, on_images)
 
 
 def _decode_one(model, data, count, settings, on_batch=None):
@@ -58,7 +58,10 @@ def _count(job) -> int:
     return len(job[0]) if isinstance(job[0], np.ndarray) else job[1]
 
 
-def _run(model, function, jobs: list, cores: int, on_images):
+def run_jobs(model, function, jobs: list, cores: int, on_images):
+    """[function(model, *job) for job in jobs] on `cores` cores (this process and spawned
+    workers holding the model); `function` must be importable by name, and its first job
+    argument an array of images or its second a count of them (for `on_images`)."""
     if min(cores, len(jobs)) <= 1:
         with threads.limited(cores), threadpool_limits(limits=cores):  # -T 1 means one core, BLAS too
             return [function(model, *job, on_images) for job in jobs]

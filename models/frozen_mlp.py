@@ -27,6 +27,7 @@ from bbans.lookup import (
     interpolate,
     sigmoid_table,
     softplus_tail_table,
+    splitmix64,
     standard_normal_noise,
 )
 
@@ -51,6 +52,7 @@ MEAN_RANGE = (-1024 << PARAM_BITS, 1280 << PARAM_BITS)
 # The K-step optimiser (paper Algorithm 2): Adam with torch's defaults.
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 MAX_K_STEPS = 1 << 16  # noise counters: (image, step, latent) packed into 64 bits
+_SAMPLE_SEED = 0x5EED_C0DE  # the posterior quantiles codelength_bits samples at
 
 
 def _fixed(values: np.ndarray, bits: int) -> np.ndarray:
@@ -186,6 +188,22 @@ class FrozenMLPVAE(FrozenModel):
             return bbans.distributions.Bernoulli(logits=params, precision=precision)
         n = self.config.pixels
         return bbans.distributions.DiscretisedLogistic(params[:, :n], params[:, n:], precision)
+
+    def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
+        """Per image of symbols (B, pixels): the bits coding it at K = 0 takes, estimated from
+        one posterior sample, -log2 p(x|z) - log2 p(z) + log2 q(z|x), with the integer tables the
+        coder itself uses (with bits back this is the codelength, not a bound on it). The sample
+        is the same quantile of each latent's posterior for every image, so an image's estimate
+        does not depend on its batch or machine."""
+        mean, std = self.posterior(symbols, 0, 0.0, 0, 0)
+        posterior = bbans.distributions.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
+        quantiles = splitmix64(_SAMPLE_SEED, np.arange(self.config.latent)) >> np.uint64(64 - settings.posterior_precision)
+        z, _, posterior_freq = posterior.symbol_at(quantiles.astype(np.int64)[None, :])
+        likelihood = self.likelihood(bucket_centres(settings.bucket_bits)[z], settings.likelihood_precision)
+        _, likelihood_freq = likelihood.interval(symbols)
+        pixel_bits = settings.likelihood_precision * self.config.pixels - np.log2(likelihood_freq).sum(axis=1)
+        bits_back = settings.posterior_precision * self.config.latent - np.log2(posterior_freq).sum(axis=1)
+        return pixel_bits + settings.bucket_bits * self.config.latent - bits_back
 
     def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
         centres = bucket_centres(settings.bucket_bits)

@@ -29,7 +29,7 @@ def varied_archive(tmp_path_factory, grey_test_images, tiny_models):
     (folder / "notes.txt").write_bytes(b"kept as bytes")
     np.savez(folder / "set.npz", x=grey_test_images[2:5], labels=np.arange(3))
     archive = folder.parent / "a.bb"
-    result = CliRunner().invoke(cli, ["-q", "compress", str(folder), "-o", str(archive), "--model", str(tiny_models["logistic"])])
+    result = CliRunner().invoke(cli, ["-q", "compress", str(folder), "-o", str(archive), "--model", str(tiny_models["logistic"]), "--no-fallback"])
     assert result.exit_code == 0, result.output
     return archive.read_bytes()
 

@@ -1,0 +1,83 @@
+"""The classic lossless codecs images are kept with when the model does not take them: PNG,
+WebP and JPEG XL, whichever is smallest of those that decode to exactly the same mode and
+pixels (each candidate is decoded and compared before it is chosen).
+
+Decoding only ever opens a blob as the codec its entry names, and checks the image's size
+against the entry before any pixel is decoded, so a hostile archive cannot reach another
+Pillow plugin or make bbzip decode an image larger than its entry says.
+"""
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from . import jpegxl
+
+CODECS = ("PNG", "WEBP", "JXL")
+# WebP holds RGB(A): a grey image goes in as RGB and comes back as L (exact, R = G = B).
+_WEBP_MODES = {"RGB": "RGB", "RGBA": "RGBA", "L": "RGB"}
+# JPEG XL holds grey and colour, with or without alpha; a bitmap goes in as 0/255 grey.
+_JXL_MODES = {mode: mode for mode in jpegxl.MODES} | {"1": "L"}
+WEBP_METHOD = 4  # method 6 is 30x slower for 0.6% on MNIST-sized images
+
+
+def encodings(image: Image.Image) -> list[tuple[str, bytes]]:
+    """Every codec's lossless encoding of the image that its mode allows (unchecked)."""
+    found = []
+    png = io.BytesIO()
+    image.save(png, format="PNG", optimize=True)
+    found.append(("PNG", png.getvalue()))
+    if image.mode in _WEBP_MODES:
+        webp = io.BytesIO()
+        try:
+            # exact: keep the colour under fully transparent pixels (WebP drops it by default)
+            image.convert(_WEBP_MODES[image.mode]).save(webp, format="WEBP", lossless=True, quality=100,
+                                                       method=WEBP_METHOD, exact=True)
+            found.append(("WEBP", webp.getvalue()))
+        except (OSError, KeyError):  # Pillow built without WebP
+            pass
+    if image.mode in _JXL_MODES:
+        inner = image.convert(_JXL_MODES[image.mode])
+        found.append(("JXL", jpegxl.encode_lossless(inner.mode, inner.width, inner.height, inner.tobytes())))
+    return found
+
+
+def smallest_faithful(image: Image.Image) -> tuple[str, bytes] | None:
+    """(codec, blob): the smallest encoding that decodes to exactly the image (mode and
+    pixels); None if none does."""
+    expected = pixel_bytes(image)
+    faithful = [(codec, blob) for codec, blob in encodings(image) if _decodes_to(blob, codec, image, expected)]
+    return min(faithful, key=lambda found: len(found[1])) if faithful else None
+
+
+def _decodes_to(blob: bytes, codec: str, image: Image.Image, expected: bytes) -> bool:
+    try:
+        return pixel_bytes(decode(blob, codec, image.mode, image.width, image.height)) == expected
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def decode(blob: bytes, codec: str, mode: str, width: int, height: int) -> Image.Image:
+    """The image a blob holds, in `mode`; a ValueError if it is another size or cannot be
+    brought to that mode exactly (compress checked that it can)."""
+    if codec == "JXL":
+        stored_mode, pixels = jpegxl.decode_pixels(blob, width, height)
+        image = Image.frombytes(stored_mode, (width, height), pixels)
+    elif codec in ("PNG", "WEBP"):
+        image = Image.open(io.BytesIO(blob), formats=[codec])
+        if image.size != (width, height):  # checked before decoding: no bombs
+            raise ValueError("stored image has another size than the header says")
+        image.load()
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    if image.mode != mode:
+        if (image.mode, mode) not in (("RGB", "L"), ("L", "1")):
+            raise ValueError(f"stored image decoded in mode {image.mode}, expected {mode}")
+        image = image.convert(mode)
+    return image
+
+
+def pixel_bytes(image: Image.Image) -> bytes:
+    """What two images must share to be the same: their mode and their pixels."""
+    return image.mode.encode() + b":" + image.tobytes()

@@ -1,0 +1,60 @@
+"""The classic fallback: an image goes to the model only if the model codes it smaller than the
+best classic codec bbzip has (PNG, WebP, JPEG XL lossless) would keep it.
+
+The model's side is its own codelength for the image on the exact coding path at K = 0
+(`codelength_bits`: one posterior sample, the coder's integer tables); K steps only lower it.
+The classic side is the real size of the smallest faithful encoding (cli/classic.py) plus what
+a classic image costs in the entry table. Trying three codecs on every image would cost more
+than coding it, so an image whose model codelength is under QUICK_SHARE of its plain PNG size
+goes to the model without the others being tried: on MNIST every image does, and on the
+out-of-distribution sets of benchmarks/archive.py no classic codec came near enough to PNG's
+size for that to have changed a choice the full comparison would make (the benchmark reports
+both).
+
+Routing works on the images in the model's domain (0/1 for a binary model); it runs on every
+core, in chunks that do not depend on the number of cores, so the archive does not either.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from models.blocks import block_bounds, run_jobs
+
+from . import classic
+
+QUICK_SHARE = 0.8
+TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
+CHUNK_IMAGES = 1024
+
+
+def route(model, images: np.ndarray, settings, cores: int, on_images=None) -> dict[int, tuple[str, bytes]]:
+    """{index: (codec, blob)} of the images (N, H, W) the classic codecs keep smaller than the
+    model; the rest go to the model."""
+    bounds = block_bounds(len(images), CHUNK_IMAGES)
+    results = run_jobs(model, route_chunk, [(images[lo:hi], settings) for lo, hi in bounds], cores, on_images)
+    return {lo + index: found for (lo, _), chunk in zip(bounds, results) for index, found in chunk.items()}
+
+
+def route_chunk(model, images: np.ndarray, settings, on_images=None) -> dict[int, tuple[str, bytes]]:
+    symbols, _ = model.to_symbols(images)
+    model_bytes = model.codelength_bits(symbols, settings) / 8
+    chosen = {}
+    for index, (pixels, cost) in enumerate(zip(images, model_bytes.tolist())):
+        image = Image.fromarray(pixels, mode="L")
+        if cost < QUICK_SHARE * _plain_png_size(image):
+            continue
+        found = classic.smallest_faithful(image)
+        if found is not None and len(found[1]) + TABLE_COST < cost:
+            chosen[index] = found
+    if on_images:
+        on_images(len(images))
+    return chosen
+
+
+def _plain_png_size(image: Image.Image) -> int:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return len(buffer.getvalue())
