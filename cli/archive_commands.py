@@ -254,7 +254,8 @@ def list_command(out, archive):
     for name, entry in zip(parsed.names, header["entries"]):
         store = entry["store"]
         size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
-        label = f"{store}/{entry.get('codec', '')}".rstrip("/")
+        # an array some of whose images are kept classic (their bytes are in `stored`)
+        label = "model+classic" if "fallback" in entry else f"{store}/{entry.get('codec', '')}".rstrip("/")
         # Bytes of this entry outside the model stream (its images are in the stream's total).
         stored = sum(blob["length"] for blob in entry["blobs"])
         click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {entry['items']:>7} {stored:>10}  {_printable(name)}")

@@ -1,0 +1,203 @@
+"""The per-image classic fallback (cli/fallback.py) and JPEG XL (cli/jpegxl.py), with the shipped
+models: images unlike MNIST leave the model stream for the smallest classic codec, arrays keep
+them beside their model images, and every archive still decodes to exactly its input."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import jpegxl
+from cli.archive import read_archive
+from cli.header_schema import HeaderError, check_header
+from cli.main import cli
+from models.coder_choice import DEFAULT_MODELS, default_settings, load_coder
+from models import api
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def unlike_mnist(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Images the grey model was not trained on: inverted digits, and smooth gradients."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[:28, :28]
+    gradients = [np.clip(128 + a * columns + b * rows, 0, 255) for a, b in rng.uniform(-6, 6, (len(images), 2))]
+    return {"inverted": (255 - images).astype(np.uint8), "gradients": np.array(gradients, dtype=np.uint8)}
+
+
+def test_an_array_keeps_images_unlike_the_training_data_beside_its_model_images(tmp_path, grey_test_images):
+    digits = grey_test_images[:40]
+    odd = unlike_mnist(grey_test_images[40:50])
+    stack = np.concatenate([digits[:20], odd["inverted"], digits[20:], odd["gradients"]])
+    np.save(tmp_path / "mixed.npy", stack)
+    with_fallback, without = tmp_path / "a.bb", tmp_path / "b.bb"
+    result = run("compress", tmp_path / "mixed.npy", "-o", with_fallback, "-T", 1)
+    assert result.exit_code == 0 and "20 images smaller with a classic codec" in result.output, result.output
+    assert run("compress", tmp_path / "mixed.npy", "-o", without, "--no-fallback").exit_code == 0
+    assert with_fallback.stat().st_size < 0.5 * without.stat().st_size
+    entry = read_archive(with_fallback.read_bytes()).header["entries"][0]
+    assert entry["items"] == 40 and entry["fallback"]["runs"] == [20, 10, 20, 10] and len(entry["blobs"]) == 20
+    assert "model+classic" in run("list", with_fallback).output
+    assert run("decompress", with_fallback, "-o", tmp_path / "out").exit_code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "mixed.npy"), stack)
+
+
+def test_single_images_go_to_the_smallest_classic_codec_in_their_own_mode(tmp_path, grey_test_images):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    inverted = unlike_mnist(grey_test_images[:3])["inverted"]
+    for number in range(3):
+        Image.fromarray(grey_test_images[number]).save(folder / f"digit{number}.png")
+        Image.fromarray(inverted[number]).save(folder / f"inverted{number}.png")
+    Image.fromarray(inverted[0] > 127).save(folder / "inverted-bitmap.png")  # mode "1": comes back as "1"
+    archive = tmp_path / "a.bb"
+    assert run("compress", folder, "-o", archive).exit_code == 0
+    entries = {e["name"]: e for e in read_archive(archive.read_bytes()).header["entries"]}
+    assert all(entries[f"imgs/digit{n}.png"]["store"] == "model" for n in range(3))
+    kept = [entries[f"imgs/inverted{n}.png"] for n in range(3)] + [entries["imgs/inverted-bitmap.png"]]
+    assert all(e["store"] == "classic" and e["codec"] in ("PNG", "WEBP", "JXL") for e in kept)
+    assert run("decompress", archive, "-o", tmp_path / "out").exit_code == 0
+    for original in folder.iterdir():
+        restored = Image.open(tmp_path / "out" / "imgs" / original.name)
+        assert restored.mode == Image.open(original).mode
+        assert restored.tobytes() == Image.open(original).tobytes()
+
+
+def test_npz_members_keep_their_classic_images_and_other_members(tmp_path, grey_test_images):
+    odd = unlike_mnist(grey_test_images[:8])
+    source = tmp_path / "set.npz"
+    np.savez(source, digits=grey_test_images[:30], odd=odd["gradients"], labels=np.arange(30))
+    archive = tmp_path / "a.bb"
+    assert run("compress", source, "-o", archive).exit_code == 0
+    entry = read_archive(archive.read_bytes()).header["entries"][0]
+    assert entry["items"] == 30 and len(entry["fallback"]["codecs"]) == 8
+    assert run("decompress", archive, "-o", tmp_path / "out").exit_code == 0
+    assert (tmp_path / "out" / "set.npz").read_bytes() == source.read_bytes()
+
+
+def test_a_damaged_classic_image_is_caught_and_loses_only_its_entry(tmp_path, grey_test_images):
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    np.save(folder / "a.npy", unlike_mnist(grey_test_images[:5])["gradients"])
+    np.save(folder / "b.npy", grey_test_images[:5])
+    archive = tmp_path / "a.bb"
+    assert run("compress", folder, "-o", archive).exit_code == 0
+    data = bytearray(archive.read_bytes())
+    parsed = read_archive(bytes(data))
+    payload_start = len(data) - parsed.header["payload_length"]
+    blob = parsed.header["entries"][0]["blobs"][2]
+    data[payload_start + blob["offset"] + blob["length"] // 2] ^= 0x10
+    archive.write_bytes(bytes(data))
+    result = run("test", archive)
+    assert result.exit_code == 1 and "1 of 2 entries damaged: sets/a.npy" in result.output, result.output
+    result = run("decompress", archive, "-o", tmp_path / "out", "--salvage")
+    assert result.exit_code == 1 and (tmp_path / "out" / "sets" / "b.npy").exists()
+    assert not (tmp_path / "out" / "sets" / "a.npy").exists()
+
+
+def test_the_model_codelength_estimate_is_what_coding_costs(grey_test_images):
+    """The fallback compares classic sizes with `codelength_bits`; summed over 300 images it is
+    within 2% of the bytes the same images take in a real model stream."""
+    coder = load_coder(DEFAULT_MODELS["logistic"])
+    images = grey_test_images[:300]
+    settings = default_settings(coder, len(images))
+    estimate = coder.model.codelength_bits(coder.model.to_symbols(images)[0], settings).sum() / 8
+    real = len(api.compress(images, model=DEFAULT_MODELS["logistic"], cores=1))
+    assert abs(estimate - real) < 0.02 * real, (estimate, real)
+
+
+def _header(**fallback):
+    entry = {"name": "a.npy", "kind": "array", "store": "model", "format": "NPY", "shape": [4, 28, 28], "items": 2,
+             "blobs": [{"offset": 0, "length": 1}] * 2, "fallback": {"runs": [1, 2], "codecs": "PJ", "crc32": 0, **fallback}}
+    return {"entries": [entry], "payload_length": 10, "model_stream": {"offset": 0, "length": 0, "items": 2}}
+
+
+def test_hostile_fallback_fields_are_refused():
+    assert check_header(_header(), 10) == ["a.npy"]
+    for bad in ({"runs": [3, 2]}, {"runs": [0, 0, 1, 2]}, {"codecs": "PX"}, {"codecs": "P"}, {"runs": [1]},
+                {"runs": "1,2"}, {"crc32": -1}, {"extra": 1}):
+        with pytest.raises(HeaderError):
+            check_header(_header(**bad), 10)
+
+
+@pytest.mark.parametrize("width,height", [(1, 1), (28, 28), (7, 3), (40, 30), (64, 36), (1000, 999), (100000, 3)])
+def test_jpeg_xl_sizes_are_read_from_the_codestream_header(width, height):
+    pixels = np.random.default_rng(width).integers(0, 256, (height, width), dtype=np.uint8).tobytes()
+    blob = jpegxl.encode_lossless("L", width, height, pixels)
+    assert jpegxl.image_size(blob) == (width, height)
+    assert jpegxl.decode_pixels(blob, width, height) == ("L", pixels)
+
+
+def test_a_jpeg_xl_blob_of_another_size_is_refused_before_it_is_decoded(monkeypatch):
+    blob = jpegxl.encode_lossless("L", 28, 28, bytes(784))
+    monkeypatch.setattr(jpegxl, "Decoder", lambda **_: pytest.fail("decoded before its size was checked"))
+    with pytest.raises(jpegxl.JXLError):
+        jpegxl.decode_pixels(blob, 28, 27)
+    with pytest.raises(jpegxl.JXLError):
+        jpegxl.image_size(b"\x00\x00\x00\x0cJXL \r\n\x87\n" + b"\x00" * 40)
+
+
+def _photo(seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[:96, :128]
+    base = np.stack([np.sin(columns / 9 + c) * 60 + rows for c in range(3)], axis=-1) + rng.normal(0, 8, (96, 128, 3))
+    return Image.fromarray(np.clip(base + 90, 0, 255).astype(np.uint8))
+
+
+def test_jpeg_files_are_transcoded_and_come_back_byte_for_byte(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _photo().save(folder / "a.jpg", quality=90)
+    _photo(1).save(folder / "b.jpg", quality=75, progressive=True)
+    _photo(2).convert("CMYK").save(folder / "c.jpg")  # not a mode JPEG XL holds: kept as bytes
+    archive = tmp_path / "a.bb"
+    assert run("compress", folder, "-o", archive).exit_code == 0
+    stores = {e["name"]: e["store"] for e in read_archive(archive.read_bytes()).header["entries"]}
+    assert stores["photos/a.jpg"] == "transcoded" and stores["photos/c.jpg"] == "stored"
+    assert "transcoded" in run("list", archive).output
+    assert run("decompress", archive, "-o", tmp_path / "out").exit_code == 0
+    for original in folder.iterdir():
+        assert (tmp_path / "out" / "photos" / original.name).read_bytes() == original.read_bytes()
+
+
+def test_a_damaged_transcode_is_caught(tmp_path):
+    _photo().save(tmp_path / "a.jpg", quality=90)
+    archive = tmp_path / "a.bb"
+    assert run("compress", tmp_path / "a.jpg", "-o", archive).exit_code == 0
+    data = bytearray(archive.read_bytes())
+    data[-200] ^= 0x01
+    archive.write_bytes(bytes(data))
+    result = run("decompress", archive, "-o", tmp_path / "out")
+    assert result.exit_code == 1 and "damaged" in result.output and not (tmp_path / "out").exists()
+
+
+def test_rgb_images_can_be_kept_as_jpeg_xl(tmp_path):
+    """A smooth radial colour ramp is smaller as JPEG XL (1,270 bytes here) than as WebP (1,886)
+    or PNG (2,779); it comes back exactly."""
+    rows, columns = np.mgrid[:96, :128]
+    ramp = np.stack([np.hypot(rows - 48, columns - 64) * 3 + channel * 20 for channel in range(3)], axis=-1)
+    image = Image.fromarray(np.clip(ramp, 0, 255).astype(np.uint8))
+    image.save(tmp_path / "smooth.png")
+    archive = tmp_path / "a.bb"
+    assert run("compress", tmp_path / "smooth.png", "-o", archive).exit_code == 0
+    entry = read_archive(archive.read_bytes()).header["entries"][0]
+    assert entry["store"] == "classic" and entry["codec"] == "JXL"
+    assert run("decompress", archive, "-o", tmp_path / "out").exit_code == 0
+    assert Image.open(tmp_path / "out" / "smooth.png").tobytes() == image.tobytes()
+
+
+def test_zip_of_the_npz_is_rebuilt_with_its_fields(tmp_path, grey_test_images):
+    """The .npz with classic images is rebuilt member by member with numpy's own zip fields."""
+    source = tmp_path / "c.npz"
+    np.savez_compressed(source, x=np.concatenate([grey_test_images[:10], unlike_mnist(grey_test_images[:3])["inverted"]]))
+    assert run("compress", source, "-o", tmp_path / "a.bb").exit_code == 0
+    assert run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out").exit_code == 0
+    with zipfile.ZipFile(io.BytesIO((tmp_path / "out" / "c.npz").read_bytes())) as rebuilt:
+        assert rebuilt.namelist() == ["x.npy"]
+    assert (tmp_path / "out" / "c.npz").read_bytes() == source.read_bytes()
