@@ -14,7 +14,12 @@
    file identical to the input.
 3. Peak memory (the largest process's maximum RSS) of compress and decompress at 10k, 70k and
    700k images (700k = the 70k images ten times, one .npy).
---quick: 1,000 files, the 10k test set for threads, and memory at 10k only.
+4. The classic fallback: 1,000 MNIST test images and the same images made unlike MNIST
+   (benchmarks/unlike_mnist.py), each set one .npy, by `bbzip compress` with and without
+   --no-fallback; beside them every image as its own PNG, WebP and JPEG-XL file (bbzip's own
+   encoders, cli/classic.py), the smallest of the three per image ("best per-image classic", what
+   the fallback is measured against), and the .npy as xz (-9e) and bz2 (-9).
+--quick: 1,000 files, the 10k test set for threads, memory at 10k only, 200 images a fallback set.
 """
 from __future__ import annotations
 
@@ -33,9 +38,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cli import classic
 from models.data import load_named
 
 from .common import markdown_table, write_results
+from .unlike_mnist import image_sets
 
 MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
 WHOLE_SECOND = 1_700_000_000 * 10**9
@@ -177,6 +184,44 @@ def memory(work: Path, sizes: list[int]) -> tuple[list, list]:
     return rows, records
 
 
+def per_image_classic(images: np.ndarray, binary: bool) -> dict[str, int]:
+    """Total bytes of every image as its own file in each of bbzip's classic codecs, and of the
+    smallest of them per image."""
+    totals = {"PNG": 0, "WEBP": 0, "JXL": 0, "best": 0}
+    for pixels in images:
+        image = Image.fromarray(pixels > 0) if binary else Image.fromarray(pixels)
+        found = dict(classic.encodings(image))
+        for codec, blob in found.items():
+            totals[codec] += len(blob)
+        totals["best"] += min(map(len, found.values()))
+    if binary:
+        del totals["WEBP"]  # WebP holds no 1-bit images (bbzip does not try it on them)
+    return totals
+
+
+def fallback(work: Path, count: int) -> tuple[list, list]:
+    rows, records = [], []
+    for label, binary in (("binary", True), ("grey", False)):
+        for kind, images in image_sets(binary, count).items():
+            source = work / f"{label}-{kind}.npy"
+            np.save(source, images)
+            sizes = {}
+            for name, extra in (("bbzip", []), ("bbzip --no-fallback", ["--no-fallback"])):
+                bbzip("compress", source, "-o", work / "f.bb", "-f", *extra)
+                sizes[name] = (work / "f.bb").stat().st_size
+            raw = source.read_bytes()
+            sizes["xz -9e (.npy)"] = len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME))
+            sizes["bz2 -9 (.npy)"] = len(bz2.compress(raw, 9))
+            per_image = per_image_classic(images, binary)
+            sizes.update({f"{codec} files" if codec != "best" else "best per-image classic": size
+                          for codec, size in per_image.items()})
+            best = per_image["best"]
+            for name, size in sizes.items():
+                rows.append([label, kind, name, size, 8 * size / images.size, 100 * (size / best - 1)])
+            records.append({"data": label, "set": kind, "images": len(images), "bytes": sizes})
+    return rows, records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 files; threads on 10k images; memory at 10k")
@@ -199,6 +244,10 @@ def main() -> None:
         rows, data["memory"] = memory(work, [10000] if args.quick else [10000, 70000, 700000])
         sections.append(("Peak memory (largest process, maximum RSS)", markdown_table(
             ["images", "input MiB", "compress peak MiB", "compress s", "decompress peak MiB", "decompress s"], rows)))
+        count = 200 if args.quick else 1000
+        rows, data["fallback"] = fallback(work, count)
+        sections.append((f"The classic fallback: {count} images a set, one .npy each", markdown_table(
+            ["data", "set", "kept as", "bytes", "bpd", "% beyond the best per-image classic"], rows)))
     name = "archive-quick" if args.quick else "archive"
     print(write_results(name, "The bbzip archive: per-file cost, threads, memory", sections, data).read_text())
 
