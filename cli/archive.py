@@ -9,8 +9,9 @@
 The model stream record names the model (name, full sha256, architecture), the numerics
 version and the coding settings, and carries a sha256 per block. The table lists the entries:
 each with its relative path, kind, format, mode, sizes, attributes and where its bytes are.
-Every part has its own check (the table's crc32, each block's sha256, each classic image's
-crc32, xz's check of stored bytes), so a damaged block or blob loses only its own entries.
+Every part has its own check (the table's crc32, each block's sha256, each classic image's or
+JPEG transcode's crc32, xz's check of stored bytes), so a damaged block or blob loses only its
+own entries.
 """
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ MAGIC = b"\x89BBZIP\r\n"
 # 2: lanes grow from the stack (bbans Message.grow), deflated header; float numerics.
 # 3: the model stream is a self-describing record (models.api) on the exact integer numerics.
 # 4: the record's stream is cut into independent blocks (models.blocks); a columnar entry table.
-FORMAT_VERSION = 4
+# 5: the classic fallback (an array's images kept classic beside its model images), JPEG XL as
+#    a classic codec, JPEG files transcoded. A format 4 table is a format 5 table without them,
+#    so both are read.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (4, 5)
 
 
 class ArchiveError(Exception):
@@ -67,7 +72,7 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
     if version == 3:
         raise ArchiveError(f"{name}: made by bbzip 0.2 (format 3, one model stream); open it with bbzip 0.2, "
                            "then compress it again")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ArchiveError(f"{name}: unknown format version {version}")
     if len(data) < pos + 8:
         raise ArchiveError(f"{name}: truncated archive (header)")

@@ -55,3 +55,11 @@ def test_the_golden_archives_decode(tmp_path, case):
     result = CliRunner().invoke(cli, ["-q", "decompress", str(GOLDEN / f"{case}.bb"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(np.load(tmp_path / f"{kind}.npy"), np.load(GOLDEN / f"{kind}.npy"))
+
+
+def test_format_4_archives_still_decode(tmp_path):
+    """Format 5 only added to format 4 (the fallback, JPEG XL, transcodes): an archive the
+    previous bbzip wrote (tests/golden/format4-grey-k0.bb, committed before the change) opens."""
+    result = CliRunner().invoke(cli, ["-q", "decompress", str(GOLDEN / "format4-grey-k0.bb"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "grey.npy"), np.load(GOLDEN / "grey.npy"))
