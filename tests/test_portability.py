@@ -1,10 +1,11 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Four archives (binary K=0, grey K=0, grey K=10, and grey K=2 in blocks
-of 64 images coded by two processes, -T 2) written in the default environment must decode under
-every variant, and every variant must write byte-identical archives from the same images, which
-therefore decode in the default environment too.
+paths and thread counts. Five archives (binary K=0, grey K=0, grey K=10, grey K=2 in blocks
+of 64 images coded by two processes, -T 2, and a grey stack with images unlike MNIST that the
+classic fallback keeps as PNG, WebP and JPEG XL) written in the default environment must decode
+under every variant, and every variant must write byte-identical archives from the same images,
+which therefore decode in the default environment too.
 
 Slow (under a minute here: two runs of bbzip per variant); `.ci/run` runs it. Checked once by
 breaking the guarantee the way bbzip 0.1 coded: with IntegerLayer.forward computing float32
@@ -26,7 +27,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machines"
-CASES = [("binary", 0, "1"), ("grey", 0, "1"), ("grey", 10, "1"), ("grey", 2, "2")]  # (images, K, -T)
+CASES = [("binary", 0, "1"), ("grey", 0, "1"), ("grey", 10, "1"), ("grey", 2, "2"), ("mixed", 0, "1")]  # (images, K, -T)
+KINDS = ("grey", "binary", "mixed")
 
 WRITE = """
 import hashlib, sys
@@ -73,7 +75,10 @@ def written(tmp_path_factory, grey_test_images):
     images = grey_test_images[:200]
     np.save(folder / "grey.npy", images)
     np.save(folder / "binary.npy", (images >= 128).astype(np.uint8))
-    for kind in ("grey", "binary"):
+    rows, columns = np.mgrid[:28, :28]
+    ramps = np.clip([128 + 3 * a * columns - 2 * a * rows for a in range(-3, 4)], 0, 255).astype(np.uint8)
+    np.save(folder / "mixed.npy", np.concatenate([images[:100], 255 - images[100:110], ramps]))
+    for kind in KINDS:
         _pin(folder / f"{kind}.npy")
     run = subprocess.run([sys.executable, "-c", WRITE, str(folder)], capture_output=True, text=True, check=True)
     return folder, run.stdout
@@ -92,7 +97,7 @@ def test_archives_written_here_decode_under_every_variant(written):
 def test_every_variant_writes_the_same_bytes(written, tmp_path):
     folder, expected_stdout = written
     expected = hashlib.sha1(expected_stdout.encode()).hexdigest()[:12]
-    for kind in ("grey", "binary"):
+    for kind in KINDS:
         (tmp_path / f"{kind}.npy").write_bytes((folder / f"{kind}.npy").read_bytes())
         _pin(tmp_path / f"{kind}.npy")
     run = subprocess.run([str(TOOL), "--", sys.executable, "-c", WRITE, str(tmp_path)], capture_output=True, text=True)
