@@ -74,11 +74,13 @@ def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = T
 
 def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
     if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
-        pixels = entry.items[0] * np.uint8(entry.meta.pop("scale", 1))
+        pixels = entry.items[0] * np.uint8(entry.meta.get("scale", 1))
         image = Image.fromarray(pixels.astype(bool)) if entry.meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
-        codec, blob = classic.smallest_faithful(image)
-        del entry.meta["store"]
-        replaced = classic_image_entry(entry.name, entry.meta, image, codec, blob)
+        found = classic.smallest_faithful(image)
+        if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
+            return
+        meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
+        replaced = classic_image_entry(entry.name, meta, image, *found)
         entry.meta, entry.items, entry.blobs, entry.fingerprint = replaced.meta, replaced.items, replaced.blobs, replaced.fingerprint
         return
     indices = sorted(chosen)
