@@ -214,7 +214,9 @@ def extract(archive: Archive, model_override: str | Coder | None = None, on_batc
 
 def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     """images_of(lo, hi): model images lo..hi of the archive, from the blocks that hold those of
-    the chosen entries; raises BBZipError for images in a damaged block."""
+    the chosen entries; raises BBZipError for images in a damaged block. Ranges are asked for in
+    order, so a block is let go once a range has passed its end (an entry's images and its
+    blocks are not both held for all of a large array)."""
     info = model_description(archive)
     if info is None:
         return lambda lo, hi: np.zeros((0, 0, 0), dtype=np.uint8)
@@ -234,6 +236,10 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
                 raise BBZipError(f"model stream block {block}: {result}")
             first = block * size
             parts.append(result[max(lo, first) - first : min(hi, first + len(result)) - first])
+            if first + len(result) <= hi:
+                del decoded[block]
+        if len(parts) == 1:
+            return parts[0]
         return np.concatenate(parts) if parts else np.zeros((0, 0, 0), dtype=np.uint8)
 
     return images_of
@@ -250,7 +256,8 @@ def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuil
     try:
         if "fallback" in meta:
             items, blobs = _with_classic_images(meta, items, blobs)
-        data, fingerprint = restore(meta, items * np.uint8(meta.get("scale", 1)), blobs, rebuild)
+        scale = meta.get("scale", 1)
+        data, fingerprint = restore(meta, items * np.uint8(scale) if scale != 1 else items, blobs, rebuild)
     except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
         raise BBZipError(f"damaged entry ({error})") from None
     if meta.get("store") in ("classic", "transcoded") and fingerprint.crc32 != meta["crc32"]:
