@@ -6,6 +6,7 @@ version, so the archive's own header only says which entry owns which images.
 """
 from __future__ import annotations
 
+import bisect
 import lzma
 import zlib
 from dataclasses import dataclass, field
@@ -63,10 +64,11 @@ def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = T
         return
     images = np.concatenate([e.items for e in holders]) if len(holders) > 1 else holders[0].items
     chosen = fallback.route(coder.model, images, settings, cores, on_images)
-    first = 0
-    for entry in holders:
+    order, first = sorted(chosen), 0
+    for entry in holders:  # each entry's share of the chosen images, found by bisection
         count = len(entry.items)
-        mine = {index - first: found for index, found in chosen.items() if first <= index < first + count}
+        mine = {order[i] - first: chosen[order[i]]
+                for i in range(bisect.bisect_left(order, first), bisect.bisect_left(order, first + count))}
         first += count
         if mine:
             _take_out(entry, mine)
