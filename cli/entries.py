@@ -282,9 +282,21 @@ def _read_npy(name, raw, fits_model) -> Entry:
 
 
 def _npy_array(raw: bytes):
-    """The array of .npy bytes, or None if they are not one (pickled objects are never loaded)."""
+    """The array of .npy bytes, or None if they are not one (pickled objects are never loaded).
+    A plain array is a read-only view of the bytes, not a copy: a large stack is held once."""
+    buffer = io.BytesIO(raw)
     try:
-        return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+        version = np.lib.format.read_magic(buffer)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is not None:
+            shape, fortran_order, dtype = read_header(buffer)
+            count = int(np.prod(shape, dtype=np.int64))
+            if not dtype.hasobject and len(raw) - buffer.tell() == count * dtype.itemsize:
+                flat = np.frombuffer(raw, dtype=dtype, count=count, offset=buffer.tell())
+                return flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
+        buffer.seek(0)
+        array = np.lib.format.read_array(buffer, allow_pickle=False)
+        return array if buffer.tell() == len(raw) else None  # bytes after the array: kept as bytes
     except (ValueError, OSError, EOFError):
         return None
 

@@ -162,3 +162,18 @@ def test_arrays_and_zips_bbzip_cannot_code_are_kept_byte_for_byte(tmp_path, grey
     kept = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if line.split()[-1].startswith("in/")}
     assert all(kept[f"in/{name}"] == "stored" for name in ("floats.npy", "objects.npy", "cut.npy", "not-a-zip.npz"))
     assert kept["in/comment.pgm"] == "stored" and kept["in/plain.pgm"] == "model"
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_npy_files_come_back_with_bytes_after_the_array(tmp_path, grey_test_images, order):
+    """numpy reads an .npy and ignores what follows the array; bbzip kept only the array, so
+    bytes after it were lost (and compress's check, which compares arrays, did not see it).
+    Such a file is now kept byte for byte; a plain one still goes to the model."""
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "padded").mkdir()
+    plain = tmp_path / "plain" / "x.npy"
+    np.save(plain, np.asarray(grey_test_images[:4], order=order))
+    assert np.array_equal(np.load(_round_trip(tmp_path / "plain", plain)), grey_test_images[:4])
+    padded = tmp_path / "padded" / "x.npy"
+    padded.write_bytes(plain.read_bytes() + b"trailing notes")
+    assert _round_trip(tmp_path / "padded", padded).read_bytes() == padded.read_bytes()
