@@ -5,8 +5,8 @@
 1. Per-file cost: folders of 1,000 and 10,000 MNIST test images as PNG files (binary as 1-bit
    PNG, grey as 8-bit), against the same images as one .npy, each compressed by `bbzip
    compress` (real archive bytes, default settings); beside them the folder itself (PNG bytes),
-   the folder as tar.xz (-9e) and tar.bz2 (-9), and every file re-encoded as lossless WebP and,
-   if the optional pillow-jxl-plugin is installed, lossless JPEG-XL (effort 7). Files get
+   the folder as tar.xz (-9e) and tar.bz2 (-9), and every file re-encoded as lossless WebP and
+   lossless JPEG-XL (effort 7). Files get
    whole-second modification times, as files unpacked from a tar or zip have (bbzip keeps
    seconds by default; one more row shows --exact-times on the times the files were written at).
 2. Threads: `bbzip compress` and `bbzip decompress` of the 70,000-image mnist.npz with -T 1 and
@@ -87,13 +87,8 @@ def per_file_codecs(folder: Path) -> dict[str, int]:
     sizes = {"PNG files (the folder)": sum(p.stat().st_size for p in files),
              "tar.xz (-9e)": len(lzma.compress(tar.getvalue(), preset=9 | lzma.PRESET_EXTREME)),
              "tar.bz2 (-9)": len(bz2.compress(tar.getvalue(), 9))}
-    codecs = {"WebP lossless files": ("WEBP", {"lossless": True, "quality": 100, "method": 6})}
-    try:
-        import pillow_jxl  # noqa: F401 - registers JPEG-XL with Pillow
-
-        codecs["JPEG-XL lossless files (e7)"] = ("JXL", {"lossless": True, "effort": 7})
-    except ImportError:
-        pass
+    codecs = {"WebP lossless files": ("WEBP", {"lossless": True, "quality": 100, "method": 6}),
+              "JPEG-XL lossless files (e7)": ("JXL", {"lossless": True, "effort": 7})}
     for label, (fmt, options) in codecs.items():
         total = 0
         for path in files:

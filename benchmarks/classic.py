@@ -3,7 +3,7 @@
     python -m benchmarks.classic [--quick]
 
 Image codecs (Pillow): PNG (optimize; binary images as 1-bit), WebP lossless (method 6),
-JPEG-XL lossless (efforts 7 and 10, as in ANCHORS.md; through the optional `pillow-jxl-plugin` package).
+JPEG-XL lossless (efforts 7 and 10, as in ANCHORS.md; through `pillow-jxl-plugin`, a bbzip dependency).
 Byte codecs on the raw pixels (binary images packed 1 bit per pixel): xz -9e, bz2 -9,
 brotli q11 and zstd -19 (if the `brotli` / `zstandard` packages are installed).
 "Per image" = each image its own file; "whole set" = one stream / one 100x100-image mosaic.
@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 from PIL import Image
+import pillow_jxl  # noqa: F401 - registers the JXL format with Pillow
 
 from models.data import load_named
 
@@ -39,18 +40,12 @@ def _image_codec(fmt: str, **options):
 
 
 def image_codecs(binary: bool) -> dict:
-    codecs = {
+    return {
         "PNG (optimize)": _image_codec("PNG", optimize=True),
         "WebP lossless, method 6": _image_codec("WEBP", lossless=True, quality=100, method=6),
+        "JPEG-XL lossless, effort 7": _image_codec("JXL", lossless=True, effort=7),
+        "JPEG-XL lossless, effort 10": _image_codec("JXL", lossless=True, effort=10),
     }
-    try:
-        import pillow_jxl  # noqa: F401 - registers the JXL format with Pillow
-
-        codecs["JPEG-XL lossless, effort 7"] = _image_codec("JXL", lossless=True, effort=7)
-        codecs["JPEG-XL lossless, effort 10"] = _image_codec("JXL", lossless=True, effort=10)
-    except ImportError:
-        pass
-    return codecs
 
 
 def byte_codecs() -> dict:
