@@ -12,7 +12,6 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from models import api
 from models.interface import as_zero_one, binary_scale
@@ -20,8 +19,9 @@ from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
 from . import classic, fallback
 from .archive import Archive
-from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, restore
+from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
 from .errors import BBZipError
+from .table import CHECKED_STORES, FALLBACK_CODES
 
 
 def fits(model):
@@ -77,7 +77,7 @@ def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = T
 def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
     if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
         pixels = entry.items[0] * np.uint8(entry.meta.get("scale", 1))
-        image = Image.fromarray(pixels.astype(bool)) if entry.meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
+        image = model_image(pixels, entry.meta["mode"])
         found = classic.smallest_faithful(image)
         if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
             return
@@ -91,10 +91,6 @@ def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
     entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[chosen[i][0]] for i in indices),
                               "crc32": zlib.crc32(np.ascontiguousarray(taken))}
     entry.blobs += [chosen[i][1] for i in indices]
-
-
-# One letter per classic image of an array, in the entry table (cli/table.py keeps them as text).
-FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}
 
 
 def _runs(indices: list[int]) -> list[int]:
@@ -129,7 +125,7 @@ def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, co
         # Classic images and JPEG transcodes carry a crc32 of their pixels or bytes (the
         # encoding is bbzip's, checked here); model images are covered by their block's sha256,
         # stored bytes by xz's check.
-        if entry.meta.get("store") in ("classic", "transcoded"):
+        if entry.meta.get("store") in CHECKED_STORES:
             entry.meta["crc32"] = entry.fingerprint.crc32
         if len(entry.items):
             stacks.append(entry.items)
@@ -262,7 +258,7 @@ def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuil
         data, fingerprint = restore(meta, items * np.uint8(scale) if scale != 1 else items, blobs, rebuild)
     except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
         raise BBZipError(f"damaged entry ({error})") from None
-    if meta.get("store") in ("classic", "transcoded") and fingerprint.crc32 != meta["crc32"]:
+    if meta.get("store") in CHECKED_STORES and fingerprint.crc32 != meta["crc32"]:
         raise BBZipError("decoded pixels do not match the archive's checksum (damaged archive)")
     if meta.get("store") == "link":
         return Restored(name, b"", None, _link_target(meta), fingerprint.sha256)

@@ -238,6 +238,11 @@ def classic_image_entry(name: str, meta: dict, image: Image.Image, codec: str, b
                  fingerprint=Fingerprint(classic.pixel_bytes(image)))
 
 
+def model_image(pixels: np.ndarray, mode: str) -> Image.Image:
+    """A model image (H, W) uint8 as the file's mode: "1" (0 black, anything else white) or "L"."""
+    return Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode="L")
+
+
 def _transcoded(name, raw, meta) -> Entry:
     """A JPEG file as the JPEG XL transcode that gives back its bytes, if there is one and it
     is smaller than xz would keep the file in; else the file's bytes."""
@@ -393,8 +398,7 @@ def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) ->
     if fmt == "NPZ":
         return _restore_npz(meta, items, blobs, rebuild)
     if meta["store"] == "model":
-        pixels = items[0]
-        image = Image.fromarray(pixels.astype(bool)) if meta["mode"] == "1" else Image.fromarray(pixels, mode="L")
+        image = model_image(items[0], meta["mode"])
     else:
         image = classic.decode(blobs[0], meta["codec"], meta["mode"], meta["width"], meta["height"])
     fingerprint = Fingerprint(classic.pixel_bytes(image) if meta["store"] != "model" else items[0])

@@ -10,7 +10,7 @@ import bisect
 import unicodedata
 from pathlib import PurePosixPath
 
-from .table import MAX_ENTRIES
+from .table import CHECKED_STORES, FALLBACK_CODES, MAX_ENTRIES
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
@@ -20,7 +20,6 @@ MAX_NAME = 4096
 STORES_OF_KIND = {"image": {"model", "classic"}, "array": {"model"}, "npz": {"members"},
                   "stored": {"stored", "transcoded"}, "link": {"link"}}
 CODECS = {"PNG", "WEBP", "JXL"}
-FALLBACK_CODES = "PWJ"  # cli/coding.FALLBACK_CODES
 ZIP_METHODS = {0, 8, 12, 14}
 IMAGE_FORMATS = {"PNG", "PPM"}  # the formats entries re-encode (entries._rewritable)
 
@@ -134,7 +133,7 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     }
     required, optional = by_kind[kind]
     _keys(entry, where, common | required, optional)
-    if entry["store"] in ("classic", "transcoded"):
+    if entry["store"] in CHECKED_STORES:
         _int(entry.get("crc32"), f"{where}.crc32", 0, (1 << 32) - 1)
     elif "crc32" in entry:
         _fail(f"{where}.crc32", "only classic images and transcoded JPEGs have one")
@@ -201,7 +200,7 @@ def _fallback_images(fallback, where: str, model_images: int) -> int:
         _int(value, f"{where}.runs[{number}]", number % 2, MAX_ITEMS)
     if sum(runs[::2]) > model_images:
         _fail(f"{where}.runs", "beyond the array")
-    if not isinstance(codecs, str) or sum(runs[1::2]) != len(codecs) or set(codecs) - set(FALLBACK_CODES):
+    if not isinstance(codecs, str) or sum(runs[1::2]) != len(codecs) or set(codecs) - set(FALLBACK_CODES.values()):
         _fail(f"{where}.codecs", "expected one codec letter per classic image")
     _int(fallback["crc32"], f"{where}.crc32", 0, (1 << 32) - 1)
     return len(codecs)

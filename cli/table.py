@@ -39,6 +39,8 @@ WIDTHS = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i8
 EXTRA_FIELDS = {"link": ("target",), "array": ("shape", "fortran_order", "fallback"),
                 "npz": ("compressed", "members", "fallback")}
 CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their column
+# One letter per classic image of an array, in its extras' `fallback` (cli/coding.py)
+FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}
 MAX_TABLE = 1 << 28  # bytes of the table once decompressed
 MAX_ENTRIES = 1 << 22
 MAX_LAYOUT = 1 << 16
