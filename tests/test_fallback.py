@@ -17,24 +17,17 @@ from cli.header_schema import HeaderError, check_header
 from cli.main import cli
 from models.coder_choice import DEFAULT_MODELS, default_settings, load_coder
 from models import api
+from benchmarks.unlike_mnist import image_sets
 
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-def unlike_mnist(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """Images the grey model was not trained on: inverted digits, and smooth gradients."""
-    rng = np.random.default_rng(seed)
-    rows, columns = np.mgrid[:28, :28]
-    gradients = [np.clip(128 + a * columns + b * rows, 0, 255) for a, b in rng.uniform(-6, 6, (len(images), 2))]
-    return {"inverted": (255 - images).astype(np.uint8), "gradients": np.array(gradients, dtype=np.uint8)}
-
-
 def test_an_array_keeps_images_unlike_the_training_data_beside_its_model_images(tmp_path, grey_test_images):
     digits = grey_test_images[:40]
-    odd = unlike_mnist(grey_test_images[40:50])
-    stack = np.concatenate([digits[:20], odd["inverted"], digits[20:], odd["gradients"]])
+    odd = image_sets(binary=False, count=50)  # images unlike MNIST (benchmarks/unlike_mnist.py)
+    stack = np.concatenate([digits[:20], odd["inverted"][40:], digits[20:], odd["gradients"][40:]])
     np.save(tmp_path / "mixed.npy", stack)
     with_fallback, without = tmp_path / "a.bb", tmp_path / "b.bb"
     result = run("compress", tmp_path / "mixed.npy", "-o", with_fallback, "-T", 1)
@@ -51,7 +44,7 @@ def test_an_array_keeps_images_unlike_the_training_data_beside_its_model_images(
 def test_single_images_go_to_the_smallest_classic_codec_in_their_own_mode(tmp_path, grey_test_images):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    inverted = unlike_mnist(grey_test_images[:3])["inverted"]
+    inverted = image_sets(binary=False, count=3)["inverted"]
     for number in range(3):
         Image.fromarray(grey_test_images[number]).save(folder / f"digit{number}.png")
         Image.fromarray(inverted[number]).save(folder / f"inverted{number}.png")
@@ -70,7 +63,7 @@ def test_single_images_go_to_the_smallest_classic_codec_in_their_own_mode(tmp_pa
 
 
 def test_npz_members_keep_their_classic_images_and_other_members(tmp_path, grey_test_images):
-    odd = unlike_mnist(grey_test_images[:8])
+    odd = image_sets(binary=False, count=8)
     source = tmp_path / "set.npz"
     np.savez(source, digits=grey_test_images[:30], odd=odd["gradients"], labels=np.arange(30))
     archive = tmp_path / "a.bb"
@@ -84,7 +77,7 @@ def test_npz_members_keep_their_classic_images_and_other_members(tmp_path, grey_
 def test_a_damaged_classic_image_is_caught_and_loses_only_its_entry(tmp_path, grey_test_images):
     folder = tmp_path / "sets"
     folder.mkdir()
-    np.save(folder / "a.npy", unlike_mnist(grey_test_images[:5])["gradients"])
+    np.save(folder / "a.npy", image_sets(binary=False, count=5)["gradients"])
     np.save(folder / "b.npy", grey_test_images[:5])
     archive = tmp_path / "a.bb"
     assert run("compress", folder, "-o", archive).exit_code == 0
@@ -195,7 +188,7 @@ def test_rgb_images_can_be_kept_as_jpeg_xl(tmp_path):
 def test_zip_of_the_npz_is_rebuilt_with_its_fields(tmp_path, grey_test_images):
     """The .npz with classic images is rebuilt member by member with numpy's own zip fields."""
     source = tmp_path / "c.npz"
-    np.savez_compressed(source, x=np.concatenate([grey_test_images[:10], unlike_mnist(grey_test_images[:3])["inverted"]]))
+    np.savez_compressed(source, x=np.concatenate([grey_test_images[:10], image_sets(binary=False, count=3)["inverted"]]))
     assert run("compress", source, "-o", tmp_path / "a.bb").exit_code == 0
     assert run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out").exit_code == 0
     with zipfile.ZipFile(io.BytesIO((tmp_path / "out" / "c.npz").read_bytes())) as rebuilt:
