@@ -194,7 +194,8 @@ class FrozenMLPVAE(FrozenModel):
         one posterior sample, -log2 p(x|z) - log2 p(z) + log2 q(z|x), with the integer tables the
         coder itself uses (with bits back this is the codelength, not a bound on it). The sample
         is the same quantile of each latent's posterior for every image, so an image's estimate
-        does not depend on its batch or machine."""
+        does not depend on its batch; its frequencies are the same integers on every machine
+        (only the final log2 and sum are floats)."""
         mean, std = self.posterior(symbols, 0, 0.0, 0, 0)
         posterior = bbans.distributions.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
         quantiles = splitmix64(_SAMPLE_SEED, np.arange(self.config.latent)) >> np.uint64(64 - settings.posterior_precision)

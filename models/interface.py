@@ -6,6 +6,8 @@ the frozen file and in every archive) and `config` (with `height`, `width`, `pix
 
 - `batch_codec(settings, first_index, n)`: the bits-back codec of n images (symbols (n, pixels)),
   the first of which is image `first_index` of the stream;
+- `codelength_bits(symbols, settings)`: per image, the bits coding it takes (the classic
+  fallback, cli/fallback.py, compares it with the classic codecs' sizes);
 - `freeze(trained_model)` (a classmethod) and `to_tensors()` / `from_tensors(config, tensors)`.
 
 Which images a model takes and how they become symbols (`accepts`, `to_symbols`,
@@ -57,4 +59,7 @@ class FrozenModel:
         return (symbols * scale).astype(np.uint8).reshape(len(symbols), self.config.height, self.config.width)
 
     def batch_codec(self, settings, first_index: int, n_images: int):
+        raise NotImplementedError
+
+    def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
         raise NotImplementedError
