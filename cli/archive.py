@@ -19,6 +19,8 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from models.files import ByteSource
+
 from .header_schema import HeaderError, check_header
 from .table import TableError, decode_table, encode_table
 
@@ -40,23 +42,32 @@ class ArchiveError(Exception):
 @dataclass
 class Archive:
     header: dict  # "entries" (a table.Table: entry dicts built when asked for), "payload_length", "model_stream"
-    payload: bytes = b""
+    payload: ByteSource  # read where an entry or block is needed
     names: list = field(default_factory=list)  # the entries' names, normalised and unique
-    model_stream: bytes = field(default=b"", repr=False)
+    model_stream: ByteSource | None = field(default=None, repr=False)
 
     def blob(self, entry: dict) -> bytes:
-        start, length = entry["offset"], entry["length"]
-        return self.payload[start : start + length]
+        try:
+            return self.payload.read(entry["offset"], entry["length"])
+        except EOFError as error:
+            raise ArchiveError(f"archive changed while it was read ({error})") from None
+
+
+def archive_head(header: dict) -> bytes:
+    """Everything before the payload: magic, version, the table and its crc32."""
+    table, raw_length = encode_table(header)
+    return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, raw_length, len(table)), table, struct.pack("<I", zlib.crc32(table))])
 
 
 def write_archive(header: dict, payload: bytes) -> bytes:
-    table, raw_length = encode_table(header)
-    return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, raw_length, len(table)), table,
-                     struct.pack("<I", zlib.crc32(table)), payload])
+    return archive_head(header) + payload
 
 
-def read_archive(data: bytes, name: str = "archive") -> Archive:
-    """Parse and check an archive's framing and table. Raises ArchiveError."""
+def read_archive(source: bytes | ByteSource, name: str = "archive") -> Archive:
+    """Parse and check an archive's framing and table (the payload is read later, where it is
+    needed). Raises ArchiveError."""
+    source = source if isinstance(source, ByteSource) else ByteSource(source)
+    data = source.read(0, min(len(source), len(MAGIC) + 10))
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise ArchiveError(f"{name}: not in bbzip format")
     pos = len(MAGIC)
@@ -78,15 +89,15 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
         raise ArchiveError(f"{name}: truncated archive (header)")
     raw_length, table_length = struct.unpack_from("<II", data, pos)
     pos += 8
-    if len(data) < pos + table_length + 4:
+    if len(source) < pos + table_length + 4:
         raise ArchiveError(f"{name}: truncated archive (table)")
-    table_bytes = data[pos : pos + table_length]
+    table_bytes = source.read(pos, table_length)
     pos += table_length
-    (crc,) = struct.unpack_from("<I", data, pos)
+    (crc,) = struct.unpack("<I", source.read(pos, 4))
     pos += 4
     if zlib.crc32(table_bytes) != crc:
         raise ArchiveError(f"{name}: damaged archive (table checksum mismatch)")
-    payload = data[pos:]
+    payload = source.part(pos, len(source) - pos)
     try:
         table = decode_table(table_bytes, raw_length)
         header = {"entries": table, "payload_length": table.layout["payload_length"]}
@@ -96,6 +107,4 @@ def read_archive(data: bytes, name: str = "archive") -> Archive:
     except (TableError, HeaderError) as error:
         raise ArchiveError(f"{name}: damaged archive ({error})") from None
     stream = header.get("model_stream", {"offset": 0, "length": 0})
-    archive = Archive(header, payload, names=names)
-    archive.model_stream = archive.blob(stream)
-    return archive
+    return Archive(header, payload, names=names, model_stream=payload.part(stream["offset"], stream["length"]))

@@ -1,8 +1,11 @@
 """`bbzip compress`, `decompress`, `test` and `list`."""
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -10,32 +13,40 @@ import click
 from models.architectures import NUMERICS_VERSION
 from models.coder_choice import default_settings, load_coder
 from models.coding_settings import CodingSettings, SettingsError
-from models.files import atomic_write
+from models.files import ByteSource, atomic_write, leftover_prefix
 from models.blocks import MAX_BLOCK_IMAGES
 from models.threads import available_cores
 
 from . import coding
-from .archive import ArchiveError, read_archive, write_archive
+from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
 from .entries import collect_inputs, input_fingerprint, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
-from .placing import place_all
+from .placing import Staging
 
 
-def _read_source(source: str) -> bytes:
+@contextmanager
+def _opened(source: str):
+    """The archive at `source` (a file, or - for stdin, spooled to a temporary file): its table
+    read and checked, its payload read later where it is needed."""
     if source == "-":
         if sys.stdin.isatty():
             raise click.UsageError("refusing to read an archive from a terminal")
-        return sys.stdin.buffer.read()
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+            spool.flush()
+            yield _read(ByteSource.of_file(spool), source)
+        return
     path = Path(source)
     if not path.is_file():
         raise BBZipError(f"{source}: no such file")
-    return path.read_bytes()
+    with open(path, "rb") as f:
+        yield _read(ByteSource.of_file(f), source)
 
 
-def _load(source: str):
+def _read(data: ByteSource, name: str):
     try:
-        return read_archive(_read_source(source), source)
+        return read_archive(data, name)
     except ArchiveError as error:
         raise BBZipError(str(error)) from None
 
@@ -49,13 +60,24 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def _write_archive_file(path: Path, data: bytes, force: bool) -> None:
-    """Without `force` the archive is created exclusively, so a file that appeared while
+def _write_archive_file(path: Path, write_checked, force: bool) -> None:
+    """write_checked(temporary path) writes and checks the archive; then it is put in place.
+    Without `force` the archive is created exclusively, so a file that appeared while
     compressing, or another compress to the same name, is never overwritten."""
     try:
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), exclusive=not force)
+        atomic_write(path, write_checked, exclusive=not force)
     except FileExistsError:
         raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
+
+
+def _write_archive(target, header: dict, payload) -> int:
+    """The archive into the binary file `target`: its head, then the payload file copied over;
+    returns its size."""
+    head = archive_head(header)
+    target.write(head)
+    payload.seek(0)
+    shutil.copyfileobj(payload, target, 1 << 20)
+    return len(head) + header["payload_length"]
 
 
 def _read_entries(out, found, fits, exact_times: bool) -> list:
@@ -71,22 +93,24 @@ def _read_entries(out, found, fits, exact_times: bool) -> list:
     return entries
 
 
-def _verify(data: bytes, entries, coder, on_batch, cores: int) -> None:
-    """Decode the archive just built, as `decompress` will, and compare what every entry gives
-    back (its pixels with their mode, or its bytes) with what was read: compress never exits 0
-    with an archive that does not give back exactly its input. (The files themselves are not
-    encoded again: what is compared is what they are made from.)"""
+def _verify(path, entries, coder, on_batch, cores: int) -> None:
+    """Decode the archive just written to `path`, as `decompress` will, and compare what every
+    entry gives back (its pixels with their mode, or its bytes) with what was read: compress
+    never exits 0 with an archive that does not give back exactly its input. (The files
+    themselves are not encoded again: what is compared is what they are made from.) Entries are
+    decoded and compared one at a time."""
     try:
-        extraction = coding.extract(read_archive(data), coder, on_batch, cores=cores, rebuild=False)
-    except (ArchiveError, BBZipError) as error:
+        with open(path, "rb") as f:
+            restored_entries = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores,
+                                                   rebuild=False)
+            for entry, (name, restored) in zip(entries, restored_entries, strict=True):
+                if isinstance(restored, str):
+                    raise BBZipError(f"{name}: internal error: the archive would not decode it ({restored}); nothing was written")
+                if restored.name != entry.name or restored.sha256 != input_fingerprint(entry).sha256:
+                    raise BBZipError(f"{entry.name}: internal error: the archive would not decode it to what was read; "
+                                     "nothing was written")
+    except (ArchiveError, ValueError) as error:  # ValueError: zip(strict) on a count mismatch
         raise BBZipError(f"internal error: the archive would not decode ({error}); nothing was written") from None
-    if extraction.lost:
-        name, why = extraction.lost[0]
-        raise BBZipError(f"{name}: internal error: the archive would not decode it ({why}); nothing was written")
-    for entry, restored in zip(entries, extraction.files, strict=True):
-        if restored.name != entry.name or restored.sha256 != input_fingerprint(entry).sha256:
-            raise BBZipError(f"{entry.name}: internal error: the archive would not decode it to what was read; "
-                             "nothing was written")
 
 
 def _model_items(archive) -> int:
@@ -147,35 +171,52 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         coding.prepare(entries, coder, settings_for(candidates), False)
     n_items = sum(len(e.items) for e in entries)
     settings = settings_for(n_items)
-    with out.bar("compressing", n_items) as advance:
-        header, payload = coding.build(entries, coder, settings, on_batch=advance, cores=threads, block_images=block_images)
-    data = write_archive(header, payload)
-    with out.bar("verifying", n_items) as advance:
-        _verify(data, entries, coder, advance, threads)
-    if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        _write_archive_file(Path(output), data, force)
+    # The payload goes to a temporary file as it is coded, the archive is written from it and
+    # checked by decoding it from disk, and only then put in place (or sent to stdout).
+    spool_folder = None if output == "-" else Path(output).resolve().parent
+    with tempfile.TemporaryFile(dir=spool_folder) as payload:
+        with out.bar("compressing", n_items) as advance:
+            header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
+
+        def write_checked(path) -> None:
+            with open(path, "wb") as target:
+                _write_archive(target, header, payload)
+            with out.bar("verifying", n_items) as advance:
+                _verify(path, entries, coder, advance, threads)
+
+        if output == "-":
+            with tempfile.NamedTemporaryFile(prefix=leftover_prefix()) as whole:
+                write_checked(whole.name)
+                whole.seek(0)
+                shutil.copyfileobj(whole, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        else:
+            _write_archive_file(Path(output), write_checked, force)
+    archive_size = len(archive_head(header)) + header["payload_length"]
     seconds = time.perf_counter() - started
     if coder and n_items:
         config = coder.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
         out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}"
-                 f"{_classic_note(candidates - n_items)}): {len(data)} bytes, model stream {stream_bpd:.4f} bpd, "
+                 f"{_classic_note(candidates - n_items)}): {archive_size} bytes, model stream {stream_bpd:.4f} bpd, "
                  f"{candidates / seconds:.0f} images/s chosen, coded and checked")
     else:
-        out.info(f"{_count(len(entries), 'file')}, {len(data)} bytes (no images for a model{_classic_note(candidates)})")
+        out.info(f"{_count(len(entries), 'file')}, {archive_size} bytes (no images for a model{_classic_note(candidates)})")
 
 
 def _classic_note(kept_classic: int) -> str:
     return f"; {_count(kept_classic, 'image')} smaller with a classic codec" if kept_classic else ""
 
 
-def _decode(out, source: str, model_spec: str | None, threads: int, wanted=(), rebuild: bool = True) -> coding.Extraction:
-    archive = _load(source)
-    with out.bar("decompressing", _model_items(archive)) as advance:
-        return coding.extract(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted, rebuild=rebuild)
+@contextmanager
+def _decoding(out, source: str, model_spec: str | None, threads: int, wanted=(), rebuild: bool = True):
+    """(archive, iterator of (name, Restored or why it is lost)) under a progress bar."""
+    with _opened(source) as archive, out.bar("decompressing", _model_items(archive)) as advance:
+        try:
+            yield archive, coding.extract_each(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted,
+                                               rebuild=rebuild)
+        except ArchiveError as error:
+            raise BBZipError(str(error)) from None
 
 
 def _damage_report(source: str, extraction: coding.Extraction) -> str:
@@ -202,17 +243,30 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
     """Write the files of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT: all of
     them, or only NAMES (entries, or folders of entries; only the blocks that hold them are
     decoded)."""
-    extraction = _decode(out, archive, model_spec, threads, names)
-    if extraction.lost and not salvage:
-        raise BBZipError(_damage_report(archive, extraction) + "; nothing was written (--salvage writes the intact ones)")
-    targets = [(output_dir / f.name, f) for f in extraction.files]  # names checked by the header schema
-    clashes = [str(t) for t, _ in targets if t.exists() or t.is_symlink()]
-    if clashes and not force:
-        raise BBZipError(f"{clashes[0]}: already exists (use -f to overwrite)")
-    place_all(output_dir, targets)
+    extraction = coding.Extraction([], [])
+    with _decoding(out, archive, model_spec, threads, names) as (opened, restored_entries):
+        if not force:  # names checked by the header schema
+            for name in (opened.names[i] for i in coding.select(opened.names, names)):
+                if (output_dir / name).exists() or (output_dir / name).is_symlink():
+                    raise BBZipError(f"{output_dir / name}: already exists (use -f to overwrite)")
+        with Staging(output_dir) as staging:
+            # Each file is written to the staging folder as soon as it is decoded: one file's
+            # bytes are held at a time, and the files go in place together at the end.
+            for name, restored in restored_entries:
+                if isinstance(restored, str):
+                    extraction.lost.append((name, restored))
+                elif salvage or not extraction.lost:  # past a loss without --salvage: only checked, for the report
+                    staging.add(output_dir / name, restored)
+                    extraction.files.append(name)
+                else:
+                    extraction.files.append(name)
+            if extraction.lost and not salvage:
+                raise BBZipError(_damage_report(archive, extraction) + "; nothing was written (--salvage writes the intact ones)")
+            staging.place()
     if extraction.lost:
-        raise BBZipError(_damage_report(archive, extraction) + f"; the other {_count(len(targets), 'file')} written to {output_dir}")
-    out.info(f"{_count(len(targets), 'file')} written to {output_dir}")
+        raise BBZipError(_damage_report(archive, extraction) + f"; the other {_count(len(extraction.files), 'file')} "
+                         f"written to {output_dir}")
+    out.info(f"{_count(len(extraction.files), 'file')} written to {output_dir}")
 
 
 @click.command("test")
@@ -225,7 +279,13 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
 def test_command(out, archive, model_spec, threads):
     """Decode everything in ARCHIVE and check every checksum; write nothing. Names the damaged
     entries, if any."""
-    extraction = _decode(out, archive, model_spec, threads)
+    extraction = coding.Extraction([], [])
+    with _decoding(out, archive, model_spec, threads, rebuild=False) as (_, restored_entries):
+        for name, restored in restored_entries:  # checked one at a time; nothing kept but the names
+            if isinstance(restored, str):
+                extraction.lost.append((name, restored))
+            else:
+                extraction.files.append(name)
     if extraction.lost:
         raise BBZipError(_damage_report(archive, extraction))
     out.info(f"{archive}: OK ({_count(len(extraction.files), 'file')})")
@@ -238,7 +298,11 @@ def test_command(out, archive, model_spec, threads):
 @guard(reader_may_stop=True)
 def list_command(out, archive):
     """Show the entries, model, coding settings and sizes of ARCHIVE without decoding it."""
-    parsed = _load(archive)
+    with _opened(archive) as parsed:
+        _list(parsed, archive)
+
+
+def _list(parsed, archive: str) -> None:
     header = parsed.header
     record = coding.model_description(parsed)
     total = Path(archive).stat().st_size if archive != "-" else None  # _load read it: it is a file

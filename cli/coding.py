@@ -15,10 +15,11 @@ import numpy as np
 
 from models import api
 from models.interface import as_zero_one, binary_scale
+from models.blocks import StackedImages
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
 from . import classic, fallback
-from .archive import Archive
+from .archive import Archive, ArchiveError
 from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
 from .errors import BBZipError
 from .table import CHECKED_STORES, FALLBACK_CODES
@@ -62,8 +63,7 @@ def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = T
         entry.items = _model_symbols_as_images(entry, coder)
     if not use_fallback or not holders:
         return
-    images = np.concatenate([e.items for e in holders]) if len(holders) > 1 else holders[0].items
-    chosen = fallback.route(coder.model, images, settings, cores, on_images)
+    chosen = fallback.route(coder.model, StackedImages([e.items for e in holders]), settings, cores, on_images)
     order, first = sorted(chosen), 0
     for entry in holders:  # each entry's share of the chosen images, found by bisection
         count = len(entry.items)
@@ -114,10 +114,11 @@ def fallback_positions(runs: list[int]) -> list[int]:
     return positions
 
 
-def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, cores: int | None = None,
-          block_images: int | None = None) -> tuple[dict, bytes]:
-    """The header and payload of an archive holding `entries` (after `prepare`)."""
-    payload = bytearray()
+def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch=None, cores: int | None = None,
+          block_images: int | None = None) -> dict:
+    """Write the payload of an archive holding `entries` (after `prepare`) to the binary file
+    `payload`, the model stream block by block; returns the header."""
+    length = 0
     stacks = []
     if any(len(e.items) for e in entries) and coder is None:
         raise BBZipError("images for the model but no model")
@@ -131,18 +132,17 @@ def build(entries: list[Entry], coder: Coder | None, settings, on_batch=None, co
             stacks.append(entry.items)
     header = {"entries": []}
     if stacks:
-        images = stacks[0] if len(stacks) == 1 else np.concatenate(stacks)
-        record = api.encode_record(coder, images, settings, block_images, cores=cores, on_batch=on_batch)
-        header["model_stream"] = {"offset": 0, "length": len(record), "items": int(len(images))}
-        payload += record
+        images = StackedImages(stacks)
+        length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch)
+        header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     for entry in entries:
         blobs = []
         for blob in entry.blobs:
-            blobs.append({"offset": len(payload), "length": len(blob)})
-            payload += blob
+            blobs.append({"offset": length, "length": len(blob)})
+            length += payload.write(blob)
         header["entries"].append({"name": entry.name, "kind": entry.kind, "items": len(entry.items), "blobs": blobs, **entry.meta})
-    header["payload_length"] = len(payload)
-    return header, bytes(payload)
+    header["payload_length"] = length
+    return header
 
 
 def model_description(archive: Archive) -> api.StreamInfo | None:
@@ -151,6 +151,8 @@ def model_description(archive: Archive) -> api.StreamInfo | None:
         return None
     try:
         info = api.read_record(archive.model_stream)
+    except EOFError as error:
+        raise ArchiveError(f"archive changed while it was read ({error})") from None
     except api.StreamError as error:
         raise BBZipError(f"damaged archive ({error})") from None
     if info.images != archive.header["model_stream"]["items"]:
@@ -171,7 +173,7 @@ class Restored:
 
 @dataclass
 class Extraction:
-    files: list[Restored]  # the entries asked for that decoded intact, in archive order
+    files: list  # the entries asked for that decoded intact, in archive order (Restored, or names where nothing is kept)
     lost: list[tuple[str, str]]  # (name, why) of those that did not
 
 
@@ -192,29 +194,41 @@ def select(names: list[str], wanted) -> list[int]:
 
 def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
             wanted=(), rebuild: bool = True) -> Extraction:
-    """The entries asked for (default: all), each checked; only the blocks of the model stream
-    that hold their images are decoded. A damaged block or blob loses only its own entries.
-    Without `rebuild`, files are checked but not encoded again (their `data` is empty)."""
+    """The entries asked for (default: all), each checked (extract_each, all held at once)."""
+    extraction = Extraction([], [])
+    for name, result in extract_each(archive, model_override, on_batch, cores, wanted, rebuild):
+        if isinstance(result, str):
+            extraction.lost.append((name, result))
+        else:
+            extraction.files.append(result)
+    return extraction
+
+
+def extract_each(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
+                 wanted=(), rebuild: bool = True):
+    """Yields (name, Restored, or why it is lost) for each entry asked for (default: all), in
+    archive order, each checked; only the blocks of the model stream that hold their images are
+    decoded, a wave at a time as the entries need them. A damaged block or blob loses only its
+    own entries. Without `rebuild`, files are checked but not encoded again (their `data` is
+    empty). Raises ArchiveError if the archive file changes while it is read."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
     images_of = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
-    files, lost = [], []
     for index in chosen:
         meta, name = entries[index], archive.names[index]
         try:
             items = images_of(int(starts[index]), int(starts[index + 1]))
-            files.append(_restored(archive, meta, name, items, rebuild))
+            yield name, _restored(archive, meta, name, items, rebuild)
         except BBZipError as error:
-            lost.append((name, str(error)))
-    return Extraction(files, lost)
+            yield name, str(error)
 
 
 def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     """images_of(lo, hi): model images lo..hi of the archive, from the blocks that hold those of
     the chosen entries; raises BBZipError for images in a damaged block. Ranges are asked for in
-    order, so a block is let go once a range has passed its end (an entry's images and its
-    blocks are not both held for all of a large array)."""
+    order: blocks are decoded (a wave at a time) when a range first needs them and let go once a
+    range has passed their end."""
     info = model_description(archive)
     if info is None:
         return lambda lo, hi: np.zeros((0, 0, 0), dtype=np.uint8)
@@ -224,12 +238,22 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
         coder = api.coder_for(info, model_override)
     except api.StreamError as error:
         raise BBZipError(str(error)) from None
-    decoded = dict(zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch)))
+    stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch))
+    decoded = {}
+
+    def block_result(block: int):
+        try:
+            while block not in decoded:
+                number, result = next(stream)
+                decoded[number] = result
+        except api.StreamError as error:  # a block's bytes could not be read
+            raise ArchiveError(str(error)) from None
+        return decoded[block]
 
     def images_of(lo: int, hi: int) -> np.ndarray:
         parts = []
         for block in _blocks_holding(lo, hi, size):
-            result = decoded[block]
+            result = block_result(block)
             if isinstance(result, str):
                 raise BBZipError(f"model stream block {block}: {result}")
             first = block * size
@@ -250,7 +274,7 @@ def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
 
 def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuild: bool) -> Restored:
     """One entry from its model images (in the model's domain) and its blobs, checked."""
-    blobs = [archive.blob(b) for b in meta["blobs"]]
+    blobs = [archive.blob(b) for b in meta["blobs"]]  # ArchiveError (fatal) if the file changed
     try:
         if "fallback" in meta:
             items, blobs = _with_classic_images(meta, items, blobs)

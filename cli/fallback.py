@@ -22,20 +22,22 @@ import io
 import numpy as np
 from PIL import Image
 
-from models.blocks import block_bounds, run_jobs
+from models.blocks import block_bounds, iter_jobs
 
 from . import classic
 
 QUICK_SHARE = {"logistic": 0.8, "bernoulli": 0.4}  # by the model's likelihood: grey or two-valued images
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
 CHUNK_IMAGES = 1024
+WAVE_CHUNKS = 8  # chunks per core taken at a time: images held, against cores left idle at a wave's end
 
 
-def route(model, images: np.ndarray, settings, cores: int, on_images=None) -> dict[int, tuple[str, bytes]]:
-    """{index: (codec, blob)} of the images (N, H, W) the classic codecs keep smaller than the
-    model; the rest go to the model."""
+def route(model, images, settings, cores: int, on_images=None) -> dict[int, tuple[str, bytes]]:
+    """{index: (codec, blob)} of the images (N, H, W; an array or models.blocks.StackedImages)
+    the classic codecs keep smaller than the model; the rest go to the model."""
     bounds = block_bounds(len(images), CHUNK_IMAGES)
-    results = run_jobs(model, route_chunk, [(images[lo:hi], settings) for lo, hi in bounds], cores, on_images)
+    jobs = ((images[lo:hi], settings) for lo, hi in bounds)
+    results = iter_jobs(model, route_chunk, jobs, cores, on_images, wave_jobs=WAVE_CHUNKS * cores)
     return {lo + index: found for (lo, _), chunk in zip(bounds, results) for index, found in chunk.items()}
 
 

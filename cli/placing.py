@@ -19,32 +19,54 @@ from .errors import BBZipError
 
 def place_all(output_dir: Path, targets: list) -> None:
     """`targets`: (path under output_dir, coding.Restored); paths already checked to be safe."""
-    made = _make_folder(output_dir)
-    root = output_dir.resolve()
-    remove_leftovers(output_dir)
-    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=leftover_prefix()))
-    placed = []  # targets that did not exist before: removed again if a later one fails
-    try:
-        for index, (_, restored) in enumerate(targets):
-            _stage(staging / str(index), restored)
-        # Files first, links last, so that no file is written through a link of this archive;
-        # and every folder a file goes into must really lie inside the output folder (a link
-        # already there must not lead a file out of it).
-        for index, (target, restored) in sorted(enumerate(targets), key=lambda it: it[1][1].link_target is not None):
-            made += _make_folder(target.parent)
-            if not target.parent.resolve().is_relative_to(root):
-                raise BBZipError(f"{target}: its folder leads outside {output_dir} (through a symbolic link); "
-                                 "nothing was written")
-            existed = target.exists() or target.is_symlink()
-            os.replace(staging / str(index), target)
-            if not existed:
-                placed.append(target)
-        placed, made = [], []
-    finally:
-        for target in placed:
-            target.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-        for folder in reversed(made):  # deepest last made, first removed; only if left empty
+    with Staging(output_dir) as staging:
+        for target, restored in targets:
+            staging.add(target, restored)
+        staging.place()
+
+
+class Staging:
+    """Files written one at a time as they are decoded (so none need stay in memory), then put
+    in place together by `place`; leaving the `with` block without `place` writes nothing."""
+
+    def __init__(self, output_dir: Path):
+        self.output_dir = output_dir
+        self.targets = []  # (target, is a link)
+
+    def __enter__(self) -> "Staging":
+        self.made = _make_folder(self.output_dir)
+        remove_leftovers(self.output_dir)
+        self.folder = Path(tempfile.mkdtemp(dir=self.output_dir, prefix=leftover_prefix()))
+        return self
+
+    def add(self, target: Path, restored) -> None:
+        _stage(self.folder / str(len(self.targets)), restored)
+        self.targets.append((target, restored.link_target is not None))
+
+    def place(self) -> None:
+        root = self.output_dir.resolve()
+        placed = []  # targets that did not exist before: removed again if a later one fails
+        try:
+            # Files first, links last, so that no file is written through a link of this archive;
+            # and every folder a file goes into must really lie inside the output folder (a link
+            # already there must not lead a file out of it).
+            for index, (target, _) in sorted(enumerate(self.targets), key=lambda it: it[1][1]):
+                self.made += _make_folder(target.parent)
+                if not target.parent.resolve().is_relative_to(root):
+                    raise BBZipError(f"{target}: its folder leads outside {self.output_dir} (through a symbolic link); "
+                                     "nothing was written")
+                existed = target.exists() or target.is_symlink()
+                os.replace(self.folder / str(index), target)
+                if not existed:
+                    placed.append(target)
+            placed, self.made = [], []
+        finally:
+            for target in placed:
+                target.unlink(missing_ok=True)
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        for folder in reversed(self.made):  # deepest last made, first removed; only if left empty
             try:
                 folder.rmdir()
             except OSError:

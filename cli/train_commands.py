@@ -12,6 +12,7 @@ from models.architectures import likelihood_input
 from models.interface import binary_scale
 from models.data import load_any
 from models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
+from models.local_ar import LocalARConfig, LocalARVAE
 from models.vae import MLPVAE, VAEConfig
 from models.weights import load_model, save_model
 
@@ -78,6 +79,8 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
               help="Weights file to write (.safetensors).")
 @click.option("--likelihood", type=click.Choice(["auto", "bernoulli", "logistic"]), default="auto", show_default=True,
               help="bernoulli for binary images, logistic for 8-bit grey; auto picks from the data.")
+@click.option("--architecture", type=click.Choice(["mlp-vae", "local-ar-vae"]), default="mlp-vae", show_default=True,
+              help="The paper's MLP VAE, or a VAE whose likelihood is a local autoregressive model (models/local_ar.py).")
 @click.option("--latent", default=10, show_default=True, help="Latent dimensions.")
 @click.option("--hidden", default=500, show_default=True, help="Width of the two hidden layers.")
 @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1, 100_000))
@@ -93,7 +96,7 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @click.pass_obj
 @guard
-def train_command(out, data, output, likelihood, latent, hidden, epochs, lr, batch_size, seed, holdout,
+def train_command(out, data, output, likelihood, architecture, latent, hidden, epochs, lr, batch_size, seed, holdout,
                   checkpoint, checkpoint_every, resume, threads, force):
     """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz, IDX or CIFAR batch."""
     refuse_overwrite(output, force)
@@ -107,8 +110,9 @@ def train_command(out, data, output, likelihood, latent, hidden, epochs, lr, bat
     images = _model_input(likelihood, images, data)
     train, held_out = _split(images, holdout)
     torch.manual_seed(seed)
-    model = MLPVAE(VAEConfig(likelihood, latent, hidden, images.shape[1], images.shape[2]))
-    out.info(f"training a {likelihood} VAE (latent {latent}) on {len(train)} images of {data}")
+    shape = (likelihood, latent, hidden, images.shape[1], images.shape[2])
+    model = MLPVAE(VAEConfig(*shape)) if architecture == "mlp-vae" else LocalARVAE(LocalARConfig(*shape))
+    out.info(f"training a {likelihood} {architecture} (latent {latent}) on {len(train)} images of {data}")
     history = _run_fit(out, lambda **kw: train_vae(model, train, **kw), epochs, len(train), batch_size,
                        lr=lr, seed=seed, checkpoint=checkpoint or output.with_suffix(".ckpt"),
                        checkpoint_every=checkpoint_every, resume=resume)

@@ -25,6 +25,7 @@ losing the others.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 import zlib
@@ -36,6 +37,7 @@ import numpy as np
 from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
+from .files import ByteSource
 from .coder_choice import Coder, default_block_images, default_settings, load_coder, pick_default, resolve
 
 MAGIC = b"\x89BBZM\n"
@@ -52,7 +54,7 @@ class StreamError(Exception):
 class Block:
     first: int  # index of its first image in the record
     count: int
-    message: bytes
+    message: ByteSource  # read when the block is decoded
     digest: bytes  # sha256 of its decoded images
 
 
@@ -85,35 +87,53 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
     block_images = block_images or default_block_images(coder)
     settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images)
-    return encode_record(coder, images, settings, block_images, cores, on_batch)
+    record = io.BytesIO()
+    write_record(record.write, coder, images, settings, block_images, cores, on_batch)
+    return record.getvalue()
 
 
-def encode_record(coder: Coder, images: np.ndarray, settings: CodingSettings, block_images: int | None = None,
-                  cores: int | None = None, on_batch=None) -> bytes:
+def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,
+                 cores: int | None = None, on_batch=None) -> int:
+    """Write the record of `images` (an (N, H, W) uint8 array, or blocks.StackedImages) through
+    `write`, block by block as they are coded (one wave of blocks is held, not the record);
+    returns its length in bytes."""
     block_images = block_images or default_block_images(coder)
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
-    symbols, scale = coder.model.to_symbols(images)
-    messages = blocks.encode_blocks(coder.model, symbols, settings, block_images, cores or threads.available_cores(),
-                                    on_batch)
+    bounds = blocks.block_bounds(len(images), block_images)
+    scale = _record_scale(coder, images, bounds)
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
               "images": int(len(images)), "scale": int(scale), "block_images": int(block_images)}
     header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
-    parts = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, struct.pack("<I", zlib.crc32(header_bytes))]
-    for message, (lo, hi) in zip(messages, blocks.block_bounds(len(images), block_images)):
-        parts += [struct.pack("<I", len(message)), message, hashlib.sha256(images[lo:hi].tobytes()).digest()]
-    return b"".join(parts)
+    written = write(MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + struct.pack("<I", zlib.crc32(header_bytes)))
+    symbols = (coder.model.to_symbols(images[lo:hi], scale)[0] for lo, hi in bounds)
+    messages = blocks.encode_blocks(coder.model, symbols, settings, cores or threads.available_cores(), on_batch)
+    for message, (lo, hi) in zip(messages, bounds):
+        written += write(struct.pack("<I", len(message)) + message + hashlib.sha256(images[lo:hi].tobytes()).digest())
+    return written
 
 
-def decompress(data: bytes, *, model: str | Path | Coder | None = None, cores: int | None = None,
+def _record_scale(coder: Coder, images, bounds) -> int:
+    """What the model's symbols are multiplied by to give the pixels: 255 for a Bernoulli
+    model's 0/255 images, else 1 (one scale for the record, found block by block)."""
+    if coder.model.config.likelihood != "bernoulli":
+        return 1
+    values = set()
+    for lo, hi in bounds:
+        values.update(np.unique(images[lo:hi]).tolist())
+    return 255 if values - {0, 1} else 1
+
+
+def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = None, cores: int | None = None,
                on_batch=None) -> np.ndarray:
     """The images of a record, exactly; `model` is needed only for a model that is not shipped
     (a spec, or the Coder that wrote the record)."""
     info = read_record(data)
-    decoded = decode_blocks(info, coder_for(info, model), cores=cores, on_images=on_batch)
-    for number, result in enumerate(decoded):
+    decoded = []
+    for number, result in enumerate(decode_blocks(info, coder_for(info, model), cores=cores, on_images=on_batch)):
         if isinstance(result, str):
             raise StreamError(f"block {number}: {result}")
+        decoded.append(result)
     return np.concatenate(decoded) if decoded else np.zeros((0, *_image_shape(info)), dtype=np.uint8)
 
 
@@ -124,34 +144,41 @@ def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
         raise StreamError(str(error)) from None
 
 
-def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None,
-                  on_images=None) -> list[np.ndarray | str]:
-    """The images (n, H, W) of each block in `which` (default: all), in that order, each checked
-    against its sha256; a block that cannot be decoded or does not match gives the reason (a
-    str) instead, and the others are still decoded."""
+def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None, on_images=None):
+    """Yields the images (n, H, W) of each block in `which` (default: all), in that order, each
+    checked against its sha256; a block that cannot be decoded or does not match gives the
+    reason (a str) instead, and the others are still decoded. Blocks are read and decoded a
+    wave (one per core) at a time, as the results are taken."""
     chosen = [info.blocks[i] for i in (range(len(info.blocks)) if which is None else which)]
-    symbols = blocks.decode_blocks(coder.model, [b.message for b in chosen], [b.count for b in chosen], info.settings,
+    symbols = blocks.decode_blocks(coder.model, (_message(b) for b in chosen), [b.count for b in chosen], info.settings,
                                    cores or threads.available_cores(), on_images)
-    results = []
     for block, decoded in zip(chosen, symbols):
         if isinstance(decoded, str):
-            results.append(f"damaged model stream ({decoded})")
+            yield f"damaged model stream ({decoded})"
             continue
         images = coder.model.from_symbols(decoded, info.scale)
         if hashlib.sha256(images.tobytes()).digest() != block.digest:
-            results.append("decoded images do not match the block's sha256 (damaged archive)")
+            yield "decoded images do not match the block's sha256 (damaged archive)"
         else:
-            results.append(images)
-    return results
+            yield images
+
+
+def _message(block: Block) -> bytes:
+    try:
+        return block.message.read()
+    except EOFError as error:
+        raise StreamError(f"model stream: {error}") from None
 
 
 def _image_shape(info: StreamInfo) -> tuple[int, int]:
     return info.model["config"]["height"], info.model["config"]["width"]
 
 
-def read_record(data: bytes) -> StreamInfo:
-    """Parse and check a record's framing, header and block layout (no decoding)."""
-    data = bytes(data)
+def read_record(source: bytes | ByteSource) -> StreamInfo:
+    """Parse and check a record's framing, header and block layout (nothing is decoded, and
+    of the blocks only their lengths and digests are read)."""
+    source = source if isinstance(source, ByteSource) else ByteSource(bytes(source))
+    data = source.read(0, min(len(source), len(MAGIC) + 8 + MAX_HEADER))
     if not data.startswith(MAGIC):
         raise StreamError("not a bbzip model stream")
     position = len(MAGIC)
@@ -159,7 +186,7 @@ def read_record(data: bytes) -> StreamInfo:
         raise StreamError("truncated model stream")
     (length,) = struct.unpack_from("<I", data, position)
     position += 4
-    if length > MAX_HEADER or len(data) < position + length + 4:
+    if length > MAX_HEADER or len(source) < position + length + 4:
         raise StreamError("truncated or damaged model stream header")
     header_bytes = data[position : position + length]
     (crc,) = struct.unpack_from("<I", data, position + length)
@@ -172,10 +199,10 @@ def read_record(data: bytes) -> StreamInfo:
             raise ValueError("the header does not inflate to a bounded, complete document")
     except (ValueError, zlib.error):
         raise StreamError("damaged model stream (header is not valid)") from None
-    return _checked(header, data, position + length + 4)
+    return _checked(header, source, position + length + 4)
 
 
-def _checked(header, data: bytes, position: int) -> StreamInfo:
+def _checked(header, source: ByteSource, position: int) -> StreamInfo:
     """The header against its schema: exact keys, types and bounds, before anything acts on it;
     then the blocks it implies against the bytes that follow."""
     if isinstance(header, dict) and set(header) == HEADER_FIELDS - {"block_images"}:
@@ -201,17 +228,16 @@ def _checked(header, data: bytes, position: int) -> StreamInfo:
     if not _is_int(block_images) or not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError("damaged model stream (bad block size)")
     found = []
-    for lo in range(0, images, block_images):  # every block takes at least 36 bytes: bounded by len(data)
+    for lo in range(0, images, block_images):  # every block takes at least 36 bytes: bounded by len(source)
         hi = min(lo + block_images, images)
-        if len(data) < position + 4:
+        if len(source) < position + 4:
             raise StreamError("truncated model stream (blocks)")
-        (length,) = struct.unpack_from("<I", data, position)
-        if len(data) < position + 4 + length + 32:
+        (length,) = struct.unpack("<I", source.read(position, 4))
+        if len(source) < position + 4 + length + 32:
             raise StreamError("truncated model stream (blocks)")
-        found.append(Block(lo, hi - lo, data[position + 4 : position + 4 + length],
-                           data[position + 4 + length : position + 4 + length + 32]))
+        found.append(Block(lo, hi - lo, source.part(position + 4, length), source.read(position + 4 + length, 32)))
         position += 4 + length + 32
-    if position != len(data):
+    if position != len(source):
         raise StreamError("damaged model stream (bytes after the last block)")
     return StreamInfo(model, settings, images, scale, block_images, found)
 

@@ -2,9 +2,10 @@
 
 A stream of N images is cut into blocks of `block_images` (the last one shorter). Each block is
 its own message (stream.encode: its own initial bits and ramp), so blocks can be coded in any
-order, in parallel worker processes, decoded one at a time (bounded memory), and a damaged block
-loses only its own images. The cut depends only on N and `block_images`, never on the number of
-workers, so the bytes are the same for any -T.
+order, in parallel worker processes, and a damaged block loses only its own images. The cut
+depends only on N and `block_images`, never on the number of workers, so the bytes are the same
+for any -T. Blocks are coded in waves of one per core and handed on in order as each wave ends
+(`iter_jobs`), so what is held is one wave's images and messages, whatever the number of images.
 
 With N cores, this process and N - 1 worker processes code one block at a time each (workers
 are spawned, which is safe wherever bbzip runs whatever the parent has imported; each gets the
@@ -32,19 +33,58 @@ def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + block_images, n_images)) for lo in range(0, n_images, block_images)]
 
 
-def encode_blocks(model, symbols: np.ndarray, settings: CodingSettings, block_images: int, cores: int,
-                  on_images=None) -> list[bytes]:
-    """symbols: (N, pixels) uint8; one message per block, in order."""
-    jobs = [(symbols[lo:hi], settings) for lo, hi in block_bounds(len(symbols), block_images)]
-    return run_jobs(model, stream.encode, jobs, cores, on_images)
+def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None):
+    """block_symbols: an iterable of each block's symbols (n, pixels) uint8, taken a wave at a
+    time; yields one message per block, in order."""
+    return iter_jobs(model, stream.encode, ((symbols, settings) for symbols in block_symbols), cores, on_images)
 
 
-def decode_blocks(model, streams: list[bytes], counts: list[int], settings: CodingSettings, cores: int,
-                  on_images=None) -> list[np.ndarray | str]:
-    """Each block's symbols (n, pixels) uint8, or the reason it could not be decoded (a
-    damaged block does not stop the others)."""
-    jobs = [(data, count, settings) for data, count in zip(streams, counts)]
-    return run_jobs(model, _decode_one, jobs, cores, on_images)
+def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None):
+    """streams: an iterable of the blocks' messages (read a wave at a time). Yields each block's
+    symbols (n, pixels) uint8, or the reason it could not be decoded (a damaged block does not
+    stop the others)."""
+    return iter_jobs(model, _decode_one, ((data, count, settings) for data, count in zip(streams, counts)), cores, on_images)
+
+
+def iter_jobs(model, function, jobs, cores: int, on_images=None, wave_jobs: int | None = None):
+    """function(model, *job) for each job of an iterable, in order: in waves of `wave_jobs`
+    (default: one per core) run by run_jobs, each wave's results handed on before the next
+    wave's jobs are taken."""
+    wave, size = [], wave_jobs or cores
+    for job in jobs:
+        wave.append(job)
+        if len(wave) == size:
+            yield from run_jobs(model, function, wave, cores, on_images)
+            wave = []
+    if wave:
+        yield from run_jobs(model, function, wave, cores, on_images)
+
+
+class StackedImages:
+    """Several image stacks (n_i, H, W) read as one (N, H, W) without joining them: a slice
+    gives a copy of only the images in its range (a block's or a chunk's)."""
+
+    def __init__(self, stacks: list[np.ndarray]):
+        self.stacks = [s for s in stacks if len(s)]
+        self.starts = np.cumsum([0] + [len(s) for s in self.stacks])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi, step = span.indices(len(self))
+        if step != 1:
+            raise ValueError("StackedImages takes plain slices")
+        first = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        parts = []
+        while lo < hi:
+            start = int(self.starts[first])
+            end = min(hi, start + len(self.stacks[first]))
+            parts.append(self.stacks[first][lo - start : end - start])
+            lo, first = end, first + 1
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else self.stacks[0][:0]
 
 
 def _decode_one(model, data, count, settings, on_batch=None):

@@ -85,3 +85,42 @@ def atomic_write(path: Path, write, exclusive: bool = False) -> None:
             os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+class ByteSource:
+    """Bytes read where they are needed, from memory or from an open file (os.pread: no shared
+    position, so threads may read side by side). A file that has become shorter than what was
+    asked for raises EOFError; reading never maps the file, so a file cut while it is read
+    cannot crash the process."""
+
+    def __init__(self, data: bytes | None = None, fd: int | None = None, start: int = 0, length: int | None = None):
+        self._data, self._fd, self._start = data, fd, start
+        self.length = length if length is not None else (len(data) - start if data is not None else os.fstat(fd).st_size - start)
+
+    @classmethod
+    def of_file(cls, f) -> "ByteSource":
+        return cls(fd=f.fileno())
+
+    def __len__(self) -> int:
+        return self.length
+
+    def part(self, offset: int, length: int) -> "ByteSource":
+        """The `length` bytes from `offset`, as a source of their own (nothing is read)."""
+        if offset < 0 or length < 0 or offset + length > self.length:
+            raise EOFError("past the end of the data")
+        return ByteSource(self._data, self._fd, self._start + offset, length)
+
+    def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        length = self.length - offset if length is None else length
+        if offset < 0 or length < 0 or offset + length > self.length:
+            raise EOFError("past the end of the data")
+        start = self._start + offset
+        if self._data is not None:
+            return bytes(self._data[start : start + length])
+        data = os.pread(self._fd, length, start)
+        while len(data) < length:
+            more = os.pread(self._fd, length - len(data), start + len(data))
+            if not more:
+                raise EOFError("the file is shorter than it was (changed while it was read)")
+            data += more
+        return data

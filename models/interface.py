@@ -50,9 +50,18 @@ class FrozenModel:
             return False
         return config.likelihood != "bernoulli" or binary_scale(images) is not None
 
-    def to_symbols(self, images: np.ndarray) -> tuple[np.ndarray, int]:
-        """(symbols (N, pixels) uint8, scale): scale is what symbols are multiplied by to give pixels."""
-        images, scale = as_zero_one(images) if self.config.likelihood == "bernoulli" else (images, 1)
+    def to_symbols(self, images: np.ndarray, scale: int | None = None) -> tuple[np.ndarray, int]:
+        """(symbols (N, pixels) uint8, scale): scale is what symbols are multiplied by to give
+        pixels; found from the images, or given (the scale of a whole record, of which these
+        images are a part)."""
+        if self.config.likelihood != "bernoulli":
+            scale = 1
+        elif scale is None:
+            images, scale = as_zero_one(images)
+        else:
+            if not np.all((images == 0) | (images == scale)):
+                raise ValueError(f"a Bernoulli model's images of scale {scale} must be 0 or {scale}")
+            images = images // np.uint8(scale)
         return images.reshape(len(images), -1).astype(np.uint8, copy=False), scale
 
     def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:

@@ -91,12 +91,15 @@ def train_encoder(
     samples_from: str = "prior",
     **kwargs,
 ) -> list[float]:
-    """Fine-tune only the encoder, decoder frozen. The reported bpd is the objective's value."""
+    """Fine-tune only the encoder; the rest of the model (decoder, and the local model's head) is
+    frozen. The reported bpd is the objective's value."""
     if objective not in ENCODER_OBJECTIVES:
         raise ValueError(f"objective must be one of {ENCODER_OBJECTIVES}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must lie in [0, 1]")
-    for p in model.decoder.parameters():
+    encoder = {id(p) for p in model.encoder.parameters()}
+    frozen = [p for p in model.parameters() if id(p) not in encoder]
+    for p in frozen:
         p.requires_grad_(False)
     if objective == "reverse-half-asleep":
         loss = lambda x, g: reverse_half_asleep(model, x, alpha, g, samples_from)  # noqa: E731
@@ -107,5 +110,5 @@ def train_encoder(
     try:
         return fit(model, images, loss, model.encoder.parameters(), **kwargs)
     finally:
-        for p in model.decoder.parameters():
+        for p in frozen:
             p.requires_grad_(True)

@@ -14,17 +14,24 @@ from safetensors.torch import save_file
 
 from .files import ModelFileError, atomic_write, sha256_of
 from .shipped import shipped_path
+from .local_ar import LocalARConfig, LocalARVAE
 from .vae import MLPVAE, VAEConfig
 
+# The trained architectures by the name a file's metadata gives (files without one are MLP VAEs).
+TRAINED = {"mlp-vae": (MLPVAE, VAEConfig), "local-ar-vae": (LocalARVAE, LocalARConfig)}
 FORMAT = "bbzip-mlp-vae-2"
 # Version 1 had another logistic parameterisation (sigmoid mean, log-scale floor -7); its
 # Bernoulli models mean the same under version 2, its logistic models do not.
 READABLE_OLD_FORMATS = {"bbzip-mlp-vae-1": ("bernoulli",)}
 
 
-def save_model(model: MLPVAE, path: Path, info: dict | None = None) -> str:
+def architecture_of(model) -> str:
+    return next(name for name, (cls, _) in TRAINED.items() if type(model) is cls)
+
+
+def save_model(model, path: Path, info: dict | None = None) -> str:
     """Write the model to `path` atomically; returns its sha256. `info` lands in the metadata."""
-    metadata = {"format": FORMAT, "config": json.dumps(model.config.to_dict())}
+    metadata = {"format": FORMAT, "architecture": architecture_of(model), "config": json.dumps(model.config.to_dict())}
     for key, value in (info or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -40,7 +47,7 @@ def read_metadata(path: Path) -> dict:
         raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
 
 
-def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE, dict]:
+def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE | LocalARVAE, dict]:
     """Load a model file; if `expected_sha256` is given the file must match it exactly."""
     path = Path(path)
     if not path.is_file():
@@ -51,13 +58,16 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE, 
     file_format = metadata.get("format")
     if file_format != FORMAT and file_format not in READABLE_OLD_FORMATS:
         raise ModelFileError(f"{path}: not a bbzip model (metadata format {file_format!r})")
+    if metadata.get("architecture", "mlp-vae") not in TRAINED:
+        raise ModelFileError(f"{path}: unknown architecture {metadata['architecture']!r} (known: {', '.join(TRAINED)})")
+    model_class, config_class = TRAINED[metadata.get("architecture", "mlp-vae")]
     try:
-        config = VAEConfig(**json.loads(metadata["config"]))
+        config = config_class(**json.loads(metadata["config"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad architecture metadata ({error})") from None
     if file_format != FORMAT and config.likelihood not in READABLE_OLD_FORMATS[file_format]:
         raise ModelFileError(f"{path}: a {config.likelihood} model from an older bbzip ({file_format}); retrain it")
-    model = MLPVAE(config)
+    model = model_class(config)
     tensors = {}
     with safe_open(str(path), framework="pt") as f:
         for key in f.keys():
@@ -71,7 +81,7 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE, 
 
 
 # -- shipped trained models (for training and evaluation; coding uses their frozen form) -------
-def load_shipped(name: str) -> tuple[MLPVAE, dict]:
+def load_shipped(name: str) -> tuple[MLPVAE | LocalARVAE, dict]:
     path, sha = shipped_path(name)
     return load_model(path, sha)
 
@@ -84,7 +94,8 @@ def save_checkpoint(path, model, optimizer, generator, epoch: int, history: list
         for key, value in param_state.items():
             tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).clone().contiguous()
     tensors["generator"] = generator.get_state().clone()
-    metadata = {"epoch": str(epoch), "history": json.dumps(history), "config": json.dumps(model.config.to_dict())}
+    metadata = {"epoch": str(epoch), "history": json.dumps(history), "architecture": architecture_of(model),
+                "config": json.dumps(model.config.to_dict())}
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 

@@ -77,10 +77,10 @@ def test_blocks_are_independent_and_the_same_for_any_number_of_cores(grey_test_i
     coder = api.coder_for(info, None)
     (block_2,) = api.decode_blocks(info, coder, which=[2], cores=1)
     np.testing.assert_array_equal(block_2, images[16:24])
-    message = info.blocks[1].message
+    message = info.blocks[1].message.read()
     damaged = bytearray(one)
     damaged[one.index(message) + len(message) // 2] ^= 0x40
-    results = api.decode_blocks(api.read_record(bytes(damaged)), coder, cores=2)
+    results = list(api.decode_blocks(api.read_record(bytes(damaged)), coder, cores=2))
     assert isinstance(results[1], str) and "damaged" in results[1]
     for number in (0, 2, 3):
         np.testing.assert_array_equal(results[number], images[8 * number : 8 * number + 8])

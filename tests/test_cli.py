@@ -143,11 +143,11 @@ def test_truncated_archives_fail_cleanly(tmp_path, small_archive, tiny_models):
     for cut in sorted({0, 1, 5, 8, 10, 14, 40, len(data) // 3, len(data) // 2, len(data) - 33, len(data) - 1}):
         _decompress_fails(tmp_path, data[:cut], tiny_models["logistic"])
     archive = read_archive(data)
-    stream = archive.model_stream
+    stream = archive.model_stream.read()
     for keep in (10, len(stream) // 2, len(stream) - 33, len(stream) - 1):
         header = {"entries": list(archive.header["entries"]), "payload_length": archive.header["payload_length"] - len(stream) + keep,
                   "model_stream": {**archive.header["model_stream"], "length": keep}}
-        _decompress_fails(tmp_path, write_archive(header, stream[:keep] + archive.payload[len(stream):]), tiny_models["logistic"])
+        _decompress_fails(tmp_path, write_archive(header, stream[:keep] + archive.payload.read()[len(stream):]), tiny_models["logistic"])
 
 
 def test_flipped_bits_never_give_wrong_pixels(tmp_path, small_archive, tiny_models):
@@ -176,7 +176,7 @@ def test_corrupt_model_stream_behind_a_valid_checksum_is_still_caught(tmp_path, 
     stream = archive.header["model_stream"]
     rng = np.random.default_rng(1)
     for position in rng.choice(stream["length"], size=12, replace=False):
-        payload = bytearray(archive.payload)
+        payload = bytearray(archive.payload.read())
         payload[stream["offset"] + position] ^= 1 << int(rng.integers(8))
         _decompress_fails(tmp_path, write_archive(archive.header, bytes(payload)), tiny_models["logistic"])
 
@@ -204,7 +204,7 @@ def test_a_model_stream_of_another_numerics_version_is_refused(tmp_path, small_a
     from models import api
 
     archive = read_archive(small_archive.read_bytes())
-    record = archive.model_stream
+    record = archive.model_stream.read()
     length = struct.unpack_from("<I", record, len(api.MAGIC))[0]
     start = len(api.MAGIC) + 4
     header = json.loads(zlib.decompress(record[start : start + length]))
@@ -213,7 +213,7 @@ def test_a_model_stream_of_another_numerics_version_is_refused(tmp_path, small_a
     new_record = b"".join([api.MAGIC, struct.pack("<I", len(new_header)), new_header,
                            struct.pack("<I", zlib.crc32(new_header)), record[start + length + 4 :]])
     archive.header["model_stream"]["length"] = len(new_record)
-    payload = new_record + archive.payload[len(record):]
+    payload = new_record + archive.payload.read()[len(record):]
     for entry in archive.header["entries"]:
         for blob in entry["blobs"]:
             blob["offset"] += len(new_record) - len(record)
@@ -288,8 +288,8 @@ def _damage_block(archive_path, block: int, tmp_path) -> Path:
     data = archive_path.read_bytes()
     archive = read_archive(data)
     info = api.read_record(archive.model_stream)
-    message = info.blocks[block].message
-    where = len(data) - len(archive.payload) + archive.model_stream.index(message) + len(message) // 2
+    message = info.blocks[block].message.read()
+    where = len(data) - len(archive.payload) + archive.model_stream.read().index(message) + len(message) // 2
     damaged = bytearray(data)
     damaged[where] ^= 0x10
     path = tmp_path / "damaged.bb"

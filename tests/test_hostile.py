@@ -68,7 +68,7 @@ def _as_dicts(data: bytes) -> tuple[dict, bytes]:
     archive = read_archive(data)
     header = {key: value for key, value in archive.header.items() if key != "entries"}
     header["entries"] = [dict(entry) for entry in archive.header["entries"]]
-    return copy.deepcopy(header), archive.payload
+    return copy.deepcopy(header), archive.payload.read()
 
 
 def _with_blob(header: dict, payload: bytes, name: str, blob: bytes) -> tuple[dict, bytes]:
