@@ -86,3 +86,49 @@ def test_blocks_are_independent_and_the_same_for_any_number_of_cores(grey_test_i
         np.testing.assert_array_equal(results[number], images[8 * number : 8 * number + 8])
     with pytest.raises(api.StreamError, match="block 1"):
         api.decompress(bytes(damaged))
+
+
+def test_the_record_is_written_block_by_block_as_waves_are_coded(grey_test_images, monkeypatch):
+    """What bounds compress's memory: the record goes out through `write` a wave of blocks (one
+    per core) at a time, each wave's blocks written before the next wave is coded, and the
+    bytes are those of api.compress. (Checked to fail with every block coded before the first
+    write.)"""
+    from models import blocks
+    from models.coder_choice import default_settings, load_coder
+
+    images = grey_test_images[:40]
+    expected = api.compress(images, model="mlp-mnist-rha", block_images=8, cores=1)
+    events = []
+    original = blocks.run_jobs
+
+    def recording(model, function, jobs, cores, on_images):
+        events.append(("wave", len(jobs)))
+        return original(model, function, jobs, cores, on_images)
+
+    monkeypatch.setattr(blocks, "run_jobs", recording)
+    coder = load_coder("mlp-mnist-rha")
+    settings = default_settings(coder, len(images), block_images=8)
+    pieces = []
+
+    def write(data: bytes) -> int:
+        events.append(("write", len(data)))
+        pieces.append(data)
+        return len(data)
+
+    length = api.write_record(write, coder, images, settings, block_images=8, cores=2)
+    assert length == sum(map(len, pieces))
+    assert b"".join(pieces) == expected
+    kinds = [kind for kind, _ in events]
+    # the header, then for each wave of two blocks (the last alone): the wave, then its blocks
+    assert kinds == ["write", "wave", "write", "write", "wave", "write", "write", "wave", "write"]
+    assert [n for kind, n in events if kind == "wave"] == [2, 2, 1]
+
+
+def test_a_bernoulli_record_keeps_one_scale_for_all_its_blocks(grey_test_images):
+    """0/255 images whose first block is all black: the record's scale is still 255, and every
+    block round-trips (a block's own scale would be 1 and its digest would not match)."""
+    images = ((grey_test_images[:12] >= 128) * 255).astype(np.uint8)
+    images[:4] = 0
+    data = api.compress(images, model="mlp-binary-mnist-rha", block_images=4, cores=1)
+    assert api.read_record(data).scale == 255
+    np.testing.assert_array_equal(api.decompress(data), images)

@@ -601,3 +601,35 @@ def test_what_a_killed_bbzip_left_is_removed_by_the_next_one(tmp_path, image_fol
     assert killed.returncode == -9 and [p.name[:7] for p in out.iterdir() if p.is_file() or any(p.iterdir())] == [".bbzip-"]
     assert run("decompress", archive, "-o", out, "--model", model).exit_code == 0
     assert [p.name for p in out.iterdir()] == ["imgs"]
+
+
+def test_decompress_writes_each_file_before_the_next_wave_is_decoded(tmp_path, blocked_archive, tiny_models, monkeypatch):
+    """What bounds decompress's memory: with 2 cores the 5 blocks are decoded two at a time, and
+    every file is staged (written to disk) as soon as its images are decoded, before any block
+    past the next wave; the files come out the same. (Checked to fail with every block decoded
+    before the first file is staged.)"""
+    from cli import placing
+    from models import blocks
+
+    folder, archive = blocked_archive
+    decoded, staged_at = [0], []
+    original_run, original_add = blocks.run_jobs, placing.Staging.add
+
+    def recording_run(model, function, jobs, cores, on_images):
+        decoded[0] += len(jobs)
+        return original_run(model, function, jobs, cores, on_images)
+
+    def recording_add(self, target, restored):
+        staged_at.append((target.name, decoded[0]))
+        return original_add(self, target, restored)
+
+    monkeypatch.setattr(blocks, "run_jobs", recording_run)
+    monkeypatch.setattr(placing.Staging, "add", recording_add)
+    result = run("decompress", archive, "-o", tmp_path / "out", "--model", tiny_models["logistic"], "-T", 2)
+    assert result.exit_code == 0, result.output
+    assert_same_files(folder, tmp_path / "out")
+    # images 0..15 in block 0, 16..31 in block 1 (wave 1: blocks 0, 1), 32..39 and the stack's
+    # 30 in blocks 2..4 (waves 2 and 3)
+    assert [at for name, at in staged_at if name < "32"] == [2] * 32
+    assert [at for name, at in staged_at if "32" <= name < "40"] == [4] * 8
+    assert dict(staged_at)["stack.npy"] == 5
