@@ -15,11 +15,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from .files import ModelFileError, atomic_write, sha256_of
+from .frozen_local_ar import FrozenLocalARVAE
 from .frozen_mlp import FrozenMLPVAE
 from .interface import as_zero_one
-from .vae_config import VAEConfig
 
-ARCHITECTURES = {FrozenMLPVAE.architecture: FrozenMLPVAE}
+ARCHITECTURES = {frozen.architecture: frozen for frozen in (FrozenMLPVAE, FrozenLocalARVAE)}
 FROZEN_FORMAT = "bbzip-frozen"
 # The numerics version: what the integer tables, layers and K-step arithmetic compute. Archives
 # record it; a change that alters any table entry or any integer result needs a new number.
@@ -40,7 +40,7 @@ def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") 
 
 # The frozen form of each trained (torch) architecture, by class name: the coding path does not
 # import torch, so it cannot name the classes themselves.
-FROZEN_FORM = {"MLPVAE": FrozenMLPVAE}
+FROZEN_FORM = {"MLPVAE": FrozenMLPVAE, "LocalARVAE": FrozenLocalARVAE}
 
 
 def freeze(trained_model):
@@ -94,7 +94,7 @@ def load_frozen(path: Path, expected_sha256: str | None = None):
         raise ModelFileError(f"{path}: unknown architecture {metadata.get('architecture')!r} "
                              f"(known: {', '.join(sorted(ARCHITECTURES))})")
     try:
-        config = VAEConfig(**json.loads(metadata["config"]))
+        config = architecture.config_class(**json.loads(metadata["config"]))
         return architecture.from_tensors(config, load_file(str(path)))
     except (KeyError, TypeError, ValueError, SafetensorError) as error:
         raise ModelFileError(f"{path}: not a valid frozen model ({error})") from None

@@ -71,6 +71,7 @@ class FrozenMLPVAE(FrozenModel):
     """The integer form of models.vae.MLPVAE (architecture "mlp-vae")."""
 
     architecture = "mlp-vae"
+    config_class = VAEConfig
 
     def __init__(self, config: VAEConfig, encoder: list[IntegerLayer], decoder: list[IntegerLayer]):
         self.config = config
@@ -189,6 +190,17 @@ class FrozenMLPVAE(FrozenModel):
         n = self.config.pixels
         return bbans.distributions.DiscretisedLogistic(params[:, :n], params[:, n:], precision)
 
+    # Where an architecture's likelihood differs (frozen_local_ar.py overrides these three):
+    def pixel_distribution(self, z_fixed: np.ndarray, symbols: np.ndarray, precision: int):
+        """The distribution of every pixel of `symbols` given z (here independent of the symbols)."""
+        return self.likelihood(z_fixed, precision)
+
+    def likelihood_codec(self, z_fixed: np.ndarray, precision: int) -> bbans.Codec:
+        return bbans.from_distribution(self.likelihood(z_fixed, precision))
+
+    def likelihood_gradient(self, pixels, z):
+        return _likelihood_gradient_at_z(self, pixels, z)
+
     def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
         """Per image of symbols (B, pixels): the bits coding it at K = 0 takes, estimated from
         one posterior sample, -log2 p(x|z) - log2 p(z) + log2 q(z|x), with the integer tables the
@@ -200,7 +212,7 @@ class FrozenMLPVAE(FrozenModel):
         posterior = bbans.distributions.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
         quantiles = splitmix64(_SAMPLE_SEED, np.arange(self.config.latent)) >> np.uint64(64 - settings.posterior_precision)
         z, _, posterior_freq = posterior.symbol_at(quantiles.astype(np.int64)[None, :])
-        likelihood = self.likelihood(bucket_centres(settings.bucket_bits)[z], settings.likelihood_precision)
+        likelihood = self.pixel_distribution(bucket_centres(settings.bucket_bits)[z], symbols, settings.likelihood_precision)
         _, likelihood_freq = likelihood.interval(symbols)
         pixel_bits = settings.likelihood_precision * self.config.pixels - np.log2(likelihood_freq).sum(axis=1)
         bits_back = settings.posterior_precision * self.config.latent - np.log2(posterior_freq).sum(axis=1)
@@ -215,7 +227,7 @@ class FrozenMLPVAE(FrozenModel):
             return bbans.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
 
         def likelihood(z_index):
-            return bbans.from_distribution(self.likelihood(centres[z_index], settings.likelihood_precision))
+            return self.likelihood_codec(centres[z_index], settings.likelihood_precision)
 
         prior = bbans.BucketPrior(settings.bucket_bits, (n_images, self.config.latent))
         return bbans.bits_back(prior, likelihood, posterior)
@@ -272,7 +284,7 @@ def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr
         raw_fixed = _fixed(raw, QUANTILE_BITS).astype(np.int64)
         std = softplus_std(raw_fixed) / scale
         z = _fixed(mean + std * eps, QUANTILE_BITS)
-        grad_z = _likelihood_gradient_at_z(model, pixels, z)
+        grad_z = model.likelihood_gradient(pixels, z)
         # KL(N(mean, std) || N(0, 1)): d/dmean = mean, d/dstd = std - 1/std; d std / d raw = sigmoid(raw).
         grad_mean = grad_z + mean
         grad_std = grad_z * eps + (std - 1.0 / std)

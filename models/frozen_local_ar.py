@@ -1,0 +1,190 @@
+"""The local autoregressive VAE (models/local_ar.py), frozen for coding on the exact integer path.
+
+Encoder, posterior, bits-back and K-step inference are the MLP VAE's (this class extends
+FrozenMLPVAE); what differs is the likelihood. The decoder MLP gives `features` numbers per pixel
+from z; the head, a per-pixel integer MLP, turns a pixel's causal context (the already-coded
+pixels of its window) and its features into the pixel's likelihood parameters.
+
+- Encoding knows every pixel, so the head runs on all pixels at once (in chunks of images, so a
+  batch of 1,000 images does not hold 784,000 rows of activations) and the pixels are pushed as
+  any factorised likelihood's are: the last pixel first, so the decoder pops them in raster order.
+- Decoding pops one pixel position at a time for every lane (image) of the batch: the head runs
+  on one row per lane, from the pixels decoded so far.
+
+Both sides compute each pixel's parameters with the same exact integer operations on the same
+integers (a row of a product does not depend on the other rows), so they agree on every machine.
+Fixed point as the MLP VAE: features and hidden activations in 2^-16 units, context pixels
+scaled into the same units (pixel x 2^16), likelihood parameters in 2^-12 units.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import bbans
+from bbans.distributions import PARAM_BITS
+
+from .frozen_mlp import LOGIT_LIMIT, MEAN_RANGE, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, quantise_layer
+from .local_ar import LocalARConfig, context_offsets
+from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
+
+_HEAD_ROWS = 1 << 15  # pixel rows per chunk of the head's forward (and backward) pass
+
+
+class FrozenLocalARVAE(FrozenMLPVAE):
+    """The integer form of models.local_ar.LocalARVAE (architecture "local-ar-vae")."""
+
+    architecture = "local-ar-vae"
+    config_class = LocalARConfig
+
+    def __init__(self, config: LocalARConfig, encoder, decoder, head):
+        super().__init__(config, encoder, decoder)
+        self.head = head
+        r, width = config.radius, config.width
+        # Each pixel's window as flat indices into a zero-padded canvas (r rows above, r columns
+        # either side), and each pixel's own place there.
+        padded_width = width + 2 * r
+        self.canvas_shape = (config.height + r, padded_width)
+        rows, columns = np.divmod(np.arange(config.pixels), width)
+        self.places = (rows + r) * padded_width + columns + r
+        self.windows = np.stack([self.places + di * padded_width + dj for di, dj in context_offsets(r)], axis=1)
+
+    # -- freezing and the file form ---------------------------------------------------------
+    @classmethod
+    def freeze(cls, model) -> "FrozenLocalARVAE":
+        config = model.config
+        neighbours = len(context_offsets(config.radius))
+        layers = {}
+        for name, (_, _, in_bits, in_max, out_bits, low, high) in cls._layout(config).items():
+            network, index = name.split(".")
+            linear = getattr(model, network)[2 * int(index)]  # Linear, ReLU, Linear, ReLU, Linear
+            weight = linear.weight.detach().double().numpy().T.copy()
+            bias = linear.bias.detach().double().numpy().copy()
+            logistic = config.likelihood == "logistic"
+            if logistic and name == "encoder.0":
+                weight *= 1.0 / 255.0  # the encoder reads x / 255
+            if name == "head.0":
+                # The head reads the context as x / 255 (grey) or x (binary); it gets pixel x 2^16,
+                # that is x in its input's 2^-16 units.
+                weight[:neighbours] *= 1.0 / 255.0 if logistic else 1.0
+            if logistic and name == "head.2":
+                weight[:, 0] *= 255.0  # the mean is 255 h
+                bias[0] *= 255.0
+            layers[name] = quantise_layer(weight, bias, in_bits, in_max, out_bits, low, high)
+        return cls._assembled(config, layers)
+
+    @classmethod
+    def _assembled(cls, config, layers: dict) -> "FrozenLocalARVAE":
+        return cls(config, *([layers[f"{network}.{i}"] for i in range(3)] for network in ("encoder", "decoder", "head")))
+
+    def layer_specs(self):
+        return super().layer_specs() + [(f"head.{i}", layer) for i, layer in enumerate(self.head)]
+
+    @classmethod
+    def _layout(cls, config: LocalARConfig) -> dict:
+        layout = super()._layout(config)
+        hidden, head, features = config.hidden, config.head, config.features
+        relu = (0.0, ACTIVATION_MAX)
+        if config.likelihood == "bernoulli":
+            bounds = (-float(LOGIT_LIMIT), float(LOGIT_LIMIT))
+        else:
+            bounds = (np.array([float(MEAN_RANGE[0]), LOG_SCALE_MIN * (1 << PARAM_BITS)]),
+                      np.array([float(MEAN_RANGE[1]), LOG_SCALE_MAX * (1 << PARAM_BITS)]))
+        act = (ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS)
+        layout["decoder.2"] = (hidden, features * config.pixels, *act, -ACTIVATION_MAX, ACTIVATION_MAX)
+        layout["head.0"] = (len(context_offsets(config.radius)) + features, head, *act, *relu)
+        layout["head.1"] = (head, head, *act, *relu)
+        layout["head.2"] = (head, config.outputs, ACTIVATION_BITS, ACTIVATION_MAX, PARAM_BITS, *bounds)
+        return layout
+
+    # -- the likelihood -----------------------------------------------------------------------
+    def features(self, z_fixed: np.ndarray) -> np.ndarray:
+        """(B, pixels, features) float64 integers in 2^-16 units."""
+        return self.decode_latents(z_fixed)[-1].reshape(len(z_fixed), self.config.pixels, self.config.features)
+
+    def head_inputs(self, symbols: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """(B * pixels, neighbours + features): every pixel's context (x 2^16) and features."""
+        n, pixels = symbols.shape
+        canvas = np.zeros((n, self.canvas_shape[0] * self.canvas_shape[1]))
+        canvas[:, self.places] = symbols
+        context = canvas[:, self.windows]  # (B, pixels, neighbours)
+        context *= float(1 << ACTIVATION_BITS)
+        return np.concatenate([context, features], axis=2).reshape(n * pixels, -1)
+
+    def head_forward(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """Every head layer's output for rows of inputs; the last holds the parameters."""
+        outputs = [inputs]
+        for layer in self.head:
+            outputs.append(layer.forward(outputs[-1]))
+        return outputs[1:]
+
+    def _image_chunks(self, n: int):
+        """Images per chunk of the head's passes: about _HEAD_ROWS pixel rows at a time."""
+        step = max(1, _HEAD_ROWS // self.config.pixels)
+        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+    def _parameters(self, symbols: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """(B, pixels, outputs) int64 likelihood parameters of every pixel of symbols (B, pixels)."""
+        parts = [self.head_forward(self.head_inputs(symbols[lo:hi], features[lo:hi]))[-1]
+                 for lo, hi in self._image_chunks(len(symbols))]
+        return np.concatenate(parts).astype(np.int64).reshape(*symbols.shape, -1)
+
+    def _distribution(self, params: np.ndarray, precision: int):
+        """params (..., outputs) int64 -> the distribution of those pixels."""
+        if self.config.likelihood == "bernoulli":
+            return bbans.distributions.Bernoulli(logits=params[..., 0], precision=precision)
+        return bbans.distributions.DiscretisedLogistic(params[..., 0], params[..., 1], precision)
+
+    def pixel_distribution(self, z_fixed, symbols, precision: int):
+        return self._distribution(self._parameters(symbols.astype(np.int64), self.features(z_fixed)), precision)
+
+    def likelihood_codec(self, z_fixed, precision: int) -> bbans.Codec:
+        features = self.features(z_fixed)
+
+        def push(message, symbols):
+            return bbans.from_distribution(self.pixel_distribution(z_fixed, symbols, precision)).push(message, symbols)
+
+        def pop(message):
+            # One pixel position at a time, for every lane: its context is what is decoded so far.
+            lanes = len(features)
+            canvas = np.zeros((lanes, self.canvas_shape[0] * self.canvas_shape[1]))
+            neighbours = self.windows.shape[1]
+            inputs = np.empty((lanes, neighbours + self.config.features))
+            for pixel in range(self.config.pixels):
+                np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
+                inputs[:, neighbours:] = features[:, pixel]
+                params = self.head_forward(inputs)[-1].astype(np.int64)
+                message, symbol = bbans.from_distribution(self._distribution(params, precision)).pop(message)
+                canvas[:, self.places[pixel]] = symbol
+            return message, canvas[:, self.places].astype(np.int64)
+
+        return bbans.Codec(push, pop)
+
+    def likelihood_gradient(self, pixels, z):
+        """d(-log p(x|z))/dz (float64, real units): the head, then the decoder, forward and
+        backward on integers; the head in chunks of images."""
+        n, count = pixels.symbols.shape
+        hidden1, hidden2, feature_out = self.decode_latents(z)
+        features = feature_out.reshape(n, count, self.config.features)
+        grad_features = np.empty_like(features)
+        neighbours, last = self.windows.shape[1], self.head[-1]
+        for lo, hi in self._image_chunks(n):
+            h1, h2, out = self.head_forward(self.head_inputs(pixels.symbols[lo:hi], features[lo:hi]))
+            # The parameters laid out as the MLP VAE's (B, outputs x pixels), for its output gradient.
+            params = np.concatenate(np.moveaxis(out.reshape(hi - lo, count, -1), 2, 0), axis=1)
+            grad = _output_gradient(self.config, _Pixels(pixels.symbols[lo:hi]), params)
+            grad = np.stack(np.split(grad, self.config.outputs, axis=1), axis=2).reshape(len(out), -1)
+            grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
+            grad *= (out > last.low) & (out < last.high)  # a clipped output passes no gradient
+            grad = self.head[2].backward(grad)
+            grad *= (h2 > 0) & (h2 < ACTIVATION_MAX)
+            grad = self.head[1].backward(grad)
+            grad *= (h1 > 0) & (h1 < ACTIVATION_MAX)
+            grad_features[lo:hi] = self.head[0].backward(grad)[:, neighbours:].reshape(hi - lo, count, -1)
+        grad = grad_features.reshape(n, -1)
+        grad *= (feature_out > -ACTIVATION_MAX) & (feature_out < ACTIVATION_MAX)
+        grad = self.decoder[2].backward(grad)
+        grad *= (hidden2 > 0) & (hidden2 < ACTIVATION_MAX)
+        grad = self.decoder[1].backward(grad)
+        grad *= (hidden1 > 0) & (hidden1 < ACTIVATION_MAX)
+        return self.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
