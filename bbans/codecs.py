@@ -60,6 +60,16 @@ def from_distribution(distribution) -> Codec:
     return Codec(push, pop)
 
 
+def pop_symbol(message, distribution):
+    """Pop one symbol per lane from a distribution of the head's shape: what
+    from_distribution(distribution).pop does for a single step, without its step machinery
+    (an autoregressive codec pops one step at a time, and this is its inner loop)."""
+    cumulative = message.peek(distribution.precision)
+    with np.errstate(over="ignore"):
+        symbols, start, freq = distribution.search(cumulative)
+        return message.pop(cumulative, start, freq, distribution.precision), symbols
+
+
 def _pop_steps(message, steps, symbols, precision):
     """Decode step after step along each lane, filling symbols[t]."""
     for t in range(len(symbols)):

@@ -126,6 +126,13 @@ class Bernoulli:
         symbols = _as_symbols(symbols, 2).astype(bool)
         return self._interval(symbols, np.broadcast_to(self.zero_freq, symbols.shape))
 
+    def search(self, cumulative):
+        """(symbols, start, freq) of the intervals that hold the cumulative frequencies (one per
+        symbol of this distribution's shape)."""
+        symbols = cumulative >= self.zero_freq
+        start, freq = self._interval(symbols, self.zero_freq)
+        return symbols.astype(np.int64), start, freq
+
     def stepwise(self, head_shape, shape):
         zeros = _to_steps(self.zero_freq, head_shape, shape)
 
@@ -161,6 +168,11 @@ class _BoundaryDistribution:
         """Parameters as contiguous (steps, *head_shape) arrays, so that step t is a cheap view."""
         return _Stepwise(self, [_to_steps(p, head_shape, shape) for p in self.params])
 
+    def search(self, cumulative):
+        """(symbols, start, freq) of the intervals that hold the cumulative frequencies (one per
+        symbol of this distribution's shape)."""
+        return _search(self, self.params, cumulative)
+
     def symbol_at(self, cumulative):
         """(symbols, start, freq) of the symbols whose intervals hold the cumulative frequencies
         (an int array of the parameters' shape): a sample, given uniform cumulative values."""
@@ -174,12 +186,14 @@ class _Stepwise:
         self.step_params = step_params
 
     def search(self, cumulative, t):
-        d = self.distribution
-        params = [p[t] for p in self.step_params]
-        guess = getattr(d, "_guess", None)
-        if guess is None:
-            return search_boundaries(lambda k: d._cdf_inner(k, params), cumulative, d.n_symbols, d.precision)
-        return _search_from_guess(d, params, cumulative, guess(cumulative, params))
+        return _search(self.distribution, [p[t] for p in self.step_params], cumulative)
+
+
+def _search(d, params, cumulative):
+    guess = getattr(d, "_guess", None)
+    if guess is None:
+        return search_boundaries(lambda k: d._cdf_inner(k, params), cumulative, d.n_symbols, d.precision)
+    return _search_from_guess(d, params, cumulative, guess(cumulative, params))
 
 
 def _search_from_guess(d, params, cumulative, guess):

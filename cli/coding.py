@@ -165,7 +165,7 @@ class Restored:
     """One entry, decoded and checked: a file's bytes, or the target of a symbolic link."""
 
     name: str
-    data: bytes
+    data: bytes | list  # the file's bytes, or pieces of them to write in turn (entries.restore)
     attributes: tuple[int, int] | None  # (permission bits, mtime in ns)
     link_target: str | None = None
     sha256: bytes = field(default=b"", repr=False)  # of the pixels or bytes restored (entries.input_fingerprint)
@@ -251,18 +251,23 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
         return decoded[block]
 
     def images_of(lo: int, hi: int) -> np.ndarray:
-        parts = []
-        for block in _blocks_holding(lo, hi, size):
+        holding = _blocks_holding(lo, hi, size)
+        images = None  # an entry spanning several blocks: each block is copied in, then let go
+        for block in holding:
             result = block_result(block)
             if isinstance(result, str):
                 raise BBZipError(f"model stream block {block}: {result}")
             first = block * size
-            parts.append(result[max(lo, first) - first : min(hi, first + len(result)) - first])
+            part = result[max(lo, first) - first : min(hi, first + len(result)) - first]
+            if len(holding) == 1:
+                images = part
+            else:
+                if images is None:
+                    images = np.empty((hi - lo, *result.shape[1:]), dtype=result.dtype)
+                images[max(lo, first) - lo : min(hi, first + len(result)) - lo] = part
             if first + len(result) <= hi:
-                del decoded[block]
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate(parts) if parts else np.zeros((0, 0, 0), dtype=np.uint8)
+                del decoded[block], result, part
+        return images if images is not None else np.zeros((0, 0, 0), dtype=np.uint8)
 
     return images_of
 

@@ -347,9 +347,21 @@ def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
 
 
 def _npy_bytes(array, fortran_order: bool) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asfortranarray(array) if fortran_order else array, allow_pickle=False)
-    return buffer.getvalue()
+    return b"".join(_npy_pieces(array, fortran_order))
+
+
+def _npy_pieces(array, fortran_order: bool) -> list:
+    """The bytes np.save writes for `array`, as pieces to write one after another: its header,
+    then the array's own memory (a C-order stack is not copied)."""
+    data = np.asfortranarray(array) if fortran_order else np.ascontiguousarray(array)
+    header = io.BytesIO()
+    fields = np.lib.format.header_data_from_array_1_0(data)
+    try:  # np.save's choice: version 1.0 where the header fits, else 2.0
+        np.lib.format.write_array_header_1_0(header, fields)
+    except ValueError:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, fields)
+    return [header.getvalue(), memoryview(data.T if fortran_order else data).cast("B")]
 
 
 def _is_image_stack(array, fits_model) -> bool:
@@ -377,10 +389,11 @@ class Fingerprint:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) -> tuple[bytes, Fingerprint]:
+def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) -> tuple[bytes | list, Fingerprint]:
     """Rebuild a file's bytes from its entry and its model images (N, H, W) uint8; also returns
     the fingerprint of what it gives back (to compare with `input_fingerprint`). Without
-    `rebuild`, only the fingerprint (compress's check: no file is written, so none is encoded)."""
+    `rebuild`, only the fingerprint (compress's check: no file is written, so none is encoded).
+    An .npy file comes as a list of pieces to write in turn (no second copy of a large stack)."""
     fmt = meta["format"]
     if meta.get("store") == "link":
         return b"", Fingerprint(meta["target"].encode())
@@ -394,7 +407,7 @@ def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) ->
         return raw, Fingerprint(raw)
     if fmt == "NPY":
         array = items.reshape(meta["shape"])
-        return _npy_bytes(array, meta.get("fortran_order", False)) if rebuild else b"", Fingerprint(array)
+        return _npy_pieces(array, meta.get("fortran_order", False)) if rebuild else b"", Fingerprint(array)
     if fmt == "NPZ":
         return _restore_npz(meta, items, blobs, rebuild)
     if meta["store"] == "model":

@@ -77,7 +77,9 @@ def _stage(staged: Path, restored) -> None:
     if restored.link_target is not None:
         os.symlink(restored.link_target, staged)
         return
-    staged.write_bytes(restored.data)
+    with open(staged, "wb") as f:
+        for piece in [restored.data] if isinstance(restored.data, bytes) else restored.data:
+            f.write(piece)
     if restored.attributes:
         permissions, mtime_ns = restored.attributes
         os.chmod(staged, permissions)

@@ -154,7 +154,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
                 np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
                 inputs[:, neighbours:] = features[:, pixel]
                 params = self.head_forward(inputs)[-1].astype(np.int64)
-                message, symbol = bbans.from_distribution(self._distribution(params, precision)).pop(message)
+                message, symbol = bbans.pop_symbol(message, self._distribution(params, precision))
                 canvas[:, self.places[pixel]] = symbol
             return message, canvas[:, self.places].astype(np.int64)
 

@@ -64,7 +64,10 @@ class IntegerLayer:
         accumulator *= self.scale_out
         accumulator += 0.5
         np.floor(accumulator, out=accumulator)
-        return np.clip(accumulator, self.low, self.high, out=accumulator)
+        # clip, as two ufuncs (np.clip's Python wrapper costs more than the work on the one-row
+        # batches of an autoregressive decode)
+        np.maximum(accumulator, self.low, out=accumulator)
+        return np.minimum(accumulator, self.high, out=accumulator)
 
     def backward(self, gradient: np.ndarray) -> np.ndarray:
         """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),

@@ -1,4 +1,5 @@
 """Images kept by a classic codec come back with their mode, depth and every pixel."""
+import io
 import struct
 import zlib
 
@@ -177,3 +178,18 @@ def test_npy_files_come_back_with_bytes_after_the_array(tmp_path, grey_test_imag
     padded = tmp_path / "padded" / "x.npy"
     padded.write_bytes(plain.read_bytes() + b"trailing notes")
     assert _round_trip(tmp_path / "padded", padded).read_bytes() == padded.read_bytes()
+
+
+@pytest.mark.parametrize("fortran", [False, True])
+def test_npy_pieces_are_the_bytes_np_save_writes(fortran):
+    """Decompress writes an .npy file as its header and the array's own memory (no joined copy
+    of a large stack); the bytes are np.save's, C or Fortran order."""
+    from cli.entries import _npy_pieces
+
+    array = np.arange(5 * 28 * 28, dtype=np.uint8).reshape(5, 28, 28)
+    expected = io.BytesIO()
+    np.save(expected, np.asfortranarray(array) if fortran else array)
+    pieces = _npy_pieces(array, fortran)
+    assert b"".join(bytes(p) for p in pieces) == expected.getvalue()
+    if not fortran:
+        assert np.shares_memory(np.frombuffer(pieces[1], dtype=np.uint8), array)
