@@ -75,3 +75,17 @@ def test_archive_quick(tmp_path):
     for label in ("binary", "grey"):  # a folder costs more than one array, and not 10 bytes a file more
         assert 0 < kept[(label, "bbzip, folder")] - kept[(label, "bbzip, one .npy")] < 10 * 1000
     assert set(data["threads"]["seconds"]) == {"1", "2"} and data["memory"][0]["images"] == 10000
+
+
+def test_generalisation_quick(tmp_path):
+    """Every shipped model of the benchmark codes every set (real bytes); on MNIST itself each
+    costs less than on its inverted images."""
+    files = run_benchmark(tmp_path, "generalisation")
+    runs = json.loads(files["generalisation-quick.json"].read_text())["runs"]
+    by_model = {}
+    for r in runs:
+        by_model.setdefault(r["model"], {})[r["set"]] = r["archive_bpd"]
+    assert {"mlp-binary-mnist-rha", "mlp-mnist-rha", "ar-mnist-baseline"} <= set(by_model)
+    for model, sets in by_model.items():
+        assert set(sets) == {"mnist", "larochelle", "inverted", "rotated", "shifted"}, model
+        assert 0 < sets["mnist"] < sets["inverted"], model

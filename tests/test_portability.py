@@ -1,9 +1,10 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Five archives (binary K=0, grey K=0, grey K=10, grey K=2 in blocks
-of 64 images coded by two processes, -T 2, and a grey stack with images unlike MNIST that the
-classic fallback keeps as PNG, WebP and JPEG XL) written in the default environment must decode
+paths and thread counts. Seven archives (binary K=0, grey K=0, grey K=10, grey K=2 in blocks
+of 64 images coded by two processes, -T 2, a grey stack with images unlike MNIST that the
+classic fallback keeps as PNG, WebP and JPEG XL, and the local autoregressive model's grey
+archives at K=0 in blocks on two processes and at K=3) written in the default environment must decode
 under every variant, and every variant must write byte-identical archives from the same images,
 which therefore decode in the default environment too.
 
@@ -27,17 +28,20 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machines"
-CASES = [("binary", 0, "1"), ("grey", 0, "1"), ("grey", 10, "1"), ("grey", 2, "2"), ("mixed", 0, "1")]  # (images, K, -T)
+# (images, K, -T, model: "" for the shipped default)
+CASES = [("binary", 0, "1", ""), ("grey", 0, "1", ""), ("grey", 10, "1", ""), ("grey", 2, "2", ""), ("mixed", 0, "1", ""),
+         ("grey", 0, "2", "ar-mnist-baseline"), ("grey", 3, "1", "ar-mnist-baseline")]
 KINDS = ("grey", "binary", "mixed")
 
 WRITE = """
 import hashlib, sys
 from cli.main import cli
 folder = sys.argv[1]
-for kind, k, threads in %r:
-    out = f"{folder}/written-{kind}-{k}.bb"
+for kind, k, threads, model in %r:
+    out = f"{folder}/written-{kind}-{k}{model}.bb"
     blocks = ["--block-images", "64"] if threads != "1" else []
-    cli(["-q", "compress", f"{folder}/{kind}.npy", "-o", out, "-f", "--k-steps", str(k), "-T", threads, *blocks],
+    chosen = ["--model", model] if model else []
+    cli(["-q", "compress", f"{folder}/{kind}.npy", "-o", out, "-f", "--k-steps", str(k), "-T", threads, *blocks, *chosen],
         standalone_mode=False)
     print(hashlib.sha256(open(out, "rb").read()).hexdigest())
 """ % (CASES,)
@@ -86,7 +90,7 @@ def written(tmp_path_factory, grey_test_images):
 
 def test_archives_written_here_decode_under_every_variant(written):
     folder, _ = written
-    archives = [str(folder / f"written-{kind}-{k}.bb") for kind, k, _ in CASES]
+    archives = [str(folder / f"written-{kind}-{k}{model}.bb") for kind, k, _, model in CASES]
     run = subprocess.run([str(TOOL), "--", sys.executable, "-c", DECODE, *archives], capture_output=True, text=True)
     variants = _variants(run.stdout)
     assert len(variants) >= 12, run.stdout + run.stderr
