@@ -25,7 +25,7 @@ from bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import LOGIT_LIMIT, MEAN_RANGE, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
 from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, quantise_layer
-from .local_ar import LocalARConfig, context_offsets
+from .local_ar_config import LocalARConfig, context_offsets
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 _HEAD_ROWS = 1 << 15  # pixel rows per chunk of the head's forward (and backward) pass

@@ -19,15 +19,20 @@ from __future__ import annotations
 import numpy as np
 
 
+_CHUNK_VALUES = 1 << 22
+
+
 def binary_scale(images: np.ndarray) -> int | None:
     """The one definition of a binary image stack: 1 if its values are within {0, 1}, 255 if
-    within {0, 255}, else None."""
-    values = np.unique(images)
-    if np.all(np.isin(values, (0, 1))):
-        return 1
-    if np.all(np.isin(values, (0, 255))):
-        return 255
-    return None
+    within {0, 255}, else None. (Looked at in chunks: np.unique of a whole stack would sort a
+    copy of it, and a large stack is held only once.)"""
+    flat = images.reshape(-1)
+    values = set()
+    for start in range(0, len(flat), _CHUNK_VALUES):
+        values.update(np.unique(flat[start : start + _CHUNK_VALUES]).tolist())
+        if not (values <= {0, 1} or values <= {0, 255}):
+            return None
+    return 255 if values - {0, 1} else 1
 
 
 def as_zero_one(images: np.ndarray) -> tuple[np.ndarray, int]:

@@ -132,3 +132,15 @@ def test_a_bernoulli_record_keeps_one_scale_for_all_its_blocks(grey_test_images)
     data = api.compress(images, model="mlp-binary-mnist-rha", block_images=4, cores=1)
     assert api.read_record(data).scale == 255
     np.testing.assert_array_equal(api.decompress(data), images)
+
+
+def test_the_coding_path_does_not_import_torch():
+    """Coding and decoding (the API, the archive commands, every frozen architecture) run
+    without torch: importing it costs ~200 MB of memory per process. (Checked to fail: the
+    local autoregressive model's frozen form once imported its torch module for its config.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys, models.api, models.architectures, cli.archive_commands; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
