@@ -58,13 +58,14 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, on_batch=None) 
     """symbols: (N, ...) integers the model codes (0/1 for Bernoulli, 0..255 for logistic);
     `model` is a frozen architecture (see architectures.py)."""
     n = len(symbols)
-    flat = symbols.reshape(n, -1).astype(np.int64)
+    flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
     message = Message.empty((1,), seed=settings.seed)
     for index, lo, hi in coding_batches(n, settings.batch_size):
         if hi - lo > message.shape[0]:
             message = message.grow(hi - lo - message.shape[0])
         codec = model.batch_codec(settings, lo, hi - lo)
-        message, _ = _on_first_lanes(message, hi - lo, lambda m: (codec.push(m, flat[lo:hi]), None))
+        batch = flat[lo:hi].astype(np.int64)
+        message, _ = _on_first_lanes(message, hi - lo, lambda m: (codec.push(m, batch), None))
         if on_batch:
             on_batch(hi - lo)
     return message.to_bytes()
