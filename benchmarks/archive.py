@@ -13,13 +13,16 @@
    -T 2 (wall time, best of --repeats); the archives must be byte-identical and the restored
    file identical to the input.
 3. Peak memory (the largest process's maximum RSS) of compress and decompress at 10k, 70k and
-   700k images (700k = the 70k images ten times, one .npy).
+   700k images (700k = the 70k images ten times, one .npy), coded by --memory-model (default
+   mlp-mnist-rha: memory is the archive layer's, and the MLP VAE codes 700k images in minutes
+   where the default local autoregressive model takes most of an hour on two cores).
 4. The classic fallback: 1,000 MNIST test images and the same images made unlike MNIST
    (benchmarks/unlike_mnist.py), each set one .npy, by `bbzip compress` with and without
    --no-fallback; beside them every image as its own PNG, WebP and JPEG-XL file (bbzip's own
    encoders, cli/classic.py), the smallest of the three per image ("best per-image classic", what
    the fallback is measured against), and the .npy as xz (-9e) and bz2 (-9).
 --quick: 1,000 files, the 10k test set for threads, memory at 10k only, 200 images a fallback set.
+--sections runs some of them (the results file then holds only those: give it a --name).
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ from models.data import load_named
 from .common import markdown_table, write_results
 from .unlike_mnist import image_sets
 
+SECTIONS = ["per-file", "threads", "memory", "fallback"]
 MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
 WHOLE_SECOND = 1_700_000_000 * 10**9
 
@@ -156,7 +160,7 @@ def _image_count(source: Path) -> int:
     return sum(len(loaded[key]) for key in loaded.files if loaded[key].ndim == 3)
 
 
-def memory(work: Path, sizes: list[int]) -> tuple[list, list]:
+def memory(work: Path, sizes: list[int], model: str) -> tuple[list, list]:
     grey = np.load(MNIST_NPZ)
     all_images = np.concatenate([grey["x_train"], grey["x_valid"], grey["x_test"]])
     rows, records = [], []
@@ -166,7 +170,7 @@ def memory(work: Path, sizes: list[int]) -> tuple[list, list]:
         np.save(source, images)
         del images
         archive, out = work / f"mem-{count}.bb", work / f"mem-{count}-out"
-        compress_s, compress_rss = peak_rss_of("compress", source, "-o", archive, "-f")
+        compress_s, compress_rss = peak_rss_of("compress", source, "-o", archive, "-f", "--model", model)
         decompress_s, decompress_rss = peak_rss_of("decompress", archive, "-o", out, "-f")
         assert (out / source.name).read_bytes() == source.read_bytes()
         rows.append([count, source.stat().st_size >> 20, compress_rss >> 20, compress_s, decompress_rss >> 20, decompress_s])
@@ -221,29 +225,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 files; threads on 10k images; memory at 10k")
     parser.add_argument("--repeats", type=int, default=2, help="timing runs per cell; the fastest counts (default 2)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
+    parser.add_argument("--memory-model", default="mlp-mnist-rha", help="the model of the memory runs")
+    parser.add_argument("--name", help="results file name (default: archive[-quick])")
     args = parser.parse_args()
     sections, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        rows, data["per_file"] = per_file_cost(work, [1000] if args.quick else [1000, 10000])
-        sections.append(("Per-file cost: a folder of PNG files against the same images as one .npy", markdown_table(
-            ["data", "files", "kept as", "bytes", "bpd", "bytes a file beyond the .npy", "% beyond the .npy"], rows)))
-        source = MNIST_NPZ
-        if args.quick:
-            source = work / "test.npy"
-            np.save(source, load_named("mnist", "test"))
-        rows, data["threads"] = threads(work, source, 1 if args.quick else args.repeats)
-        sections.append((f"-T 1 against -T 2 ({source.name}; identical archives)", markdown_table(
-            ["threads", "images", "compress s", "compress images/s (speed-up)", "decompress s",
-             "decompress images/s (speed-up)"], rows)))
-        rows, data["memory"] = memory(work, [10000] if args.quick else [10000, 70000, 700000])
-        sections.append(("Peak memory (largest process, maximum RSS)", markdown_table(
-            ["images", "input MiB", "compress peak MiB", "compress s", "decompress peak MiB", "decompress s"], rows)))
-        count = 200 if args.quick else 1000
-        rows, data["fallback"] = fallback(work, count)
-        sections.append((f"The classic fallback: {count} images a set, one .npy each", markdown_table(
-            ["data", "set", "kept as", "bytes", "bpd", "% beyond the best per-image classic"], rows)))
-    name = "archive-quick" if args.quick else "archive"
+        if "per-file" in args.sections:
+            rows, data["per_file"] = per_file_cost(work, [1000] if args.quick else [1000, 10000])
+            sections.append(("Per-file cost: a folder of PNG files against the same images as one .npy", markdown_table(
+                ["data", "files", "kept as", "bytes", "bpd", "bytes a file beyond the .npy", "% beyond the .npy"], rows)))
+        if "threads" in args.sections:
+            source = MNIST_NPZ
+            if args.quick:
+                source = work / "test.npy"
+                np.save(source, load_named("mnist", "test"))
+            rows, data["threads"] = threads(work, source, 1 if args.quick else args.repeats)
+            sections.append((f"-T 1 against -T 2 ({source.name}; identical archives)", markdown_table(
+                ["threads", "images", "compress s", "compress images/s (speed-up)", "decompress s",
+                 "decompress images/s (speed-up)"], rows)))
+        if "memory" in args.sections:
+            rows, data["memory"] = memory(work, [10000] if args.quick else [10000, 70000, 700000], args.memory_model)
+            sections.append((f"Peak memory (largest process, maximum RSS; {args.memory_model})", markdown_table(
+                ["images", "input MiB", "compress peak MiB", "compress s", "decompress peak MiB", "decompress s"], rows)))
+        if "fallback" in args.sections:
+            count = 200 if args.quick else 1000
+            rows, data["fallback"] = fallback(work, count)
+            sections.append((f"The classic fallback: {count} images a set, one .npy each", markdown_table(
+                ["data", "set", "kept as", "bytes", "bpd", "% beyond the best per-image classic"], rows)))
+    name = args.name or ("archive-quick" if args.quick else "archive")
     print(write_results(name, "The bbzip archive: per-file cost, threads, memory", sections, data).read_text())
 
 

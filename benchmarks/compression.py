@@ -1,6 +1,6 @@
 """bbzip on the MNIST test set: real archive bpd vs -ELBO, and speed, over K (paper Figs. 7, 8).
 
-    python -m benchmarks.compression [--quick] [--data binary grey] [--k 0 1 2 3 5 7 10]
+    python -m benchmarks.compression [--quick] [--data binary grey binary-ar grey-ar] [--k 0 1 2 3 5 7 10]
 
 For each data set, encoder (baseline, reverse half-asleep) and K, the 10k test images go
 through the Python API (models.api.compress, then models.api.decompress; the decoded images are
@@ -35,6 +35,9 @@ from .common import markdown_table, write_results
 MODELS = {
     "binary": ("binary-mnist", "mlp-binary-mnist-baseline", "mlp-binary-mnist-rha"),
     "grey": ("mnist", "mlp-mnist-baseline", "mlp-mnist-rha"),
+    # the local autoregressive VAE (models/local_ar.py): --data binary-ar grey-ar
+    "binary-ar": ("binary-mnist", "ar-binary-mnist-baseline", "ar-binary-mnist-rha"),
+    "grey-ar": ("mnist", "ar-mnist-baseline", "ar-mnist-rha"),
 }
 # ANCHORS.md, Section 5 / Figure 8 (first 1000 test images, stack growth without initial bits).
 PAPER = {
@@ -101,7 +104,8 @@ def run_one(name: str, images: np.ndarray, k: int, folder: Path, repeats: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 images instead of 10,000")
-    parser.add_argument("--data", nargs="+", default=["binary", "grey"], choices=sorted(MODELS))
+    parser.add_argument("--data", nargs="+", default=["binary", "grey"], choices=sorted(MODELS),
+                        help="binary, grey (the MLP VAE), binary-ar, grey-ar (the local autoregressive VAE)")
     parser.add_argument("--k", nargs="+", type=int, default=[0, 1, 2, 3, 5, 7, 10])
     parser.add_argument("--name", default=None, help="results file name (default: compression[-quick])")
     parser.add_argument("--repeats", type=int, default=2, help="timing runs per cell; the fastest counts (default 2)")
