@@ -29,7 +29,7 @@ from . import classic
 QUICK_SHARE = {"logistic": 0.8, "bernoulli": 0.4}  # by the model's likelihood: grey or two-valued images
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
 CHUNK_IMAGES = 1024
-WAVE_CHUNKS = 8  # chunks per core taken at a time: images held, against cores left idle at a wave's end
+WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
 
 
 def route(model, images, settings, cores: int, on_images=None) -> dict[int, tuple[str, bytes]]:
@@ -37,7 +37,7 @@ def route(model, images, settings, cores: int, on_images=None) -> dict[int, tupl
     the classic codecs keep smaller than the model; the rest go to the model."""
     bounds = block_bounds(len(images), CHUNK_IMAGES)
     jobs = ((images[lo:hi], settings) for lo, hi in bounds)
-    results = iter_jobs(model, route_chunk, jobs, cores, on_images, wave_jobs=WAVE_CHUNKS * cores)
+    results = iter_jobs(model, route_chunk, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
     return {lo + index: found for (lo, _), chunk in zip(bounds, results) for index, found in chunk.items()}
 
 

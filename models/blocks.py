@@ -4,8 +4,9 @@ A stream of N images is cut into blocks of `block_images` (the last one shorter)
 its own message (stream.encode: its own initial bits and ramp), so blocks can be coded in any
 order, in parallel worker processes, and a damaged block loses only its own images. The cut
 depends only on N and `block_images`, never on the number of workers, so the bytes are the same
-for any -T. Blocks are coded in waves of one per core and handed on in order as each wave ends
-(`iter_jobs`), so what is held is one wave's images and messages, whatever the number of images.
+for any -T. Each core takes the next block when it is free, and results are handed on in order,
+never more than a few blocks ahead (`iter_jobs`): what is held is a few blocks' images and
+messages, whatever the number of images.
 
 With N cores, this process and N - 1 worker processes code one block at a time each (workers
 are spawned, which is safe wherever bbzip runs whatever the parent has imported; each gets the
@@ -14,9 +15,10 @@ process with every thread it was given.
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -46,18 +48,89 @@ def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, c
     return iter_jobs(model, _decode_one, ((data, count, settings) for data, count in zip(streams, counts)), cores, on_images)
 
 
-def iter_jobs(model, function, jobs, cores: int, on_images=None, wave_jobs: int | None = None):
-    """function(model, *job) for each job of an iterable, in order: in waves of `wave_jobs`
-    (default: one per core) run by run_jobs, each wave's results handed on before the next
-    wave's jobs are taken."""
-    wave, size = [], wave_jobs or cores
-    for job in jobs:
-        wave.append(job)
-        if len(wave) == size:
-            yield from run_jobs(model, function, wave, cores, on_images)
-            wave = []
-    if wave:
-        yield from run_jobs(model, function, wave, cores, on_images)
+def iter_jobs(model, function, jobs, cores: int, on_images=None, window: int | None = None):
+    """function(model, *job) for each job of an iterable, yielded in order, on `cores` cores
+    (this process and spawned workers holding the model); `function` must be importable by
+    name, and its first job argument an array of images or its second a count of them (for
+    `on_images`).
+
+    Every core takes the next job as soon as it is free (no core waits for a slow one), but no
+    job is taken more than `window` jobs (default: two per core) ahead of the result to be
+    yielded next: what is held is a few jobs and results, whatever the number of jobs.
+    """
+    pending = iter(jobs)
+    first = list(itertools.islice(pending, 2))
+    if cores <= 1 or len(first) < 2:  # one core, or one job: here, with every thread given (-T 1: BLAS too)
+        with threads.limited(cores), threadpool_limits(limits=cores):
+            for job in itertools.chain(first, pending):
+                yield function(model, *job, on_images)
+        return
+    window = window or 2 * cores
+    pending, results, failures = itertools.chain(first, pending), {}, []
+    state = {"taken": 0, "given": 0, "exhausted": False, "stop": False}
+    ready = threading.Condition()
+    pool = _pool(model, cores - 1)
+
+    def lane(local: bool) -> None:
+        while True:
+            with ready:
+                while not state["stop"] and state["taken"] - state["given"] >= window:
+                    ready.wait()
+                if state["stop"] or state["exhausted"]:
+                    return
+                try:
+                    job = next(pending)
+                except StopIteration:
+                    state["exhausted"] = True
+                    ready.notify_all()
+                    return
+                except BaseException as error:
+                    failures.append(error)
+                    state["stop"] = True
+                    ready.notify_all()
+                    return
+                index = state["taken"]
+                state["taken"] += 1
+            try:
+                result = function(model, *job) if local else pool.submit(_in_worker, function, *job).result()
+            except BaseException as error:  # a failed job: no lane starts another
+                with ready:
+                    failures.append(error)
+                    state["stop"] = True
+                    ready.notify_all()
+                return
+            with ready:
+                results[index] = result
+                if on_images:
+                    on_images(_count(job))
+                ready.notify_all()
+
+    with threads.limited(1), threadpool_limits(limits=1):
+        lanes = [threading.Thread(target=lane, args=(number == 0,), daemon=True) for number in range(cores)]
+        for thread in lanes:
+            thread.start()
+        try:
+            while True:
+                with ready:
+                    while not failures and state["given"] not in results and \
+                            not (state["exhausted"] and state["given"] == state["taken"]):
+                        if not any(thread.is_alive() for thread in lanes):
+                            raise RuntimeError("every coding lane stopped before the last job")  # a bug, not a hang
+                        ready.wait(0.5)
+                    if failures:
+                        raise failures[0]
+                    if state["given"] not in results:
+                        return  # every job done and handed on
+                    result = results.pop(state["given"])
+                    state["given"] += 1
+                    ready.notify_all()
+                yield result
+        finally:  # done, failed, or the consumer stopped early (Ctrl-C, SIGTERM): no lane takes another job
+            with ready:
+                state["stop"] = True
+                ready.notify_all()
+            for thread in lanes:
+                thread.join()
 
 
 class StackedImages:
@@ -96,46 +169,6 @@ def _decode_one(model, data, count, settings, on_batch=None):
 
 def _count(job) -> int:
     return len(job[0]) if isinstance(job[0], np.ndarray) else job[1]
-
-
-def run_jobs(model, function, jobs: list, cores: int, on_images):
-    """[function(model, *job) for job in jobs] on `cores` cores (this process and spawned
-    workers holding the model); `function` must be importable by name, and its first job
-    argument an array of images or its second a count of them (for `on_images`)."""
-    if min(cores, len(jobs)) <= 1:
-        with threads.limited(cores), threadpool_limits(limits=cores):  # -T 1 means one core, BLAS too
-            return [function(model, *job, on_images) for job in jobs]
-    # This process codes blocks too, beside cores - 1 workers: one process fewer to start and
-    # to send the model to. Every lane takes the next block when it is free, so a slow block
-    # does not hold the others up; results are kept in block order.
-    results, pending, lock, stop = [None] * len(jobs), list(range(len(jobs)))[::-1], threading.Lock(), threading.Event()
-    workers = min(cores, len(jobs)) - 1
-    pool = _pool(model, workers)
-
-    def lane(local: bool) -> None:
-        while not stop.is_set():
-            with lock:
-                if not pending:
-                    return
-                index = pending.pop()
-            if local:
-                results[index] = function(model, *jobs[index])
-            else:
-                results[index] = pool.submit(_in_worker, function, *jobs[index]).result()
-            if on_images:
-                with lock:
-                    on_images(_count(jobs[index]))
-
-    with threads.limited(1), threadpool_limits(limits=1):
-        with ThreadPoolExecutor(workers + 1) as lanes:
-            done = [lanes.submit(lane, number == 0) for number in range(workers + 1)]
-            try:
-                for future in done:
-                    future.result()
-            except BaseException:  # Ctrl-C, SIGTERM or a failed block: no lane starts another block
-                stop.set()
-                raise
-    return results
 
 
 _pools: dict = {}  # (id of the model, workers) -> the pool; kept for the next call (compress, then its check)

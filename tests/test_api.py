@@ -88,40 +88,41 @@ def test_blocks_are_independent_and_the_same_for_any_number_of_cores(grey_test_i
         api.decompress(bytes(damaged))
 
 
-def test_the_record_is_written_block_by_block_as_waves_are_coded(grey_test_images, monkeypatch):
-    """What bounds compress's memory: the record goes out through `write` a wave of blocks (one
-    per core) at a time, each wave's blocks written before the next wave is coded, and the
-    bytes are those of api.compress. (Checked to fail with every block coded before the first
-    write.)"""
-    from models import blocks
+def test_the_record_is_written_block_by_block_as_blocks_are_coded(grey_test_images):
+    """What bounds compress's memory: the record goes out through `write` block by block, and
+    no block's images are taken for coding more than the window (two per core) ahead of the
+    block written next; the bytes are those of api.compress on one core. (Checked to fail with
+    every block coded before the first write.)"""
     from models.coder_choice import default_settings, load_coder
 
     images = grey_test_images[:40]
-    expected = api.compress(images, model="mlp-mnist-rha", block_images=8, cores=1)
-    events = []
-    original = blocks.run_jobs
-
-    def recording(model, function, jobs, cores, on_images):
-        events.append(("wave", len(jobs)))
-        return original(model, function, jobs, cores, on_images)
-
-    monkeypatch.setattr(blocks, "run_jobs", recording)
+    expected = api.compress(images, model="mlp-mnist-rha", block_images=4, cores=1)
     coder = load_coder("mlp-mnist-rha")
-    settings = default_settings(coder, len(images), block_images=8)
+    settings = default_settings(coder, len(images), block_images=4)
+    firsts, written_at = set(), []
+
+    class Watched:  # the images, noting which blocks' images have been taken
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, span):
+            firsts.add(span.start)
+            return images[span]
+
     pieces = []
 
     def write(data: bytes) -> int:
-        events.append(("write", len(data)))
+        written_at.append(len(firsts))
         pieces.append(data)
         return len(data)
 
-    length = api.write_record(write, coder, images, settings, block_images=8, cores=2)
-    assert length == sum(map(len, pieces))
-    assert b"".join(pieces) == expected
-    kinds = [kind for kind, _ in events]
-    # the header, then for each wave of two blocks (the last alone): the wave, then its blocks
-    assert kinds == ["write", "wave", "write", "write", "wave", "write", "write", "wave", "write"]
-    assert [n for kind, n in events if kind == "wave"] == [2, 2, 1]
+    length = api.write_record(write, coder, Watched(), settings, block_images=4, cores=2)
+    assert length == sum(map(len, pieces)) and b"".join(pieces) == expected
+    blocks_written_at = written_at[1:]  # after the header: one write per block, 10 blocks
+    assert len(blocks_written_at) == 10
+    for block, at in enumerate(blocks_written_at):
+        assert at <= block + 1 + 4, (block, at)  # window: 2 cores x 2
+    assert blocks_written_at[0] < 10
 
 
 def test_a_bernoulli_record_keeps_one_scale_for_all_its_blocks(grey_test_images):

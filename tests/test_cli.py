@@ -603,33 +603,39 @@ def test_what_a_killed_bbzip_left_is_removed_by_the_next_one(tmp_path, image_fol
     assert [p.name for p in out.iterdir()] == ["imgs"]
 
 
-def test_decompress_writes_each_file_before_the_next_wave_is_decoded(tmp_path, blocked_archive, tiny_models, monkeypatch):
-    """What bounds decompress's memory: with 2 cores the 5 blocks are decoded two at a time, and
+def test_decompress_writes_each_file_before_blocks_far_ahead_are_decoded(tmp_path, grey_test_images, tiny_models,
+                                                                        monkeypatch):
+    """What bounds decompress's memory: 60 one-image files in blocks of 4 (15 blocks), 2 cores;
     every file is staged (written to disk) as soon as its images are decoded, before any block
-    past the next wave; the files come out the same. (Checked to fail with every block decoded
-    before the first file is staged.)"""
+    more than the window (two per core) past its own is taken; the files come out the same.
+    (Checked to fail with every block decoded before the first file is staged.)"""
     from cli import placing
-    from models import blocks
+    from models import api
 
-    folder, archive = blocked_archive
-    decoded, staged_at = [0], []
-    original_run, original_add = blocks.run_jobs, placing.Staging.add
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(60):
+        Image.fromarray(grey_test_images[i]).save(folder / f"{i:02d}.png")
+    archive = tmp_path / "small-blocks.bb"
+    model = tiny_models["logistic"]
+    assert run("compress", folder, "-o", archive, "--model", model, "--block-images", 4, "--no-fallback").exit_code == 0
+    taken, staged_at = [0], []
+    original_message, original_add = api._message, placing.Staging.add
 
-    def recording_run(model, function, jobs, cores, on_images):
-        decoded[0] += len(jobs)
-        return original_run(model, function, jobs, cores, on_images)
+    def counting(block):
+        taken[0] += 1
+        return original_message(block)
 
     def recording_add(self, target, restored):
-        staged_at.append((target.name, decoded[0]))
+        staged_at.append((int(target.stem), taken[0]))
         return original_add(self, target, restored)
 
-    monkeypatch.setattr(blocks, "run_jobs", recording_run)
+    monkeypatch.setattr(api, "_message", counting)
     monkeypatch.setattr(placing.Staging, "add", recording_add)
-    result = run("decompress", archive, "-o", tmp_path / "out", "--model", tiny_models["logistic"], "-T", 2)
+    result = run("decompress", archive, "-o", tmp_path / "out", "--model", model, "-T", 2)
     assert result.exit_code == 0, result.output
     assert_same_files(folder, tmp_path / "out")
-    # images 0..15 in block 0, 16..31 in block 1 (wave 1: blocks 0, 1), 32..39 and the stack's
-    # 30 in blocks 2..4 (waves 2 and 3)
-    assert [at for name, at in staged_at if name < "32"] == [2] * 32
-    assert [at for name, at in staged_at if "32" <= name < "40"] == [4] * 8
-    assert dict(staged_at)["stack.npy"] == 5
+    assert len(staged_at) == 60 and taken[0] == 15
+    for image, at in staged_at:
+        assert at <= image // 4 + 1 + 4, (image, at)
+    assert staged_at[0][1] < 15
