@@ -1,10 +1,11 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Seven archives (binary K=0, grey K=0, grey K=10, grey K=2 in blocks
-of 64 images coded by two processes, -T 2, a grey stack with images unlike MNIST that the
-classic fallback keeps as PNG, WebP and JPEG XL, and the local autoregressive model's grey
-archives at K=0 in blocks on two processes and at K=3) written in the default environment must decode
+paths and thread counts. Eight archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
+grey K=2 in blocks of 64 images coded by two processes, -T 2; with the default local
+autoregressive VAEs: a grey stack with images unlike MNIST that the classic fallback keeps as
+PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3) written in
+the default environment must decode
 under every variant, and every variant must write byte-identical archives from the same images,
 which therefore decode in the default environment too.
 
@@ -28,9 +29,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machines"
-# (images, K, -T, model: "" for the shipped default)
-CASES = [("binary", 0, "1", ""), ("grey", 0, "1", ""), ("grey", 10, "1", ""), ("grey", 2, "2", ""), ("mixed", 0, "1", ""),
-         ("grey", 0, "2", "ar-mnist-baseline"), ("grey", 3, "1", "ar-mnist-baseline")]
+# (images, K, -T, model: "" for the shipped default, the local autoregressive VAE)
+MLP_BINARY, MLP_GREY = "mlp-binary-mnist-rha", "mlp-mnist-rha"
+CASES = [("binary", 0, "1", MLP_BINARY), ("grey", 0, "1", MLP_GREY), ("grey", 10, "1", MLP_GREY), ("grey", 2, "2", MLP_GREY),
+         ("mixed", 0, "1", ""), ("binary", 0, "1", ""), ("grey", 0, "2", ""), ("grey", 3, "1", "")]
 KINDS = ("grey", "binary", "mixed")
 
 WRITE = """
