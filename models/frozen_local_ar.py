@@ -28,7 +28,9 @@ from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIEN
 from .local_ar_config import LocalARConfig, context_offsets
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
-_HEAD_ROWS = 1 << 15  # pixel rows per chunk of the head's forward (and backward) pass
+# Pixel rows per chunk of the head's passes: a chunk's activations (2 MB) stay in cache
+# (measured: the head over 2,000 grey images 0.70 s in chunks of 2^15 rows, 0.48 s in 2^13).
+_HEAD_ROWS = 1 << 13
 
 
 class FrozenLocalARVAE(FrozenMLPVAE):
