@@ -135,7 +135,8 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.option("--batch-size", type=int, help="Images coded side by side [default: 1 per 20 binary / 2 grey images, 16 to 1000].")
 @click.option("--seed", default=0, show_default=True, help="Seed of the initial bits and the K-step noise.")
 @click.option("--block-images", type=click.IntRange(1, MAX_BLOCK_IMAGES),
-              help="Images per block of the model stream [default: 16384 binary, 8192 grey].")
+              help="Images per block of the model stream [default: about 16384 binary, 8192 grey; "
+                   "a large input in a multiple of 4 equal blocks].")
 @click.option("--fallback/--no-fallback", default=True, show_default=True,
               help="Keep an image with a classic codec (PNG, WebP, JPEG XL) where that is smaller than the model's code for it.")
 @click.option("--exact-times", is_flag=True, help="Keep modification times to the nanosecond (default: to the second, as tar and zip).")

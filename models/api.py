@@ -84,7 +84,7 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
         raise StreamError(f"{coder.name} does not code uint8 images of shape {images.shape[1:]} "
                           f"({'two-valued ' if coder.model.config.likelihood == 'bernoulli' else ''}"
                           f"{coder.model.config.height}x{coder.model.config.width} expected)")
-    block_images = block_images or default_block_images(coder)
+    block_images = block_images or default_block_images(coder, len(images))
     settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images)
     record = io.BytesIO()
@@ -97,7 +97,7 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     """Write the record of `images` (an (N, H, W) uint8 array, or blocks.StackedImages) through
     `write`, block by block as they are coded (one wave of blocks is held, not the record);
     returns its length in bytes."""
-    block_images = block_images or default_block_images(coder)
+    block_images = block_images or default_block_images(coder, len(images))
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
     bounds = blocks.block_bounds(len(images), block_images)

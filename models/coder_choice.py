@@ -30,6 +30,7 @@ BUCKET_BITS = {"bernoulli": 10, "logistic": 12}
 # block of about 250 KB (binary) or 1.2 MB (grey) of stream keeps that near 0.1%, while the 70k
 # MNIST images still make 9 blocks to share between cores.
 BLOCK_IMAGES = {"bernoulli": 16384, "logistic": 8192}
+BLOCK_MULTIPLE = 4
 
 
 @dataclass
@@ -105,12 +106,21 @@ def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 
     """Settings for `n_images` cut into blocks (default size if None): lanes by a block's size."""
     likelihood = coder.model.config.likelihood
     bucket_bits = BUCKET_BITS[likelihood]
-    per_block = min(n_images, block_images or default_block_images(coder))
+    per_block = min(n_images, block_images or default_block_images(coder, n_images))
     lanes = min(MAX_LANES, max(MIN_LANES, round(per_block * LANE_SHARE[likelihood])))
     return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=lanes if batch_size is None else batch_size,
                           bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12,
                           likelihood_precision=LIKELIHOOD_PRECISION)
 
 
-def default_block_images(coder: Coder) -> int:
-    return BLOCK_IMAGES[coder.model.config.likelihood]
+def default_block_images(coder: Coder, n_images: int) -> int:
+    """About BLOCK_IMAGES[likelihood] images a block; an input of BLOCK_MULTIPLE blocks or more is
+    cut into a multiple of BLOCK_MULTIPLE blocks of equal size (the last a little shorter), so
+    that 2 or 4 cores finish together: 70,000 grey images make 12 blocks of 5,834, where blocks of
+    8,192 made 8 and one of 4,464, and two cores coded 4.5 blocks' worth against 4."""
+    size = BLOCK_IMAGES[coder.model.config.likelihood]
+    count = -(-n_images // size)
+    if count < BLOCK_MULTIPLE:
+        return size
+    count = -(-count // BLOCK_MULTIPLE) * BLOCK_MULTIPLE
+    return -(-n_images // count)

@@ -145,3 +145,16 @@ def test_the_coding_path_does_not_import_torch():
     code = ("import sys, models.api, models.architectures, cli.archive_commands; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_large_input_is_cut_into_a_multiple_of_four_equal_blocks():
+    """So that 2 or 4 cores finish together; small inputs keep the plain block size."""
+    from models.blocks import block_bounds
+    from models.coder_choice import default_block_images, load_coder
+
+    grey, binary = load_coder("mlp-mnist-rha"), load_coder("mlp-binary-mnist-rha")
+    assert default_block_images(grey, 10_000) == 8192 and default_block_images(binary, 40_000) == 16384
+    for coder, n, blocks in ((grey, 70_000, 12), (grey, 32_768, 4), (grey, 32_769, 8), (binary, 70_000, 8)):
+        bounds = block_bounds(n, default_block_images(coder, n))
+        sizes = [hi - lo for lo, hi in bounds]
+        assert len(bounds) == blocks and max(sizes) - min(sizes) < blocks, (n, sizes)
