@@ -24,7 +24,7 @@ import bbans
 from bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import LOGIT_LIMIT, MEAN_RANGE, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, quantise_layer
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX
 from .local_ar_config import LocalARConfig, context_offsets
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
@@ -52,28 +52,18 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         self.windows = np.stack([self.places + di * padded_width + dj for di, dj in context_offsets(r)], axis=1)
 
     # -- freezing and the file form ---------------------------------------------------------
-    @classmethod
-    def freeze(cls, model) -> "FrozenLocalARVAE":
-        config = model.config
-        neighbours = len(context_offsets(config.radius))
-        layers = {}
-        for name, (_, _, in_bits, in_max, out_bits, low, high) in cls._layout(config).items():
-            network, index = name.split(".")
-            linear = getattr(model, network)[2 * int(index)]  # Linear, ReLU, Linear, ReLU, Linear
-            weight = linear.weight.detach().double().numpy().T.copy()
-            bias = linear.bias.detach().double().numpy().copy()
-            logistic = config.likelihood == "logistic"
-            if logistic and name == "encoder.0":
-                weight *= 1.0 / 255.0  # the encoder reads x / 255
-            if name == "head.0":
-                # The head reads the context as x / 255 (grey) or x (binary); it gets pixel x 2^16,
-                # that is x in its input's 2^-16 units.
-                weight[:neighbours] *= 1.0 / 255.0 if logistic else 1.0
-            if logistic and name == "head.2":
-                weight[:, 0] *= 255.0  # the mean is 255 h
-                bias[0] *= 255.0
-            layers[name] = quantise_layer(weight, bias, in_bits, in_max, out_bits, low, high)
-        return cls._assembled(config, layers)
+    @staticmethod
+    def _fold_scales(config, name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+        logistic = config.likelihood == "logistic"
+        if logistic and name == "encoder.0":
+            weight *= 1.0 / 255.0  # the encoder reads x / 255
+        if logistic and name == "head.0":
+            # The head reads the context as x / 255; it gets pixel x 2^16, that is x in its
+            # input's 2^-16 units. (Binary context is read as x: nothing to fold.)
+            weight[: len(context_offsets(config.radius))] *= 1.0 / 255.0
+        if logistic and name == "head.2":
+            weight[:, 0] *= 255.0  # the mean is 255 h
+            bias[0] *= 255.0
 
     @classmethod
     def _assembled(cls, config, layers: dict) -> "FrozenLocalARVAE":

@@ -81,7 +81,8 @@ class FrozenMLPVAE(FrozenModel):
     # -- freezing and the file form ---------------------------------------------------------
     @classmethod
     def freeze(cls, model) -> "FrozenMLPVAE":
-        """Quantise each Linear layer of a trained MLPVAE with its place in `_layout`."""
+        """Quantise each Linear layer of a trained model with its place in `_layout` (networks
+        of Linear, ReLU, Linear, ReLU, Linear, as the MLP VAE's and the local model's)."""
         config = model.config
         layers = {}
         for name, (_, _, in_bits, in_max, out_bits, low, high) in cls._layout(config).items():
@@ -89,13 +90,18 @@ class FrozenMLPVAE(FrozenModel):
             linear = getattr(model, network)[2 * int(index)]  # Linear, ReLU, Linear, ReLU, Linear
             weight = linear.weight.detach().double().numpy().T.copy()
             bias = linear.bias.detach().double().numpy().copy()
-            if config.likelihood == "logistic" and name == "encoder.0":
-                weight *= 1.0 / 255.0  # the encoder reads x / 255: fold it into the weights
-            if config.likelihood == "logistic" and name == "decoder.2":
-                weight[:, : config.pixels] *= 255.0  # the decoder's mean is 255 h: fold the 255 in
-                bias[: config.pixels] *= 255.0
+            cls._fold_scales(config, name, weight, bias)
             layers[name] = quantise_layer(weight, bias, in_bits, in_max, out_bits, low, high)
         return cls._assembled(config, layers)
+
+    @staticmethod
+    def _fold_scales(config, name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+        """Fold the float model's fixed input and output scales into a layer (in place)."""
+        if config.likelihood == "logistic" and name == "encoder.0":
+            weight *= 1.0 / 255.0  # the encoder reads x / 255: fold it into the weights
+        if config.likelihood == "logistic" and name == "decoder.2":
+            weight[:, : config.pixels] *= 255.0  # the decoder's mean is 255 h: fold the 255 in
+            bias[: config.pixels] *= 255.0
 
     @classmethod
     def _assembled(cls, config: VAEConfig, layers: dict) -> "FrozenMLPVAE":

@@ -45,3 +45,18 @@ def test_default_model_round_trip(tmp_path, grey_test_images, data, expected_mod
     # gives these bytes on every machine): a few percent lost by a model or the coder fails here.
     # (The MLP VAEs, the defaults before: 0.1937 and 1.5045.)
     assert bpd < (0.17 if data == "binary" else 1.26)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_freezing_a_shipped_model_again_gives_its_frozen_integers(name):
+    """The shipped frozen file is what `freeze` makes of the shipped trained file, layer for
+    layer (a change to freezing that would change shipped coders fails here)."""
+    from models.architectures import freeze
+
+    entry = manifest()[name]
+    model, _ = load_shipped(name)
+    fresh = freeze(model)
+    shipped = load_frozen(WEIGHTS_DIR / entry["frozen"]["file"], entry["frozen"]["sha256"])
+    for (layer, a), (_, b) in zip(fresh.layer_specs(), shipped.layer_specs(), strict=True):
+        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias), layer
+        assert np.array_equal(a.weight_bits, b.weight_bits), layer
