@@ -70,14 +70,11 @@ def _write_archive_file(path: Path, write_checked, force: bool) -> None:
         raise BBZipError(f"{path}: appeared while compressing; not overwritten (use -f)") from None
 
 
-def _write_archive(target, header: dict, payload) -> int:
-    """The archive into the binary file `target`: its head, then the payload file copied over;
-    returns its size."""
-    head = archive_head(header)
+def _write_archive(target, head: bytes, payload) -> None:
+    """The archive into the binary file `target`: its head, then the payload file copied over."""
     target.write(head)
     payload.seek(0)
     shutil.copyfileobj(payload, target, 1 << 20)
-    return len(head) + header["payload_length"]
 
 
 def _read_entries(out, found, fits, exact_times: bool) -> list:
@@ -178,10 +175,11 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     with tempfile.TemporaryFile(dir=spool_folder) as payload:
         with out.bar("compressing", n_items) as advance:
             header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
+        head = archive_head(header)
 
         def write_checked(path) -> None:
             with open(path, "wb") as target:
-                _write_archive(target, header, payload)
+                _write_archive(target, head, payload)
             with out.bar("verifying", n_items) as advance:
                 _verify(path, entries, coder, advance, threads)
 
@@ -193,7 +191,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
             sys.stdout.buffer.flush()
         else:
             _write_archive_file(Path(output), write_checked, force)
-    archive_size = len(archive_head(header)) + header["payload_length"]
+    archive_size = len(head) + header["payload_length"]
     seconds = time.perf_counter() - started
     if coder and n_items:
         config = coder.model.config
@@ -256,10 +254,9 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
             for name, restored in restored_entries:
                 if isinstance(restored, str):
                     extraction.lost.append((name, restored))
-                elif salvage or not extraction.lost:  # past a loss without --salvage: only checked, for the report
-                    staging.add(output_dir / name, restored)
-                    extraction.files.append(name)
                 else:
+                    if salvage or not extraction.lost:  # past a loss without --salvage: only checked, for the report
+                        staging.add(output_dir / name, restored)
                     extraction.files.append(name)
             if extraction.lost and not salvage:
                 raise BBZipError(_damage_report(archive, extraction) + "; nothing was written (--salvage writes the intact ones)")

@@ -38,6 +38,7 @@ from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
 from .files import ByteSource
+from .interface import binary_scale
 from .coder_choice import Coder, default_block_images, default_settings, load_coder, pick_default, resolve
 
 MAGIC = b"\x89BBZM\n"
@@ -118,10 +119,7 @@ def _record_scale(coder: Coder, images, bounds) -> int:
     model's 0/255 images, else 1 (one scale for the record, found block by block)."""
     if coder.model.config.likelihood != "bernoulli":
         return 1
-    values = set()
-    for lo, hi in bounds:
-        values.update(np.unique(images[lo:hi]).tolist())
-    return 255 if values - {0, 1} else 1
+    return 255 if 255 in {binary_scale(images[lo:hi]) for lo, hi in bounds} else 1
 
 
 def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = None, cores: int | None = None,

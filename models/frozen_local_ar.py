@@ -133,8 +133,9 @@ class FrozenLocalARVAE(FrozenMLPVAE):
     def likelihood_codec(self, z_fixed, precision: int) -> bbans.Codec:
         features = self.features(z_fixed)
 
-        def push(message, symbols):
-            return bbans.from_distribution(self.pixel_distribution(z_fixed, symbols, precision)).push(message, symbols)
+        def push(message, symbols):  # the features of z computed above, not again
+            params = self._parameters(symbols.astype(np.int64), features)
+            return bbans.from_distribution(self._distribution(params, precision)).push(message, symbols)
 
         def pop(message):
             # One pixel position at a time, for every lane: its context is what is decoded so far.
