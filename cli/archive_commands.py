@@ -98,12 +98,12 @@ def _verify(path, entries, coder, on_batch, cores: int) -> None:
     decoded and compared one at a time."""
     try:
         with open(path, "rb") as f:
-            restored_entries = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores,
-                                                   rebuild=False)
-            for entry, (name, restored) in zip(entries, restored_entries, strict=True):
-                if isinstance(restored, str):
-                    raise BBZipError(f"{name}: internal error: the archive would not decode it ({restored}); nothing was written")
-                if restored.name != entry.name or restored.sha256 != input_fingerprint(entry).sha256:
+            readers = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores)
+            for entry, reader in zip(entries, readers, strict=True):
+                why = reader.restore(None)
+                if why is not None:
+                    raise BBZipError(f"{entry.name}: internal error: the archive would not decode it ({why}); nothing was written")
+                if reader.name != entry.name or reader.sha256 != input_fingerprint(entry).sha256:
                     raise BBZipError(f"{entry.name}: internal error: the archive would not decode it to what was read; "
                                      "nothing was written")
     except (ArchiveError, ValueError) as error:  # ValueError: zip(strict) on a count mismatch
@@ -208,12 +208,11 @@ def _classic_note(kept_classic: int) -> str:
 
 
 @contextmanager
-def _decoding(out, source: str, model_spec: str | None, threads: int, wanted=(), rebuild: bool = True):
-    """(archive, iterator of (name, Restored or why it is lost)) under a progress bar."""
+def _decoding(out, source: str, model_spec: str | None, threads: int, wanted=()):
+    """(archive, iterator of coding.EntryReader) under a progress bar."""
     with _opened(source) as archive, out.bar("decompressing", _model_items(archive)) as advance:
         try:
-            yield archive, coding.extract_each(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted,
-                                               rebuild=rebuild)
+            yield archive, coding.extract_each(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted)
         except ArchiveError as error:
             raise BBZipError(str(error)) from None
 
@@ -243,21 +242,20 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
     them, or only NAMES (entries, or folders of entries; only the blocks that hold them are
     decoded)."""
     extraction = coding.Extraction([], [])
-    with _decoding(out, archive, model_spec, threads, names) as (opened, restored_entries):
+    with _decoding(out, archive, model_spec, threads, names) as (opened, readers):
         if not force:  # names checked by the header schema
             for name in (opened.names[i] for i in coding.select(opened.names, names)):
                 if (output_dir / name).exists() or (output_dir / name).is_symlink():
                     raise BBZipError(f"{output_dir / name}: already exists (use -f to overwrite)")
         with Staging(output_dir) as staging:
-            # Each file is written to the staging folder as soon as it is decoded: one file's
-            # bytes are held at a time, and the files go in place together at the end.
-            for name, restored in restored_entries:
-                if isinstance(restored, str):
-                    extraction.lost.append((name, restored))
-                else:
-                    if salvage or not extraction.lost:  # past a loss without --salvage: only checked, for the report
-                        staging.add(output_dir / name, restored)
-                    extraction.files.append(name)
+            # Each file is written to the staging folder as it is decoded (a large array a block
+            # at a time), and the files go in place together at the end.
+            for reader in readers:
+                if salvage or not extraction.lost:
+                    why = staging.add(output_dir / reader.name, reader)
+                else:  # past a loss without --salvage: only checked, for the report
+                    why = reader.restore(None)
+                extraction.record(reader.name, why)
             if extraction.lost and not salvage:
                 raise BBZipError(_damage_report(archive, extraction) + "; nothing was written (--salvage writes the intact ones)")
             staging.place()
@@ -278,12 +276,9 @@ def test_command(out, archive, model_spec, threads):
     """Decode everything in ARCHIVE and check every checksum; write nothing. Names the damaged
     entries, if any."""
     extraction = coding.Extraction([], [])
-    with _decoding(out, archive, model_spec, threads, rebuild=False) as (_, restored_entries):
-        for name, restored in restored_entries:  # checked one at a time; nothing kept but the names
-            if isinstance(restored, str):
-                extraction.lost.append((name, restored))
-            else:
-                extraction.files.append(name)
+    with _decoding(out, archive, model_spec, threads) as (_, readers):
+        for reader in readers:  # checked one at a time; nothing kept but the names
+            extraction.record(reader.name, reader.restore(None))
     if extraction.lost:
         raise BBZipError(_damage_report(archive, extraction))
     out.info(f"{archive}: OK ({_count(len(extraction.files), 'file')})")

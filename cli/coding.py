@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import lzma
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 from . import classic, fallback
 from .archive import Archive, ArchiveError
 from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
+from .feed import ImageFeed
 from .errors import BBZipError
 from .table import CHECKED_STORES, FALLBACK_CODES
 
@@ -160,21 +161,83 @@ def model_description(archive: Archive) -> api.StreamInfo | None:
     return info
 
 
-@dataclass(frozen=True)
-class Restored:
-    """One entry, decoded and checked: a file's bytes, or the target of a symbolic link."""
+class OutputError(BBZipError):
+    """A restored file could not be written (a full disk): the output's failure, not damage."""
 
-    name: str
-    data: bytes | list  # the file's bytes, or pieces of them to write in turn (entries.restore)
-    attributes: tuple[int, int] | None  # (permission bits, mtime in ns)
-    link_target: str | None = None
-    sha256: bytes = field(default=b"", repr=False)  # of the pixels or bytes restored (entries.input_fingerprint)
+
+class _Output:
+    """The file an entry is written into, telling its write errors apart from the archive's
+    damage; everything else (seek, tell, for zipfile) is the file's own."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            raise OutputError(f"{getattr(self._file, 'name', 'output')}: cannot write ({error.strerror or error})") from None
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+class EntryReader:
+    """One entry of an archive being read. `restore(sink)` decodes it, checks it and writes its
+    file's bytes into `sink` (a seekable binary file; None: checked only), once, before the next
+    entry is taken; it returns why the entry is lost, or None. Then `sha256` is that of the pixels
+    or bytes it gave back (entries.input_fingerprint)."""
+
+    def __init__(self, archive: Archive, index: int, model_runs):
+        self.name, self.meta = archive.names[index], archive.header["entries"][index]
+        self._archive, self._model_runs = archive, model_runs  # its model images, as decoded (not yet started)
+        self.attributes, self.sha256, self.done = None, b"", False
+
+    @property
+    def is_link(self) -> bool:
+        return self.meta.get("store") == "link"
+
+    @property
+    def link_target(self) -> str:
+        return _link_target(self.meta)
+
+    def restore(self, sink=None) -> str | None:
+        if self.done:
+            raise RuntimeError(f"{self.name}: restored twice")
+        self.done = True
+        meta = self.meta
+        blobs = [self._archive.blob(b) for b in meta["blobs"]]  # ArchiveError (fatal) if the file changed
+        try:
+            if self.is_link:
+                self.link_target  # noqa: B018  (checked: a BBZipError if it is not a safe target)
+            else:
+                self.attributes = file_attributes(meta)
+            feed = _feed(meta, blobs, self._model_runs)
+            fingerprint = restore(meta, feed, blobs[: len(blobs) - _classic_count(meta)],
+                                  None if sink is None else _Output(sink))
+            feed.finish()
+        except OutputError:
+            raise
+        except BBZipError as error:
+            return str(error)
+        except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
+            return f"damaged entry ({error})"
+        if meta.get("store") in CHECKED_STORES and fingerprint.crc32 != meta["crc32"]:
+            return "decoded pixels do not match the archive's checksum (damaged archive)"
+        self.sha256 = fingerprint.sha256
+        return None
 
 
 @dataclass
 class Extraction:
-    files: list  # the entries asked for that decoded intact, in archive order (Restored, or names where nothing is kept)
+    files: list  # names of the entries asked for that decoded intact, in archive order
     lost: list[tuple[str, str]]  # (name, why) of those that did not
+
+    def record(self, name: str, why: str | None) -> None:
+        if why is None:
+            self.files.append(name)
+        else:
+            self.lost.append((name, why))
 
 
 def select(names: list[str], wanted) -> list[int]:
@@ -192,46 +255,52 @@ def select(names: list[str], wanted) -> list[int]:
     return sorted(chosen)
 
 
-def extract(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
-            wanted=(), rebuild: bool = True) -> Extraction:
-    """The entries asked for (default: all), each checked (extract_each, all held at once)."""
-    extraction = Extraction([], [])
-    for name, result in extract_each(archive, model_override, on_batch, cores, wanted, rebuild):
-        if isinstance(result, str):
-            extraction.lost.append((name, result))
-        else:
-            extraction.files.append(result)
-    return extraction
-
-
 def extract_each(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
-                 wanted=(), rebuild: bool = True):
-    """Yields (name, Restored, or why it is lost) for each entry asked for (default: all), in
-    archive order, each checked; only the blocks of the model stream that hold their images are
-    decoded, a wave at a time as the entries need them. A damaged block or blob loses only its
-    own entries. Without `rebuild`, files are checked but not encoded again (their `data` is
-    empty). Raises ArchiveError if the archive file changes while it is read."""
+                 wanted=()):
+    """Yields an EntryReader for each entry asked for (default: all), in archive order; the
+    consumer restores each (or it is checked when the next is taken). Only the blocks of the
+    model stream that hold their images are decoded, a wave at a time as the entries need them,
+    and each entry's images are handed on a block at a time (cli/feed.py): a large array is
+    never held whole. A damaged block or blob loses only its own entries. Raises ArchiveError if
+    the archive file changes while it is read."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
-    images_of = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
+    model_runs = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
     for index in chosen:
-        meta, name = entries[index], archive.names[index]
-        try:
-            items = images_of(int(starts[index]), int(starts[index + 1]))
-            yield name, _restored(archive, meta, name, items, rebuild)
-        except BBZipError as error:
-            yield name, str(error)
+        reader = EntryReader(archive, index, model_runs(int(starts[index]), int(starts[index + 1])))
+        yield reader
+        if not reader.done:
+            reader.restore(None)
+
+
+def _feed(meta: dict, blobs: list, runs) -> ImageFeed:
+    """An entry's images: its model images (`runs`, as decoded) with its classic fallback
+    images (the last blobs) at their places."""
+    classic_images, crc32 = [], None
+    if "fallback" in meta:
+        fallback = meta["fallback"]
+        codes = fallback["codecs"]
+        positions = fallback_positions(fallback["runs"])
+        if len(positions) != len(codes) or len(codes) > len(blobs):
+            raise BBZipError("damaged entry (fallback table does not match its blobs)")
+        classic_images = list(zip(positions, codes, blobs[len(blobs) - len(codes):]))
+        crc32 = fallback["crc32"]
+    return ImageFeed(runs, meta.get("scale", 1), _image_shape(meta), classic_images, crc32)
+
+
+def _classic_count(meta: dict) -> int:
+    return len(meta["fallback"]["codecs"]) if "fallback" in meta else 0
 
 
 def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
-    """images_of(lo, hi): model images lo..hi of the archive, from the blocks that hold those of
-    the chosen entries; raises BBZipError for images in a damaged block. Ranges are asked for in
-    order: blocks are decoded (a wave at a time) when a range first needs them and let go once a
-    range has passed their end."""
+    """model_runs(lo, hi): model images lo..hi of the archive, a block's share at a time, from
+    the blocks that hold those of the chosen entries; raises BBZipError for images in a damaged
+    block. Ranges are taken in order: blocks are decoded (a wave at a time) when a range first
+    needs them and let go once a range has passed their end."""
     info = model_description(archive)
     if info is None:
-        return lambda lo, hi: np.zeros((0, 0, 0), dtype=np.uint8)
+        return lambda lo, hi: iter(())
     size = info.block_images
     needed = sorted({block for i in chosen for block in _blocks_holding(int(starts[i]), int(starts[i + 1]), size)})
     try:
@@ -241,35 +310,29 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch))
     decoded = {}
 
-    def block_result(block: int):
+    def block_result(block: int, lo: int):
         try:
             while block not in decoded:
                 number, result = next(stream)
-                decoded[number] = result
+                if (number + 1) * size > lo:  # else only entries lost before this range needed it
+                    decoded[number] = result
         except api.StreamError as error:  # a block's bytes could not be read
             raise ArchiveError(str(error)) from None
         return decoded[block]
 
-    def images_of(lo: int, hi: int) -> np.ndarray:
-        holding = _blocks_holding(lo, hi, size)
-        images = None  # an entry spanning several blocks: each block is copied in, then let go
-        for block in holding:
-            result = block_result(block)
+    def model_runs(lo: int, hi: int):
+        for block in [b for b in decoded if (b + 1) * size <= lo]:  # left by an entry lost part way
+            del decoded[block]
+        for block in _blocks_holding(lo, hi, size):
+            result = block_result(block, lo)
             if isinstance(result, str):
                 raise BBZipError(f"model stream block {block}: {result}")
             first = block * size
-            part = result[max(lo, first) - first : min(hi, first + len(result)) - first]
-            if len(holding) == 1:
-                images = part
-            else:
-                if images is None:
-                    images = np.empty((hi - lo, *result.shape[1:]), dtype=result.dtype)
-                images[max(lo, first) - lo : min(hi, first + len(result)) - lo] = part
+            yield result[max(lo, first) - first : min(hi, first + len(result)) - first]
             if first + len(result) <= hi:
-                del decoded[block], result, part
-        return images if images is not None else np.zeros((0, 0, 0), dtype=np.uint8)
+                del decoded[block], result
 
-    return images_of
+    return model_runs
 
 
 def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
@@ -277,48 +340,15 @@ def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
     return range(lo // block_images, (hi - 1) // block_images + 1) if hi > lo else range(0)
 
 
-def _restored(archive: Archive, meta: dict, name: str, items: np.ndarray, rebuild: bool) -> Restored:
-    """One entry from its model images (in the model's domain) and its blobs, checked."""
-    blobs = [archive.blob(b) for b in meta["blobs"]]  # ArchiveError (fatal) if the file changed
-    try:
-        if "fallback" in meta:
-            items, blobs = _with_classic_images(meta, items, blobs)
-        scale = meta.get("scale", 1)
-        data, fingerprint = restore(meta, items * np.uint8(scale) if scale != 1 else items, blobs, rebuild)
-    except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
-        raise BBZipError(f"damaged entry ({error})") from None
-    if meta.get("store") in CHECKED_STORES and fingerprint.crc32 != meta["crc32"]:
-        raise BBZipError("decoded pixels do not match the archive's checksum (damaged archive)")
-    if meta.get("store") == "link":
-        return Restored(name, b"", None, _link_target(meta), fingerprint.sha256)
-    return Restored(name, data, file_attributes(meta), None, fingerprint.sha256)
-
-
-def _with_classic_images(meta: dict, items: np.ndarray, blobs: list) -> tuple[np.ndarray, list]:
-    """An array's or .npz file's whole image stack: its model images, and its classic ones
-    (the last blobs) at their places; and its other blobs."""
-    fallback = meta["fallback"]
-    positions, codes = fallback_positions(fallback["runs"]), fallback["codecs"]
-    own = blobs[: len(blobs) - len(codes)]
-    height, width = _image_shape(meta)
-    stack = np.empty((len(items) + len(codes), height, width), dtype=np.uint8)
-    taken = np.zeros(len(stack), dtype=bool)
-    taken[positions] = True
-    codecs = {code: codec for codec, code in FALLBACK_CODES.items()}
-    for position, code, blob in zip(positions, codes, blobs[len(own):]):
-        stack[position] = np.asarray(classic.decode(blob, codecs[code], "L", width, height), dtype=np.uint8)
-    if zlib.crc32(np.ascontiguousarray(stack[taken])) != fallback["crc32"]:
-        raise ValueError("classic images do not match their checksum")
-    stack[~taken] = items.reshape(-1, height, width)  # none at all comes as (0, 0, 0)
-    return stack, own
-
-
 def _image_shape(meta: dict) -> tuple[int, int]:
-    """Height and width of an array's images, or of an .npz file's first image stack."""
-    if meta["format"] == "NPY":
+    """Height and width of an entry's images: an array's, an .npz file's first image stack's,
+    an image's; (0, 0) for an entry without images."""
+    if meta["format"] == "NPY" and "shape" in meta:
         return meta["shape"][1], meta["shape"][2]
-    first = next(m for m in meta["members"] if m["store"] == "model")
-    return first["shape"][1], first["shape"][2]
+    if meta["format"] == "NPZ":
+        first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
+        return (first["shape"][1], first["shape"][2]) if first else (0, 0)
+    return meta.get("height", 0), meta.get("width", 0)
 
 
 def _link_target(meta: dict) -> str:

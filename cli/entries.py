@@ -18,6 +18,7 @@ files are rebuilt (arrays in their memory order, zip members with their names an
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import lzma
@@ -346,22 +347,36 @@ def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
     fingerprint.update(name.encode() + b"\0").update(content)
 
 
-def _npy_bytes(array, fortran_order: bool) -> bytes:
-    return b"".join(_npy_pieces(array, fortran_order))
-
-
-def _npy_pieces(array, fortran_order: bool) -> list:
-    """The bytes np.save writes for `array`, as pieces to write one after another: its header,
-    then the array's own memory (a C-order stack is not copied)."""
-    data = np.asfortranarray(array) if fortran_order else np.ascontiguousarray(array)
+def npy_header(shape, fortran_order: bool) -> bytes:
+    """The header np.save writes before a uint8 array of `shape`: version 1.0 where it fits,
+    else 2.0, as np.save chooses."""
+    fields = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": fortran_order,
+              "shape": tuple(shape)}
     header = io.BytesIO()
-    fields = np.lib.format.header_data_from_array_1_0(data)
-    try:  # np.save's choice: version 1.0 where the header fits, else 2.0
+    try:
         np.lib.format.write_array_header_1_0(header, fields)
     except ValueError:
         header = io.BytesIO()
         np.lib.format.write_array_header_2_0(header, fields)
-    return [header.getvalue(), memoryview(data.T if fortran_order else data).cast("B")]
+    return header.getvalue()
+
+
+def _write_npy(sink, fingerprint: "Fingerprint", feed, shape, fortran_order: bool) -> None:
+    """An .npy file's bytes from the entry's images: a C-order array run by run as the images
+    come (the fingerprint covers the pixels in C order either way); a Fortran-order one, whose
+    bytes interleave all images, whole."""
+    if sink is not None:
+        sink.write(npy_header(shape, fortran_order))
+    if not fortran_order:
+        for run in feed.take(shape[0]):
+            fingerprint.update(run)
+            if sink is not None:
+                sink.write(memoryview(np.ascontiguousarray(run)).cast("B"))
+        return
+    array = feed.whole(shape[0]).reshape(shape)
+    fingerprint.update(array)
+    if sink is not None:
+        sink.write(memoryview(np.asfortranarray(array).T).cast("B"))
 
 
 def _is_image_stack(array, fits_model) -> bool:
@@ -389,63 +404,74 @@ class Fingerprint:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def restore(meta: dict, items: np.ndarray, blobs: list, rebuild: bool = True) -> tuple[bytes | list, Fingerprint]:
-    """Rebuild a file's bytes from its entry and its model images (N, H, W) uint8; also returns
-    the fingerprint of what it gives back (to compare with `input_fingerprint`). Without
-    `rebuild`, only the fingerprint (compress's check: no file is written, so none is encoded).
-    An .npy file comes as a list of pieces to write in turn (no second copy of a large stack)."""
+def restore(meta: dict, feed, blobs: list, sink) -> Fingerprint:
+    """Rebuild a file from its entry, its images (an ImageFeed, cli/feed.py: taken in order as
+    they are decoded) and its blobs, writing its bytes into `sink` (a seekable binary file);
+    returns the fingerprint of what it gives back (to compare with `input_fingerprint`). With
+    `sink` None, only the fingerprint is taken (compress's check and `bbzip test`: no file is
+    encoded). A link's target is not written: the caller makes the link."""
     fmt = meta["format"]
     if meta.get("store") == "link":
-        return b"", Fingerprint(meta["target"].encode())
-    if meta.get("store") == "stored":
-        raw = _unxz(blobs[0], meta["size"])
-        return raw, Fingerprint(raw)
-    if meta.get("store") == "transcoded":
-        raw = jpegxl.reconstruct_jpeg(blobs[0], meta["width"], meta["height"])
-        if len(raw) != meta["size"]:
-            raise ValueError("transcoded JPEG does not have the declared size")
-        return raw, Fingerprint(raw)
+        return Fingerprint(meta["target"].encode())
+    if meta.get("store") in ("stored", "transcoded"):
+        if meta["store"] == "stored":
+            raw = _unxz(blobs[0], meta["size"])
+        else:
+            raw = jpegxl.reconstruct_jpeg(blobs[0], meta["width"], meta["height"])
+            if len(raw) != meta["size"]:
+                raise ValueError("transcoded JPEG does not have the declared size")
+        if sink is not None:
+            sink.write(raw)
+        return Fingerprint(raw)
+    fingerprint = Fingerprint()
     if fmt == "NPY":
-        array = items.reshape(meta["shape"])
-        return _npy_pieces(array, meta.get("fortran_order", False)) if rebuild else b"", Fingerprint(array)
+        _write_npy(sink, fingerprint, feed, meta["shape"], meta.get("fortran_order", False))
+        return fingerprint
     if fmt == "NPZ":
-        return _restore_npz(meta, items, blobs, rebuild)
+        _restore_npz(meta, feed, blobs, sink, fingerprint)
+        return fingerprint
     if meta["store"] == "model":
-        image = model_image(items[0], meta["mode"])
+        pixels = feed.whole(1)[0]
+        image = model_image(pixels, meta["mode"])
+        fingerprint.update(pixels)
     else:
         image = classic.decode(blobs[0], meta["codec"], meta["mode"], meta["width"], meta["height"])
-    fingerprint = Fingerprint(classic.pixel_bytes(image) if meta["store"] != "model" else items[0])
-    if not rebuild:
-        return b"", fingerprint
-    out = io.BytesIO()
-    image.save(out, format=fmt)
-    return out.getvalue(), fingerprint
+        fingerprint.update(classic.pixel_bytes(image))
+    if sink is not None:  # encoded here, then written: PIL would write past the sink to its file
+        encoded = io.BytesIO()
+        image.save(encoded, format=fmt)
+        sink.write(encoded.getvalue())
+    return fingerprint
 
 
-def _restore_npz(meta, items, blobs, rebuild: bool):
-    """The zip with the same members in the same order (arrays re-saved, other members as they
-    were); the fingerprint covers each member's name and its pixels or bytes."""
-    buffer, fingerprint, item_pos, blob_pos = io.BytesIO(), Fingerprint(), 0, 0
+def _restore_npz(meta, feed, blobs, sink, fingerprint: Fingerprint) -> None:
+    """The zip with the same members in the same order (arrays written again as their images
+    come, other members as they were); the fingerprint covers each member's name and its pixels
+    or bytes."""
     compression = zipfile.ZIP_DEFLATED if meta["compressed"] else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+    stored = iter(blobs)
+    with zipfile.ZipFile(sink, "w", compression=compression) if sink is not None else contextlib.nullcontext() as archive:
         for member in meta["members"]:
-            if member["store"] == "model":
-                count = member["shape"][0]
-                array = items[item_pos : item_pos + count].reshape(member["shape"])
-                item_pos += count
-                content, source = _npy_bytes(array, member.get("fortran_order", False)) if rebuild else b"", array
-            else:
-                content = source = _unxz(blobs[blob_pos], member["size"])
-                blob_pos += 1
-            _add_member(fingerprint, member["member"], source)
-            if not rebuild:
-                continue
-            info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
-            info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]
-            info.create_system = member["create_system"]
-            with archive.open(info, "w", force_zip64=member.get("zip64", False)) as stream:
-                stream.write(content)
-    return buffer.getvalue() if rebuild else b"", fingerprint
+            _add_member(fingerprint, member["member"], b"")
+            with _member_stream(archive, member) as stream:
+                if member["store"] == "model":
+                    _write_npy(stream, fingerprint, feed, member["shape"], member.get("fortran_order", False))
+                else:
+                    content = _unxz(next(stored), member["size"])
+                    fingerprint.update(content)
+                    if stream is not None:
+                        stream.write(content)
+
+
+def _member_stream(archive: zipfile.ZipFile | None, member: dict):
+    """A member of the zip being written, with its recorded zip fields, to write into; nothing
+    (None) where no file is written."""
+    if archive is None:
+        return contextlib.nullcontext()
+    info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
+    info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]
+    info.create_system = member["create_system"]
+    return archive.open(info, "w", force_zip64=member.get("zip64", False))
 
 
 def input_fingerprint(entry: Entry) -> Fingerprint:

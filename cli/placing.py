@@ -17,17 +17,10 @@ from models.files import leftover_prefix, remove_leftovers
 from .errors import BBZipError
 
 
-def place_all(output_dir: Path, targets: list) -> None:
-    """`targets`: (path under output_dir, coding.Restored); paths already checked to be safe."""
-    with Staging(output_dir) as staging:
-        for target, restored in targets:
-            staging.add(target, restored)
-        staging.place()
-
-
 class Staging:
-    """Files written one at a time as they are decoded (so none need stay in memory), then put
-    in place together by `place`; leaving the `with` block without `place` writes nothing."""
+    """Files written one at a time as they are decoded (so none need stay in memory, nor all of
+    a large one), then put in place together by `place`; leaving the `with` block without
+    `place` writes nothing."""
 
     def __init__(self, output_dir: Path):
         self.output_dir = output_dir
@@ -39,9 +32,26 @@ class Staging:
         self.folder = Path(tempfile.mkdtemp(dir=self.output_dir, prefix=leftover_prefix()))
         return self
 
-    def add(self, target: Path, restored) -> None:
-        _stage(self.folder / str(len(self.targets)), restored)
-        self.targets.append((target, restored.link_target is not None))
+    def add(self, target: Path, reader) -> str | None:
+        """Restore an entry (coding.EntryReader) into the staging folder, to go to `target`;
+        returns why it is lost (nothing of it is kept then), or None."""
+        staged = self.folder / str(len(self.targets))
+        if reader.is_link:
+            why = reader.restore(None)
+            if why is None:
+                os.symlink(reader.link_target, staged)
+        else:
+            with open(staged, "wb") as f:
+                why = reader.restore(f)
+            if why is not None:
+                staged.unlink()
+            elif reader.attributes:
+                permissions, mtime_ns = reader.attributes
+                os.chmod(staged, permissions)
+                os.utime(staged, ns=(mtime_ns, mtime_ns))
+        if why is None:
+            self.targets.append((target, reader.is_link))
+        return why
 
     def place(self) -> None:
         root = self.output_dir.resolve()
@@ -71,19 +81,6 @@ class Staging:
                 folder.rmdir()
             except OSError:
                 pass
-
-
-def _stage(staged: Path, restored) -> None:
-    if restored.link_target is not None:
-        os.symlink(restored.link_target, staged)
-        return
-    with open(staged, "wb") as f:
-        for piece in [restored.data] if isinstance(restored.data, bytes) else restored.data:
-            f.write(piece)
-    if restored.attributes:
-        permissions, mtime_ns = restored.attributes
-        os.chmod(staged, permissions)
-        os.utime(staged, ns=(mtime_ns, mtime_ns))
 
 
 def _make_folder(folder: Path) -> list[Path]:

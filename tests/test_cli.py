@@ -479,9 +479,9 @@ def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, i
     else:
         restore = entries.restore
 
-        def wrong_restore(meta, items, blobs, rebuild=True):
-            data, fingerprint = restore(meta, items, blobs, rebuild)
-            return data, fingerprint.update(b"!") if meta.get("store") == "classic" else fingerprint
+        def wrong_restore(meta, feed, blobs, sink=None):
+            fingerprint = restore(meta, feed, blobs, sink)
+            return fingerprint.update(b"!") if meta.get("store") == "classic" else fingerprint
 
         monkeypatch.setattr(entries, "restore", wrong_restore)
         monkeypatch.setattr("cli.coding.restore", wrong_restore)
@@ -639,3 +639,32 @@ def test_decompress_writes_each_file_before_blocks_far_ahead_are_decoded(tmp_pat
     for image, at in staged_at:
         assert at <= image // 4 + 1 + 4, (image, at)
     assert staged_at[0][1] < 15
+
+
+def test_decompress_writes_a_large_array_a_block_at_a_time(tmp_path, grey_test_images, tiny_models, monkeypatch):
+    """What bounds decompress's memory within one file: an array of 60 images in blocks of 4 is
+    written as its blocks decode, so when the last block's message is read the file being
+    staged already holds the images of the blocks before the window; it comes out byte for
+    byte. (Checked to fail when the array is decoded whole before it is written.)"""
+    from models import api
+
+    source = tmp_path / "in" / "stack.npy"
+    source.parent.mkdir()
+    np.save(source, grey_test_images[:60])
+    archive, out = tmp_path / "a.bb", tmp_path / "out"
+    model = tiny_models["logistic"]
+    assert run("compress", source, "-o", archive, "--model", model, "--block-images", 4, "--no-fallback").exit_code == 0
+    staged_sizes, original_message = [], api._message
+
+    def recording(block):
+        staged = [f for folder in out.glob(leftover_prefix() + "*") for f in folder.iterdir()]
+        staged_sizes.append(staged[0].stat().st_size if staged else 0)
+        return original_message(block)
+
+    monkeypatch.setattr(api, "_message", recording)
+    for threads in (1, 2):
+        staged_sizes.clear()
+        result = run("decompress", archive, "-o", out, "--model", model, "-T", threads, "-f")
+        assert result.exit_code == 0, result.output
+        assert (out / "stack.npy").read_bytes() == source.read_bytes()
+        assert len(staged_sizes) == 15 and staged_sizes[-1] >= 8 * 4 * 28 * 28, (threads, staged_sizes)

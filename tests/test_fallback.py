@@ -41,6 +41,29 @@ def test_an_array_keeps_images_unlike_the_training_data_beside_its_model_images(
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "mixed.npy"), stack)
 
 
+def test_classic_images_between_blocks_come_back_in_place_in_every_layout(tmp_path, grey_test_images):
+    """Decompress hands an array's images on a block at a time with its classic images decoded
+    between them (cli/feed.py): runs of classic images at the start, across block boundaries
+    and at the end, in C- and Fortran-order arrays and in .npz members, give back the files byte
+    for byte."""
+    odd = image_sets(binary=False, count=12)["gradients"]
+    digits = grey_test_images[:30]
+    stack = np.concatenate([odd[:2], digits[:9], odd[2:5], digits[9:20], odd[5:6], digits[20:], odd[6:]])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "c.npy", stack)
+    np.save(folder / "f.npy", np.asfortranarray(stack))
+    np.savez(folder / "z.npz", first=stack[:17], labels=np.arange(3), second=stack[17:])
+    archive = tmp_path / "a.bb"
+    result = run("compress", folder, "-o", archive, "--block-images", 7, "-T", 1)
+    assert result.exit_code == 0 and "36 images smaller with a classic codec" in result.output, result.output
+    entries = read_archive(archive.read_bytes()).header["entries"]
+    assert [e["fallback"]["runs"] for e in entries] == [[0, 2, 9, 3, 11, 1, 10, 6]] * 3
+    assert run("decompress", archive, "-o", tmp_path / "out").exit_code == 0
+    for name in ("c.npy", "f.npy", "z.npz"):
+        assert (tmp_path / "out" / "in" / name).read_bytes() == (folder / name).read_bytes(), name
+
+
 def test_single_images_go_to_the_smallest_classic_codec_in_their_own_mode(tmp_path, grey_test_images):
     folder = tmp_path / "imgs"
     folder.mkdir()
