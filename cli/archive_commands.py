@@ -101,6 +101,8 @@ def _verify(path, entries, coder, on_batch, cores: int) -> None:
             readers = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores)
             for entry, reader in zip(entries, readers, strict=True):
                 why = reader.restore(None)
+                if entry.stamp is not None:  # its images were read from it as needed: all from the same file
+                    entry.stamp.check_path()
                 if why is not None:
                     raise BBZipError(f"{entry.name}: internal error: the archive would not decode it ({why}); nothing was written")
                 if reader.name != entry.name or reader.sha256 != input_fingerprint(entry).sha256:

@@ -18,7 +18,7 @@ from models.interface import as_zero_one, binary_scale
 from models.blocks import StackedImages
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
 
-from . import classic, fallback
+from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
 from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
 from .feed import ImageFeed
@@ -44,13 +44,18 @@ def choose_default(entries: list[Entry]) -> Coder | None:
     return load_coder(DEFAULT_MODELS["bernoulli" if all(binary_scale(s) for s in stacks) else "logistic"])
 
 
-def _model_symbols_as_images(entry: Entry, coder: Coder) -> np.ndarray:
+def _model_symbols_as_images(entry: Entry, coder: Coder):
     """An entry's images in the model's domain: two-valued entries as 0/1 for a binary model
-    (each entry keeps its own scale, 1 or 255, in its metadata)."""
+    (each entry keeps its own scale, 1 or 255, in its metadata); a stack read from its file as
+    needed stays so (cli/sources.py)."""
     stack = entry.items
-    if coder.model.config.likelihood == "bernoulli":
+    if coder.model.config.likelihood != "bernoulli":
+        return stack
+    if isinstance(stack, np.ndarray):
         stack, entry.meta["scale"] = as_zero_one(stack)
-    return stack
+        return stack
+    entry.meta["scale"] = binary_scale(stack)  # the stack was taken as two-valued: 1 or 255
+    return sources.ScaledDown(stack, entry.meta["scale"])
 
 
 def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = True, cores: int = 1,
@@ -87,10 +92,12 @@ def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
         entry.meta, entry.items, entry.blobs, entry.fingerprint = replaced.meta, replaced.items, replaced.blobs, replaced.fingerprint
         return
     indices = sorted(chosen)
-    taken = entry.items[indices]
-    entry.items = np.delete(entry.items, indices, axis=0)
+    crc32 = 0  # of the classic images, in order, read one at a time (the stack may be read from its file)
+    for index in indices:
+        crc32 = zlib.crc32(np.ascontiguousarray(entry.items[index : index + 1]), crc32)
+    entry.items = sources.WithoutImages(entry.items, indices)
     entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[chosen[i][0]] for i in indices),
-                              "crc32": zlib.crc32(np.ascontiguousarray(taken))}
+                              "crc32": crc32}
     entry.blobs += [chosen[i][1] for i in indices]
 
 

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import lzma
+import math
 import os
 import stat
 import zipfile
@@ -32,7 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import classic, jpegxl
+from models.blocks import StackedImages
+
+from . import classic, jpegxl, sources
 from .errors import BBZipError
 from .header_schema import HeaderError, normalised_name
 
@@ -46,9 +49,10 @@ class Entry:
     name: str
     kind: str  # "image" or "array" or "npz" or "stored"
     meta: dict = field(default_factory=dict)
-    items: np.ndarray = field(default_factory=lambda: NO_IMAGES)
+    items: np.ndarray = field(default_factory=lambda: NO_IMAGES)  # or a stack read as needed (cli/sources.py)
     blobs: list = field(default_factory=list)  # bytes kept outside the model stream
     fingerprint: "Fingerprint | None" = field(default=None, repr=False)  # of what `restore` must give back
+    stamp: "sources.FileStamp | None" = field(default=None, repr=False)  # the file `items` are read from as needed
 
 
 def collect_inputs(paths) -> list[tuple[str, Path]]:
@@ -125,11 +129,12 @@ def file_attributes(meta: dict) -> tuple[int, int] | None:
 
 
 def _read_content(name: str, path: Path, fits_model) -> Entry:
-    raw = path.read_bytes()
     if path.suffix.lower() == ".npy":
-        return _read_npy(name, raw, fits_model)
+        entry = _npy_read_as_needed(name, path, fits_model)
+        return entry or _read_npy(name, path.read_bytes(), fits_model)
     if path.suffix.lower() == ".npz":
-        return _read_npz(name, raw, fits_model)
+        return _read_npz(name, path, fits_model)
+    raw = path.read_bytes()
     try:
         image = Image.open(io.BytesIO(raw))
         image.load()
@@ -279,6 +284,41 @@ def _inflate(blob: bytes, max_length: int) -> tuple[bytes, bool]:
     return inflater.decompress(blob, max_length=max_length), inflater.eof
 
 
+def _npy_read_as_needed(name: str, path: Path, fits_model) -> Entry | None:
+    """A C-order uint8 .npy image stack whose images are read from the file as they are needed
+    (cli/sources.py), or None for any other .npy file (read whole: Fortran order, other arrays,
+    files that are not plain arrays)."""
+    with open(path, "rb") as f:
+        found = _npy_layout(f, os.fstat(f.fileno()).st_size)
+        status = os.fstat(f.fileno())
+    if found is None:
+        return None
+    offset, shape = found
+    stamp = sources.FileStamp(path, status)
+    stack = sources.NpyFileImages(stamp, offset, shape)
+    if not _is_image_stack(stack, fits_model):
+        return None
+    meta = {"format": "NPY", "shape": list(shape), "store": "model", "fortran_order": False}
+    return Entry(name, "array", meta, items=stack, fingerprint=Fingerprint().update_stack(stack), stamp=stamp)
+
+
+def _npy_layout(stream, size: int) -> tuple[int, tuple] | None:
+    """(bytes before the images, shape) of an .npy stream holding a C-order uint8 3-d array
+    and nothing after it; None for anything else."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            return None
+        shape, fortran_order, dtype = read_header(stream)
+        offset = stream.tell()
+    except (ValueError, OSError, EOFError, SyntaxError):
+        return None
+    if dtype != np.uint8 or fortran_order or len(shape) != 3 or size != offset + math.prod(shape):
+        return None
+    return offset, tuple(shape)
+
+
 def _read_npy(name, raw, fits_model) -> Entry:
     array = _npy_array(raw)
     if array is not None and _is_image_stack(array, fits_model):
@@ -311,40 +351,73 @@ def _fortran(array) -> bool:
     return bool(array.flags.f_contiguous and not array.flags.c_contiguous)
 
 
-def _read_npz(name, raw, fits_model) -> Entry:
-    """Every member of the zip by its own name: image stacks to the model, anything else (other
-    arrays, files that are not arrays, members named like np.savez's own arguments) as bytes."""
+def _read_npz(name, path: Path, fits_model) -> Entry:
+    """Every member of the zip by its own name: image stacks to the model (a C-order one read
+    through the zip as it is needed, cli/sources.py), anything else (other arrays, files that
+    are not arrays, members named like np.savez's own arguments) as bytes. A zip that cannot be
+    read is kept as bytes whole."""
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            members = [(info, archive.read(info)) for info in archive.infolist()]
-            compressed = any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError):
-        return _stored(name, raw, {"format": "NPZ"})
-    meta = {"format": "NPZ", "store": "members", "compressed": compressed, "members": []}
-    entry, stacks, fingerprint = Entry(name, "npz", meta), [], Fingerprint()
-    for info, content in members:
-        # The zip fields of each member, so that the rebuilt file is byte-identical where the
-        # compressor agrees (np.savez's files are).
-        fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
-                  "external_attr": info.external_attr, "create_system": info.create_system,
-                  "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
-        array = _npy_array(content) if info.filename.endswith(".npy") else None
-        if array is not None and _is_image_stack(array, fits_model):
-            meta["members"].append({**fields, "store": "model", "shape": list(array.shape), "fortran_order": _fortran(array)})
-            stacks.append(np.ascontiguousarray(array))
-            _add_member(fingerprint, info.filename, stacks[-1])
-        else:
-            meta["members"].append({**fields, "store": "stored", "size": len(content)})
-            entry.blobs.append(lzma.compress(content, preset=9))
-            _add_member(fingerprint, info.filename, content)
-    entry.items = np.concatenate(stacks) if len(stacks) > 1 else stacks[0] if stacks else entry.items
-    entry.fingerprint = fingerprint
+        return _npz_members(name, path, fits_model)
+    except (zipfile.BadZipFile, sources.UnreadableMember, OSError, EOFError, NotImplementedError, RuntimeError, ValueError):
+        return _stored(name, path.read_bytes(), {"format": "NPZ"})
+
+
+def _npz_members(name, path: Path, fits_model) -> Entry:
+    meta = {"format": "NPZ", "store": "members", "compressed": False, "members": []}
+    entry, stacks, pieces = Entry(name, "npz", meta), [], []  # pieces: what the fingerprint covers, in order
+    with open(path, "rb") as f:
+        status = os.fstat(f.fileno())
+        stamp = sources.FileStamp(path, status)
+        with zipfile.ZipFile(f) as archive:
+            infos = archive.infolist()
+            meta["compressed"] = any(info.compress_type != zipfile.ZIP_STORED for info in infos)
+            for info in infos:
+                # The zip fields of each member, so that the rebuilt file is byte-identical
+                # where the compressor agrees (np.savez's files are).
+                fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
+                          "external_attr": info.external_attr, "create_system": info.create_system,
+                          "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
+                stack = _npz_member_stack(archive, info, stamp, fits_model)
+                if stack is not None:
+                    fortran = isinstance(stack, np.ndarray) and _fortran(stack)
+                    meta["members"].append({**fields, "store": "model", "shape": list(stack.shape), "fortran_order": fortran})
+                    stacks.append(np.ascontiguousarray(stack) if isinstance(stack, np.ndarray) else stack)
+                    pieces.append((info.filename, stacks[-1]))
+                else:
+                    content = archive.read(info)
+                    meta["members"].append({**fields, "store": "stored", "size": len(content)})
+                    entry.blobs.append(lzma.compress(content, preset=9))
+                    pieces.append((info.filename, content))
+    fingerprint = Fingerprint()
+    for member, content in pieces:
+        _add_member(fingerprint, member, content)
+    entry.items = StackedImages(stacks) if stacks else entry.items
+    entry.fingerprint, entry.stamp = fingerprint, stamp
     return entry
+
+
+def _npz_member_stack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_model):
+    """An .npz member's image stack: read through the zip as needed if it is a C-order uint8
+    array, the member's array (its Fortran-order view) if it is one in Fortran order; None if
+    the member is not an image stack."""
+    if not info.filename.endswith(".npy"):
+        return None
+    with archive.open(info) as stream:
+        found = _npy_layout(stream, info.file_size)
+    if found is not None:
+        stack = sources.NpzMemberImages(stamp, info.filename, found[0], found[1])
+        return stack if _is_image_stack(stack, fits_model) else None
+    array = _npy_array(archive.read(info))
+    return array if array is not None and _is_image_stack(array, fits_model) and _fortran(array) else None
 
 
 def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
     """What the check covers of one npz member: its name and its pixels or bytes."""
-    fingerprint.update(name.encode() + b"\0").update(content)
+    fingerprint.update(name.encode() + b"\0")
+    if isinstance(content, (bytes, np.ndarray)):
+        fingerprint.update(content)
+    else:
+        fingerprint.update_stack(content)
 
 
 def npy_header(shape, fortran_order: bool) -> bytes:
@@ -383,6 +456,9 @@ def _is_image_stack(array, fits_model) -> bool:
     return array.dtype == np.uint8 and array.ndim == 3 and len(array) > 0 and fits_model(array)
 
 
+FINGERPRINT_RUN = 4096  # images read at a time to take a fingerprint
+
+
 class Fingerprint:
     """sha256 and crc32 of what an entry gives back (its pixels with their mode, or its bytes),
     taken piece by piece: no joined copy of a large file's pixels is made to take them."""
@@ -396,6 +472,12 @@ class Fingerprint:
         view = memoryview(np.ascontiguousarray(piece) if isinstance(piece, np.ndarray) else piece).cast("B")
         self._sha256.update(view)
         self.crc32 = zlib.crc32(view, self.crc32)
+        return self
+
+    def update_stack(self, stack) -> "Fingerprint":
+        """The pixels of a stack read as needed (cli/sources.py), a run of images at a time."""
+        for lo in range(0, len(stack), FINGERPRINT_RUN):
+            self.update(stack[lo : lo + FINGERPRINT_RUN])
         return self
 
     @property

@@ -95,9 +95,9 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
 
 def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,
                  cores: int | None = None, on_batch=None) -> int:
-    """Write the record of `images` (an (N, H, W) uint8 array, or blocks.StackedImages) through
-    `write`, block by block as they are coded (one wave of blocks is held, not the record);
-    returns its length in bytes."""
+    """Write the record of `images` (an (N, H, W) uint8 array, or anything that gives arrays for
+    slices of images: blocks.StackedImages, cli/sources.py) through `write`, block by block as
+    they are coded (one wave of blocks is held, not the record); returns its length in bytes."""
     block_images = block_images or default_block_images(coder, len(images))
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
@@ -107,10 +107,17 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
               "images": int(len(images)), "scale": int(scale), "block_images": int(block_images)}
     header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
     written = write(MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + struct.pack("<I", zlib.crc32(header_bytes)))
-    symbols = (coder.model.to_symbols(images[lo:hi], scale)[0] for lo, hi in bounds)
-    messages = blocks.encode_blocks(coder.model, symbols, settings, cores or threads.available_cores(), on_batch)
-    for message, (lo, hi) in zip(messages, bounds):
-        written += write(struct.pack("<I", len(message)) + message + hashlib.sha256(images[lo:hi].tobytes()).digest())
+    digests = []  # each block's, taken as its images are read (each block's images are read once, in order)
+
+    def block_symbols():
+        for lo, hi in bounds:
+            block = images[lo:hi]
+            digests.append(hashlib.sha256(np.ascontiguousarray(block)).digest())
+            yield coder.model.to_symbols(block, scale)[0]
+
+    messages = blocks.encode_blocks(coder.model, block_symbols(), settings, cores or threads.available_cores(), on_batch)
+    for number, message in enumerate(messages):
+        written += write(struct.pack("<I", len(message)) + message + digests[number])
     return written
 
 

@@ -137,9 +137,13 @@ class StackedImages:
     """Several image stacks (n_i, H, W) read as one (N, H, W) without joining them: a slice
     gives a copy of only the images in its range (a block's or a chunk's)."""
 
-    def __init__(self, stacks: list[np.ndarray]):
+    dtype, ndim = np.dtype(np.uint8), 3
+
+    def __init__(self, stacks: list):
+        """stacks: arrays, or anything that gives arrays for slices (cli/sources.py)."""
         self.stacks = [s for s in stacks if len(s)]
         self.starts = np.cumsum([0] + [len(s) for s in self.stacks])
+        self.shape = (len(self), *(self.stacks[0].shape[1:] if self.stacks else (0, 0)))
 
     def __len__(self) -> int:
         return int(self.starts[-1])

@@ -22,14 +22,16 @@ import numpy as np
 _CHUNK_VALUES = 1 << 22
 
 
-def binary_scale(images: np.ndarray) -> int | None:
+def binary_scale(images) -> int | None:
     """The one definition of a binary image stack: 1 if its values are within {0, 1}, 255 if
-    within {0, 255}, else None. (Looked at in chunks: np.unique of a whole stack would sort a
-    copy of it, and a large stack is held only once.)"""
-    flat = images.reshape(-1)
+    within {0, 255}, else None. Looked at a run of images at a time: np.unique of a whole stack
+    would sort a copy of it, and `images` may be any stack that gives arrays for slices of
+    images (cli/sources.py reads a large file's images as they are asked for)."""
+    per_image = max(1, int(np.prod(images.shape[1:], dtype=np.int64)))
+    step = max(1, _CHUNK_VALUES // per_image)
     values = set()
-    for start in range(0, len(flat), _CHUNK_VALUES):
-        values.update(np.unique(flat[start : start + _CHUNK_VALUES]).tolist())
+    for start in range(0, len(images), step):
+        values.update(np.unique(images[start : start + step]).tolist())
         if not (values <= {0, 1} or values <= {0, 255}):
             return None
     return 255 if values - {0, 1} else 1

@@ -192,3 +192,89 @@ def test_npy_headers_are_the_ones_np_save_writes(fortran):
         np.save(saved, array)
         header = npy_header(shape, fortran)
         assert saved.getvalue()[: len(header)] == header and len(saved.getvalue()) == len(header) + array.size
+
+
+def _forbid_whole_reads(monkeypatch):
+    """Reading an .npy or .npz file whole, or an image member of an .npz whole, fails."""
+    import pathlib
+    import zipfile
+
+    read_bytes, read_member = pathlib.Path.read_bytes, zipfile.ZipFile.read
+
+    def guarded_read_bytes(self):
+        assert self.suffix not in (".npy", ".npz"), f"{self} read whole"
+        return read_bytes(self)
+
+    def guarded_read_member(self, name, *args):
+        content = read_member(self, name, *args)
+        assert not content.startswith(b"\x93NUMPY") or b"|u1" not in content[:128], f"{name} read whole"
+        return content
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", guarded_read_bytes)
+    monkeypatch.setattr(zipfile.ZipFile, "read", guarded_read_member)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_arrays_are_read_from_their_files_as_they_are_needed(tmp_path, grey_test_images, monkeypatch, binary):
+    """What bounds compress's memory within one file: a C-order .npy and the image members of
+    an .npz (deflated) are never read whole (cli/sources.py), with images kept classic among
+    them and, for two-valued images, the binary model; every file comes back byte for byte.
+    (Checked to fail when the files are read whole.)"""
+    from benchmarks.unlike_mnist import image_sets
+
+    odd = image_sets(binary=binary, count=6)["inverted"]
+    digits = (grey_test_images[:40] > 127).astype(np.uint8) if binary else grey_test_images[:40]
+    stack = np.concatenate([digits[:20], odd[:3], digits[20:], odd[3:]])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "stack.npy", stack)
+    np.savez_compressed(folder / "set.npz", first=stack[:25], labels=np.arange(46), second=stack[25:])
+    _forbid_whole_reads(monkeypatch)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "a.bb"), "-T", "1"])
+    assert result.exit_code == 0 and "images smaller with a classic codec" in result.output, result.output
+    assert f"by ar-{'binary-' if binary else ''}mnist-rha" in result.output, result.output
+    monkeypatch.undo()
+    result = runner.invoke(cli, ["-q", "decompress", str(tmp_path / "a.bb"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for name in ("stack.npy", "set.npz"):
+        assert (tmp_path / "out" / "in" / name).read_bytes() == (folder / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("name", ["stack.npy", "set.npz"])
+def test_an_array_changed_while_it_is_compressed_is_an_error(tmp_path, grey_test_images, monkeypatch, name):
+    """Its images are read several times (fingerprint, fallback choice, coding): a file
+    rewritten meanwhile (same size, other pixels) gives exit 1 and no archive, never an archive
+    of part old, part new images."""
+    import os
+
+    from cli import fallback
+
+    source = tmp_path / name
+    save = np.save if name.endswith(".npy") else lambda path, array: np.savez(path, x=array)
+    save(source, grey_test_images[:30])
+    route = fallback.route
+
+    def rewriting_route(*args, **kwargs):
+        save(source, grey_test_images[30:60])
+        os.utime(source, ns=(1, 10**18))  # a new time, whatever the clock's resolution
+        return route(*args, **kwargs)
+
+    monkeypatch.setattr(fallback, "route", rewriting_route)
+    result = CliRunner().invoke(cli, ["compress", str(source), "-o", str(tmp_path / "a.bb"), "-T", "1"])
+    assert result.exit_code == 1 and "changed while it was compressed" in result.output, result.output
+    assert not (tmp_path / "a.bb").exists()
+
+
+def test_an_npz_whose_member_fails_its_crc_is_kept_byte_for_byte(tmp_path, grey_test_images):
+    """The zip's own check of a member read as needed: a damaged member makes the file one to
+    keep as it is, not an archive of pixels the zip says are wrong."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x=grey_test_images[:5])
+    damaged = bytearray(buffer.getvalue())
+    damaged[400] ^= 0xFF  # inside x.npy's pixels: its crc32 no longer matches
+    _same_bytes_back(tmp_path, {"damaged.npz": bytes(damaged)})
+    listing = CliRunner().invoke(cli, ["list", str(tmp_path / "a.bb")]).output
+    assert any(line.split()[0] == "stored" and line.endswith("in/damaged.npz") for line in listing.splitlines()), listing

@@ -1,0 +1,188 @@
+"""Image stacks read from their input files as they are needed, never whole.
+
+Compress goes over an array's images several times (its fingerprint, the classic fallback's
+choice, coding), each time in order, a run of images at a time. An .npy file's images are read
+from the file for each run (os.preadv at their offset); an .npz member's through the zip's
+decompressor, forward, starting again at the member's start for each pass. What is held is one
+run of images, whatever the size of the file.
+
+Every read checks that the file is still the one that was opened (same inode, size and
+modification time): a file changed while bbzip works on it is an error, never an archive of
+part old, part new images.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BBZipError
+
+
+class FileStamp:
+    """Which file a path was, and how it was, when bbzip first read it."""
+
+    def __init__(self, path: Path, status: os.stat_result):
+        self.path, self._key = path, _key(status)
+
+    def check(self, status: os.stat_result) -> None:
+        if _key(status) != self._key:
+            raise BBZipError(f"{self.path}: changed while it was compressed; nothing was written")
+
+    def check_path(self) -> None:
+        try:
+            self.check(self.path.stat())
+        except FileNotFoundError:
+            raise BBZipError(f"{self.path}: removed while it was compressed; nothing was written") from None
+
+
+class UnreadableMember(BBZipError):
+    """An .npz member that the zip cannot give back (damaged, or its crc32 does not match)."""
+
+
+def _key(status: os.stat_result) -> tuple:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+class ImageRuns:
+    """What every stack here shares: uint8 images (N, H, W), sliced by plain slices only."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __init__(self, shape):
+        self.shape = tuple(int(n) for n in shape)
+        self.image_bytes = self.shape[1] * self.shape[2]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _span(self, span: slice) -> tuple[int, int]:
+        lo, hi, step = span.indices(len(self))
+        if step != 1:
+            raise ValueError("image stacks read from files take plain slices")
+        return lo, max(lo, hi)
+
+
+class NpyFileImages(ImageRuns):
+    """The images of a C-order uint8 .npy file, from `offset` (after its header)."""
+
+    def __init__(self, stamp: FileStamp, offset: int, shape):
+        super().__init__(shape)
+        self.stamp, self._offset = stamp, offset
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi = self._span(span)
+        images = np.empty((hi - lo, *self.shape[1:]), dtype=np.uint8)
+        with open(self.stamp.path, "rb") as f:
+            self.stamp.check(os.fstat(f.fileno()))
+            _read_into(f, memoryview(images).cast("B"), self._offset + lo * self.image_bytes, self.stamp.path)
+        return images
+
+
+class NpzMemberImages(ImageRuns):
+    """The images of a C-order uint8 .npy member of an .npz file, read forward through the zip
+    (which checks the member's crc32 at its end); a slice before the last one read starts the
+    member again."""
+
+    def __init__(self, stamp: FileStamp, member: str, header_length: int, shape):
+        super().__init__(shape)
+        self.stamp, self._member, self._header_length = stamp, member, header_length
+        self._stream, self._position = None, 0  # the open member, and the image it is at
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi = self._span(span)
+        if self._stream is None or lo < self._position:
+            self._start()
+        self._fill(np.empty((lo - self._position) * self.image_bytes, dtype=np.uint8))  # skipped
+        images = np.empty((hi - lo, *self.shape[1:]), dtype=np.uint8)
+        self._fill(images)
+        self._position = hi
+        if hi == len(self):  # a pass is done: the file is not kept open between passes
+            self._close()
+        return images
+
+    def _start(self) -> None:
+        self._close()
+        zip_file = zipfile.ZipFile(self.stamp.path)
+        try:
+            self.stamp.check(os.fstat(zip_file.fp.fileno()))
+            self._stream = zip_file.open(self._member)
+        except BaseException:
+            zip_file.close()
+            raise
+        self._zip, self._position = zip_file, 0
+        self._fill(np.empty(self._header_length, dtype=np.uint8))
+
+    def _fill(self, array: np.ndarray) -> None:
+        view, filled = memoryview(array).cast("B"), 0
+        while filled < len(view):
+            try:
+                got = self._stream.readinto(view[filled:])
+            except (zipfile.BadZipFile, EOFError, OSError) as error:
+                raise UnreadableMember(f"{self.stamp.path}: member {self._member}: cannot be read ({error})") from None
+            if not got:
+                raise BBZipError(f"{self.stamp.path}: changed while it was compressed; nothing was written")
+            filled += got
+
+    def _close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._zip.close()
+            self._stream = None
+
+
+def _read_into(f, view: memoryview, offset: int, path: Path) -> None:
+    filled = 0
+    while filled < len(view):
+        got = os.preadv(f.fileno(), [view[filled:]], offset + filled)
+        if not got:
+            raise BBZipError(f"{path}: changed while it was compressed; nothing was written")
+        filled += got
+
+
+class WithoutImages:
+    """A stack without the images at some (sorted) indices: the model's share of an array some
+    of whose images are kept by classic codecs. A slice reads the source's run that holds its
+    images and leaves out the others."""
+
+    dtype, ndim = np.dtype(np.uint8), 3
+
+    def __init__(self, source, excluded: list[int]):
+        self._source, self._excluded = source, np.asarray(excluded, dtype=np.int64)
+        self.shape = (len(source) - len(excluded), *source.shape[1:])
+        self._shifted = self._excluded - np.arange(len(excluded))  # kept images before each excluded one
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _source_index(self, kept: int) -> int:
+        return kept + int(np.searchsorted(self._shifted, kept, side="right"))
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi, step = span.indices(len(self))
+        if step != 1:
+            raise ValueError("image stacks take plain slices")
+        if hi <= lo:
+            return self._source[0:0]
+        first, last = self._source_index(lo), self._source_index(hi - 1)
+        run = self._source[first : last + 1]
+        inside = self._excluded[(self._excluded >= first) & (self._excluded <= last)] - first
+        return np.delete(run, inside, axis=0) if len(inside) else run
+
+
+class ScaledDown:
+    """Two-valued images (0/scale) as 0/1, a run at a time: a binary model's symbols."""
+
+    dtype, ndim = np.dtype(np.uint8), 3
+
+    def __init__(self, source, scale: int):
+        self._source, self._scale, self.shape = source, np.uint8(scale), source.shape
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        return self._source[span] // self._scale
