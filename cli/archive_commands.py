@@ -23,6 +23,7 @@ from .console import output_options
 from .entries import collect_inputs, input_fingerprint, read_entry
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import Staging
+from .spool import Spool
 
 
 @contextmanager
@@ -77,15 +78,18 @@ def _write_archive(target, head: bytes, payload) -> None:
     shutil.copyfileobj(payload, target, 1 << 20)
 
 
-def _read_entries(out, found, fits, exact_times: bool) -> list:
-    """Read (and for classic images, re-encode and check) every input; the bar moves by bytes
-    and names the file at work, so one big image does not look like a hang."""
+def _read_entries(out, found, fits, exact_times: bool, spool: Spool) -> list:
+    """Read (and for classic images, re-encode and check) every input, its bytes for the
+    archive going to `spool`; the bar moves by bytes and names the file at work, so one big
+    image does not look like a hang."""
     sizes = [path.lstat().st_size for _, path in found]
     entries = []
     with out.bar("reading", sum(sizes)) as advance:
         for (name, path), size in zip(found, sizes):
             advance(0, status=name)
-            entries.append(read_entry(name, path, fits, exact_times))
+            entry = read_entry(name, path, fits, exact_times)
+            entry.blobs = [spool.add(blob) for blob in entry.blobs]
+            entries.append(entry)
             advance(size, status="")
     return entries
 
@@ -154,45 +158,49 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
     fits = coding.fits(coder.model) if coder else coding.fits_any_shipped
-    entries = _read_entries(out, found, fits, exact_times)
-    if coder is None:
-        coder = coding.choose_default(entries)
-    candidates = sum(len(e.items) for e in entries)
-
-    def settings_for(n_images: int):
-        return default_settings(coder, n_images, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
-                                block_images=block_images) if coder else None
-
-    started = time.perf_counter()
-    if candidates and fallback:
-        with out.bar("choosing", candidates) as advance:  # model or classic, image by image
-            coding.prepare(entries, coder, settings_for(candidates), True, threads, advance)
-    elif candidates:
-        coding.prepare(entries, coder, settings_for(candidates), False)
-    n_items = sum(len(e.items) for e in entries)
-    settings = settings_for(n_items)
-    # The payload goes to a temporary file as it is coded, the archive is written from it and
-    # checked by decoding it from disk, and only then put in place (or sent to stdout).
+    # Temporary files go beside the output (its file system has room for the archive): the
+    # bytes of stored files and classic images from when they are read, then the payload.
     spool_folder = None if output == "-" else Path(output).resolve().parent
-    with tempfile.TemporaryFile(dir=spool_folder) as payload:
-        with out.bar("compressing", n_items) as advance:
-            header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
-        head = archive_head(header)
+    with tempfile.TemporaryFile(dir=spool_folder) as spooled_blobs:
+        spool = Spool(spooled_blobs)
+        entries = _read_entries(out, found, fits, exact_times, spool)
+        if coder is None:
+            coder = coding.choose_default(entries)
+        candidates = sum(len(e.items) for e in entries)
 
-        def write_checked(path) -> None:
-            with open(path, "wb") as target:
-                _write_archive(target, head, payload)
-            with out.bar("verifying", n_items) as advance:
-                _verify(path, entries, coder, advance, threads)
+        def settings_for(n_images: int):
+            return default_settings(coder, n_images, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
+                                    block_images=block_images) if coder else None
 
-        if output == "-":
-            with tempfile.NamedTemporaryFile(prefix=leftover_prefix()) as whole:
-                write_checked(whole.name)
-                whole.seek(0)
-                shutil.copyfileobj(whole, sys.stdout.buffer, 1 << 20)
-            sys.stdout.buffer.flush()
-        else:
-            _write_archive_file(Path(output), write_checked, force)
+        started = time.perf_counter()
+        if candidates and fallback:
+            with out.bar("choosing", candidates) as advance:  # model or classic, image by image
+                coding.prepare(entries, coder, settings_for(candidates), spool, True, threads, advance)
+        elif candidates:
+            coding.prepare(entries, coder, settings_for(candidates), spool, False)
+        n_items = sum(len(e.items) for e in entries)
+        settings = settings_for(n_items)
+        # The payload goes to a temporary file as it is coded, the archive is written from it and
+        # checked by decoding it from disk, and only then put in place (or sent to stdout).
+        with tempfile.TemporaryFile(dir=spool_folder) as payload:
+            with out.bar("compressing", n_items) as advance:
+                header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
+            head = archive_head(header)
+
+            def write_checked(path) -> None:
+                with open(path, "wb") as target:
+                    _write_archive(target, head, payload)
+                with out.bar("verifying", n_items) as advance:
+                    _verify(path, entries, coder, advance, threads)
+
+            if output == "-":
+                with tempfile.NamedTemporaryFile(prefix=leftover_prefix()) as whole:
+                    write_checked(whole.name)
+                    whole.seek(0)
+                    shutil.copyfileobj(whole, sys.stdout.buffer, 1 << 20)
+                sys.stdout.buffer.flush()
+            else:
+                _write_archive_file(Path(output), write_checked, force)
     archive_size = len(head) + header["payload_length"]
     seconds = time.perf_counter() - started
     if coder and n_items:

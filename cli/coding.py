@@ -6,7 +6,6 @@ version, so the archive's own header only says which entry owns which images.
 """
 from __future__ import annotations
 
-import bisect
 import lzma
 import zlib
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from .archive import Archive, ArchiveError
 from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
 from .feed import ImageFeed
 from .errors import BBZipError
+from .spool import Spool, Spooled
 from .table import CHECKED_STORES, FALLBACK_CODES
 
 
@@ -58,29 +58,31 @@ def _model_symbols_as_images(entry: Entry, coder: Coder):
     return sources.ScaledDown(stack, entry.meta["scale"])
 
 
-def prepare(entries: list[Entry], coder: Coder, settings, use_fallback: bool = True, cores: int = 1,
+def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
             on_images=None) -> None:
     """Bring every entry's model images into the model's domain and, with `use_fallback`, take
     out those the classic codecs keep smaller (cli/fallback.py): a single image becomes a
-    classic entry, an array or .npz keeps them as classic blobs beside its model images."""
+    classic entry, an array or .npz keeps them as classic blobs (in `spool`) beside its model
+    images."""
     holders = [e for e in entries if len(e.items)]
     for entry in holders:
         entry.fingerprint = input_fingerprint(entry)  # of what was read, before the images change
         entry.items = _model_symbols_as_images(entry, coder)
     if not use_fallback or not holders:
         return
-    chosen = fallback.route(coder.model, StackedImages([e.items for e in holders]), settings, cores, on_images)
-    order, first = sorted(chosen), 0
-    for entry in holders:  # each entry's share of the chosen images, found by bisection
-        count = len(entry.items)
-        mine = {order[i] - first: chosen[order[i]]
-                for i in range(bisect.bisect_left(order, first), bisect.bisect_left(order, first + count))}
-        first += count
-        if mine:
-            _take_out(entry, mine)
+    starts = np.cumsum([0] + [len(e.items) for e in holders])
+    chosen = {}  # holder -> [(index in it, codec, spooled blob)], as the routing hands them on
+    for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]), settings, cores,
+                                             on_images):
+        holder = int(np.searchsorted(starts, index, side="right")) - 1
+        kept = None if holders[holder].kind == "image" else spool.add(blob)  # an image file is encoded in its own mode
+        chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))
+    for holder, images in chosen.items():
+        _take_out(holders[holder], images, spool)
 
 
-def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
+def _take_out(entry: Entry, chosen: list[tuple[int, str, Spooled | None]], spool: Spool) -> None:
+    """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order."""
     if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
         pixels = entry.items[0] * np.uint8(entry.meta.get("scale", 1))
         image = model_image(pixels, entry.meta["mode"])
@@ -89,16 +91,17 @@ def _take_out(entry: Entry, chosen: dict[int, tuple[str, bytes]]) -> None:
             return
         meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
         replaced = classic_image_entry(entry.name, meta, image, *found)
-        entry.meta, entry.items, entry.blobs, entry.fingerprint = replaced.meta, replaced.items, replaced.blobs, replaced.fingerprint
+        entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
+        entry.blobs = [spool.add(blob) for blob in replaced.blobs]
         return
-    indices = sorted(chosen)
+    indices = [index for index, _, _ in chosen]
     crc32 = 0  # of the classic images, in order, read one at a time (the stack may be read from its file)
     for index in indices:
         crc32 = zlib.crc32(np.ascontiguousarray(entry.items[index : index + 1]), crc32)
     entry.items = sources.WithoutImages(entry.items, indices)
-    entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[chosen[i][0]] for i in indices),
+    entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[codec] for _, codec, _ in chosen),
                               "crc32": crc32}
-    entry.blobs += [chosen[i][1] for i in indices]
+    entry.blobs += [blob for _, _, blob in chosen]
 
 
 def _runs(indices: list[int]) -> list[int]:
@@ -145,9 +148,9 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     for entry in entries:
         blobs = []
-        for blob in entry.blobs:
+        for blob in entry.blobs:  # spooled (compress), or bytes
             blobs.append({"offset": length, "length": len(blob)})
-            length += payload.write(blob)
+            length += payload.write(blob if isinstance(blob, bytes) else blob.read())
         header["entries"].append({"name": entry.name, "kind": entry.kind, "items": len(entry.items), "blobs": blobs, **entry.meta})
     header["payload_length"] = length
     return header

@@ -32,13 +32,16 @@ CHUNK_IMAGES = 1024
 WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
 
 
-def route(model, images, settings, cores: int, on_images=None) -> dict[int, tuple[str, bytes]]:
-    """{index: (codec, blob)} of the images (N, H, W; an array or models.blocks.StackedImages)
-    the classic codecs keep smaller than the model; the rest go to the model."""
+def route(model, images, settings, cores: int, on_images=None):
+    """Yields (index, codec, blob) of each image (of N, H, W; an array or any stack that gives
+    arrays for slices) the classic codecs keep smaller than the model, in order, as chunks are
+    done; the rest go to the model."""
     bounds = block_bounds(len(images), CHUNK_IMAGES)
     jobs = ((images[lo:hi], settings) for lo, hi in bounds)
     results = iter_jobs(model, route_chunk, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
-    return {lo + index: found for (lo, _), chunk in zip(bounds, results) for index, found in chunk.items()}
+    for (lo, _), chunk in zip(bounds, results):
+        for index in sorted(chunk):
+            yield lo + index, *chunk[index]
 
 
 def route_chunk(model, images: np.ndarray, settings, on_images=None) -> dict[int, tuple[str, bytes]]:

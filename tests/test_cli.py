@@ -668,3 +668,35 @@ def test_decompress_writes_a_large_array_a_block_at_a_time(tmp_path, grey_test_i
         assert result.exit_code == 0, result.output
         assert (out / "stack.npy").read_bytes() == source.read_bytes()
         assert len(staged_sizes) == 15 and staged_sizes[-1] >= 8 * 4 * 28 * 28, (threads, staged_sizes)
+
+
+def test_stored_files_bytes_are_not_held_until_the_archive_is_written(tmp_path, monkeypatch):
+    """What bounds compress's memory for a folder of files kept as bytes: each file's xz goes to
+    a temporary file when it is read (cli/spool.py), so when the archive starts to be written
+    Python holds far less than the folder. (Checked to fail when the blobs are kept in memory:
+    then it holds all 16 MiB.)"""
+    import tracemalloc
+
+    from cli import coding
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for number in range(16):  # incompressible: xz keeps each at its 1 MiB
+        (folder / f"{number}.bin").write_bytes(rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes())
+    build, held = coding.build, []
+
+    def measured_build(*args, **kwargs):
+        held.append(tracemalloc.get_traced_memory()[0])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(coding, "build", measured_build)
+    tracemalloc.start()
+    try:
+        result = run("compress", folder, "-o", tmp_path / "a.bb")
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    assert held and held[0] < 4 << 20, held
+    assert run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out").exit_code == 0
+    assert all((tmp_path / "out" / "files" / p.name).read_bytes() == p.read_bytes() for p in folder.iterdir())
