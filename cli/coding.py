@@ -216,15 +216,17 @@ class EntryReader:
             raise RuntimeError(f"{self.name}: restored twice")
         self.done = True
         meta = self.meta
-        blobs = [self._archive.blob(b) for b in meta["blobs"]]  # ArchiveError (fatal) if the file changed
+        # Its own blobs are read now, its classic images' as they are decoded; ArchiveError
+        # (fatal, not this entry's damage) if the archive file changed.
+        own = meta["blobs"][: len(meta["blobs"]) - _classic_count(meta)]
+        blobs = [self._archive.blob(b) for b in own]
         try:
             if self.is_link:
                 self.link_target  # noqa: B018  (checked: a BBZipError if it is not a safe target)
             else:
                 self.attributes = file_attributes(meta)
-            feed = _feed(meta, blobs, self._model_runs)
-            fingerprint = restore(meta, feed, blobs[: len(blobs) - _classic_count(meta)],
-                                  None if sink is None else _Output(sink))
+            feed = _feed(meta, self._model_runs, self._archive.blob)
+            fingerprint = restore(meta, feed, blobs, None if sink is None else _Output(sink))
             feed.finish()
         except OutputError:
             raise
@@ -284,19 +286,19 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
             reader.restore(None)
 
 
-def _feed(meta: dict, blobs: list, runs) -> ImageFeed:
+def _feed(meta: dict, runs, read_blob) -> ImageFeed:
     """An entry's images: its model images (`runs`, as decoded) with its classic fallback
-    images (the last blobs) at their places."""
+    images (the last blobs, read with `read_blob` when they are decoded) at their places."""
     classic_images, crc32 = [], None
     if "fallback" in meta:
         fallback = meta["fallback"]
         codes = fallback["codecs"]
         positions = fallback_positions(fallback["runs"])
-        if len(positions) != len(codes) or len(codes) > len(blobs):
+        if len(positions) != len(codes) or len(codes) > len(meta["blobs"]):
             raise BBZipError("damaged entry (fallback table does not match its blobs)")
-        classic_images = list(zip(positions, codes, blobs[len(blobs) - len(codes):]))
+        classic_images = list(zip(positions, codes, meta["blobs"][len(meta["blobs"]) - len(codes):]))
         crc32 = fallback["crc32"]
-    return ImageFeed(runs, meta.get("scale", 1), _image_shape(meta), classic_images, crc32)
+    return ImageFeed(runs, meta.get("scale", 1), _image_shape(meta), classic_images, crc32, read_blob)
 
 
 def _classic_count(meta: dict) -> int:

@@ -25,10 +25,13 @@ class ImageFeed:
     stream (both name the entry's damage; the caller reports it)."""
 
     def __init__(self, model_runs: Iterator[np.ndarray], scale: int, image_shape: tuple[int, int],
-                 classic_images: list[tuple[int, str, bytes]] = (), classic_crc32: int | None = None):
+                 classic_images: list[tuple[int, str, object]] = (), classic_crc32: int | None = None,
+                 read_blob=bytes):
         """model_runs: the entry's model images in order, in runs (the model's domain);
-        classic_images: (position in the stack, fallback code, blob), by position."""
+        classic_images: (position in the stack, fallback code, blob), by position, each blob
+        read by `read_blob` when its image is decoded (one classic image is held at a time)."""
         self._model_runs, self._scale, self._shape = model_runs, np.uint8(scale), image_shape
+        self._read_blob = read_blob
         self._run = np.zeros((0, *image_shape), dtype=np.uint8)  # what is left of the current model run
         self._classic, self._next_classic = list(classic_images), 0
         self._crc32, self._expected_crc32 = 0, classic_crc32
@@ -68,7 +71,7 @@ class ImageFeed:
     def _classic_image(self) -> np.ndarray:
         _, code, blob = self._classic[self._next_classic]
         height, width = self._shape
-        image = np.asarray(classic.decode(blob, _CODECS[code], "L", width, height), dtype=np.uint8)
+        image = np.asarray(classic.decode(self._read_blob(blob), _CODECS[code], "L", width, height), dtype=np.uint8)
         self._crc32 = zlib.crc32(np.ascontiguousarray(image), self._crc32)
         self._next_classic += 1
         self.position += 1
