@@ -364,10 +364,9 @@ def _read_npz(name, path: Path, fits_model) -> Entry:
 
 def _npz_members(name, path: Path, fits_model) -> Entry:
     meta = {"format": "NPZ", "store": "members", "compressed": False, "members": []}
-    entry, stacks, pieces = Entry(name, "npz", meta), [], []  # pieces: what the fingerprint covers, in order
+    entry, stacks, fingerprint = Entry(name, "npz", meta), [], Fingerprint()
     with open(path, "rb") as f:
-        status = os.fstat(f.fileno())
-        stamp = sources.FileStamp(path, status)
+        stamp = sources.FileStamp(path, os.fstat(f.fileno()))
         with zipfile.ZipFile(f) as archive:
             infos = archive.infolist()
             meta["compressed"] = any(info.compress_type != zipfile.ZIP_STORED for info in infos)
@@ -377,38 +376,34 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
                 fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
                           "external_attr": info.external_attr, "create_system": info.create_system,
                           "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
-                stack = _npz_member_stack(archive, info, stamp, fits_model)
-                if stack is not None:
-                    fortran = isinstance(stack, np.ndarray) and _fortran(stack)
-                    meta["members"].append({**fields, "store": "model", "shape": list(stack.shape), "fortran_order": fortran})
-                    stacks.append(np.ascontiguousarray(stack) if isinstance(stack, np.ndarray) else stack)
-                    pieces.append((info.filename, stacks[-1]))
-                else:
-                    content = archive.read(info)
+                content = _npz_member(archive, info, stamp, fits_model)
+                if isinstance(content, bytes):
                     meta["members"].append({**fields, "store": "stored", "size": len(content)})
                     entry.blobs.append(lzma.compress(content, preset=9))
-                    pieces.append((info.filename, content))
-    fingerprint = Fingerprint()
-    for member, content in pieces:
-        _add_member(fingerprint, member, content)
+                else:
+                    fortran = isinstance(content, np.ndarray) and _fortran(content)
+                    meta["members"].append({**fields, "store": "model", "shape": list(content.shape), "fortran_order": fortran})
+                    content = np.ascontiguousarray(content) if fortran else content
+                    stacks.append(content)
+                _add_member(fingerprint, info.filename, content)
     entry.items = StackedImages(stacks) if stacks else entry.items
     entry.fingerprint, entry.stamp = fingerprint, stamp
     return entry
 
 
-def _npz_member_stack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_model):
-    """An .npz member's image stack: read through the zip as needed if it is a C-order uint8
-    array, the member's array (its Fortran-order view) if it is one in Fortran order; None if
-    the member is not an image stack."""
+def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_model):
+    """An .npz member as an image stack (a C-order uint8 one read through the zip as it is
+    needed; a Fortran-order one as its array, read whole), or else its bytes."""
     if not info.filename.endswith(".npy"):
-        return None
+        return archive.read(info)
     with archive.open(info) as stream:
         found = _npy_layout(stream, info.file_size)
     if found is not None:
-        stack = sources.NpzMemberImages(stamp, info.filename, found[0], found[1])
-        return stack if _is_image_stack(stack, fits_model) else None
-    array = _npy_array(archive.read(info))
-    return array if array is not None and _is_image_stack(array, fits_model) and _fortran(array) else None
+        stack = sources.NpzMemberImages(stamp, info.filename, *found)
+        return stack if _is_image_stack(stack, fits_model) else archive.read(info)
+    content = archive.read(info)
+    array = _npy_array(content)  # not a C-order uint8 stack: an image stack only in Fortran order
+    return array if array is not None and _is_image_stack(array, fits_model) else content
 
 
 def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
