@@ -129,11 +129,14 @@ def file_attributes(meta: dict) -> tuple[int, int] | None:
 
 
 def _read_content(name: str, path: Path, fits_model) -> Entry:
+    # Arrays are read where they lie, as they are needed (cli/sources.py): only a regular
+    # file can be read more than once; anything else (a named pipe) is read once, whole.
+    regular = path.is_file()
     if path.suffix.lower() == ".npy":
-        entry = _npy_read_as_needed(name, path, fits_model)
+        entry = _npy_read_as_needed(name, path, fits_model) if regular else None
         return entry or _read_npy(name, path.read_bytes(), fits_model)
     if path.suffix.lower() == ".npz":
-        return _read_npz(name, path, fits_model)
+        return _read_npz(name, path, fits_model) if regular else _stored(name, path.read_bytes(), {"format": "NPZ"})
     raw = path.read_bytes()
     try:
         image = Image.open(io.BytesIO(raw))
