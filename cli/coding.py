@@ -222,7 +222,7 @@ class EntryReader:
         blobs = [self._archive.blob(b) for b in own]
         try:
             if self.is_link:
-                self.link_target  # noqa: B018  (checked: a BBZipError if it is not a safe target)
+                _link_target(meta)  # checked: a BBZipError if it is not a safe target
             else:
                 self.attributes = file_attributes(meta)
             feed = _feed(meta, self._model_runs, self._archive.blob)

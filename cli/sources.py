@@ -47,7 +47,8 @@ def _key(status: os.stat_result) -> tuple:
 
 
 class ImageRuns:
-    """What every stack here shares: uint8 images (N, H, W), sliced by plain slices only."""
+    """What every stack here shares: uint8 images (N, H, W), read a run (a plain slice) at a
+    time, each run a new array."""
 
     dtype = np.dtype(np.uint8)
     ndim = 3
@@ -62,7 +63,7 @@ class ImageRuns:
     def _span(self, span: slice) -> tuple[int, int]:
         lo, hi, step = span.indices(len(self))
         if step != 1:
-            raise ValueError("image stacks read from files take plain slices")
+            raise ValueError("image stacks read as needed take plain slices")
         return lo, max(lo, hi)
 
 
@@ -143,28 +144,21 @@ def _read_into(f, view: memoryview, offset: int, path: Path) -> None:
         filled += got
 
 
-class WithoutImages:
+class WithoutImages(ImageRuns):
     """A stack without the images at some (sorted) indices: the model's share of an array some
     of whose images are kept by classic codecs. A slice reads the source's run that holds its
     images and leaves out the others."""
 
-    dtype, ndim = np.dtype(np.uint8), 3
-
     def __init__(self, source, excluded: list[int]):
+        super().__init__((len(source) - len(excluded), *source.shape[1:]))
         self._source, self._excluded = source, np.asarray(excluded, dtype=np.int64)
-        self.shape = (len(source) - len(excluded), *source.shape[1:])
         self._shifted = self._excluded - np.arange(len(excluded))  # kept images before each excluded one
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def _source_index(self, kept: int) -> int:
         return kept + int(np.searchsorted(self._shifted, kept, side="right"))
 
     def __getitem__(self, span: slice) -> np.ndarray:
-        lo, hi, step = span.indices(len(self))
-        if step != 1:
-            raise ValueError("image stacks take plain slices")
+        lo, hi = self._span(span)
         if hi <= lo:
             return self._source[0:0]
         first, last = self._source_index(lo), self._source_index(hi - 1)
@@ -173,16 +167,12 @@ class WithoutImages:
         return np.delete(run, inside, axis=0) if len(inside) else run
 
 
-class ScaledDown:
+class ScaledDown(ImageRuns):
     """Two-valued images (0/scale) as 0/1, a run at a time: a binary model's symbols."""
 
-    dtype, ndim = np.dtype(np.uint8), 3
-
     def __init__(self, source, scale: int):
-        self._source, self._scale, self.shape = source, np.uint8(scale), source.shape
-
-    def __len__(self) -> int:
-        return len(self._source)
+        super().__init__(source.shape)
+        self._source, self._scale = source, np.uint8(scale)
 
     def __getitem__(self, span: slice) -> np.ndarray:
         return self._source[span] // self._scale
