@@ -13,16 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from models import api
-from models.interface import as_zero_one, binary_scale
+from models.interface import binary_scale
 from models.blocks import StackedImages
 from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
+from models.files import ByteSource
 
 from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
 from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
 from .feed import ImageFeed
 from .errors import BBZipError
-from .spool import Spool, Spooled
+from .spool import Spool
 from .table import CHECKED_STORES, FALLBACK_CODES
 
 
@@ -45,17 +46,15 @@ def choose_default(entries: list[Entry]) -> Coder | None:
 
 
 def _model_symbols_as_images(entry: Entry, coder: Coder):
-    """An entry's images in the model's domain: two-valued entries as 0/1 for a binary model
-    (each entry keeps its own scale, 1 or 255, in its metadata); a stack read from its file as
-    needed stays so (cli/sources.py)."""
-    stack = entry.items
+    """An entry's images in the model's domain: two-valued images as 0/1 for a binary model, a
+    run at a time as they are read (each entry keeps its own scale, 1 or 255, in its metadata)."""
     if coder.model.config.likelihood != "bernoulli":
-        return stack
-    if isinstance(stack, np.ndarray):
-        stack, entry.meta["scale"] = as_zero_one(stack)
-        return stack
-    entry.meta["scale"] = binary_scale(stack)  # the stack was taken as two-valued: 1 or 255
-    return sources.ScaledDown(stack, entry.meta["scale"])
+        return entry.items
+    scale = binary_scale(entry.items)  # two-valued: the model took the entry (fits, choose_default)
+    if scale is None:
+        raise BBZipError(f"{entry.name}: internal error: not two-valued images for a binary model")
+    entry.meta["scale"] = scale
+    return sources.ScaledDown(entry.items, scale)
 
 
 def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
@@ -81,10 +80,10 @@ def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fall
         _take_out(holders[holder], images, spool)
 
 
-def _take_out(entry: Entry, chosen: list[tuple[int, str, Spooled | None]], spool: Spool) -> None:
+def _take_out(entry: Entry, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> None:
     """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order."""
     if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
-        pixels = entry.items[0] * np.uint8(entry.meta.get("scale", 1))
+        pixels = entry.items[:1][0] * np.uint8(entry.meta.get("scale", 1))
         image = model_image(pixels, entry.meta["mode"])
         found = classic.smallest_faithful(image)
         if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
