@@ -17,8 +17,7 @@ import copy
 from models.data import load_named
 from models.evaluate import elbo_bpd
 from models.train import train_encoder
-from models.coder_choice import is_file_spec
-from models.weights import load_model, load_shipped
+from models.weights import load_trained
 
 from .common import markdown_table, write_results
 
@@ -40,7 +39,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1000 training images, 1 epoch, 1000 test images")
     args = parser.parse_args()
-    base, metadata = load_model(args.model) if is_file_spec(args.model) else load_shipped(args.model)
+    base, metadata = load_trained(args.model)
     train = load_named(args.data, "train")[: 1000 if args.quick else None]
     test = load_named(args.data, "test")[: 1000 if args.quick else None]
     epochs = 1 if args.quick else args.epochs

@@ -8,9 +8,8 @@ import torch
 
 from models.data import load_any
 from models.architectures import likelihood_input
-from models.coder_choice import is_file_spec
 from models.evaluate import elbo_bpd, iwae_bpd, optimal_inference_bpd
-from models.weights import load_model, load_shipped
+from models.weights import load_trained
 
 from .errors import BBZipError, guard
 
@@ -41,7 +40,7 @@ def evaluate_command(out, model_spec, data, split, samples, iwae_k, oracle_epoch
         raise click.UsageError("--samples must be >= 1, --iwae and --oracle-epochs >= 0")
     if threads:
         torch.set_num_threads(threads)
-    model, _ = load_model(model_spec) if is_file_spec(model_spec) else load_shipped(model_spec)
+    model, _ = load_trained(model_spec)
     name = model_spec
     if not data:
         data = "binary-mnist" if model.config.likelihood == "bernoulli" else "mnist"

@@ -14,7 +14,7 @@ from models.data import load_any
 from models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
 from models.local_ar import LocalARConfig, LocalARVAE
 from models.vae import MLPVAE, VAEConfig
-from models.weights import load_model, save_model
+from models.weights import load_trained, save_model
 
 from .errors import BBZipError, guard, refuse_overwrite
 
@@ -122,7 +122,7 @@ def train_command(out, data, output, likelihood, architecture, latent, hidden, e
 
 
 @click.command("train-encoder")
-@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model_spec", metavar="MODEL")
 @click.argument("data")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--objective", type=click.Choice(ENCODER_OBJECTIVES), default="reverse-half-asleep", show_default=True)
@@ -143,13 +143,14 @@ def train_command(out, data, output, likelihood, architecture, latent, hidden, e
 @click.option("-f", "--force", is_flag=True)
 @click.pass_obj
 @guard
-def train_encoder_command(out, model_file, data, output, objective, alpha, samples_from, sigma, epochs, lr, batch_size,
+def train_encoder_command(out, model_spec, data, output, objective, alpha, samples_from, sigma, epochs, lr, batch_size,
                           seed, holdout, checkpoint, checkpoint_every, resume, threads, force):
-    """Fine-tune only the encoder of MODEL_FILE (decoder frozen), e.g. reverse half-asleep."""
+    """Fine-tune only the encoder of MODEL (a .safetensors file or a shipped model's name;
+    decoder frozen), e.g. reverse half-asleep."""
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)
-    model, metadata = load_model(model_file)
+    model, metadata = load_trained(model_spec)
     images = _model_input(model.config.likelihood, load_any(data, "train"), data)
     train, held_out = _split(images, holdout)
     out.info(f"training the encoder ({objective}, alpha {alpha}) on {len(train)} images of {data}")
@@ -158,7 +159,7 @@ def train_encoder_command(out, model_file, data, output, objective, alpha, sampl
                        epochs, len(train), batch_size, lr=lr, seed=seed,
                        checkpoint=checkpoint or output.with_suffix(".ckpt"), checkpoint_every=checkpoint_every, resume=resume)
     info = {"command": _command_line(), "data": data, "epochs": epochs, "objective": objective, "alpha": alpha,
-            "base_model": metadata.get("command", str(model_file)), "train_bpd": history}
+            "base_model": metadata.get("command", str(model_spec)), "train_bpd": history}
     sha = save_model(model, output, info)
     out.info(f"wrote {output} (sha256 {sha[:16]}...)")
     _report(out, model, held_out, seed)

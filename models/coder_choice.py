@@ -12,7 +12,7 @@ from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
 from .interface import binary_scale
-from .shipped import find_frozen_by_sha256, shipped_frozen_path
+from .shipped import find_by_id, load_shipped_frozen
 from .vae_config import LIKELIHOOD_PRECISION
 
 # The local autoregressive VAEs (models/local_ar.py), reverse half-asleep encoders: on the 10k
@@ -35,7 +35,8 @@ BLOCK_MULTIPLE = 4
 
 @dataclass
 class Coder:
-    """A frozen model and the identity an archive records for it."""
+    """A frozen model and the id an archive records for it (a file's sha256, or a shipped
+    model's id: models/shipped.py)."""
 
     model: object
     name: str
@@ -56,8 +57,8 @@ def is_file_spec(spec: str) -> bool:
 def load_coder(spec: str | Path) -> Coder:
     """A shipped model's name, a frozen file, or a trained file (frozen here, as `freeze` would)."""
     if not is_file_spec(str(spec)):
-        path, sha = shipped_frozen_path(str(spec))
-        return Coder(load_frozen(path, sha), str(spec), sha)
+        frozen, model_id = load_shipped_frozen(str(spec))
+        return Coder(frozen, str(spec), model_id)
     path = Path(spec)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
@@ -90,7 +91,7 @@ def resolve(description: dict, override: str | Path | Coder | None) -> Coder:
             raise ModelFileError(f"--model {override} is not the model this archive needs ({description['name']}, "
                                  f"sha256 {description['sha256'][:16]}...)")
     else:
-        name = find_frozen_by_sha256(description["sha256"])
+        name = find_by_id(description["sha256"])
         if name is None:
             raise ModelFileError(f"archive needs model {description['name']} (sha256 {description['sha256'][:16]}...), "
                                  "which is not installed; pass it with --model FILE")

@@ -53,7 +53,8 @@ class FrozenLocalARVAE(FrozenMLPVAE):
 
     # -- freezing and the file form ---------------------------------------------------------
     @staticmethod
-    def _fold_scales(config, name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+    def _scale_factors(config, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        weight, bias = np.ones((n_in, n_out)), np.ones(n_out)
         logistic = config.likelihood == "logistic"
         if logistic and name == "encoder.0":
             weight *= 1.0 / 255.0  # the encoder reads x / 255
@@ -64,6 +65,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         if logistic and name == "head.2":
             weight[:, 0] *= 255.0  # the mean is 255 h
             bias[0] *= 255.0
+        return weight, bias
 
     @classmethod
     def _assembled(cls, config, layers: dict) -> "FrozenLocalARVAE":

@@ -90,18 +90,35 @@ class FrozenMLPVAE(FrozenModel):
             linear = getattr(model, network)[2 * int(index)]  # Linear, ReLU, Linear, ReLU, Linear
             weight = linear.weight.detach().double().numpy().T.copy()
             bias = linear.bias.detach().double().numpy().copy()
-            cls._fold_scales(config, name, weight, bias)
-            layers[name] = quantise_layer(weight, bias, in_bits, in_max, out_bits, low, high)
+            weight_factor, bias_factor = cls._scale_factors(config, name, *weight.shape)
+            layers[name] = quantise_layer(weight * weight_factor, bias * bias_factor, in_bits, in_max, out_bits, low, high)
         return cls._assembled(config, layers)
 
+    def float_state(self) -> dict[str, np.ndarray]:
+        """The trained model's state dict (float64 numpy arrays, torch's names and shapes) that
+        these integers stand for: `freeze` of it gives back these integers (tests/test_shipped.py
+        checks it for every shipped model), so shipped models need no float file of their own."""
+        state = {}
+        for name, layer in self.layer_specs():
+            network, index = name.split(".")
+            weight_factor, bias_factor = self._scale_factors(self.config, name, *layer.weight.shape)
+            weight = np.ldexp(layer.weight, -layer.weight_bits) / weight_factor
+            bias = np.ldexp(layer.bias, -(layer.weight_bits + layer.in_bits)) / bias_factor
+            state[f"{network}.{2 * int(index)}.weight"] = np.ascontiguousarray(weight.T)
+            state[f"{network}.{2 * int(index)}.bias"] = bias
+        return state
+
     @staticmethod
-    def _fold_scales(config, name: str, weight: np.ndarray, bias: np.ndarray) -> None:
-        """Fold the float model's fixed input and output scales into a layer (in place)."""
+    def _scale_factors(config, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        """What a layer's float weights (n_in, n_out) and biases are multiplied by when frozen:
+        the float model's fixed input and output scales, folded into the layer."""
+        weight, bias = np.ones((n_in, n_out)), np.ones(n_out)
         if config.likelihood == "logistic" and name == "encoder.0":
             weight *= 1.0 / 255.0  # the encoder reads x / 255: fold it into the weights
         if config.likelihood == "logistic" and name == "decoder.2":
             weight[:, : config.pixels] *= 255.0  # the decoder's mean is 255 h: fold the 255 in
             bias[: config.pixels] *= 255.0
+        return weight, bias
 
     @classmethod
     def _assembled(cls, config: VAEConfig, layers: dict) -> "FrozenMLPVAE":
@@ -122,6 +139,7 @@ class FrozenMLPVAE(FrozenModel):
                [(f"decoder.{i}", layer) for i, layer in enumerate(self.decoder)]
 
     def to_tensors(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Every layer's integers (files store each tensor in the narrowest type that holds it)."""
         tensors = {}
         for name, layer in self.layer_specs():
             tensors[f"{name}.weight"] = np.ascontiguousarray(layer.weight.T, dtype=np.int32)  # (out, in), as torch
@@ -138,8 +156,8 @@ class FrozenMLPVAE(FrozenModel):
             if weight is None or bias is None or bits is None or weight.shape != (n_out, n_in) \
                     or bias.shape != (n_out,) or bits.shape != (n_out,):
                 raise ValueError(f"{name}: tensors missing or of the wrong shape for {config}")
-            if weight.dtype != np.int32 or bias.dtype != np.int64 or bits.dtype != np.int64:
-                raise ValueError(f"{name}: integer tensors expected (int32 weights, int64 biases and scales)")
+            if not all(np.issubdtype(t.dtype, np.integer) for t in (weight, bias, bits)):
+                raise ValueError(f"{name}: integer tensors expected")
             try:
                 layers[name] = IntegerLayer(weight.T.astype(np.float64), bias.astype(np.float64), bits,
                                             in_bits, out_bits, in_max, low, high)

@@ -1,53 +1,83 @@
-"""Maintainer tool: ship trained weights, and freeze shipped weights for coding.
+"""Maintainer tool: put a trained model into the store of shipped models (models/shipped.py).
 
-    python -m models.ship NAME FILE --description "..."   # copy FILE in, record it, freeze it
-    python -m models.ship --refreeze NAME                   # freeze NAME's shipped file again
+    python -m models.ship NAME FILE --description "..."   # freeze FILE, store its parts, record them
+    python -m models.ship --remove NAME
 
-Trained files are copied into models/weights under `<arch>-<variant>-<sha256[:8]>.safetensors`;
-freezing (a step of its own, see architectures.freeze) writes `<name>-int-<sha256[:8]>` beside it.
-The manifest records both files' sha256 and the commands that made them.
+The frozen integers are stored as a decoder part and an encoder part; a decoder that the store
+already holds (the baseline's, for a reverse half-asleep encoder) is not stored again. The
+manifest records both parts' sha256, the model's id and the command that trained FILE.
 """
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
 from pathlib import Path
 
-from .architectures import NUMERICS_VERSION, freeze, save_frozen
+import numpy as np
+
+from .architectures import NUMERICS_VERSION, freeze, narrowest
 from .files import sha256_of
-from .shipped import WEIGHTS_DIR, manifest, register, shipped_path, update_entry
+from .shipped import WEIGHTS_DIR, files_in_use, manifest, model_id, read_part, split_tensors, update_entry, write_part
 from .weights import load_model
 
 
-def ship(name: str, source: Path, description: str, extra: dict | None = None) -> Path:
-    _, metadata = load_model(source)  # refuses anything that is not a bbzip model
-    sha = sha256_of(source)
-    target = WEIGHTS_DIR / f"{name}-{sha[:8]}.safetensors"
+def ship(name: str, source: Path, description: str) -> dict:
+    """Freeze the trained file `source` and store it as `name`; returns its manifest entry."""
+    model, metadata = load_model(source)  # refuses anything that is not a bbzip model
+    info = {"trained_from": sha256_of(source)}
+    return store(name, freeze(model), description, metadata.get("command", "unknown"), info)
+
+
+def store(name: str, frozen, description: str, command: str, info: dict, archive_id: tuple[str, str] | None = None) -> dict:
+    """Store a frozen model's parts and record them under `name`. `archive_id` is the id its
+    archives record and what it is the sha256 of; by default model_id of its parts."""
     WEIGHTS_DIR.mkdir(exist_ok=True)
-    old = manifest().get(name)
-    shutil.copyfile(source, target)
-    register(name, target, description, metadata.get("command", "unknown"), extra)
-    if old and old["file"] != target.name:
-        (WEIGHTS_DIR / old["file"]).unlink(missing_ok=True)
-    refreeze(name, old)
-    return target
+    decoder = _stored_decoder(frozen) or _write(frozen, name, "decoder", info)
+    encoder = _write(frozen, name, "encoder", {**info, "decoder_sha256": decoder["sha256"]})
+    sha256, id_of = archive_id or (model_id(decoder["sha256"], encoder["sha256"]), "parts")
+    entry = {"description": description, "command": command, "numerics": NUMERICS_VERSION,
+             "sha256": sha256, "id_of": id_of, "decoder": decoder, "encoder": encoder}
+    update_entry(name, lambda old: entry)
+    _remove_unused()
+    return entry
 
 
-def refreeze(name: str, old_entry: dict | None = None) -> Path:
-    """Freeze the shipped trained file of `name` and record the frozen file in the manifest."""
-    path, sha = shipped_path(name)
-    model, _ = load_model(path, sha)
-    command = f"python -m models.ship --refreeze {name}"
-    staging = WEIGHTS_DIR / f".{name}-int.staging"
-    frozen_sha = save_frozen(freeze(model), staging, {"frozen_from": sha, "command": command})
-    target = WEIGHTS_DIR / f"{name}-int-{frozen_sha[:8]}.safetensors"
+def remove(name: str) -> None:
+    update_entry(name, lambda old: None)
+    _remove_unused()
+
+
+def _write(frozen, name: str, part: str, info: dict) -> dict:
+    staging = WEIGHTS_DIR / f".{name}-{part}.staging"
+    sha = write_part(frozen, part, staging, info)
+    target = WEIGHTS_DIR / f"{name}-{part}-{sha[:8]}.safetensors"
     staging.replace(target)
-    previous = (old_entry or manifest().get(name, {})).get("frozen", {}).get("file")
-    update_entry(name, lambda entry: {**entry, "frozen": {"file": target.name, "sha256": frozen_sha,
-                                                          "numerics": NUMERICS_VERSION, "command": command}})
-    if previous and previous != target.name:
-        (WEIGHTS_DIR / previous).unlink(missing_ok=True)
-    return target
+    return {"file": target.name, "sha256": sha}
+
+
+def _stored_decoder(frozen) -> dict | None:
+    """The store's decoder part that holds exactly this model's decoder integers, if any.
+    (Compared by value: a file's bytes also hold its metadata, in no fixed order.)"""
+    wanted = narrowest(split_tensors(frozen)["decoder"])
+    for name, shipped in manifest().items():
+        part = read_part(name, "decoder")
+        same_model = (part.metadata["architecture"], part.metadata["config"]) == \
+                     (frozen.architecture, _config_json(frozen))
+        if same_model and part.tensors.keys() == wanted.keys() and \
+                all(np.array_equal(part.tensors[key], value) for key, value in wanted.items()):
+            return shipped["decoder"]
+    return None
+
+
+def _config_json(frozen) -> str:
+    return json.dumps(frozen.config.to_dict())
+
+
+def _remove_unused() -> None:
+    in_use = files_in_use()
+    for path in WEIGHTS_DIR.glob("*.safetensors"):
+        if path.name not in in_use:
+            path.unlink()
 
 
 def main() -> None:
@@ -55,14 +85,14 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("file", type=Path, nargs="?")
     parser.add_argument("--description")
-    parser.add_argument("--refreeze", action="store_true", help="only freeze NAME's shipped file again")
+    parser.add_argument("--remove", action="store_true", help="take NAME out of the store")
     args = parser.parse_args()
-    if args.refreeze:
-        print(refreeze(args.name))
+    if args.remove:
+        remove(args.name)
     elif args.file and args.description:
         print(ship(args.name, args.file, args.description))
     else:
-        parser.error("give NAME FILE --description, or --refreeze NAME")
+        parser.error("give NAME FILE --description, or --remove NAME")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,41 @@
-"""The manifest of shipped weights: each name's trained file and its frozen (coding) file, with
-their full sha256, checked at load time, and the commands that made them.
+"""The store of shipped models (models/weights/) and its manifest.
 
-Shipped files are named `<arch>-<variant>-<sha256[:8]>.safetensors` (CompressAI's convention).
+A shipped model is two frozen parts, each a safetensors file of integers checked against the
+sha256 the manifest gives it: a decoder part (every network but the encoder) and an encoder part,
+which names the decoder part it was made for. A reverse half-asleep encoder is trained with its
+baseline's decoder frozen, so the two models share one decoder part. Each tensor is stored in
+the narrowest integer type that holds it.
+
+Trained (float) networks are not stored: models.weights derives them from the frozen integers,
+whose freezing gives the same integers back (tests/test_shipped.py checks it for every model).
+
+Archives name a model by a sha256 (its id, entry["sha256"]): the sha256 of its two parts'
+sha256 (`model_id`) for models shipped as parts, and for the MNIST models that shipped as a
+single frozen file before the store kept parts, that file's sha256, so that their archives
+still decode. Files are named `<name>-<part>-<sha256[:8]>.safetensors` (CompressAI's convention).
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+from .architectures import ARCHITECTURES, NUMERICS_VERSION, narrowest
 from .files import ModelFileError, atomic_write, sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
+# Every byte of models/weights/ ships in every clone and wheel: the test suite holds the store to
+# this budget (the checkout's other files and samples take about 8 MiB of its 40 MiB).
+WEIGHTS_BUDGET = 30 << 20
+PART_FORMAT = "bbzip-frozen-part"
+PARTS = ("decoder", "encoder")
+MAX_PART_FILE = 256 << 20
 
 
 def manifest() -> dict:
@@ -21,7 +44,8 @@ def manifest() -> dict:
     return json.loads(MANIFEST.read_text())
 
 
-def _entry(name: str) -> dict:
+def entry(name: str) -> dict:
+    """A shipped model's manifest entry."""
     entries = manifest()
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none"
@@ -29,40 +53,108 @@ def _entry(name: str) -> dict:
     return entries[name]
 
 
-def shipped_path(name: str) -> tuple[Path, str]:
-    """The trained (torch) file of a shipped model and its sha256."""
-    entry = _entry(name)
-    return WEIGHTS_DIR / entry["file"], entry["sha256"]
+def model_id(decoder_sha256: str, encoder_sha256: str) -> str:
+    """The id of a model stored as parts: what archives made with it record."""
+    return hashlib.sha256(f"{decoder_sha256}:{encoder_sha256}".encode()).hexdigest()
 
 
-def shipped_frozen_path(name: str) -> tuple[Path, str]:
-    """The frozen (integer, coding) file of a shipped model and its sha256."""
-    entry = _entry(name)
-    if "frozen" not in entry:
-        raise ModelFileError(f"shipped model {name!r} has no frozen form (python -m models.freeze {name})")
-    return WEIGHTS_DIR / entry["frozen"]["file"], entry["frozen"]["sha256"]
+def find_by_id(sha256: str) -> str | None:
+    """The shipped model of this id."""
+    return next((name for name, shipped in manifest().items() if shipped["sha256"] == sha256), None)
 
 
-def find_frozen_by_sha256(sha256: str) -> str | None:
-    """The shipped model whose frozen file has this sha256."""
-    for name, entry in manifest().items():
-        if entry.get("frozen", {}).get("sha256") == sha256:
-            return name
-    return None
+def read_part(name: str, part: str) -> "Part":
+    """One part of a shipped model, checked against its sha256."""
+    shipped = entry(name)
+    return _read_part(WEIGHTS_DIR / shipped[part]["file"], shipped[part]["sha256"], part)
 
 
+def load_shipped_frozen(name: str):
+    """The frozen model of a shipped name and its id, both parts checked against their sha256."""
+    return assemble(read_part(name, "decoder"), read_part(name, "encoder")), entry(name)["sha256"]
+
+
+# -- part files -------------------------------------------------------------------------------
+def split_tensors(frozen) -> dict[str, dict[str, np.ndarray]]:
+    """A frozen model's tensors by part: the encoder's, and the rest (the decoder part)."""
+    tensors, _ = frozen.to_tensors()
+    encoder = {key: value for key, value in tensors.items() if key.startswith("encoder.")}
+    return {"encoder": encoder, "decoder": {key: value for key, value in tensors.items() if key not in encoder}}
+
+
+def write_part(frozen, part: str, path: Path, info: dict) -> str:
+    """Write one part of a frozen model (atomically); returns its sha256. An encoder part's
+    `info` names its decoder part's sha256 (`decoder_sha256`)."""
+    if part == "encoder" and "decoder_sha256" not in info:
+        raise ValueError("an encoder part names the decoder part it was made for")
+    metadata = {"format": PART_FORMAT, "part": part, "architecture": frozen.architecture,
+                "numerics": str(NUMERICS_VERSION), "config": json.dumps(frozen.config.to_dict()), **info}
+    tensors = narrowest(split_tensors(frozen)[part])
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return sha256_of(path)
+
+
+class Part:
+    """A part file, read and checked: its path, sha256, metadata and tensors."""
+
+    def __init__(self, path: Path, sha256: str, metadata: dict, tensors: dict):
+        self.path, self.sha256, self.metadata, self.tensors = path, sha256, metadata, tensors
+
+
+def _read_part(path: Path, expected_sha256: str, part: str) -> Part:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    if path.stat().st_size > MAX_PART_FILE:
+        raise ModelFileError(f"{path}: larger than any bbzip model ({MAX_PART_FILE >> 20} MiB)")
+    if sha256_of(path) != expected_sha256:
+        raise ModelFileError(f"{path}: sha256 does not match the manifest (file changed or damaged)")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = dict(f.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
+    if metadata.get("format") != PART_FORMAT or metadata.get("part") != part:
+        raise ModelFileError(f"{path}: not the {part} part of a bbzip model")
+    if metadata.get("numerics") != str(NUMERICS_VERSION):
+        raise ModelFileError(f"{path}: frozen for numerics version {metadata.get('numerics')!r}; "
+                             f"this bbzip computes version {NUMERICS_VERSION}")
+    return Part(path, expected_sha256, metadata, tensors)
+
+
+def assemble(decoder: Part, encoder: Part):
+    """The frozen model of a decoder part and the encoder part made for it; a pair that does not
+    belong together is refused."""
+    if encoder.metadata.get("decoder_sha256") != decoder.sha256:
+        raise ModelFileError(f"{encoder.path.name}: this encoder was not made for decoder {decoder.path.name}")
+    architecture = ARCHITECTURES.get(decoder.metadata.get("architecture"))
+    if architecture is None:
+        raise ModelFileError(f"{decoder.path}: unknown architecture {decoder.metadata.get('architecture')!r}")
+    if (encoder.metadata.get("architecture"), encoder.metadata.get("config")) != \
+            (decoder.metadata["architecture"], decoder.metadata.get("config")):
+        raise ModelFileError(f"{encoder.path.name}: architecture differs from its decoder's ({decoder.path.name})")
+    try:
+        config = architecture.config_class(**json.loads(decoder.metadata["config"]))
+        return architecture.from_tensors(config, {**decoder.tensors, **encoder.tensors})
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{decoder.path.name} + {encoder.path.name}: not a valid frozen model ({error})") from None
+
+
+# -- changing the manifest (models/ship.py) ---------------------------------------------------
 def update_entry(name: str, update) -> None:
-    """Change one manifest entry under a lock (two training runs may finish at once)."""
+    """Change one manifest entry under a lock (two training runs may finish at once);
+    update(old entry or None) gives the new one, or None to remove it."""
     WEIGHTS_DIR.mkdir(exist_ok=True)
     with open(WEIGHTS_DIR / ".manifest.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         entries = manifest()
-        entries[name] = update(entries.get(name))
+        new = update(entries.get(name))
+        if new is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = new
         atomic_write(MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n"))
 
 
-def register(name: str, path: Path, description: str, command: str, extra: dict | None = None) -> None:
-    """Add or replace the entry of a trained weights file that lives in WEIGHTS_DIR."""
-    entry = {"file": Path(path).name, "sha256": sha256_of(path), "description": description, "command": command,
-             **(extra or {})}
-    update_entry(name, lambda old: entry)
+def files_in_use() -> set[str]:
+    return {shipped[part]["file"] for shipped in manifest().values() for part in PARTS}

@@ -1,7 +1,8 @@
 """Model files: safetensors only (never pickle), the architecture in the file's metadata, and a
 manifest of shipped weights with their full sha256, checked at load time.
 
-The manifest of shipped files is in shipped.py.
+Shipped models are stored frozen (models/shipped.py); their trained form is derived here from
+the frozen integers.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .files import ModelFileError, atomic_write, sha256_of
-from .shipped import shipped_path
+from .shipped import entry, load_shipped_frozen
 from .local_ar import LocalARConfig, LocalARVAE
 from .vae import MLPVAE, VAEConfig
 
@@ -82,8 +83,24 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE |
 
 # -- shipped trained models (for training and evaluation; coding uses their frozen form) -------
 def load_shipped(name: str) -> tuple[MLPVAE | LocalARVAE, dict]:
-    path, sha = shipped_path(name)
-    return load_model(path, sha)
+    """The trained form of a shipped model: the float network its frozen integers stand for
+    (freezing it gives the same integers back). Metadata as a trained file's."""
+    frozen, model_id = load_shipped_frozen(name)
+    model_class, _ = TRAINED[frozen.architecture]
+    model = model_class(frozen.config)
+    model.load_state_dict({key: torch.from_numpy(value) for key, value in frozen.float_state().items()}, strict=True)
+    model.eval()
+    shipped = entry(name)
+    metadata = {"format": FORMAT, "architecture": frozen.architecture, "config": json.dumps(frozen.config.to_dict()),
+                "command": shipped["command"], "description": shipped["description"], "shipped_as": name}
+    return model, metadata
+
+
+def load_trained(spec: str) -> tuple[MLPVAE | LocalARVAE, dict]:
+    """A trained model from a .safetensors file, or a shipped model's name."""
+    from .coder_choice import is_file_spec
+
+    return load_model(Path(spec)) if is_file_spec(spec) else load_shipped(spec)
 
 
 # -- training checkpoints (also safetensors: model, Adam state, generator state) ----------------

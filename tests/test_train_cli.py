@@ -85,3 +85,26 @@ def test_black_and_white_images_train_a_bernoulli_model_and_grey_ones_cannot(tmp
     result = runner.invoke(cli, ["train", str(grey), "-o", str(tmp_path / "g.safetensors"), "--likelihood", "bernoulli",
                                  "--epochs", "1"])
     assert result.exit_code == 1 and "two-valued" in result.output and not (tmp_path / "g.safetensors").exists()
+
+
+def test_train_encoder_from_a_shipped_model_keeps_its_decoder_integers(tmp_path, grey_test_images):
+    """A shipped model has no float file: train-encoder starts from the network its integers
+    stand for, and what it writes freezes to the shipped decoder part, integer for integer."""
+    from models.architectures import freeze
+    from models.coder_choice import load_coder
+    from models.shipped import split_tensors
+
+    data = tmp_path / "bin.npy"
+    np.save(data, (grey_test_images[:200] >= 128).astype(np.uint8))
+    rha = tmp_path / "rha.safetensors"
+    result = CliRunner().invoke(cli, ["train-encoder", "mlp-binary-mnist-baseline", str(data), "-o", str(rha), "--epochs", "1",
+                                      "--holdout", "50"])
+    assert result.exit_code == 0, result.output
+    tuned, metadata = load_model(rha)
+    assert metadata["base_model"].startswith("bbzip train binary-mnist")
+    fresh = split_tensors(freeze(tuned))
+    shipped = split_tensors(load_coder("mlp-binary-mnist-baseline").model)
+    assert fresh["decoder"].keys() == shipped["decoder"].keys()
+    for key, value in shipped["decoder"].items():
+        assert np.array_equal(fresh["decoder"][key], value), key
+    assert any(not np.array_equal(fresh["encoder"][key], value) for key, value in shipped["encoder"].items())
