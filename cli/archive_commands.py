@@ -17,7 +17,7 @@ from models.files import ByteSource, atomic_write, leftover_prefix
 from models.blocks import MAX_BLOCK_IMAGES
 from models.threads import available_cores
 
-from . import coding
+from . import coding, comparison
 from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
 from .entries import collect_inputs, input_fingerprint, read_entry
@@ -143,13 +143,14 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.option("--fallback/--no-fallback", default=True, show_default=True,
               help="Keep an image with a classic codec (PNG, WebP, JPEG XL) where that is smaller than the model's code for it.")
 @click.option("--exact-times", is_flag=True, help="Keep modification times to the nanosecond (default: to the second, as tar and zip).")
+@click.option("--compare", is_flag=True, help="Also show what the images would take as PNG files and as JPEG XL files.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @threads_option
 @click.pass_obj
 @output_options
 @guard
 def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, fallback, exact_times,
-                     force, threads):
+                     compare, force, threads):
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
@@ -167,6 +168,9 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         if coder is None:
             coder = coding.choose_default(entries)
         candidates = sum(len(e.items) for e in entries)
+        if compare:
+            with out.bar("comparing", candidates) as advance:
+                groups = comparison.classic_sizes(entries, advance)
 
         def settings_for(n_images: int):
             return default_settings(coder, n_images, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
@@ -180,6 +184,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
             coding.prepare(entries, coder, settings_for(candidates), spool, False)
         n_items = sum(len(e.items) for e in entries)
         settings = settings_for(n_items)
+        if compare:
+            codelengths = comparison.model_codelengths(entries, coder.model, settings) if n_items else [0.0] * len(entries)
         # The payload goes to a temporary file as it is coded, the archive is written from it and
         # checked by decoding it from disk, and only then put in place (or sent to stdout).
         with tempfile.TemporaryFile(dir=spool_folder) as payload:
@@ -211,6 +217,10 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
                  f"{candidates / seconds:.0f} images/s chosen, coded and checked")
     else:
         out.info(f"{_count(len(entries), 'file')}, {archive_size} bytes (no images for a model{_classic_note(candidates)})")
+    if compare:
+        comparison.add_archive_bytes(groups, entries, header, codelengths)
+        for line in comparison.report(groups, archive_size):
+            out.info(line)
 
 
 def _classic_note(kept_classic: int) -> str:

@@ -1,6 +1,8 @@
 """Image data sets as uint8 arrays (N, H, W): the named MNIST sets and the formats users have.
 
-Named sets are read from a data folder (BBZIP_DATA_DIR, else ../shared/data beside the repo):
+Named sets are read from a data folder (BBZIP_DATA_DIR, else ../shared/data beside the repo),
+as `mnist/mnist.npz` with uint8 arrays x_train (and x_valid, if the training images are split),
+x_test; without it the test images come from the sample bbzip ships (samples/mnist-test.npz).
 `binary-mnist` is grey MNIST thresholded at x >= 128 (the paper's protocol), `mnist` is grey.
 "train" is the 60k training images (x_train + x_valid), "test" the 10k test images.
 User data: a folder of images, .npy/.npz arrays, IDX files, or CIFAR python batches.
@@ -28,19 +30,33 @@ def data_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SHIPPED_TEST_SET = SAMPLES / "mnist-test.npz"  # the 10k MNIST test images and labels
+WHERE_TO_GET_MNIST = ("get MNIST as mnist.npz (uint8 arrays x_train, x_test; Keras's mnist.npz is one) and put it in "
+                      "{folder}/mnist/, or set BBZIP_DATA_DIR to the folder that holds mnist/mnist.npz; a folder of "
+                      "images, .npy/.npz or IDX files can be given as DATA instead")
+
+
 def load_named(name: str, split: str) -> np.ndarray:
     if name not in NAMED:
         raise DataError(f"unknown data set {name!r} (known: {', '.join(NAMED)})")
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', got {split!r}")
     path = data_dir() / "mnist" / "mnist.npz"
     if not path.exists():
-        raise DataError(f"{path}: MNIST not found (set BBZIP_DATA_DIR to the folder holding mnist/mnist.npz)")
+        if split != "test" or not SHIPPED_TEST_SET.exists():
+            raise DataError(f"{path}: the MNIST {split}ing images are not here: " + WHERE_TO_GET_MNIST.format(folder=data_dir()))
+        path = SHIPPED_TEST_SET
     with np.load(path) as arrays:
-        if split == "train":
-            grey = np.concatenate([arrays["x_train"], arrays["x_valid"]])
-        elif split == "test":
-            grey = arrays["x_test"]
-        else:
-            raise DataError(f"split must be 'train' or 'test', got {split!r}")
+        try:
+            if split == "train":
+                grey = np.concatenate([arrays["x_train"]] + ([arrays["x_valid"]] if "x_valid" in arrays else []))
+            else:
+                grey = arrays["x_test"]
+        except KeyError as error:
+            raise DataError(f"{path}: no array {error} (expected x_train and x_test)") from None
+    if grey.dtype != np.uint8 or grey.ndim != 3:
+        raise DataError(f"{path}: MNIST images must be uint8 (N, 28, 28), not {grey.dtype} {grey.shape}")
     return (grey >= 128).astype(np.uint8) if name == "binary-mnist" else grey
 
 
