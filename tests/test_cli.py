@@ -700,3 +700,36 @@ def test_stored_files_bytes_are_not_held_until_the_archive_is_written(tmp_path, 
     assert held and held[0] < 4 << 20, held
     assert run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out").exit_code == 0
     assert all((tmp_path / "out" / "files" / p.name).read_bytes() == p.read_bytes() for p in folder.iterdir())
+
+
+def test_compare_shows_png_and_jpeg_xl_files_beside_the_archive(tmp_path, grey_test_images):
+    """--compare: per folder of image files and per array, the bpd of the same images as PNG
+    files (Pillow, optimised, each in its own mode) and as JPEG XL files, beside bbzip's share; the
+    last row is the whole archive's real size."""
+    import io
+
+    from cli import jpegxl
+
+    folder = tmp_path / "in"
+    (folder / "bits").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(grey_test_images[i] >= 128).save(folder / "bits" / f"{i}.png")  # mode "1"
+    np.save(folder / "stack.npy", grey_test_images[3:9])
+    archive = tmp_path / "x.bb"
+    result = run("compress", folder, "-o", archive, "--compare")
+    assert result.exit_code == 0, result.output
+
+    def png(image):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+        return len(buffer.getvalue())
+
+    bits = [Image.fromarray(grey_test_images[i] >= 128) for i in range(3)]
+    greys = [Image.fromarray(pixels) for pixels in grey_test_images[3:9]]
+    jxl = [len(jpegxl.encode_lossless("L", 28, 28, image.convert("L").tobytes())) for image in bits + greys]
+    rows = {line.split()[0]: line.split()[1:5] for line in result.output.splitlines() if line.startswith(("in/", "all "))}
+    assert rows["in/bits/"][0] == "3" and rows["in/stack.npy"][0] == "6" and rows["all"][0] == "9"
+    assert rows["in/bits/"][2] == f"{8 * sum(map(png, bits)) / (3 * 784):.4f}"
+    assert rows["in/stack.npy"][2] == f"{8 * sum(map(png, greys)) / (6 * 784):.4f}"
+    assert rows["in/stack.npy"][3] == f"{8 * sum(jxl[3:]) / (6 * 784):.4f}"
+    assert rows["all"][1] == f"{8 * archive.stat().st_size / (9 * 784):.4f}"

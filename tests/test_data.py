@@ -76,3 +76,48 @@ def test_folder_in_sorted_order_and_mixed_sizes_refused(tmp_path, grey_test_imag
 def test_unknown_source_is_named(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_any(str(tmp_path / "missing"))
+
+
+def test_named_test_images_come_from_the_shipped_sample_without_a_data_folder(tmp_path, monkeypatch):
+    from models import data
+
+    monkeypatch.setenv("BBZIP_DATA_DIR", str(tmp_path / "nothing-here"))
+    binary = data.load_named("binary-mnist", "test")
+    with np.load(data.SHIPPED_TEST_SET) as shipped:
+        np.testing.assert_array_equal(binary, (shipped["x_test"] >= 128).astype(np.uint8))
+    with pytest.raises(DataError, match="BBZIP_DATA_DIR"):
+        data.load_named("mnist", "train")
+
+
+def test_a_keras_style_mnist_npz_gives_the_60k_training_images(tmp_path, monkeypatch, grey_test_images):
+    from models import data
+
+    (tmp_path / "mnist").mkdir()
+    np.savez(tmp_path / "mnist" / "mnist.npz", x_train=grey_test_images[:60], x_test=grey_test_images[60:70])
+    monkeypatch.setenv("BBZIP_DATA_DIR", str(tmp_path))
+    np.testing.assert_array_equal(data.load_named("mnist", "train"), grey_test_images[:60])
+
+
+def test_train_on_a_missing_named_set_says_where_to_get_it_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    result = CliRunner(env={"BBZIP_DATA_DIR": str(tmp_path)}).invoke(cli, ["train", "mnist", "-o", str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "get MNIST as mnist.npz" in result.output and str(tmp_path / "mnist") in result.output
+
+
+def test_the_shipped_samples_match_their_checksums():
+    import hashlib
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    listed = {}
+    for line in (samples / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        listed[name.removeprefix("./")] = digest
+    present = {str(p.relative_to(samples)) for p in samples.rglob("*") if p.is_file()} - {"README.md", "SHA256SUMS"}
+    assert present == set(listed)
+    for name, digest in listed.items():
+        assert hashlib.sha256((samples / name).read_bytes()).hexdigest() == digest, name
