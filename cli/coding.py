@@ -62,31 +62,36 @@ def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fall
     """Bring every entry's model images into the model's domain and, with `use_fallback`, take
     out those the classic codecs keep smaller (cli/fallback.py): a single image becomes a
     classic entry, an array or .npz keeps them as classic blobs (in `spool`) beside its model
-    images."""
+    images. The model judges its own symbols; a classic codec keeps the pixels that were read
+    (a two-valued entry's 0/255 images as 0/255: only model images are scaled back)."""
     holders = [e for e in entries if len(e.items)]
+    symbols = []
     for entry in holders:
         entry.fingerprint = input_fingerprint(entry)  # of what was read, before the images change
-        entry.items = _model_symbols_as_images(entry, coder)
-    if not use_fallback or not holders:
-        return
-    starts = np.cumsum([0] + [len(e.items) for e in holders])
+        symbols.append(_model_symbols_as_images(entry, coder))
     chosen = {}  # holder -> [(index in it, codec, spooled blob)], as the routing hands them on
-    for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]), settings, cores,
-                                             on_images):
-        holder = int(np.searchsorted(starts, index, side="right")) - 1
-        kept = None if holders[holder].kind == "image" else spool.add(blob)  # an image file is encoded in its own mode
-        chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))
-    for holder, images in chosen.items():
-        _take_out(holders[holder], images, spool)
+    if use_fallback and holders:
+        starts = np.cumsum([0] + [len(e.items) for e in holders])
+        for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]),
+                                                 StackedImages(symbols), settings, cores, on_images):
+            holder = int(np.searchsorted(starts, index, side="right")) - 1
+            kept = None if holders[holder].kind == "image" else spool.add(blob)  # an image file is encoded in its own mode
+            chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))
+    for holder, (entry, model_symbols) in enumerate(zip(holders, symbols)):
+        if holder in chosen:
+            _take_out(entry, model_symbols, chosen[holder], spool)
+        else:
+            entry.items = model_symbols
 
 
-def _take_out(entry: Entry, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> None:
-    """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order."""
+def _take_out(entry: Entry, symbols, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> None:
+    """chosen: (index, codec, blob) of each of the entry's images (`entry.items`: pixels as read;
+    `symbols`: the same images in the model's domain) to keep classic, in order."""
     if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
-        pixels = entry.items[:1][0] * np.uint8(entry.meta.get("scale", 1))
-        image = model_image(pixels, entry.meta["mode"])
+        image = model_image(entry.items[:1][0], entry.meta["mode"])
         found = classic.smallest_faithful(image)
         if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
+            entry.items = symbols
             return
         meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
         replaced = classic_image_entry(entry.name, meta, image, *found)
@@ -94,10 +99,10 @@ def _take_out(entry: Entry, chosen: list[tuple[int, str, ByteSource | None]], sp
         entry.blobs = [spool.add(blob) for blob in replaced.blobs]
         return
     indices = [index for index, _, _ in chosen]
-    crc32 = 0  # of the classic images, in order, read one at a time (the stack may be read from its file)
+    crc32 = 0  # of the classic images' pixels, in order, read one at a time (the stack may be read from its file)
     for index in indices:
         crc32 = zlib.crc32(np.ascontiguousarray(entry.items[index : index + 1]), crc32)
-    entry.items = sources.WithoutImages(entry.items, indices)
+    entry.items = sources.WithoutImages(symbols, indices)
     entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[codec] for _, codec, _ in chosen),
                               "crc32": crc32}
     entry.blobs += [blob for _, _, blob in chosen]

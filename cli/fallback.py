@@ -12,8 +12,9 @@ MNIST at 0.75 of PNG's size, for two-valued images JPEG XL keeps it at 0.5. On M
 then goes to the model untried, and on the sets unlike MNIST the archive stays within 2% of the
 best per-image classic codec (the benchmark reports both).
 
-Routing works on the images in the model's domain (0/1 for a binary model); it runs on every
-core, in chunks that do not depend on the number of cores, so the archive does not either.
+The model judges the images in its own domain (0/1 for a binary model), a classic codec keeps
+them as they were read (0/255 stays 0/255). Routing runs on every core, in chunks that do not
+depend on the number of cores, so the archive does not either.
 """
 from __future__ import annotations
 
@@ -32,32 +33,33 @@ CHUNK_IMAGES = 1024
 WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
 
 
-def route(model, images, settings, cores: int, on_images=None):
-    """Yields (index, codec, blob) of each image (of N, H, W; an array or any stack that gives
-    arrays for slices) the classic codecs keep smaller than the model, in order, as chunks are
-    done; the rest go to the model."""
-    bounds = block_bounds(len(images), CHUNK_IMAGES)
-    jobs = ((images[lo:hi], settings) for lo, hi in bounds)
+def route(model, pixels, symbols, settings, cores: int, on_images=None):
+    """Yields (index, codec, blob) of each image the classic codecs keep smaller than the model,
+    in order, as chunks are done; the rest go to the model. `pixels`: the images (N, H, W) as
+    read, which a classic codec keeps; `symbols`: the same images in the model's domain (0/1
+    for a binary model), which the model judges. Each an array, or any stack that gives arrays
+    for slices."""
+    bounds = block_bounds(len(pixels), CHUNK_IMAGES)
+    jobs = ((pixels[lo:hi], symbols[lo:hi], settings) for lo, hi in bounds)
     results = iter_jobs(model, route_chunk, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
     for (lo, _), chunk in zip(bounds, results):
         for index in sorted(chunk):
             yield lo + index, *chunk[index]
 
 
-def route_chunk(model, images: np.ndarray, settings, on_images=None) -> dict[int, tuple[str, bytes]]:
-    symbols, _ = model.to_symbols(images)
-    model_bytes = model.codelength_bits(symbols, settings) / 8
+def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_images=None) -> dict[int, tuple[str, bytes]]:
+    model_bytes = model.codelength_bits(model.to_symbols(symbols)[0], settings) / 8
     share = QUICK_SHARE.get(model.config.likelihood, 0.0)  # another likelihood: every image tried
     chosen = {}
-    for index, (pixels, cost) in enumerate(zip(images, model_bytes.tolist())):
-        image = Image.fromarray(pixels, mode="L")
+    for index, (image_pixels, cost) in enumerate(zip(pixels, model_bytes.tolist())):
+        image = Image.fromarray(image_pixels, mode="L")
         if cost < share * _plain_png_size(image):
             continue
         found = classic.smallest_faithful(image)
         if found is not None and len(found[1]) + TABLE_COST < cost:
             chosen[index] = found
     if on_images:
-        on_images(len(images))
+        on_images(len(pixels))
     return chosen
 
 
