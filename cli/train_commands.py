@@ -98,7 +98,8 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @guard
 def train_command(out, data, output, likelihood, architecture, latent, hidden, epochs, lr, batch_size, seed, holdout,
                   checkpoint, checkpoint_every, resume, threads, force):
-    """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz, IDX or CIFAR batch."""
+    """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz or IDX file of
+    single-channel images (CIFAR batches are read, but no architecture trains on colour yet)."""
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)

@@ -211,7 +211,8 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
     """The header against its schema: exact keys, types and bounds, before anything acts on it;
     then the blocks it implies against the bytes that follow."""
     if isinstance(header, dict) and set(header) == HEADER_FIELDS - {"block_images"}:
-        raise StreamError("model stream made by bbzip 0.2 (one block, archive format 3); this bbzip reads format 4")
+        raise StreamError("model stream made by bbzip 0.2 (one block, archive format 3); "
+                          "this bbzip reads only streams in blocks (archive format 4 and later)")
     if not isinstance(header, dict) or set(header) != HEADER_FIELDS:
         raise StreamError("damaged model stream (unexpected header fields)")
     if header["numerics"] != NUMERICS_VERSION:

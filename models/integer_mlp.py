@@ -25,6 +25,7 @@ ACTIVATION_BITS = 16  # hidden activations in 2^-16 units ...
 ACTIVATION_MAX = float((1 << 24) - 1)  # ... clipped to [0, 256)
 GRADIENT_BITS = 14  # backpropagated gradients in 2^-14 units ...
 GRADIENT_MAX = float((1 << 25) - 1)  # ... clipped to |g| < 2048
+MAX_WEIGHT_BITS = 64  # |power-of-two scale| of a weight column
 
 
 class FrozenModelError(ValueError):
@@ -52,8 +53,8 @@ class IntegerLayer:
 
     def __post_init__(self):
         self.weight_bits = np.asarray(self.weight_bits, dtype=np.int64)
-        if self.weight_bits.shape != self.bias.shape or np.any(np.abs(self.weight_bits) > 64):
-            raise FrozenModelError("one weight scale (|bits| <= 64) per output column expected")
+        if self.weight_bits.shape != self.bias.shape or np.any(np.abs(self.weight_bits) > MAX_WEIGHT_BITS):
+            raise FrozenModelError(f"one weight scale (|bits| <= {MAX_WEIGHT_BITS}) per output column expected")
         self.check_bounds()
         self.scale_out = np.ldexp(1.0, -(self.weight_bits + self.in_bits - self.out_bits))
         self.groups = _backward_groups(self.weight, self.weight_bits)
@@ -137,9 +138,12 @@ def quantise_layer(weight: np.ndarray, bias: np.ndarray, in_bits: int, in_max: f
     # frexp is exact (unlike log2), so freezing the same file gives the same integers anywhere.
     _, exponent = np.frexp(np.where(largest > 0, largest, 1.0))  # largest = m 2^exponent, 0.5 <= m < 1
     weight_bits = 15 - exponent.astype(np.int64)
-    while True:
+    # Lowering the scales ends: at the lowest scale IntegerLayer takes, a layer still refused has
+    # weights too large to freeze (a diverged model's), and is refused here too.
+    while weight_bits.min(initial=0) >= -MAX_WEIGHT_BITS:
         try:
             return IntegerLayer(np.round(np.ldexp(weight, weight_bits)), np.round(np.ldexp(bias, weight_bits + in_bits)),
                                 weight_bits, in_bits, out_bits, in_max, low, high)
         except FrozenModelError:
             weight_bits = weight_bits - 1
+    raise FrozenModelError(f"weights up to {float(largest.max()):.3g} are too large to run exactly; the model cannot code")

@@ -158,3 +158,14 @@ def test_a_large_input_is_cut_into_a_multiple_of_four_equal_blocks():
         bounds = block_bounds(n, default_block_images(coder, n))
         sizes = [hi - lo for lo, hi in bounds]
         assert len(bounds) == blocks and max(sizes) - min(sizes) < blocks, (n, sizes)
+
+
+def test_a_one_block_stream_of_bbzip_0_2_names_the_formats_this_bbzip_reads():
+    """0.2's stream header had no block_images; the message said "reads format 4" when this
+    bbzip reads formats 4 and 5."""
+    from models.api import HEADER_FIELDS, MAGIC, StreamError, read_record
+
+    header = zlib.compress(json.dumps({field: 0 for field in HEADER_FIELDS - {"block_images"}}).encode())
+    record = MAGIC + struct.pack("<I", len(header)) + header + struct.pack("<I", zlib.crc32(header))
+    with pytest.raises(StreamError, match="archive format 4 and later"):
+        read_record(record)

@@ -96,6 +96,25 @@ def test_a_model_with_non_finite_weights_is_refused_with_one_line(tmp_path):
     assert result.exit_code == 1 and "non-finite" in result.output and not (tmp_path / "x.bb").exists()
 
 
+def test_a_model_with_weights_too_large_to_freeze_is_refused_with_one_line(tmp_path):
+    """A diverged layer (weights of 1e30): 0.1 looked for a scale for ever."""
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from models.weights import save_model
+
+    torch.manual_seed(0)
+    model = MLPVAE(VAEConfig("logistic", latent=4, hidden=32))
+    with torch.no_grad():
+        model.decoder[2].weight.fill_(1e30)
+    save_model(model, tmp_path / "diverged.safetensors")
+    np.save(tmp_path / "x.npy", np.zeros((3, 28, 28), dtype=np.uint8))
+    result = CliRunner().invoke(cli, ["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.bb"),
+                                      "--model", str(tmp_path / "diverged.safetensors")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "too large" in result.output and not (tmp_path / "x.bb").exists()
+
+
 def _trained_tiny(likelihood, images):
     from models.train import train_vae
 

@@ -108,3 +108,17 @@ def test_train_encoder_from_a_shipped_model_keeps_its_decoder_integers(tmp_path,
     for key, value in shipped["decoder"].items():
         assert np.array_equal(fresh["decoder"][key], value), key
     assert any(not np.array_equal(fresh["encoder"][key], value) for key, value in shipped["encoder"].items())
+
+
+def test_train_says_what_it_trains_on(tmp_path):
+    """0.1's help offered "a CIFAR batch", which training then refused: the help names only what
+    it fits, and a colour batch is refused with a line that says why."""
+    import pickle
+
+    help_text = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
+    assert "CIFAR batches are read, but no architecture trains on colour" in help_text
+    flat = np.random.default_rng(0).integers(0, 256, size=(4, 3 * 32 * 32), dtype=np.uint8)
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": flat, b"labels": [0, 1, 2, 3]}, f)
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 2 and "single-channel" in result.output
