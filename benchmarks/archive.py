@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cli import classic
-from models.data import load_named
+from bbzip.cli import classic
+from bbzip.models.data import load_named
 
 from .common import markdown_table, write_results
 from .unlike_mnist import image_sets
@@ -55,7 +55,7 @@ WHOLE_SECOND = 1_700_000_000 * 10**9
 def bbzip(*args, timeout=3600) -> float:
     """Run the bbzip command; its wall time in seconds."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cli", "-q", *map(str, args)], check=True, timeout=timeout)
+    subprocess.run([sys.executable, "-m", "bbzip", "-q", *map(str, args)], check=True, timeout=timeout)
     return time.perf_counter() - start
 
 
@@ -64,7 +64,7 @@ def peak_rss_of(*args) -> tuple[float, int]:
     script = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
               "subprocess.run(sys.argv[1:], check=True); "
               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", script, sys.executable, "-m", "cli", "-q", *map(str, args)],
+    out = subprocess.run([sys.executable, "-c", script, sys.executable, "-m", "bbzip", "-q", *map(str, args)],
                          check=True, capture_output=True, text=True).stdout.split()
     return float(out[0]), int(out[1]) * 1024
 

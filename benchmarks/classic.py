@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 import pillow_jxl  # noqa: F401 - registers the JXL format with Pillow
 
-from models.data import load_named
+from bbzip.models.data import load_named
 
 from .common import markdown_table, write_results
 

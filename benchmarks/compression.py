@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cli.main import cli
-from models import api
-from models.blocks import block_bounds
-from models.coder_choice import default_block_images, default_settings, load_coder
-from models.data import load_named
-from models.stream import coding_batches
-from models.vae import gaussian_kl
-from models.weights import load_shipped
+from bbzip.cli.main import cli
+from bbzip.models import api
+from bbzip.models.blocks import block_bounds
+from bbzip.models.coder_choice import default_block_images, default_settings, load_coder
+from bbzip.models.data import load_named
+from bbzip.models.stream import coding_batches
+from bbzip.models.vae import gaussian_kl
+from bbzip.models.weights import load_shipped
 
 from .common import markdown_table, write_results
 

@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-import bbans
-from bbans import Message
-from bbans import distributions as dist
+from bbzip import bbans
+from bbzip.bbans import Message
+from bbzip.bbans import distributions as dist
 
 from .common import markdown_table, write_results
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cli.main import cli
-from models.data import data_dir
-from models.shipped import manifest
+from bbzip.cli.main import cli
+from bbzip.models.data import data_dir
+from bbzip.models.shipped import manifest
 
 from .common import markdown_table, write_results
 from .unlike_mnist import image_sets

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from models.data import load_named
-from models.evaluate import elbo_bpd, iwae_bpd
-from models.shipped import manifest
-from models.weights import load_shipped
+from bbzip.models.data import load_named
+from bbzip.models.evaluate import elbo_bpd, iwae_bpd
+from bbzip.models.shipped import manifest
+from bbzip.models.weights import load_shipped
 
 from .common import markdown_table, write_results
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import copy
 
-from models.data import load_named
-from models.evaluate import elbo_bpd
-from models.train import train_encoder
-from models.weights import load_trained
+from bbzip.models.data import load_named
+from bbzip.models.evaluate import elbo_bpd
+from bbzip.models.train import train_encoder
+from bbzip.models.weights import load_trained
 
 from .common import markdown_table, write_results
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.data import load_named
+from bbzip.models.data import load_named
 
 KINDS = ("mnist", "inverted", "rotated", "shifted", "noisy", "gradients")
 

@@ -19,7 +19,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from models.files import ByteSource
+from bbzip.models.files import ByteSource
 
 from .header_schema import HeaderError, check_header
 from .table import TableError, decode_table, encode_table

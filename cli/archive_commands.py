@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from models.architectures import NUMERICS_VERSION
-from models.coder_choice import default_settings, load_coder
-from models.coding_settings import CodingSettings, SettingsError
-from models.files import ByteSource, atomic_write, leftover_prefix
-from models.blocks import MAX_BLOCK_IMAGES
-from models.threads import available_cores
+from bbzip.models.architectures import NUMERICS_VERSION
+from bbzip.models.coder_choice import default_settings, load_coder
+from bbzip.models.coding_settings import CodingSettings, SettingsError
+from bbzip.models.files import ByteSource, atomic_write, leftover_prefix
+from bbzip.models.blocks import MAX_BLOCK_IMAGES
+from bbzip.models.threads import available_cores
 
 from . import coding, comparison
 from .archive import ArchiveError, archive_head, read_archive

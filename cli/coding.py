@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models import api
-from models.interface import binary_scale
-from models.blocks import StackedImages
-from models.coder_choice import DEFAULT_MODELS, Coder, load_coder
-from models.files import ByteSource
+from bbzip.models import api
+from bbzip.models.interface import binary_scale
+from bbzip.models.blocks import StackedImages
+from bbzip.models.coder_choice import DEFAULT_MODELS, Coder, load_coder
+from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
 from .archive import Archive, ArchiveError

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from models.blocks import StackedImages
+from bbzip.models.blocks import StackedImages
 
 from . import classic, jpegxl, sources
 from .errors import BBZipError

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from bbans import BBANSError
-from models.data import DataError
-from models.files import ModelFileError
+from bbzip.bbans import BBANSError
+from bbzip.models.data import DataError
+from bbzip.models.files import ModelFileError
 
 
 class BBZipError(Exception):

@@ -6,10 +6,10 @@ import json
 import click
 import torch
 
-from models.data import load_any
-from models.architectures import likelihood_input
-from models.evaluate import elbo_bpd, iwae_bpd, optimal_inference_bpd
-from models.weights import load_trained
+from bbzip.models.data import load_any
+from bbzip.models.architectures import likelihood_input
+from bbzip.models.evaluate import elbo_bpd, iwae_bpd, optimal_inference_bpd
+from bbzip.models.weights import load_trained
 
 from .errors import BBZipError, guard
 

@@ -23,7 +23,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from models.blocks import block_bounds, iter_jobs
+from bbzip.models.blocks import block_bounds, iter_jobs
 
 from . import classic
 

@@ -11,13 +11,13 @@ from .console import Output
 # Commands are imported when used: training and evaluation need torch, while compress,
 # decompress, test and list run on numpy alone and start in a fraction of the time.
 COMMANDS = {
-    "compress": "cli.archive_commands:compress_command",
-    "decompress": "cli.archive_commands:decompress_command",
-    "test": "cli.archive_commands:test_command",
-    "list": "cli.archive_commands:list_command",
-    "train": "cli.train_commands:train_command",
-    "train-encoder": "cli.train_commands:train_encoder_command",
-    "evaluate": "cli.evaluate_command:evaluate_command",
+    "compress": "bbzip.cli.archive_commands:compress_command",
+    "decompress": "bbzip.cli.archive_commands:decompress_command",
+    "test": "bbzip.cli.archive_commands:test_command",
+    "list": "bbzip.cli.archive_commands:list_command",
+    "train": "bbzip.cli.train_commands:train_command",
+    "train-encoder": "bbzip.cli.train_commands:train_encoder_command",
+    "evaluate": "bbzip.cli.evaluate_command:evaluate_command",
 }
 
 

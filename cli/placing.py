@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.files import leftover_prefix, remove_leftovers
+from bbzip.models.files import leftover_prefix, remove_leftovers
 
 from .errors import BBZipError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from models.files import ByteSource
+from bbzip.models.files import ByteSource
 
 
 class Spool:

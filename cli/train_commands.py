@@ -8,13 +8,13 @@ import click
 import numpy as np
 import torch
 
-from models.architectures import likelihood_input
-from models.interface import binary_scale
-from models.data import load_any
-from models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
-from models.local_ar import LocalARConfig, LocalARVAE
-from models.vae import MLPVAE, VAEConfig
-from models.weights import load_trained, save_model
+from bbzip.models.architectures import likelihood_input
+from bbzip.models.interface import binary_scale
+from bbzip.models.data import load_any
+from bbzip.models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
+from bbzip.models.local_ar import LocalARConfig, LocalARVAE
+from bbzip.models.vae import MLPVAE, VAEConfig
+from bbzip.models.weights import load_trained, save_model
 
 from .errors import BBZipError, guard, refuse_overwrite
 
@@ -55,7 +55,7 @@ def _split(images: np.ndarray, holdout: int | None) -> tuple[np.ndarray, np.ndar
 
 def _report(out, model, held_out: np.ndarray, seed: int) -> None:
     if len(held_out):
-        from models.evaluate import elbo_bpd
+        from bbzip.models.evaluate import elbo_bpd
 
         out.info(f"held-out bpd (-ELBO): {elbo_bpd(model, held_out, samples=1, seed=seed):.4f}")
 

@@ -1,7 +1,7 @@
 """bbzip's Python API: uint8 images in, bytes out, and back.
 
     import numpy as np
-    from models import api
+    from bbzip.models import api
 
     images = np.load("digits.npy")                  # (N, 28, 28) uint8
     data = api.compress(images, k_steps=0)          # bytes; the shipped model that fits

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bbans import BBANSError
+from bbzip.bbans import BBANSError
 
 from . import stream, threads
 from .coding_settings import CodingSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from bbans.tables import MAX_TABLE_PRECISION
+from bbzip.bbans.tables import MAX_TABLE_PRECISION
 
 from .frozen_mlp import MAX_K_STEPS
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import bbans
-from bbans.distributions import PARAM_BITS
+from bbzip import bbans
+from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import LOGIT_LIMIT, MEAN_RANGE, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
 from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import bbans
-from bbans.distributions import PARAM_BITS
-from bbans.tables import G_BITS
-from bbans.lookup import (
+from bbzip import bbans
+from bbzip.bbans.distributions import PARAM_BITS
+from bbzip.bbans.tables import G_BITS
+from bbzip.bbans.lookup import (
     EXP_BITS,
     QUANTILE_BITS,
     bucket_centres,

@@ -1,7 +1,7 @@
 """Maintainer tool: put a trained model into the store of shipped models (models/shipped.py).
 
-    python -m models.ship NAME FILE --description "..."   # freeze FILE, store its parts, record them
-    python -m models.ship --remove NAME
+    python -m bbzip.models.ship NAME FILE --description "..."   # freeze FILE, store its parts, record them
+    python -m bbzip.models.ship --remove NAME
 
 The frozen integers are stored as a decoder part and an encoder part; a decoder that the store
 already holds (the baseline's, for a reverse half-asleep encoder) is not stored again. The

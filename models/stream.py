@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bbans import Message
+from bbzip.bbans import Message
 
 from .coding_settings import CodingSettings
 

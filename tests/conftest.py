@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-from models.data import load_named
-from models.vae import MLPVAE, VAEConfig
-from models.weights import save_model
+from bbzip.models.data import load_named
+from bbzip.models.vae import MLPVAE, VAEConfig
+from bbzip.models.weights import save_model
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bbans import Message
+from bbzip.bbans import Message
 
 
 def messages_equal(a: Message, b: Message) -> bool:

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from models import api
+from bbzip.models import api
 
 
 def _with_header(record: bytes, change) -> bytes:
@@ -93,7 +93,7 @@ def test_the_record_is_written_block_by_block_as_blocks_are_coded(grey_test_imag
     no block's images are taken for coding more than the window (two per core) ahead of the
     block written next; the bytes are those of api.compress on one core. (Checked to fail with
     every block coded before the first write.)"""
-    from models.coder_choice import default_settings, load_coder
+    from bbzip.models.coder_choice import default_settings, load_coder
 
     images = grey_test_images[:40]
     expected = api.compress(images, model="mlp-mnist-rha", block_images=4, cores=1)
@@ -149,8 +149,8 @@ def test_the_coding_path_does_not_import_torch():
 
 def test_a_large_input_is_cut_into_a_multiple_of_four_equal_blocks():
     """So that 2 or 4 cores finish together; small inputs keep the plain block size."""
-    from models.blocks import block_bounds
-    from models.coder_choice import default_block_images, load_coder
+    from bbzip.models.blocks import block_bounds
+    from bbzip.models.coder_choice import default_block_images, load_coder
 
     grey, binary = load_coder("mlp-mnist-rha"), load_coder("mlp-binary-mnist-rha")
     assert default_block_images(grey, 10_000) == 8192 and default_block_images(binary, 40_000) == 16384
@@ -163,7 +163,7 @@ def test_a_large_input_is_cut_into_a_multiple_of_four_equal_blocks():
 def test_a_one_block_stream_of_bbzip_0_2_names_the_formats_this_bbzip_reads():
     """0.2's stream header had no block_images; the message said "reads format 4" when this
     bbzip reads formats 4 and 5."""
-    from models.api import HEADER_FIELDS, MAGIC, StreamError, read_record
+    from bbzip.models.api import HEADER_FIELDS, MAGIC, StreamError, read_record
 
     header = zlib.compress(json.dumps({field: 0 for field in HEADER_FIELDS - {"block_images"}}).encode())
     record = MAGIC + struct.pack("<I", len(header)) + header + struct.pack("<I", zlib.crc32(header))

@@ -1,8 +1,8 @@
 """Bits-back with a tiny hand-made latent variable model (no torch)."""
 import numpy as np
 
-import bbans
-from bbans import Message
+from bbzip import bbans
+from bbzip.bbans import Message
 
 BUCKET_BITS = 6
 PRECISION = 16

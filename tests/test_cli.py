@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.archive import MAGIC
-from cli.main import cli
-from models.files import leftover_prefix
+from bbzip.cli.archive import MAGIC
+from bbzip.cli.main import cli
+from bbzip.models.files import leftover_prefix
 
 
 def run(*args):
@@ -137,7 +137,7 @@ def _decompress_fails(tmp_path, data, model, expect=None):
 def test_truncated_archives_fail_cleanly(tmp_path, small_archive, tiny_models):
     """Cuts of the file (the table's payload length no longer matches), and cuts of the model
     stream behind a table rewritten to match them (the record's own block framing notices)."""
-    from cli.archive import read_archive, write_archive
+    from bbzip.cli.archive import read_archive, write_archive
 
     data = small_archive.read_bytes()
     for cut in sorted({0, 1, 5, 8, 10, 14, 40, len(data) // 3, len(data) // 2, len(data) - 33, len(data) - 1}):
@@ -154,7 +154,7 @@ def test_flipped_bits_never_give_wrong_pixels(tmp_path, small_archive, tiny_mode
     """One bit flipped anywhere: the table's crc32, the record header's crc32, a block's sha256,
     a classic image's crc32 or xz's check says so (format 4 has no archive-wide checksum that
     would hide the inner checks); most flips land in the payload, behind an intact table."""
-    from cli.archive import read_archive
+    from bbzip.cli.archive import read_archive
 
     data = small_archive.read_bytes()
     payload_start = len(data) - len(read_archive(data).payload)
@@ -170,7 +170,7 @@ def test_flipped_bits_never_give_wrong_pixels(tmp_path, small_archive, tiny_mode
 def test_corrupt_model_stream_behind_a_valid_checksum_is_still_caught(tmp_path, small_archive, tiny_models):
     """Flip bits inside the model stream, the table intact: the decoder itself must notice
     (engine error, end-state check or the block's sha256), never write wrong pixels."""
-    from cli.archive import read_archive, write_archive
+    from bbzip.cli.archive import read_archive, write_archive
 
     archive = read_archive(small_archive.read_bytes())
     stream = archive.header["model_stream"]
@@ -200,8 +200,8 @@ def test_a_model_stream_of_another_numerics_version_is_refused(tmp_path, small_a
     import json
     import zlib
 
-    from cli.archive import read_archive, write_archive
-    from models import api
+    from bbzip.cli.archive import read_archive, write_archive
+    from bbzip.models import api
 
     archive = read_archive(small_archive.read_bytes())
     record = archive.model_stream.read()
@@ -282,8 +282,8 @@ def blocked_archive(tmp_path, grey_test_images, tiny_models):
 
 def _damage_block(archive_path, block: int, tmp_path) -> Path:
     """The archive with one byte of one block's message changed (the table is intact)."""
-    from cli.archive import read_archive
-    from models import api
+    from bbzip.cli.archive import read_archive
+    from bbzip.models import api
 
     data = archive_path.read_bytes()
     archive = read_archive(data)
@@ -324,7 +324,7 @@ def test_named_entries_are_extracted_from_their_blocks_alone(tmp_path, blocked_a
     folder, archive = blocked_archive
     model = tiny_models["logistic"]
     damaged = _damage_block(archive, 1, tmp_path)
-    from models import blocks
+    from bbzip.models import blocks
 
     decoded_counts = []
     original = blocks.decode_blocks
@@ -358,7 +358,7 @@ def test_the_archive_is_the_same_for_any_number_of_threads(tmp_path, blocked_arc
 
 def test_an_output_that_appears_while_compressing_is_not_overwritten(tmp_path, image_folder, tiny_models, monkeypatch):
     """Two compresses to one name, or a file created meanwhile: the later one fails, nothing is lost."""
-    from cli import coding
+    from bbzip.cli import coding
 
     out = tmp_path / "out.bb"
     original_build = coding.build
@@ -413,7 +413,7 @@ def test_sigterm_while_compressing_leaves_nothing_behind(tmp_path):
     import time
 
     source = Path(__file__).resolve().parents[1] / "samples" / "mnist-test.npz"
-    process = subprocess.Popen([sys.executable, "-m", "cli", "compress", str(source), "-o", str(tmp_path / "m.bb")],
+    process = subprocess.Popen([sys.executable, "-m", "bbzip", "compress", str(source), "-o", str(tmp_path / "m.bb")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(3)  # reading, choosing and coding 10,000 images takes several times longer
     process.send_signal(signal.SIGTERM)
@@ -464,8 +464,8 @@ def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, i
     """Compress decodes what it built before writing it: a decoder bug (here one pixel changed
     on the way back, after the checksums were made) gives exit 1 and no archive, not exit 0 and
     an archive that cannot be opened. (Without the check this test writes the archive, exit 0.)"""
-    from cli import entries
-    from models import stream
+    from bbzip.cli import entries
+    from bbzip.models import stream
 
     if broken == "model stream":
         decode = stream.decode
@@ -484,7 +484,7 @@ def test_compress_fails_if_its_archive_would_not_decode_to_the_input(tmp_path, i
             return fingerprint.update(b"!") if meta.get("store") == "classic" else fingerprint
 
         monkeypatch.setattr(entries, "restore", wrong_restore)
-        monkeypatch.setattr("cli.coding.restore", wrong_restore)
+        monkeypatch.setattr("bbzip.cli.coding.restore", wrong_restore)
     out = tmp_path / "out.bb"
     result = run("compress", image_folder, "-o", out, "--model", tiny_models["logistic"], "--no-fallback")
     assert result.exit_code == 1 and "would not decode" in result.output, result.output
@@ -496,7 +496,7 @@ def _run_with_stdout_closed(tmp_path, *args):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        process = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], stdout=write_end,
+        process = subprocess.run([sys.executable, "-m", "bbzip", *map(str, args)], stdout=write_end,
                                  stderr=subprocess.PIPE, cwd=tmp_path, timeout=120)
     finally:
         os.close(write_end)
@@ -529,9 +529,9 @@ def test_messages_are_not_wrapped_when_stderr_is_not_a_terminal(tmp_path, grey_t
     folder = tmp_path / ("a-long-folder-name-" * 6)
     folder.mkdir()
     np.save(folder / "x.npy", grey_test_images[:3])
-    process = subprocess.run([sys.executable, "-m", "cli", "compress", folder, "-o", tmp_path / "a.bb", "--model",
+    process = subprocess.run([sys.executable, "-m", "bbzip", "compress", folder, "-o", tmp_path / "a.bb", "--model",
                               tiny_models["logistic"]], capture_output=True, cwd=tmp_path)
-    process = subprocess.run([sys.executable, "-m", "cli", "decompress", tmp_path / "a.bb", "-o", folder / "out", "--model",
+    process = subprocess.run([sys.executable, "-m", "bbzip", "decompress", tmp_path / "a.bb", "-o", folder / "out", "--model",
                               tiny_models["logistic"]], capture_output=True, cwd=tmp_path)
     assert process.returncode == 0 and len(process.stderr.decode().splitlines()) == 1, process.stderr
 
@@ -542,7 +542,7 @@ def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny
     the check that the archive decodes."""
     import contextlib
 
-    from cli.console import Output
+    from bbzip.cli.console import Output
 
     bars = {}
 
@@ -568,8 +568,8 @@ def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny
 KILL_WHILE_WRITING = """
 import os, signal, sys
 from pathlib import Path
-from models import files
-from cli.main import main
+from bbzip.models import files
+from bbzip.cli.main import main
 real_replace, real_link = os.replace, os.link
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -609,8 +609,8 @@ def test_decompress_writes_each_file_before_blocks_far_ahead_are_decoded(tmp_pat
     every file is staged (written to disk) as soon as its images are decoded, before any block
     more than the window (two per core) past its own is taken; the files come out the same.
     (Checked to fail with every block decoded before the first file is staged.)"""
-    from cli import placing
-    from models import api
+    from bbzip.cli import placing
+    from bbzip.models import api
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -646,7 +646,7 @@ def test_decompress_writes_a_large_array_a_block_at_a_time(tmp_path, grey_test_i
     written as its blocks decode, so when the last block's message is read the file being
     staged already holds the images of the blocks before the window; it comes out byte for
     byte. (Checked to fail when the array is decoded whole before it is written.)"""
-    from models import api
+    from bbzip.models import api
 
     source = tmp_path / "in" / "stack.npy"
     source.parent.mkdir()
@@ -677,7 +677,7 @@ def test_stored_files_bytes_are_not_held_until_the_archive_is_written(tmp_path, 
     then it holds all 16 MiB.)"""
     import tracemalloc
 
-    from cli import coding
+    from bbzip.cli import coding
 
     folder = tmp_path / "files"
     folder.mkdir()
@@ -708,7 +708,7 @@ def test_compare_shows_png_and_jpeg_xl_files_beside_the_archive(tmp_path, grey_t
     last row is the whole archive's real size."""
     import io
 
-    from cli import jpegxl
+    from bbzip.cli import jpegxl
 
     folder = tmp_path / "in"
     (folder / "bits").mkdir(parents=True)

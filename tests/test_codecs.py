@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bbans
-from bbans import Message
+from bbzip import bbans
+from bbzip.bbans import Message
 
 from .roundtrip import check_roundtrip
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.data import DataError, load_any
+from bbzip.models.data import DataError, load_any
 
 
 def _idx_bytes(images: np.ndarray) -> bytes:
@@ -79,7 +79,7 @@ def test_unknown_source_is_named(tmp_path):
 
 
 def test_named_test_images_come_from_the_shipped_sample_without_a_data_folder(tmp_path, monkeypatch):
-    from models import data
+    from bbzip.models import data
 
     monkeypatch.setenv("BBZIP_DATA_DIR", str(tmp_path / "nothing-here"))
     binary = data.load_named("binary-mnist", "test")
@@ -90,7 +90,7 @@ def test_named_test_images_come_from_the_shipped_sample_without_a_data_folder(tm
 
 
 def test_a_keras_style_mnist_npz_gives_the_60k_training_images(tmp_path, monkeypatch, grey_test_images):
-    from models import data
+    from bbzip.models import data
 
     (tmp_path / "mnist").mkdir()
     np.savez(tmp_path / "mnist" / "mnist.npz", x_train=grey_test_images[:60], x_test=grey_test_images[60:70])
@@ -101,7 +101,7 @@ def test_a_keras_style_mnist_npz_gives_the_60k_training_images(tmp_path, monkeyp
 def test_train_on_a_missing_named_set_says_where_to_get_it_in_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from bbzip.cli.main import cli
 
     result = CliRunner(env={"BBZIP_DATA_DIR": str(tmp_path)}).invoke(cli, ["train", "mnist", "-o", str(tmp_path / "m.safetensors")])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output

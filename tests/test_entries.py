@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import cli
+from bbzip.cli.main import cli
 
 
 def _round_trip(tmp_path, source):
@@ -184,7 +184,7 @@ def test_npy_files_come_back_with_bytes_after_the_array(tmp_path, grey_test_imag
 def test_npy_headers_are_the_ones_np_save_writes(fortran):
     """Decompress writes an .npy file's header and then its images as they decode (there is
     no whole array to hand to np.save): the header is np.save's, C or Fortran order."""
-    from cli.entries import npy_header
+    from bbzip.cli.entries import npy_header
 
     for shape in [(5, 28, 28), (123456, 7, 9)]:
         array = np.zeros(shape, dtype=np.uint8, order="F" if fortran else "C")
@@ -248,7 +248,7 @@ def test_an_array_changed_while_it_is_compressed_is_an_error(tmp_path, grey_test
     of part old, part new images."""
     import os
 
-    from cli import fallback
+    from bbzip.cli import fallback
 
     source = tmp_path / name
     save = np.save if name.endswith(".npy") else lambda path, array: np.savez(path, x=array)
@@ -298,7 +298,7 @@ def test_an_array_from_a_named_pipe_is_read_once(tmp_path, grey_test_images):
     writer = threading.Thread(target=lambda: pipe.write_bytes(source.read_bytes()), daemon=True)
     writer.start()
     archive = tmp_path / "a.bb"
-    subprocess.run([sys.executable, "-m", "cli", "-q", "compress", str(pipe), "-o", str(archive), "-T", "1"],
+    subprocess.run([sys.executable, "-m", "bbzip", "-q", "compress", str(pipe), "-o", str(archive), "-T", "1"],
                    check=True, timeout=60, cwd=Path(__file__).parents[1])
     result = CliRunner().invoke(cli, ["-q", "decompress", str(archive), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -311,7 +311,7 @@ def test_stored_bytes_use_a_dictionary_the_size_of_the_file():
     dictionary no larger than the file, so a small blob decodes within 1 MiB."""
     import lzma
 
-    from cli.entries import xz
+    from bbzip.cli.entries import xz
 
     raw = b"bbzip keeps files it cannot code as images byte for byte. " * 2000
     blob = xz(raw)

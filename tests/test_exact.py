@@ -8,13 +8,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bbans import lookup
-from models import api
-from models.architectures import freeze, load_frozen, save_frozen
-from models.coder_choice import Coder, default_settings
-from models.frozen_mlp import optimise_posterior
-from models.integer_mlp import FrozenModelError, IntegerLayer, quantise_layer
-from models.vae import MLPVAE, VAEConfig
+from bbzip.bbans import lookup
+from bbzip.models import api
+from bbzip.models.architectures import freeze, load_frozen, save_frozen
+from bbzip.models.coder_choice import Coder, default_settings
+from bbzip.models.frozen_mlp import optimise_posterior
+from bbzip.models.integer_mlp import FrozenModelError, IntegerLayer, quantise_layer
+from bbzip.models.vae import MLPVAE, VAEConfig
 
 # Digests of numerics version 1. A change here changes archives: it needs a new NUMERICS_VERSION.
 GOLDEN_TABLES = {
@@ -82,8 +82,8 @@ def test_a_layer_that_could_leave_exact_integers_is_refused():
 def test_a_model_with_non_finite_weights_is_refused_with_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import cli
-    from models.weights import save_model
+    from bbzip.cli.main import cli
+    from bbzip.models.weights import save_model
 
     torch.manual_seed(0)
     model = MLPVAE(VAEConfig("logistic", latent=4, hidden=32))
@@ -100,8 +100,8 @@ def test_a_model_with_weights_too_large_to_freeze_is_refused_with_one_line(tmp_p
     """A diverged layer (weights of 1e30): 0.1 looked for a scale for ever."""
     from click.testing import CliRunner
 
-    from cli.main import cli
-    from models.weights import save_model
+    from bbzip.cli.main import cli
+    from bbzip.models.weights import save_model
 
     torch.manual_seed(0)
     model = MLPVAE(VAEConfig("logistic", latent=4, hidden=32))
@@ -116,7 +116,7 @@ def test_a_model_with_weights_too_large_to_freeze_is_refused_with_one_line(tmp_p
 
 
 def _trained_tiny(likelihood, images):
-    from models.train import train_vae
+    from bbzip.models.train import train_vae
 
     torch.manual_seed(0)
     model = MLPVAE(VAEConfig(likelihood, latent=4, hidden=32))

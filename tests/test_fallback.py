@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli import jpegxl
-from cli.archive import read_archive
-from cli.header_schema import HeaderError, check_header
-from cli.main import cli
-from models.coder_choice import DEFAULT_MODELS, default_settings, load_coder
-from models import api
+from bbzip.cli import jpegxl
+from bbzip.cli.archive import read_archive
+from bbzip.cli.header_schema import HeaderError, check_header
+from bbzip.cli.main import cli
+from bbzip.models.coder_choice import DEFAULT_MODELS, default_settings, load_coder
+from bbzip.models import api
 from benchmarks.unlike_mnist import image_sets
 
 

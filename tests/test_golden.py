@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from bbzip.cli.main import cli
 
 GOLDEN = Path(__file__).parent / "golden"
 # (images, K, images per block, model): "grey-k0-blocks" cuts the stream into 3 blocks of 16.

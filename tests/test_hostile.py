@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cli.archive import FORMAT_VERSION, MAGIC, read_archive, write_archive
-from cli.main import cli
+from bbzip.cli.archive import FORMAT_VERSION, MAGIC, read_archive, write_archive
+from bbzip.cli.main import cli
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def test_mutated_headers_give_one_line_or_a_correct_archive(tmp_path, any_archiv
 
 def _raw_table(data: bytes) -> tuple[bytes, bytes]:
     """(decompressed table, payload) of an archive."""
-    from cli.table import _FILTERS
+    from bbzip.cli.table import _FILTERS
 
     raw_length, length = struct.unpack_from("<II", data, len(MAGIC) + 2)
     start = len(MAGIC) + 10
@@ -193,7 +193,7 @@ def _raw_table(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _with_raw_table(raw: bytes, payload: bytes) -> bytes:
-    from cli.table import _FILTERS
+    from bbzip.cli.table import _FILTERS
 
     table = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS)
     return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, len(raw), len(table)), table,

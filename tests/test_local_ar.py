@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from models import api
-from models.architectures import freeze, load_frozen, save_frozen
-from models.coder_choice import Coder, default_settings
-from models.evaluate import elbo_bpd
-from models.frozen_mlp import _Pixels
-from models.local_ar import LocalARConfig, LocalARVAE, context_offsets
-from models.train import train_encoder, train_vae
-from models.weights import load_model, save_model
+from bbzip.models import api
+from bbzip.models.architectures import freeze, load_frozen, save_frozen
+from bbzip.models.coder_choice import Coder, default_settings
+from bbzip.models.evaluate import elbo_bpd
+from bbzip.models.frozen_mlp import _Pixels
+from bbzip.models.local_ar import LocalARConfig, LocalARVAE, context_offsets
+from bbzip.models.train import train_encoder, train_vae
+from bbzip.models.weights import load_model, save_model
 
 
 def _images(grey_test_images, likelihood, n):

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bbans
-from bbans import CorruptStream, InvalidParameters, Message, StreamExhausted
+from bbzip import bbans
+from bbzip.bbans import CorruptStream, InvalidParameters, Message, StreamExhausted
 
 
 def test_importing_bbans_does_not_import_torch():

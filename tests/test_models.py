@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.evaluate import iwae_bpd, optimal_inference_bpd, elbo_bpd
-from models.objectives import negative_elbo
-from models.train import fit, train_encoder, train_vae
-from models.vae import MLPVAE, VAEConfig, discretised_logistic_log_prob
-from models.weights import ModelFileError, load_model, save_model
+from bbzip.models.evaluate import iwae_bpd, optimal_inference_bpd, elbo_bpd
+from bbzip.models.objectives import negative_elbo
+from bbzip.models.train import fit, train_encoder, train_vae
+from bbzip.models.vae import MLPVAE, VAEConfig, discretised_logistic_log_prob
+from bbzip.models.weights import ModelFileError, load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,8 @@ def test_model_likelihood_is_what_the_coder_spends(likelihood):
     The coder reads the parameters in fixed point (2^-12) through its integer tables."""
     import math
 
-    import bbans
-    from models.vae import LIKELIHOOD_PRECISION
+    from bbzip import bbans
+    from bbzip.models.vae import LIKELIHOOD_PRECISION
 
     rng = np.random.default_rng(0)
     model = tiny(likelihood)
@@ -162,7 +162,7 @@ def test_aggregate_sampling_gives_as_many_model_samples_as_alpha_asks(binary_ima
     """alpha is the share of model samples in each batch, also when they are drawn from the
     aggregate posterior: 8 data images and alpha 0.75 need 24 samples, not the 8 the data has
     (before: from_data[:n] gave at most one per data image)."""
-    from models import objectives
+    from bbzip.models import objectives
 
     model, seen = tiny(), []
     real = objectives.negative_elbo

@@ -37,7 +37,7 @@ KINDS = ("grey", "binary", "mixed")
 
 WRITE = """
 import hashlib, sys
-from cli.main import cli
+from bbzip.cli.main import cli
 folder = sys.argv[1]
 for kind, k, threads, model in %r:
     out = f"{folder}/written-{kind}-{k}{model}.bb"
@@ -50,7 +50,7 @@ for kind, k, threads, model in %r:
 
 DECODE = """
 import sys
-from cli.main import cli
+from bbzip.cli.main import cli
 for archive in sys.argv[1:]:
     cli(["-q", "test", "-T", "2", archive], standalone_mode=False)
 print("ok")

@@ -8,13 +8,13 @@ import torch
 from click.testing import CliRunner
 from safetensors import safe_open
 
-from cli.main import cli
-from models import api, ship, shipped
-from models.architectures import NUMERICS_VERSION, freeze, narrowest
-from models.files import ModelFileError, sha256_of
-from models.shipped import PARTS, WEIGHTS_BUDGET, WEIGHTS_DIR, manifest, model_id
-from models.vae import MLPVAE, VAEConfig
-from models.weights import load_shipped, save_model
+from bbzip.cli.main import cli
+from bbzip.models import api, ship, shipped
+from bbzip.models.architectures import NUMERICS_VERSION, freeze, narrowest
+from bbzip.models.files import ModelFileError, sha256_of
+from bbzip.models.shipped import PARTS, WEIGHTS_BUDGET, WEIGHTS_DIR, manifest, model_id
+from bbzip.models.vae import MLPVAE, VAEConfig
+from bbzip.models.weights import load_shipped, save_model
 
 NAMES = ["mlp-binary-mnist-baseline", "mlp-binary-mnist-rha", "mlp-mnist-baseline", "mlp-mnist-rha",
          "ar-binary-mnist-baseline", "ar-binary-mnist-rha", "ar-mnist-baseline", "ar-mnist-rha"]
@@ -105,7 +105,7 @@ def test_freezing_the_derived_float_network_gives_the_stored_integers(name):
     """Shipped models keep no float file: their trained form is derived from the integers, and
     freezing it must give the same integers back, layer for layer (else `train-encoder` from a
     shipped model would not share its decoder, and evaluation would describe another model)."""
-    from models.coder_choice import load_coder
+    from bbzip.models.coder_choice import load_coder
 
     model, _ = load_shipped(name)
     fresh, stored = freeze(model), load_coder(name).model

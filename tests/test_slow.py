@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from models.data import load_named
+from bbzip.models.data import load_named
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +17,9 @@ def test_the_whole_test_set_round_trips_across_processes(tmp_path, data, k_steps
     images = load_named(data, "test")
     np.save(tmp_path / "test.npy", images)
     archive = tmp_path / "test.bb"
-    subprocess.run([sys.executable, "-m", "cli", "-q", "compress", str(tmp_path / "test.npy"), "-o", str(archive),
+    subprocess.run([sys.executable, "-m", "bbzip", "-q", "compress", str(tmp_path / "test.npy"), "-o", str(archive),
                     "--k-steps", str(k_steps), "-T", "2"], check=True)
-    subprocess.run([sys.executable, "-m", "cli", "-q", "decompress", str(archive), "-o", str(tmp_path / "out"), "-T", "1"],
+    subprocess.run([sys.executable, "-m", "bbzip", "-q", "decompress", str(archive), "-o", str(tmp_path / "out"), "-T", "1"],
                    check=True)
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "test.npy"), images)
     bpd = 8 * archive.stat().st_size / images.size

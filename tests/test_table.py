@@ -3,8 +3,8 @@ import tracemalloc
 
 import pytest
 
-from cli.header_schema import HeaderError, check_header
-from cli.table import Table, TableError, decode_table, encode_table
+from bbzip.cli.header_schema import HeaderError, check_header
+from bbzip.cli.table import Table, TableError, decode_table, encode_table
 
 
 def _entry(name, **fields):

@@ -3,10 +3,10 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
-from cli.main import cli
-from models.train import train_vae
-from models.vae import MLPVAE, VAEConfig
-from models.weights import load_model
+from bbzip.cli.main import cli
+from bbzip.models.train import train_vae
+from bbzip.models.vae import MLPVAE, VAEConfig
+from bbzip.models.weights import load_model
 
 
 def test_train_then_train_encoder(tmp_path, grey_test_images):
@@ -90,9 +90,9 @@ def test_black_and_white_images_train_a_bernoulli_model_and_grey_ones_cannot(tmp
 def test_train_encoder_from_a_shipped_model_keeps_its_decoder_integers(tmp_path, grey_test_images):
     """A shipped model has no float file: train-encoder starts from the network its integers
     stand for, and what it writes freezes to the shipped decoder part, integer for integer."""
-    from models.architectures import freeze
-    from models.coder_choice import load_coder
-    from models.shipped import split_tensors
+    from bbzip.models.architectures import freeze
+    from bbzip.models.coder_choice import load_coder
+    from bbzip.models.shipped import split_tensors
 
     data = tmp_path / "bin.npy"
     np.save(data, (grey_test_images[:200] >= 128).astype(np.uint8))

@@ -1,0 +1,4 @@
+"""python -m bbzip: the bbzip command line."""
+from bbzip.cli.main import main
+
+main()
