@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from bbzip.models.architectures import NUMERICS_VERSION
-from bbzip.models.coder_choice import default_settings, load_coder
+from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
 from bbzip.models.files import ByteSource, atomic_write, leftover_prefix
 from bbzip.models.blocks import MAX_BLOCK_IMAGES
@@ -158,7 +158,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     refuse_overwrite(Path(output), force)
     coder = load_coder(model_spec) if model_spec else None
     found = collect_inputs(inputs)
-    fits = coding.fits(coder.model) if coder else coding.fits_any_shipped
+    fits = coding.fits(coder.model) if coder else fits_a_default
     # Temporary files go beside the output (its file system has room for the archive): the
     # bytes of stored files and classic images from when they are read, then the payload.
     spool_folder = None if output == "-" else Path(output).resolve().parent

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bbzip.models import api
-from bbzip.models.interface import binary_scale
 from bbzip.models.blocks import StackedImages
-from bbzip.models.coder_choice import DEFAULT_MODELS, Coder, load_coder
+from bbzip.models.coder_choice import Coder, pick_default
 from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
@@ -32,29 +31,24 @@ def fits(model):
     return model.accepts
 
 
-def fits_any_shipped(stack: np.ndarray) -> bool:
-    """Before a model is chosen: the shipped models' size, grey or two-valued."""
-    return stack.dtype == np.uint8 and stack.ndim == 3 and stack.shape[1:] == (28, 28)
-
-
 def choose_default(entries: list[Entry]) -> Coder | None:
-    """The shipped model that fits: binary if every model entry is two-valued, else grey."""
+    """The shipped default model that codes every model entry (models.coder_choice)."""
     stacks = [e.items for e in entries if len(e.items)]
-    if not stacks:
-        return None
-    return load_coder(DEFAULT_MODELS["bernoulli" if all(binary_scale(s) for s in stacks) else "logistic"])
+    return pick_default(stacks) if stacks else None
 
 
 def _model_symbols_as_images(entry: Entry, coder: Coder):
-    """An entry's images in the model's domain: two-valued images as 0/1 for a binary model, a
-    run at a time as they are read (each entry keeps its own scale, 1 or 255, in its metadata)."""
-    if coder.model.config.likelihood != "bernoulli":
+    """An entry's images in the model's domain, a run at a time as they are read: what the
+    model's Pixels map them to (two-valued images as 0/1 symbols; each entry keeps its own
+    scale, 1 or 255, in its metadata)."""
+    codes = coder.model.config.codes
+    if not codes.two_valued:
         return entry.items
-    scale = binary_scale(entry.items)  # two-valued: the model took the entry (fits, choose_default)
-    if scale is None:
-        raise BBZipError(f"{entry.name}: internal error: not two-valued images for a binary model")
+    scale = codes.scale_of(entry.items)
+    if scale is None:  # the model took the entry (fits, choose_default): a bug if not
+        raise BBZipError(f"{entry.name}: internal error: images {coder.name} does not code")
     entry.meta["scale"] = scale
-    return sources.ScaledDown(entry.items, scale)
+    return sources.ScaledDown(entry.items, scale) if scale != 1 else entry.items
 
 
 def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
@@ -284,7 +278,8 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
     model_runs = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
     for index in chosen:
-        reader = EntryReader(archive, index, model_runs(int(starts[index]), int(starts[index + 1])))
+        scale = entries[index].get("scale", 1)
+        reader = EntryReader(archive, index, model_runs(int(starts[index]), int(starts[index + 1]), scale))
         yield reader
         if not reader.done:
             reader.restore(None)
@@ -302,7 +297,7 @@ def _feed(meta: dict, runs, read_blob) -> ImageFeed:
             raise BBZipError("damaged entry (fallback table does not match its blobs)")
         classic_images = list(zip(positions, codes, meta["blobs"][len(meta["blobs"]) - len(codes):]))
         crc32 = fallback["crc32"]
-    return ImageFeed(runs, meta.get("scale", 1), _image_shape(meta), classic_images, crc32, read_blob)
+    return ImageFeed(runs, _image_shape(meta), classic_images, crc32, read_blob)
 
 
 def _classic_count(meta: dict) -> int:
@@ -310,13 +305,14 @@ def _classic_count(meta: dict) -> int:
 
 
 def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
-    """model_runs(lo, hi): model images lo..hi of the archive, a block's share at a time, from
+    """model_runs(lo, hi, scale): model images lo..hi of the archive as the pixels of an entry
+    of that scale (the model's Pixels map its symbols back), a block's share at a time, from
     the blocks that hold those of the chosen entries; raises BBZipError for images in a damaged
     block. Ranges are taken in order: blocks are decoded (a wave at a time) when a range first
     needs them and let go once a range has passed their end."""
     info = model_description(archive)
     if info is None:
-        return lambda lo, hi: iter(())
+        return lambda lo, hi, scale: iter(())
     size = info.block_images
     needed = sorted({block for i in chosen for block in _blocks_holding(int(starts[i]), int(starts[i + 1]), size)})
     try:
@@ -336,7 +332,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
             raise ArchiveError(str(error)) from None
         return decoded[block]
 
-    def model_runs(lo: int, hi: int):
+    def model_runs(lo: int, hi: int, scale: int):
         for block in [b for b in decoded if (b + 1) * size <= lo]:  # left by an entry lost part way
             del decoded[block]
         for block in _blocks_holding(lo, hi, size):
@@ -344,7 +340,8 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
             if isinstance(result, str):
                 raise BBZipError(f"model stream block {block}: {result}")
             first = block * size
-            yield result[max(lo, first) - first : min(hi, first + len(result)) - first]
+            symbols = result[max(lo, first) - first : min(hi, first + len(result)) - first]
+            yield coder.model.from_symbols(symbols.reshape(len(symbols), -1), scale)
             if first + len(result) <= hi:
                 del decoded[block], result
 

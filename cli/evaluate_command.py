@@ -43,7 +43,7 @@ def evaluate_command(out, model_spec, data, split, samples, iwae_k, oracle_epoch
     model, _ = load_trained(model_spec)
     name = model_spec
     if not data:
-        data = "binary-mnist" if model.config.likelihood == "bernoulli" else "mnist"
+        data = "binary-mnist" if model.config.codes.two_valued else "mnist"
     images = load_any(data, split)[:limit]
     if images.ndim != 3 or images.shape[1:] != (model.config.height, model.config.width):
         raise BBZipError(f"{data}: images of shape {images.shape[1:]} do not fit {name}")

@@ -5,7 +5,7 @@ The model's side is its own codelength for the image on the exact coding path at
 (`codelength_bits`: one posterior sample, the coder's integer tables); K steps only lower it.
 The classic side is the real size of the smallest faithful encoding (cli/classic.py) plus what
 a classic image costs in the entry table. Trying three codecs on every image would cost more
-than coding it, so an image whose model codelength is under QUICK_SHARE of its plain PNG size
+than coding it, so an image whose model codelength is under a share of its plain PNG size
 goes to the model without the others being tried. The shares follow how far below PNG the best
 codec goes (benchmarks/archive.py, 1,000 images a set): for grey images JPEG XL and WebP keep
 MNIST at 0.75 of PNG's size, for two-valued images JPEG XL keeps it at 0.5. On MNIST every image
@@ -23,11 +23,11 @@ import io
 import numpy as np
 from PIL import Image
 
-from bbzip.models.blocks import block_bounds, iter_jobs
+from bbzip.models.blocks import block_bounds
+from bbzip.models.scheduler import Job, run_in_order
 
 from . import classic
 
-QUICK_SHARE = {"logistic": 0.8, "bernoulli": 0.4}  # by the model's likelihood: grey or two-valued images
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
 CHUNK_IMAGES = 1024
 WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
@@ -40,8 +40,8 @@ def route(model, pixels, symbols, settings, cores: int, on_images=None):
     for a binary model), which the model judges. Each an array, or any stack that gives arrays
     for slices."""
     bounds = block_bounds(len(pixels), CHUNK_IMAGES)
-    jobs = ((pixels[lo:hi], symbols[lo:hi], settings) for lo, hi in bounds)
-    results = iter_jobs(model, route_chunk, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
+    jobs = (Job(route_chunk, (pixels[lo:hi], symbols[lo:hi], settings), hi - lo) for lo, hi in bounds)
+    results = run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
     for (lo, _), chunk in zip(bounds, results):
         for index in sorted(chunk):
             yield lo + index, *chunk[index]
@@ -49,7 +49,7 @@ def route(model, pixels, symbols, settings, cores: int, on_images=None):
 
 def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_images=None) -> dict[int, tuple[str, bytes]]:
     model_bytes = model.codelength_bits(model.to_symbols(symbols)[0], settings) / 8
-    share = QUICK_SHARE.get(model.config.likelihood, 0.0)  # another likelihood: every image tried
+    share = model.config.codes.defaults.quick_share  # by the value set: two-valued or 8-bit images
     chosen = {}
     for index, (image_pixels, cost) in enumerate(zip(pixels, model_bytes.tolist())):
         image = Image.fromarray(image_pixels, mode="L")

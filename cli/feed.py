@@ -1,9 +1,9 @@
 """An entry's image stack handed out in order, a run of images at a time, as it is decoded.
 
 A large array is never held whole on the way out of an archive: its model images come block by
-block from the model stream, are scaled back to pixels, and its classic fallback images are
-decoded one by one at their places between them (cli/coding.py says where each is). What is
-held is one block's images, whatever the size of the array.
+block from the model stream as pixels (the model maps its symbols back), and its classic
+fallback images are decoded one by one at their places between them (cli/coding.py says where
+each is). What is held is one block's images, whatever the size of the array.
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ class ImageFeed:
     images match their crc32. A damaged source raises ValueError, or BBZipError from the model
     stream (both name the entry's damage; the caller reports it)."""
 
-    def __init__(self, model_runs: Iterator[np.ndarray], scale: int, image_shape: tuple[int, int],
+    def __init__(self, model_runs: Iterator[np.ndarray], image_shape: tuple[int, int],
                  classic_images: list[tuple[int, str, object]] = (), classic_crc32: int | None = None,
                  read_blob=bytes):
-        """model_runs: the entry's model images in order, in runs (the model's domain);
+        """model_runs: the entry's model images in order, in runs, as pixels;
         classic_images: (position in the stack, fallback code, blob), by position, each blob
         read by `read_blob` when its image is decoded (one classic image is held at a time)."""
-        self._model_runs, self._scale, self._shape = model_runs, np.uint8(scale), image_shape
+        self._model_runs, self._shape = model_runs, image_shape
         self._read_blob = read_blob
         self._run = np.zeros((0, *image_shape), dtype=np.uint8)  # what is left of the current model run
         self._classic, self._next_classic = list(classic_images), 0
@@ -78,11 +78,11 @@ class ImageFeed:
         return image
 
     def _model_images(self, limit: int) -> np.ndarray:
-        """Up to `limit` (at least one) model images from the current run, scaled to pixels."""
+        """Up to `limit` (at least one) model images from the current run."""
         while not len(self._run):
             run = next(self._model_runs, None)
             if run is None:
                 raise ValueError("the archive holds fewer images for this entry than it restores")
             self._run = run.reshape(-1, *self._shape)
         images, self._run = self._run[:limit], self._run[limit:]
-        return images * self._scale if self._scale != 1 else images
+        return images

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from bbzip.models.architectures import likelihood_input
-from bbzip.models.interface import binary_scale
+from bbzip.models.pixels import binary_scale
 from bbzip.models.data import load_any
 from bbzip.models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
-from bbzip.models.local_ar import LocalARConfig, LocalARVAE
-from bbzip.models.vae import MLPVAE, VAEConfig
+from bbzip.models import registry
+from bbzip.models.vae_config import LIKELIHOODS
 from bbzip.models.weights import load_trained, save_model
 
 from .errors import BBZipError, guard, refuse_overwrite
@@ -77,9 +77,9 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.argument("data")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.safetensors).")
-@click.option("--likelihood", type=click.Choice(["auto", "bernoulli", "logistic"]), default="auto", show_default=True,
+@click.option("--likelihood", type=click.Choice(["auto", *LIKELIHOODS]), default="auto", show_default=True,
               help="bernoulli for binary images, logistic for 8-bit grey; auto picks from the data.")
-@click.option("--architecture", type=click.Choice(["mlp-vae", "local-ar-vae"]), default="mlp-vae", show_default=True,
+@click.option("--architecture", type=click.Choice(registry.trainable()), default="mlp-vae", show_default=True,
               help="The paper's MLP VAE, or a VAE whose likelihood is a local autoregressive model (models/local_ar.py).")
 @click.option("--latent", default=10, show_default=True, help="Latent dimensions.")
 @click.option("--hidden", default=500, show_default=True, help="Width of the two hidden layers.")
@@ -112,7 +112,8 @@ def train_command(out, data, output, likelihood, architecture, latent, hidden, e
     train, held_out = _split(images, holdout)
     torch.manual_seed(seed)
     shape = (likelihood, latent, hidden, images.shape[1], images.shape[2])
-    model = MLPVAE(VAEConfig(*shape)) if architecture == "mlp-vae" else LocalARVAE(LocalARConfig(*shape))
+    chosen = registry.get(architecture)
+    model = chosen.trained_class()(chosen.config_class(*shape))
     out.info(f"training a {likelihood} {architecture} (latent {latent}) on {len(train)} images of {data}")
     history = _run_fit(out, lambda **kw: train_vae(model, train, **kw), epochs, len(train), batch_size,
                        lr=lr, seed=seed, checkpoint=checkpoint or output.with_suffix(".ckpt"),

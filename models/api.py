@@ -38,8 +38,7 @@ from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
 from .files import ByteSource
-from .interface import binary_scale
-from .coder_choice import Coder, default_block_images, default_settings, load_coder, pick_default, resolve
+from .coder_choice import Coder, default_block_images, default_codes, default_settings, load_coder, pick_default, resolve
 
 MAGIC = b"\x89BBZM\n"
 MAX_HEADER = 1 << 16
@@ -78,13 +77,13 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
     (default: the shipped model that fits). The settings are those of `bbzip compress`;
     `cores` code the blocks (default: all), with the same bytes for any number."""
     images = np.ascontiguousarray(images)
-    coder = load_coder(model) if model else pick_default(images)
+    coder = load_coder(model) if model else pick_default([images])
     if coder is None:
-        raise StreamError("no shipped model codes these images (28x28 uint8 images, grey or two-valued)")
+        raise StreamError(f"no shipped model codes uint8 images of shape {images.shape[1:]} "
+                          f"(the defaults code: {', '.join(codes.describe() for _, codes in default_codes())})")
     if not coder.model.accepts(images):
         raise StreamError(f"{coder.name} does not code uint8 images of shape {images.shape[1:]} "
-                          f"({'two-valued ' if coder.model.config.likelihood == 'bernoulli' else ''}"
-                          f"{coder.model.config.height}x{coder.model.config.width} expected)")
+                          f"({coder.model.config.codes.describe()} expected)")
     block_images = block_images or default_block_images(coder, len(images))
     settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images)
@@ -122,11 +121,12 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
 
 
 def _record_scale(coder: Coder, images, bounds) -> int:
-    """What the model's symbols are multiplied by to give the pixels: 255 for a Bernoulli
-    model's 0/255 images, else 1 (one scale for the record, found block by block)."""
-    if coder.model.config.likelihood != "bernoulli":
-        return 1
-    return 255 if 255 in {binary_scale(images[lo:hi]) for lo, hi in bounds} else 1
+    """What the model's symbols are multiplied by to give the pixels (one scale for the record,
+    found block by block): 255 for a two-valued model's 0/255 images, else 1."""
+    codes = coder.model.config.codes
+    if not codes.two_valued:
+        return 1  # (without reading the images: a record is written as its blocks are read)
+    return 255 if 255 in {codes.scale_of(images[lo:hi]) for lo, hi in bounds} else 1
 
 
 def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = None, cores: int | None = None,
@@ -143,10 +143,14 @@ def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = N
 
 
 def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
+    """The model that decodes the record, which must code images of the record's scale."""
     try:
-        return resolve(info.model, model)
+        coder = resolve(info.model, model)
     except ModelFileError as error:
         raise StreamError(str(error)) from None
+    if info.scale != 1 and not coder.model.config.codes.two_valued:
+        raise StreamError(f"damaged model stream (pixel scale {info.scale} for {coder.model.config.codes.describe()} images)")
+    return coder
 
 
 def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None, on_images=None):

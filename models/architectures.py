@@ -1,9 +1,8 @@
-"""The registry of frozen architectures, and frozen model files.
+"""Frozen model files, freezing, and the numerics version.
 
-Every architecture implements models.interface.FrozenModel; adding one is a class and an entry
-in ARCHITECTURES. Frozen files are safetensors of integer tensors (loaded with safetensors'
-numpy reader: no pickle, no torch), with the architecture, its config and the numerics version
-in the metadata.
+Architectures are listed in models/registry.py. Frozen files are safetensors of integer tensors
+(loaded with safetensors' numpy reader: no pickle, no torch), with the architecture, its config
+and the numerics version in the metadata.
 """
 from __future__ import annotations
 
@@ -14,12 +13,10 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
+from . import registry
 from .files import ModelFileError, atomic_write, sha256_of
-from .frozen_local_ar import FrozenLocalARVAE
-from .frozen_mlp import FrozenMLPVAE
-from .interface import as_zero_one
+from .pixels import as_zero_one
 
-ARCHITECTURES = {frozen.architecture: frozen for frozen in (FrozenMLPVAE, FrozenLocalARVAE)}
 FROZEN_FORMAT = "bbzip-frozen"
 # The numerics version: what the integer tables, layers and K-step arithmetic compute. Archives
 # record it; a change that alters any table entry or any integer result needs a new number.
@@ -38,17 +35,9 @@ def likelihood_input(likelihood: str, images: np.ndarray, name: str = "images") 
         raise ValueError(f"{name}: {error}") from None
 
 
-# The frozen form of each trained (torch) architecture, by class name: the coding path does not
-# import torch, so it cannot name the classes themselves.
-FROZEN_FORM = {"MLPVAE": FrozenMLPVAE, "LocalARVAE": FrozenLocalARVAE}
-
-
 def freeze(trained_model):
     """The frozen (integer) form of a trained torch model, by its architecture."""
-    frozen_class = FROZEN_FORM.get(type(trained_model).__name__)
-    if frozen_class is None:
-        raise ModelFileError(f"no frozen form for a {type(trained_model).__name__}")
-    return frozen_class.freeze(trained_model)
+    return registry.of_trained(trained_model).frozen_class.freeze(trained_model)
 
 
 def narrowest(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -101,12 +90,12 @@ def load_frozen(path: Path, expected_sha256: str | None = None):
     if metadata.get("numerics") != str(NUMERICS_VERSION):
         raise ModelFileError(f"{path}: frozen for numerics version {metadata.get('numerics')!r}; "
                              f"this bbzip computes version {NUMERICS_VERSION}")
-    architecture = ARCHITECTURES.get(metadata.get("architecture"))
-    if architecture is None:
-        raise ModelFileError(f"{path}: unknown architecture {metadata.get('architecture')!r} "
-                             f"(known: {', '.join(sorted(ARCHITECTURES))})")
+    try:
+        architecture = registry.get(metadata.get("architecture"))
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from None
     try:
         config = architecture.config_class(**json.loads(metadata["config"]))
-        return architecture.from_tensors(config, load_file(str(path)))
+        return architecture.frozen_class.from_tensors(config, load_file(str(path)))
     except (KeyError, TypeError, ValueError, SafetensorError) as error:
         raise ModelFileError(f"{path}: not a valid frozen model ({error})") from None

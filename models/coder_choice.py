@@ -5,31 +5,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from .architectures import freeze, is_frozen_file, load_frozen
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
-from .interface import binary_scale
-from .shipped import find_by_id, load_shipped_frozen
+from .pixels import Pixels
+from .shipped import default_models, find_by_id, load_shipped_frozen
 from .vae_config import LIKELIHOOD_PRECISION
 
-# The local autoregressive VAEs (models/local_ar.py), reverse half-asleep encoders: on the 10k
-# MNIST test images 0.1190 / 1.2315 bpd at K=0 against the MLP VAEs' 0.1505 / 1.5353
-# (benchmarks/results/compression-ar.md).
-DEFAULT_MODELS = {"bernoulli": "ar-binary-mnist-rha", "logistic": "ar-mnist-rha"}
-# Lanes (images coded side by side). Lanes grow from bits already on the stack, so what a lane
-# costs is the ~5 bits of its final head; more lanes code faster. By default a lane is allowed
-# per LANE_SHARE images (about 0.2% of a binary or grey MNIST image's bits), up to MAX_LANES.
-LANE_SHARE = {"bernoulli": 1 / 20, "logistic": 1 / 2}
+# Lanes (images coded side by side) grow from bits already on the stack, so what a lane costs is
+# the ~5 bits of its final head; more lanes code faster. By default a lane is allowed per
+# `lane_share` images of a block (models/pixels.py: CodingDefaults), from MIN_LANES to MAX_LANES.
 MIN_LANES, MAX_LANES = 16, 1000
-BUCKET_BITS = {"bernoulli": 10, "logistic": 12}
-# Images per block (models.blocks). A block costs its lanes' final heads and its first image's
-# initial bits: about 250 bytes (binary) and 1,000 bytes (grey) with the default lanes, so a
-# block of about 250 KB (binary) or 1.2 MB (grey) of stream keeps that near 0.1%, while the 70k
-# MNIST images still make 9 blocks to share between cores.
-BLOCK_IMAGES = {"bernoulli": 16384, "logistic": 8192}
 BLOCK_MULTIPLE = 4
 
 
@@ -74,12 +62,24 @@ def load_coder(spec: str | Path) -> Coder:
         raise ModelFileError(f"{path}: {error}") from None
 
 
-def pick_default(images: np.ndarray) -> Coder | None:
-    """The shipped model that fits: binary if the images are two-valued, else grey."""
-    if images.ndim != 3 or images.dtype != np.uint8:
-        return None
-    coder = load_coder(DEFAULT_MODELS["bernoulli" if binary_scale(images) else "logistic"])
-    return coder if coder.model.accepts(images) else None
+def default_codes() -> list[tuple[str, Pixels]]:
+    """The shipped default models and what each codes, the narrowest value set first (so that
+    two-valued images go to a two-valued model, the rest to an 8-bit one)."""
+    return sorted(((name, config.codes) for name, config in default_models()), key=lambda item: item[1].values)
+
+
+def fits_a_default(stack) -> bool:
+    """Before a model is chosen: whether a default model takes images of this stack's shape."""
+    return any(codes.fits_shape(stack) for _, codes in default_codes())
+
+
+def pick_default(stacks) -> Coder | None:
+    """The shipped default model that codes every one of these image stacks (each an array, or a
+    stack read as needed), None if none does."""
+    for name, codes in default_codes():
+        if all(codes.accepts(stack) for stack in stacks):
+            return load_coder(name)
+    return None
 
 
 def resolve(description: dict, override: str | Path | Coder | None) -> Coder:
@@ -105,21 +105,21 @@ def resolve(description: dict, override: str | Path | Coder | None) -> Coder:
 def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 5e-3, seed: int = 0,
                      batch_size: int | None = None, block_images: int | None = None) -> CodingSettings:
     """Settings for `n_images` cut into blocks (default size if None): lanes by a block's size."""
-    likelihood = coder.model.config.likelihood
-    bucket_bits = BUCKET_BITS[likelihood]
+    defaults = coder.model.config.codes.defaults
+    bucket_bits = defaults.bucket_bits
     per_block = min(n_images, block_images or default_block_images(coder, n_images))
-    lanes = min(MAX_LANES, max(MIN_LANES, round(per_block * LANE_SHARE[likelihood])))
+    lanes = min(MAX_LANES, max(MIN_LANES, round(per_block * defaults.lane_share)))
     return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=lanes if batch_size is None else batch_size,
                           bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12,
                           likelihood_precision=LIKELIHOOD_PRECISION)
 
 
 def default_block_images(coder: Coder, n_images: int) -> int:
-    """About BLOCK_IMAGES[likelihood] images a block; an input of BLOCK_MULTIPLE blocks or more is
+    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of BLOCK_MULTIPLE blocks or more is
     cut into a multiple of BLOCK_MULTIPLE blocks of equal size (the last a little shorter), so
     that 2 or 4 cores finish together: 70,000 grey images make 12 blocks of 5,834, where blocks of
     8,192 made 8 and one of 4,464, and two cores coded 4.5 blocks' worth against 4."""
-    size = BLOCK_IMAGES[coder.model.config.likelihood]
+    size = coder.model.config.codes.defaults.block_images
     count = -(-n_images // size)
     if count < BLOCK_MULTIPLE:
         return size

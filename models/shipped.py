@@ -25,7 +25,8 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
-from .architectures import ARCHITECTURES, NUMERICS_VERSION, narrowest
+from . import registry
+from .architectures import NUMERICS_VERSION, narrowest
 from .files import ModelFileError, atomic_write, sha256_of
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -61,6 +62,24 @@ def model_id(decoder_sha256: str, encoder_sha256: str) -> str:
 def find_by_id(sha256: str) -> str | None:
     """The shipped model of this id."""
     return next((name for name, shipped in manifest().items() if shipped["sha256"] == sha256), None)
+
+
+def default_models() -> list[tuple[str, object]]:
+    """(name, config) of the shipped models marked as defaults ("default": true): the models
+    `bbzip compress` picks from when it is not given one. Read from the decoder parts' metadata
+    (the tensors are loaded, and every part checked, only for the model picked)."""
+    found = []
+    for name, shipped in manifest().items():
+        if shipped.get("default"):
+            path = WEIGHTS_DIR / shipped["decoder"]["file"]
+            try:
+                with safe_open(str(path), framework="numpy") as f:
+                    metadata = f.metadata() or {}
+                config = registry.get(metadata.get("architecture")).config_class(**json.loads(metadata["config"]))
+            except (SafetensorError, OSError, ValueError, KeyError, TypeError, ModelFileError) as error:
+                raise ModelFileError(f"{path}: not a bbzip model part ({error})") from None
+            found.append((name, config))
+    return found
 
 
 def read_part(name: str, part: str) -> "Part":
@@ -127,15 +146,16 @@ def assemble(decoder: Part, encoder: Part):
     belong together is refused."""
     if encoder.metadata.get("decoder_sha256") != decoder.sha256:
         raise ModelFileError(f"{encoder.path.name}: this encoder was not made for decoder {decoder.path.name}")
-    architecture = ARCHITECTURES.get(decoder.metadata.get("architecture"))
-    if architecture is None:
-        raise ModelFileError(f"{decoder.path}: unknown architecture {decoder.metadata.get('architecture')!r}")
+    try:
+        architecture = registry.get(decoder.metadata.get("architecture"))
+    except ModelFileError as error:
+        raise ModelFileError(f"{decoder.path.name}: {error}") from None
     if (encoder.metadata.get("architecture"), encoder.metadata.get("config")) != \
             (decoder.metadata["architecture"], decoder.metadata.get("config")):
         raise ModelFileError(f"{encoder.path.name}: architecture differs from its decoder's ({decoder.path.name})")
     try:
         config = architecture.config_class(**json.loads(decoder.metadata["config"]))
-        return architecture.from_tensors(config, {**decoder.tensors, **encoder.tensors})
+        return architecture.frozen_class.from_tensors(config, {**decoder.tensors, **encoder.tensors})
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{decoder.path.name} + {encoder.path.name}: not a valid frozen model ({error})") from None
 

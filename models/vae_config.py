@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .pixels import Pixels
+
 LIKELIHOODS = ("bernoulli", "logistic")
 # The logistic's log-scale, in level units. The floor matters: a pixel the model is sure of
 # costs about |x - mean| / scale nats when it is wrong, so a floor of -7 (scale 0.001 level)
@@ -38,6 +40,12 @@ class VAEConfig:
     @property
     def pixels(self) -> int:
         return self.height * self.width
+
+    @property
+    def codes(self) -> Pixels:
+        """What the model codes: single-channel images of its size, two-valued for a Bernoulli
+        likelihood, 8-bit for a logistic one."""
+        return Pixels(channels=1, two_valued=self.likelihood == "bernoulli", height=self.height, width=self.width)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,26 +13,19 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from . import registry
 from .files import ModelFileError, atomic_write, sha256_of
 from .shipped import entry, load_shipped_frozen
-from .local_ar import LocalARConfig, LocalARVAE
-from .vae import MLPVAE, VAEConfig
 
-# The trained architectures by the name a file's metadata gives (files without one are MLP VAEs).
-TRAINED = {"mlp-vae": (MLPVAE, VAEConfig), "local-ar-vae": (LocalARVAE, LocalARConfig)}
 FORMAT = "bbzip-mlp-vae-2"
 # Version 1 had another logistic parameterisation (sigmoid mean, log-scale floor -7); its
 # Bernoulli models mean the same under version 2, its logistic models do not.
 READABLE_OLD_FORMATS = {"bbzip-mlp-vae-1": ("bernoulli",)}
 
 
-def architecture_of(model) -> str:
-    return next(name for name, (cls, _) in TRAINED.items() if type(model) is cls)
-
-
 def save_model(model, path: Path, info: dict | None = None) -> str:
     """Write the model to `path` atomically; returns its sha256. `info` lands in the metadata."""
-    metadata = {"format": FORMAT, "architecture": architecture_of(model), "config": json.dumps(model.config.to_dict())}
+    metadata = {"format": FORMAT, "architecture": registry.of_trained(model).name, "config": json.dumps(model.config.to_dict())}
     for key, value in (info or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -48,7 +41,7 @@ def read_metadata(path: Path) -> dict:
         raise ModelFileError(f"{path}: not a safetensors model file ({error})") from None
 
 
-def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE | LocalARVAE, dict]:
+def load_model(path: Path, expected_sha256: str | None = None) -> tuple[torch.nn.Module, dict]:
     """Load a model file; if `expected_sha256` is given the file must match it exactly."""
     path = Path(path)
     if not path.is_file():
@@ -59,11 +52,13 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE |
     file_format = metadata.get("format")
     if file_format != FORMAT and file_format not in READABLE_OLD_FORMATS:
         raise ModelFileError(f"{path}: not a bbzip model (metadata format {file_format!r})")
-    if metadata.get("architecture", "mlp-vae") not in TRAINED:
-        raise ModelFileError(f"{path}: unknown architecture {metadata['architecture']!r} (known: {', '.join(TRAINED)})")
-    model_class, config_class = TRAINED[metadata.get("architecture", "mlp-vae")]
     try:
-        config = config_class(**json.loads(metadata["config"]))
+        architecture = registry.get(metadata.get("architecture", "mlp-vae"))  # files without one are MLP VAEs
+        model_class = architecture.trained_class()
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from None
+    try:
+        config = architecture.config_class(**json.loads(metadata["config"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad architecture metadata ({error})") from None
     if file_format != FORMAT and config.likelihood not in READABLE_OLD_FORMATS[file_format]:
@@ -82,12 +77,11 @@ def load_model(path: Path, expected_sha256: str | None = None) -> tuple[MLPVAE |
 
 
 # -- shipped trained models (for training and evaluation; coding uses their frozen form) -------
-def load_shipped(name: str) -> tuple[MLPVAE | LocalARVAE, dict]:
+def load_shipped(name: str) -> tuple[torch.nn.Module, dict]:
     """The trained form of a shipped model: the float network its frozen integers stand for
     (freezing it gives the same integers back). Metadata as a trained file's."""
     frozen, model_id = load_shipped_frozen(name)
-    model_class, _ = TRAINED[frozen.architecture]
-    model = model_class(frozen.config)
+    model = registry.get(frozen.architecture).trained_class()(frozen.config)
     model.load_state_dict({key: torch.from_numpy(value) for key, value in frozen.float_state().items()}, strict=True)
     model.eval()
     shipped = entry(name)
@@ -96,7 +90,7 @@ def load_shipped(name: str) -> tuple[MLPVAE | LocalARVAE, dict]:
     return model, metadata
 
 
-def load_trained(spec: str) -> tuple[MLPVAE | LocalARVAE, dict]:
+def load_trained(spec: str) -> tuple[torch.nn.Module, dict]:
     """A trained model from a .safetensors file, or a shipped model's name."""
     from .coder_choice import is_file_spec
 
@@ -111,7 +105,7 @@ def save_checkpoint(path, model, optimizer, generator, epoch: int, history: list
         for key, value in param_state.items():
             tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).clone().contiguous()
     tensors["generator"] = generator.get_state().clone()
-    metadata = {"epoch": str(epoch), "history": json.dumps(history), "architecture": architecture_of(model),
+    metadata = {"epoch": str(epoch), "history": json.dumps(history), "architecture": registry.of_trained(model).name,
                 "config": json.dumps(model.config.to_dict())}
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
 

@@ -15,7 +15,7 @@ from bbzip.cli import jpegxl
 from bbzip.cli.archive import read_archive
 from bbzip.cli.header_schema import HeaderError, check_header
 from bbzip.cli.main import cli
-from bbzip.models.coder_choice import DEFAULT_MODELS, default_settings, load_coder
+from bbzip.models.coder_choice import default_settings, load_coder
 from bbzip.models import api
 from benchmarks.unlike_mnist import image_sets
 
@@ -120,11 +120,11 @@ def test_a_damaged_classic_image_is_caught_and_loses_only_its_entry(tmp_path, gr
 def test_the_model_codelength_estimate_is_what_coding_costs(grey_test_images):
     """The fallback compares classic sizes with `codelength_bits`; summed over 300 images it is
     within 2% of the bytes the same images take in a real model stream."""
-    coder = load_coder(DEFAULT_MODELS["logistic"])
+    coder = load_coder("ar-mnist-rha")
     images = grey_test_images[:300]
     settings = default_settings(coder, len(images))
     estimate = coder.model.codelength_bits(coder.model.to_symbols(images)[0], settings).sum() / 8
-    real = len(api.compress(images, model=DEFAULT_MODELS["logistic"], cores=1))
+    real = len(api.compress(images, model="ar-mnist-rha", cores=1))
     assert abs(estimate - real) < 0.02 * real, (estimate, real)
 
 

@@ -250,3 +250,13 @@ def test_mutated_payloads_give_one_line_and_never_wrong_files(tmp_path, any_arch
     if code == 0:  # possible (a PNG chunk's own crc is not needed to decode it), but only exactly right
         original, _, reference = _outcome(tmp_path, any_archive, tiny_models["logistic"], trace_memory=False)
         assert original == 0 and _tree(out) == _tree(reference)
+
+
+def test_an_8_bit_entry_given_a_two_valued_scale_is_damage_not_other_pixels(tmp_path, varied_archive, tiny_models):
+    """A table forged to give a grey array's entry scale 255: 0.1 wrote 255 x v mod 256 for every
+    pixel, with exit 0 and `test` OK. The model's own map from symbols to pixels refuses it."""
+    header, payload = _as_dicts(varied_archive)
+    entry = next(e for e in header["entries"] if e["name"] == "in/digit.png")
+    entry["scale"] = 255
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "in/digit.png" in output and "scale 255" in output

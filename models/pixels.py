@@ -1,0 +1,124 @@
+"""What a model codes, and the one map between pixels and its symbols.
+
+A model declares its `Pixels`: channels, value set (two-valued or 8-bit) and image size. The
+CLI and the API route and restore pixels only; turning pixels into the symbols a model codes,
+and back, happens here, for every model alike.
+
+Two-valued images are 0/s with s = 1 or 255 (a 1-bit PNG reads as 0/1, a thresholded array is
+often 0/255); a two-valued model codes them as 0/1 symbols, and `scale` is what gives the pixels
+back. 8-bit images are their own symbols (scale 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_CHUNK_VALUES = 1 << 22
+
+
+def binary_scale(images) -> int | None:
+    """The one definition of a two-valued image stack: 1 if its values are within {0, 1}, 255 if
+    within {0, 255}, else None. Looked at a run of images at a time: np.unique of a whole stack
+    would sort a copy of it, and `images` may be any stack that gives arrays for slices of
+    images (cli/sources.py reads a large file's images as they are asked for)."""
+    per_image = max(1, int(np.prod(images.shape[1:], dtype=np.int64)))
+    step = max(1, _CHUNK_VALUES // per_image)
+    values = set()
+    for start in range(0, len(images), step):
+        values.update(np.unique(images[start : start + step]).tolist())
+        if not (values <= {0, 1} or values <= {0, 255}):
+            return None
+    return 255 if values - {0, 1} else 1
+
+
+def as_zero_one(images: np.ndarray) -> tuple[np.ndarray, int]:
+    """Two-valued images as 0/1 (uint8, same shape) and the scale that gives them back; a
+    ValueError if they are not two-valued."""
+    scale = binary_scale(images)
+    if scale is None:
+        raise ValueError("a two-valued (binary) model needs two-valued images (0/1 or 0/255); threshold them first")
+    return (images // np.uint8(scale)).astype(np.uint8, copy=False), scale
+
+
+@dataclass(frozen=True)
+class CodingDefaults:
+    """Settings `bbzip compress` takes by default for a value set (models/coder_choice.py and
+    cli/fallback.py say what each is for)."""
+
+    lane_share: float  # one lane per this many images of a block
+    bucket_bits: int  # latent buckets: 2^bits equal-mass buckets under N(0, 1)
+    block_images: int  # images per block
+    quick_share: float  # the fallback sends an image to the model untried under this share of its PNG size
+
+
+# The paper's buckets (10 bits binary, 12 grey). A lane costs the ~5 bits of its final head, so
+# one lane per 20 binary or 2 grey images is about 0.2% of an MNIST image's bits. A block costs
+# its lanes' heads and its first image's initial bits (about 250 bytes binary, 1,000 grey): blocks
+# of about 250 KB / 1.2 MB of stream keep that near 0.1%. The fallback's shares follow how far
+# below PNG the best classic codec goes (JPEG XL keeps binary MNIST at 0.5 of PNG, grey at 0.75).
+TWO_VALUED_DEFAULTS = CodingDefaults(lane_share=1 / 20, bucket_bits=10, block_images=16384, quick_share=0.4)
+EIGHT_BIT_DEFAULTS = CodingDefaults(lane_share=1 / 2, bucket_bits=12, block_images=8192, quick_share=0.8)
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """The images a model codes: (N, height, width) uint8 for one channel, (N, height, width,
+    channels) for more; two-valued (0/1 symbols) or 8-bit."""
+
+    channels: int
+    two_valued: bool
+    height: int
+    width: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One image's shape."""
+        return (self.height, self.width) if self.channels == 1 else (self.height, self.width, self.channels)
+
+    @property
+    def values(self) -> int:
+        """How many values one symbol takes."""
+        return 2 if self.two_valued else 256
+
+    @property
+    def defaults(self) -> CodingDefaults:
+        return TWO_VALUED_DEFAULTS if self.two_valued else EIGHT_BIT_DEFAULTS
+
+    def describe(self) -> str:
+        depth = "two-valued" if self.two_valued else "8-bit"
+        colour = {1: "grey", 3: "RGB", 4: "RGBA"}.get(self.channels, f"{self.channels}-channel")
+        return f"{depth} {colour} {self.height}x{self.width}"
+
+    def fits_shape(self, images) -> bool:
+        return images.dtype == np.uint8 and tuple(images.shape[1:]) == self.shape
+
+    def scale_of(self, images) -> int | None:
+        """What the symbols of these images are multiplied by to give them back: 1 or 255 for a
+        two-valued model (None if the images are not two-valued), 1 for an 8-bit one."""
+        return binary_scale(images) if self.two_valued else 1
+
+    def accepts(self, images) -> bool:
+        return self.fits_shape(images) and self.scale_of(images) is not None
+
+    def to_symbols(self, images: np.ndarray, scale: int | None = None) -> tuple[np.ndarray, int]:
+        """(symbols (N, values per image) uint8, scale): for a two-valued model `scale` is found
+        from the images, or given (the scale of a whole record, of which these images are a
+        part); a ValueError if the images are not what this model codes."""
+        if not self.two_valued:
+            scale = 1
+        elif scale is None:
+            images, scale = as_zero_one(images)
+        else:
+            if not np.all((images == 0) | (images == scale)):
+                raise ValueError(f"two-valued images of scale {scale} must be 0 or {scale}")
+            images = images // np.uint8(scale)
+        return images.reshape(len(images), -1).astype(np.uint8, copy=False), scale
+
+    def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:
+        """The images (N, *shape) of symbols (N, values per image) of this scale; a ValueError
+        for a scale the model's images cannot have (an 8-bit model's are their own symbols)."""
+        if scale not in ((1, 255) if self.two_valued else (1,)):
+            raise ValueError(f"scale {scale!r} for {self.describe()} images")
+        images = symbols * np.uint8(scale) if scale != 1 else symbols
+        return images.astype(np.uint8, copy=False).reshape(len(symbols), *self.shape)
