@@ -157,7 +157,11 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     _check_coding_options(k_steps, lr, seed, batch_size)
     refuse_overwrite(Path(output), force)
     coder = load_coder(model_spec) if model_spec else None
-    found = collect_inputs(inputs)
+    skipped = []
+    found = collect_inputs(inputs, skipped)
+    if skipped:
+        out.warn(f"left out {_count(len(skipped), 'special file')} (named pipes, sockets, devices), "
+                 f"first {skipped[0]}")
     fits = coding.fits(coder.model) if coder else fits_a_default
     # Temporary files go beside the output (its file system has room for the archive): the
     # bytes of stored files and classic images from when they are read, then the payload.

@@ -24,6 +24,10 @@ class Output:
             # Names like "x[/y]" print as they are; lines are not cut at 80 columns in a pipe.
             stderr.print(text, markup=False, soft_wrap=True)
 
+    def warn(self, text: str) -> None:
+        """A warning: shown even with -q, as `bbzip: warning: ...`."""
+        stderr.print(f"bbzip: warning: {text}", markup=False, soft_wrap=True)
+
     @contextlib.contextmanager
     def bar(self, description: str, total: int):
         """Yields advance(n, **fields); a rich bar on stderr when it is a terminal."""

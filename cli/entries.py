@@ -55,12 +55,15 @@ class Entry:
     stamp: "sources.FileStamp | None" = field(default=None, repr=False)  # the file `items` are read from as needed
 
 
-def collect_inputs(paths) -> list[tuple[str, Path]]:
+def collect_inputs(paths, skipped: list | None = None) -> list[tuple[str, Path]]:
     """(archive name, path) for every file under the given paths, folders walked in sorted order.
 
     As tar does, a symbolic link is kept as a link (never followed, so a link to a file outside
     the folder is not copied in, and one inside is not taken twice); a folder that cannot be
-    read is an error that names it, never skipped in silence.
+    read is an error that names it, never skipped in silence. What a folder holds that is
+    neither a file, a folder nor a link (a named pipe, a socket, a device) is never opened
+    (reading a pipe would wait for a writer): it is left out and added to `skipped`. A path
+    given by name is read as it is (`bbzip compress <(...)` reads a pipe once).
     """
     found = []
     for given in paths:
@@ -68,7 +71,7 @@ def collect_inputs(paths) -> list[tuple[str, Path]]:
         if not path.exists() and not path.is_symlink():
             raise BBZipError(f"{given}: no such file or directory")
         if path.is_dir() and not path.is_symlink():
-            files = _walk(path, given)
+            files = _walk(path, given, [] if skipped is None else skipped)
             if not files:
                 raise BBZipError(f"{given}: folder holds no files")
             found += [(p.relative_to(path.parent).as_posix(), p) for p in files]
@@ -87,7 +90,7 @@ def collect_inputs(paths) -> list[tuple[str, Path]]:
     return found
 
 
-def _walk(folder: Path, given: str) -> list[Path]:
+def _walk(folder: Path, given: str, skipped: list) -> list[Path]:
     def unreadable(error: OSError):
         raise BBZipError(f"{error.filename}: cannot read this folder ({error.strerror}); nothing was written")
 
@@ -96,7 +99,13 @@ def _walk(folder: Path, given: str) -> list[Path]:
         root_path = Path(root)
         links = [f for f in folders if (root_path / f).is_symlink()]  # kept as links, not entered
         folders[:] = sorted(f for f in folders if f not in links)
-        files += [root_path / n for n in sorted(names + links)]
+        for name in sorted(names + links):
+            path = root_path / name
+            try:
+                mode = path.lstat().st_mode
+            except OSError as error:
+                raise BBZipError(f"{path}: cannot read it ({error.strerror}); nothing was written") from None
+            (files if stat.S_ISREG(mode) or stat.S_ISLNK(mode) else skipped).append(path)
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -289,17 +298,21 @@ XZ_MEMORY_LIMIT = 96 << 20  # the decoder's own memory: preset 9's 64 MiB dictio
 def _unxz(blob: bytes, size: int) -> bytes:
     """xz-decompress at most the size the header declares (a bomb stops there), with a decoder
     that may not take more memory than bbzip's own archives need."""
-    data, complete = _inflate(blob, size + 1)
+    data, complete, trailing = _inflate(blob, size + 1)
     if len(data) != size or not complete:
         raise ValueError("stored bytes do not have the declared size")
+    if trailing:  # bbzip writes one xz stream a blob: anything after it is damage
+        raise ValueError("bytes after the stored xz stream")
     return data
 
 
-def _inflate(blob: bytes, max_length: int) -> tuple[bytes, bool]:
+def _inflate(blob: bytes, max_length: int) -> tuple[bytes, bool, bool]:
+    """(data, whether the stream ended, whether bytes follow its end)."""
     # On its own so that the decoder (and its dictionary) is freed before any error is raised,
     # not kept alive by the traceback.
     inflater = lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT)
-    return inflater.decompress(blob, max_length=max_length), inflater.eof
+    data = inflater.decompress(blob, max_length=max_length)
+    return data, inflater.eof, bool(inflater.unused_data)
 
 
 def _npy_read_as_needed(name: str, path: Path, fits_model) -> Entry | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 import traceback
 from pathlib import Path
@@ -68,5 +69,19 @@ def _describe(error: Exception) -> str:
 
 
 def refuse_overwrite(path: Path, force: bool) -> None:
-    if str(path) != "-" and Path(path).exists() and not force:
+    """bbzip writes regular files only: an existing file (or a symbolic link, itself, not what it
+    points to) is replaced only with -f, and nothing else (a device, FIFO, socket or folder) is
+    replaced even with it."""
+    if str(path) == "-":
+        return
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise BBZipError(f"{path}: {error.strerror}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise BBZipError(f"{path}: exists and is not a regular file; bbzip writes only regular files, "
+                         "not replacing it (-o - writes to standard output)")
+    if not force:
         raise BBZipError(f"{path}: already exists (use -f to overwrite)")

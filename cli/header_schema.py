@@ -58,6 +58,9 @@ def _keys(mapping, where: str, required: set, optional: set = frozenset()) -> di
     return mapping
 
 
+MAX_NAME_PART = 255  # bytes of one folder or file name: the most Linux and macOS file systems take
+
+
 def normalised_name(name: str, where: str) -> str:
     """The name as a file system will see it; unsafe names (absolute, '..', backslash, control
     characters) are refused."""
@@ -67,6 +70,8 @@ def normalised_name(name: str, where: str) -> str:
     parts = [p for p in PurePosixPath(name).parts if p != "."]
     if not parts or ".." in parts:
         _fail(where, f"unsafe file name {name!r}")
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_PART for part in parts):
+        _fail(where, f"a part of the name is longer than file systems take ({MAX_NAME_PART} bytes)")
     return "/".join(parts)
 
 

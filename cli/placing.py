@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -55,6 +56,9 @@ class Staging:
 
     def place(self) -> None:
         root = self.output_dir.resolve()
+        for target, _ in self.targets:  # before anything moves: bbzip replaces only files and links
+            if _special(target):
+                raise BBZipError(f"{target}: exists and is not a regular file; not replacing it, nothing was written")
         placed = []  # targets that did not exist before: removed again if a later one fails
         try:
             # Files first, links last, so that no file is written through a link of this archive;
@@ -92,3 +96,12 @@ def _make_folder(folder: Path) -> list[Path]:
     for path in reversed(missing):
         path.mkdir()
     return list(reversed(missing))
+
+
+def _special(path: Path) -> bool:
+    """Whether something other than a regular file or a symbolic link is at `path`."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISLNK(mode))

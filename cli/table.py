@@ -150,7 +150,7 @@ class Table:
             raise TableError("layout out of bounds")
         try:
             layout = json.loads(raw[4 : 4 + layout_length])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any layout is
             raise TableError("layout is not valid") from None
         self.layout = _checked_layout(layout)
         self.count = layout["entries"]
@@ -185,7 +185,7 @@ class Table:
                   "mode": len(self.layout["modes"]), "codec": len(CODECS), "scale": len(SCALES)}
         for name, limit in limits.items():
             column = self.columns[name]
-            if len(column) and int(column.max()) >= limit:
+            if len(column) and (int(column.max()) >= limit or int(column.min()) < 0):
                 raise TableError(f"column {name} has a value out of range")
 
     def _decode_names(self) -> list[str]:

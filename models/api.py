@@ -206,9 +206,17 @@ def read_record(source: bytes | ByteSource) -> StreamInfo:
         header = json.loads(inflater.decompress(header_bytes, MAX_HEADER))
         if inflater.unconsumed_tail or not inflater.eof:
             raise ValueError("the header does not inflate to a bounded, complete document")
-    except (ValueError, zlib.error):
+    except (ValueError, RecursionError, zlib.error):  # RecursionError: nested deeper than any header is
         raise StreamError("damaged model stream (header is not valid)") from None
     return _checked(header, source, position + length + 4)
+
+
+def _flat_config(config) -> bool:
+    """A model config as archives record it: names to numbers and short strings, with the image
+    size every config has (what `list` shows without loading the model)."""
+    return isinstance(config, dict) and len(config) <= 64 and all(
+        isinstance(key, str) and (isinstance(value, (int, float, bool)) or isinstance(value, str) and len(value) <= 64)
+        for key, value in config.items()) and all(_is_int(config.get(side)) and config[side] > 0 for side in ("height", "width"))
 
 
 def _checked(header, source: ByteSource, position: int) -> StreamInfo:
@@ -220,11 +228,13 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
     if not isinstance(header, dict) or set(header) != HEADER_FIELDS:
         raise StreamError("damaged model stream (unexpected header fields)")
     if header["numerics"] != NUMERICS_VERSION:
-        raise StreamError(f"model stream made with numerics version {header['numerics']!r}; "
+        shown = header["numerics"] if _is_int(header["numerics"]) and 0 <= header["numerics"] < 1 << 32 else "(not a version)"
+        raise StreamError(f"model stream made with numerics version {shown}; "
                           f"this bbzip decodes version {NUMERICS_VERSION}")
     model = header["model"]
     if not isinstance(model, dict) or set(model) != {"name", "sha256", "architecture", "config"} or \
-            not isinstance(model["sha256"], str) or len(model["sha256"]) != 64 or not isinstance(model["name"], str):
+            not isinstance(model["sha256"], str) or len(model["sha256"]) != 64 or not isinstance(model["name"], str) or \
+            not isinstance(model["architecture"], str) or not _flat_config(model["config"]):
         raise StreamError("damaged model stream (bad model description)")
     try:
         settings = CodingSettings.from_dict(header["coding"])

@@ -5,7 +5,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .architectures import freeze, is_frozen_file, load_frozen
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of

@@ -733,3 +733,39 @@ def test_compare_shows_png_and_jpeg_xl_files_beside_the_archive(tmp_path, grey_t
     assert rows["in/stack.npy"][2] == f"{8 * sum(map(png, greys)) / (6 * 784):.4f}"
     assert rows["in/stack.npy"][3] == f"{8 * sum(jxl[3:]) / (6 * 784):.4f}"
     assert rows["all"][1] == f"{8 * archive.stat().st_size / (9 * 784):.4f}"
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress"])
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_an_output_path_that_is_not_a_regular_file_is_never_replaced(tmp_path, grey_test_images, tiny_models, command, kind):
+    """0.1: `compress g.npy -o mynull -f` turned a device node into a regular file (the rename
+    into place replaces whatever is there). bbzip writes regular files only, even with -f."""
+    np.save(tmp_path / "g.npy", grey_test_images[:3])
+    if command == "compress":
+        target = tmp_path / "out.bb"
+        args = ["compress", tmp_path / "g.npy", "-o", target, "--model", tiny_models["logistic"], "--no-fallback", "-f"]
+    else:
+        archive = compress(tmp_path, [tmp_path / "g.npy"], tiny_models["logistic"])
+        (tmp_path / "restored").mkdir()
+        target = tmp_path / "restored" / "g.npy"
+        args = ["decompress", archive, "-o", tmp_path / "restored", "--model", tiny_models["logistic"], "-f"]
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    result = run(*args)
+    assert result.exit_code == 1 and "not a regular file" in result.output, result.output
+    assert stat.S_ISFIFO(os.lstat(target).st_mode) if kind == "fifo" else target.is_dir()
+
+
+def test_a_named_pipe_inside_a_folder_is_left_out_with_a_warning(tmp_path, grey_test_images, tiny_models):
+    """0.1 opened it and waited for ever for a writer. Special files in a folder are never
+    opened: compress leaves them out, says so, and codes the rest."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    np.save(folder / "a.npy", grey_test_images[:3])
+    os.mkfifo(folder / "p.png")
+    archive = tmp_path / "x.bb"
+    process = subprocess.run([sys.executable, "-m", "bbzip", "compress", str(folder), "-o", str(archive), "--model",
+                              str(tiny_models["logistic"]), "--no-fallback", "-T", "1"], capture_output=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert b"warning: left out 1 special file" in process.stderr and b"p.png" in process.stderr
+    listing = run("list", archive).output
+    assert "d/a.npy" in listing and "p.png" not in listing

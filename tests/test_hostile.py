@@ -260,3 +260,97 @@ def test_an_8_bit_entry_given_a_two_valued_scale_is_damage_not_other_pixels(tmp_
     entry["scale"] = 255
     code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
     assert code == 1 and "in/digit.png" in output and "scale 255" in output
+
+
+def _with_layout(data: bytes, layout: bytes) -> bytes:
+    raw, payload = _raw_table(data)
+    old = int.from_bytes(raw[:4], "little")
+    return _with_raw_table(len(layout).to_bytes(4, "little") + layout + raw[4 + old :], payload)
+
+
+def test_a_layout_nested_30000_deep_is_one_line(tmp_path, varied_archive, tiny_models):
+    """0.1: RecursionError from the table's JSON reader, a traceback."""
+    code, output, _ = _outcome(tmp_path, _with_layout(varied_archive, b"[" * 30000 + b"]" * 30000),
+                               tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "layout is not valid" in output
+
+
+def test_a_negative_kind_is_one_line(tmp_path, varied_archive, tiny_models):
+    """0.1 checked only the largest value of an enumerated column: a kind of -1, in a column the
+    layout declares signed, raised IndexError."""
+    import json
+
+    raw, payload = _raw_table(varied_archive)
+    length = int.from_bytes(raw[:4], "little")
+    layout = json.loads(raw[4 : 4 + length])
+    width, size = layout["columns"]["kind"]
+    kinds = np.frombuffer(raw, dtype={"u1": np.uint8}[width], count=size, offset=4 + length).astype(np.int64)
+    kinds[0] = -1
+    layout["columns"]["kind"] = ["i8", 8 * len(kinds)]
+    new_layout = json.dumps(layout).encode()
+    rebuilt = len(new_layout).to_bytes(4, "little") + new_layout + kinds.tobytes() + raw[4 + length + size :]
+    code, output, _ = _outcome(tmp_path, _with_raw_table(rebuilt, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "column kind has a value out of range" in output
+
+
+def _with_stream_header(data: bytes, change) -> bytes:
+    """The archive with its model stream record's header changed by change(dict), sealed again
+    (its crc, the table's stream length and blob offsets)."""
+    import json
+
+    from bbzip.models.api import MAGIC as STREAM_MAGIC
+
+    header, payload = _as_dicts(data)
+    stream_length = header["model_stream"]["length"]
+    record, rest = payload[:stream_length], payload[stream_length:]
+    (length,) = struct.unpack_from("<I", record, len(STREAM_MAGIC))
+    start = len(STREAM_MAGIC) + 4
+    fields = json.loads(zlib.decompress(record[start : start + length]))
+    change(fields)
+    packed = zlib.compress(json.dumps(fields).encode(), 9)
+    new_record = STREAM_MAGIC + struct.pack("<I", len(packed)) + packed + struct.pack("<I", zlib.crc32(packed)) + \
+        record[start + length + 4 :]
+    shift = len(new_record) - len(record)
+    header["model_stream"]["length"] += shift
+    for entry in header["entries"]:
+        for blob in entry["blobs"]:
+            blob["offset"] += shift
+    header["payload_length"] += shift
+    return write_archive(header, new_record + rest)
+
+
+@pytest.mark.parametrize("config", [{"nested": [[[1]]]}, "missing height"])
+def test_a_stream_header_with_a_bad_model_config_is_one_line(tmp_path, varied_archive, tiny_models, config):
+    """0.1: a config nested 900 deep or without a height gave TypeError / KeyError in `list`."""
+    def change(fields):
+        if config == "missing height":
+            del fields["model"]["config"]["height"]
+        else:
+            fields["model"]["config"].update(config)
+
+    code, output, _ = _outcome(tmp_path, _with_stream_header(varied_archive, change), tiny_models["logistic"],
+                               trace_memory=False)
+    assert code == 1 and "bad model description" in output
+
+
+def test_a_name_part_longer_than_file_systems_take_fails_test_as_decompress_would(tmp_path, varied_archive, tiny_models):
+    """0.1: `test` said OK for a 300-character name that `decompress` could not write."""
+    header, payload = _as_dicts(varied_archive)
+    entry = next(e for e in header["entries"] if e["name"] == "in/notes.txt")
+    entry["name"] = "in/" + "n" * 300
+    data = write_archive(header, payload)
+    code, output, _ = _outcome(tmp_path, data, tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "longer than file systems take" in output
+    (tmp_path / "a.bb").write_bytes(data)
+    tested = CliRunner().invoke(cli, ["test", str(tmp_path / "a.bb"), "--model", str(tiny_models["logistic"])])
+    assert tested.exit_code == 1 and "longer than file systems take" in tested.output
+
+
+def test_bytes_after_a_stored_blob_s_xz_stream_are_damage(tmp_path, varied_archive, tiny_models):
+    """0.1 decoded the xz stream and ignored whatever followed it, unchecked."""
+    from bbzip.cli.entries import xz
+
+    header, payload = _as_dicts(varied_archive)
+    header, payload = _with_blob(header, payload, "in/notes.txt", xz(b"kept as bytes") + b"trailing")
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "bytes after the stored xz stream" in output
