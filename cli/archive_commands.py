@@ -162,7 +162,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if skipped:
         out.warn(f"left out {_count(len(skipped), 'special file')} (named pipes, sockets, devices), "
                  f"first {skipped[0]}")
-    fits = coding.fits(coder.model) if coder else fits_a_default
+    fits = coding.fits(coder.model) if coder else fits_a_default()
     # Temporary files go beside the output (its file system has room for the archive): the
     # bytes of stored files and classic images from when they are read, then the payload.
     spool_folder = None if output == "-" else Path(output).resolve().parent

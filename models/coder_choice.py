@@ -67,9 +67,11 @@ def default_codes() -> list[tuple[str, Pixels]]:
     return sorted(((name, config.codes) for name, config in default_models()), key=lambda item: item[1].values)
 
 
-def fits_a_default(stack) -> bool:
-    """Before a model is chosen: whether a default model takes images of this stack's shape."""
-    return any(codes.fits_shape(stack) for _, codes in default_codes())
+def fits_a_default():
+    """Before a model is chosen: fits(stack), whether a default model takes images of the
+    stack's shape (the store is read once, here, not for every file)."""
+    codes = [codes for _, codes in default_codes()]
+    return lambda stack: any(each.fits_shape(stack) for each in codes)
 
 
 def pick_default(stacks) -> Coder | None:
@@ -114,10 +116,11 @@ def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 
 
 
 def default_block_images(coder: Coder, n_images: int) -> int:
-    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of BLOCK_MULTIPLE blocks or more is
-    cut into a multiple of BLOCK_MULTIPLE blocks of equal size (the last a little shorter), so
-    that 2 or 4 cores finish together: 70,000 grey images make 12 blocks of 5,834, where blocks of
-    8,192 made 8 and one of 4,464, and two cores coded 4.5 blocks' worth against 4."""
+    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of
+    BLOCK_MULTIPLE blocks or more is cut into a multiple of BLOCK_MULTIPLE blocks of equal size
+    (the last a little shorter), so that 2 or 4 cores finish together: 70,000 grey images make 12
+    blocks of 5,834, where blocks of 8,192 made 8 and one of 4,464, and two cores coded 4.5
+    blocks' worth against 4."""
     size = coder.model.config.codes.defaults.block_images
     count = -(-n_images // size)
     if count < BLOCK_MULTIPLE:
