@@ -6,9 +6,11 @@ from dataclasses import asdict, dataclass, fields
 
 from bbzip.bbans.tables import MAX_TABLE_PRECISION
 
-from .frozen_mlp import MAX_K_STEPS
-
 MAX_BATCH = 4096
+# K-step inference repeats the whole network K times per image at both ends: a few steps buy
+# most of what it gives (README, Results), and a bound keeps the work an archive can ask of a
+# decoder in proportion to its images.
+MAX_K_STEPS = 64
 
 
 class SettingsError(ValueError):
@@ -32,7 +34,7 @@ class CodingSettings:
             if isinstance(value, bool) or not isinstance(value, wanted if wanted is int else (int, float)):
                 raise SettingsError(f"{item.name} must be {'a number' if wanted is float else 'an integer'}, got {value!r}")
         checks = [
-            ("k_steps", 0 <= self.k_steps < MAX_K_STEPS, f"0..{MAX_K_STEPS - 1}"),
+            ("k_steps", 0 <= self.k_steps <= MAX_K_STEPS, f"0..{MAX_K_STEPS}"),
             ("lr", math.isfinite(self.lr) and 0 < self.lr <= 1, "a finite number in (0, 1]"),
             ("seed", 0 <= self.seed < 2**63, "0..2^63-1"),
             ("batch_size", 1 <= self.batch_size <= MAX_BATCH, f"1..{MAX_BATCH}"),

@@ -354,3 +354,17 @@ def test_bytes_after_a_stored_blob_s_xz_stream_are_damage(tmp_path, varied_archi
     header, payload = _with_blob(header, payload, "in/notes.txt", xz(b"kept as bytes") + b"trailing")
     code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
     assert code == 1 and "bytes after the stored xz stream" in output
+
+
+def test_a_stream_header_asking_for_1000_k_steps_is_refused(tmp_path, varied_archive, tiny_models):
+    """0.1 took K up to 65,535 from a header: 200 images ran past 60 s. K is bounded (64) the same
+    for compress and for what an archive may ask."""
+    def change(fields):
+        fields["coding"]["k_steps"] = 1000
+
+    code, output, _ = _outcome(tmp_path, _with_stream_header(varied_archive, change), tiny_models["logistic"],
+                               trace_memory=False)
+    assert code == 1 and "k_steps must be 0..64" in output
+    np.save(tmp_path / "x.npy", np.zeros((2, 28, 28), dtype=np.uint8))
+    result = CliRunner().invoke(cli, ["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.bb"), "--k-steps", "65"])
+    assert result.exit_code == 2 and "--k-steps must be 0..64" in result.output
