@@ -47,7 +47,8 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
         group = groups.setdefault(group_name(entry), Group(group_name(entry)))
         mode = entry.meta.get("mode", "L")
         for start in range(0, len(entry.items), 1024):
-            for pixels in entry.items[start : start + 1024]:
+            run = entry.items[start : start + 1024]  # read once (a large array is read from its file)
+            for pixels in run:
                 image = model_image(pixels, mode)
                 group.images += 1
                 group.pixels += pixels.size
@@ -55,7 +56,7 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
                 grey = image.convert("L")
                 group.jpegxl_bytes += len(jpegxl.encode_lossless("L", grey.width, grey.height, grey.tobytes()))
             if on_images:
-                on_images(len(entry.items[start : start + 1024]))
+                on_images(len(run))
     return groups
 
 

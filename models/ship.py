@@ -10,14 +10,13 @@ manifest records both parts' sha256, the model's id and the command that trained
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .architectures import NUMERICS_VERSION, freeze, narrowest
 from .files import sha256_of
-from .shipped import WEIGHTS_DIR, files_in_use, manifest, model_id, read_part, split_tensors, update_entry, write_part
+from .shipped import WEIGHTS_DIR, config_json, files_in_use, manifest, model_id, read_part, split_tensors, update_entry, write_part
 from .weights import load_model
 
 
@@ -62,15 +61,11 @@ def _stored_decoder(frozen) -> dict | None:
     for name, shipped in manifest().items():
         part = read_part(name, "decoder")
         same_model = (part.metadata["architecture"], part.metadata["config"]) == \
-                     (frozen.architecture, _config_json(frozen))
+                     (frozen.architecture, config_json(frozen))
         if same_model and part.tensors.keys() == wanted.keys() and \
                 all(np.array_equal(part.tensors[key], value) for key, value in wanted.items()):
             return shipped["decoder"]
     return None
-
-
-def _config_json(frozen) -> str:
-    return json.dumps(frozen.config.to_dict())
 
 
 def _remove_unused() -> None:

@@ -101,13 +101,18 @@ def split_tensors(frozen) -> dict[str, dict[str, np.ndarray]]:
     return {"encoder": encoder, "decoder": {key: value for key, value in tensors.items() if key not in encoder}}
 
 
+def config_json(frozen) -> str:
+    """A frozen model's config as its part files record it (and as they are compared)."""
+    return json.dumps(frozen.config.to_dict())
+
+
 def write_part(frozen, part: str, path: Path, info: dict) -> str:
     """Write one part of a frozen model (atomically); returns its sha256. An encoder part's
     `info` names its decoder part's sha256 (`decoder_sha256`)."""
     if part == "encoder" and "decoder_sha256" not in info:
         raise ValueError("an encoder part names the decoder part it was made for")
     metadata = {"format": PART_FORMAT, "part": part, "architecture": frozen.architecture,
-                "numerics": str(NUMERICS_VERSION), "config": json.dumps(frozen.config.to_dict()), **info}
+                "numerics": str(NUMERICS_VERSION), "config": config_json(frozen), **info}
     tensors = narrowest(split_tensors(frozen)[part])
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return sha256_of(path)
