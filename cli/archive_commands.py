@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from bbzip.models import api
 from bbzip.models.architectures import NUMERICS_VERSION
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
@@ -215,7 +216,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     seconds = time.perf_counter() - started
     if coder and n_items:
         config = coder.model.config
-        stream_bpd = 8 * header["model_stream"]["length"] / (n_items * config.pixels)
+        stream_bpd = 8 * header["model_stream"]["length"] / (n_items * api.unit_values(config.to_dict()))
         out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}"
                  f"{_classic_note(candidates - n_items)}): {archive_size} bytes, model stream {stream_bpd:.4f} bpd, "
                  f"{candidates / seconds:.0f} images/s chosen, coded and checked")
@@ -326,7 +327,7 @@ def _list(parsed, archive: str) -> None:
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
     if record:
         model, stream = record.model, header["model_stream"]
-        pixels = max(1, record.images * model["config"]["height"] * model["config"]["width"])
+        pixels = max(1, record.images * api.unit_values(model["config"]))
         click.echo(f"model:   {model['name']}  ({model['architecture']}, numerics {NUMERICS_VERSION})  sha256 {model['sha256']}")
         click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(record.settings.to_dict().items())))
         click.echo(f"stream:  {record.images} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")

@@ -59,6 +59,9 @@ def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fall
     images. The model judges its own symbols; a classic codec keeps the pixels that were read
     (a two-valued entry's 0/255 images as 0/255: only model images are scaled back)."""
     holders = [e for e in entries if len(e.items)]
+    if coder.model.config.codes.any_size:
+        _prepare_tiled(holders, coder, settings, spool, use_fallback, cores, on_images)
+        return
     symbols = []
     for entry in holders:
         entry.fingerprint = input_fingerprint(entry)  # of what was read, before the images change
@@ -76,6 +79,29 @@ def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fall
             _take_out(entry, model_symbols, chosen[holder], spool)
         else:
             entry.items = model_symbols
+
+
+def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
+                   on_images) -> None:
+    """For a model of any size: each image file's image goes to the model as its tiles or, with
+    `use_fallback`, becomes a classic entry where the classic codecs keep it smaller (decided
+    per image: its tiles' codelength against its smallest faithful classic encoding)."""
+    codes = coder.model.config.codes
+    for entry in holders:
+        entry.fingerprint = input_fingerprint(entry)  # of the image as read, before it is cut into tiles
+    kept_classic = {}
+    if use_fallback:
+        kept_classic = dict((index, (codec, blob)) for index, codec, blob in fallback.route_images(
+            coder.model, [(entry.items[0], entry.meta["mode"]) for entry in holders], settings, cores, on_images))
+    for index, entry in enumerate(holders):
+        if index in kept_classic:
+            image = model_image(entry.items[0], entry.meta["mode"])
+            meta = {key: value for key, value in entry.meta.items() if key != "store"}
+            replaced = classic_image_entry(entry.name, meta, image, *kept_classic[index])
+            entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
+            entry.blobs = [spool.add(blob) for blob in replaced.blobs]
+        else:
+            entry.items = codes.to_units(entry.items)
 
 
 def _take_out(entry: Entry, symbols, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> None:
@@ -276,13 +302,25 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
-    model_runs = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
+    model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
     for index in chosen:
         scale = entries[index].get("scale", 1)
-        reader = EntryReader(archive, index, model_runs(int(starts[index]), int(starts[index + 1]), scale))
+        runs = model_runs(int(starts[index]), int(starts[index + 1]), scale)
+        if codes is not None and codes.any_size and entries[index].get("store") == "model" and entries[index]["kind"] == "image":
+            runs = _joined_tiles(runs, codes, entries[index])
+        reader = EntryReader(archive, index, runs)
         yield reader
         if not reader.done:
             reader.restore(None)
+
+
+def _joined_tiles(runs, codes, meta: dict):
+    """An image entry's tiles (its runs, as decoded) joined into its one image."""
+    tiles = list(runs)
+    units = np.concatenate(tiles) if tiles else np.zeros((0, *codes.shape), dtype=np.uint8)
+    if len(units) != codes.units_per_image(meta["height"], meta["width"]):
+        raise BBZipError("damaged entry (its tile count does not fit its size)")
+    yield codes.from_units(units, meta["height"], meta["width"])
 
 
 def _feed(meta: dict, runs, read_blob) -> ImageFeed:
@@ -312,7 +350,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     needs them and let go once a range has passed their end."""
     info = model_description(archive)
     if info is None:
-        return lambda lo, hi, scale: iter(())
+        return (lambda lo, hi, scale: iter(())), None
     size = info.block_images
     needed = sorted({block for i in chosen for block in _blocks_holding(int(starts[i]), int(starts[i + 1]), size)})
     try:
@@ -345,7 +383,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
             if first + len(result) <= hi:
                 del decoded[block], result
 
-    return model_runs
+    return model_runs, coder.model.config.codes
 
 
 def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
@@ -353,14 +391,16 @@ def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
     return range(lo // block_images, (hi - 1) // block_images + 1) if hi > lo else range(0)
 
 
-def _image_shape(meta: dict) -> tuple[int, int]:
-    """Height and width of an entry's images: an array's, an .npz file's first image stack's,
+def _image_shape(meta: dict) -> tuple[int, ...]:
+    """Height and width (and channels, for RGB) of an entry's images: an array's, an .npz file's first image stack's,
     an image's; (0, 0) for an entry without images."""
     if meta["format"] == "NPY" and "shape" in meta:
         return meta["shape"][1], meta["shape"][2]
     if meta["format"] == "NPZ":
         first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
         return (first["shape"][1], first["shape"][2]) if first else (0, 0)
+    if meta.get("mode") == "RGB":
+        return meta["height"], meta["width"], 3
     return meta.get("height", 0), meta.get("width", 0)
 
 

@@ -2,7 +2,9 @@
 
 Every input becomes one entry. How its content is kept:
 - "model": 8-bit grey (or two-valued) images of the model's size go to the VAE stream, one
-  stream item per image (an .npy/.npz array of N such images gives N items);
+  stream item per image (an .npy/.npz array of N such images gives N items); with a model of
+  any size (a tiled model), a grey or RGB image file of any size goes to it as its tiles, one
+  stream item per tile;
 - "classic": other images that can be written back with the same mode, bit depth, pixels and
   metadata (plain 8-bit or 1-bit PNG without ancillary chunks, 8-bit PNM) are kept as a lossless
   PNG, WebP or JPEG XL inside the archive, whichever is smallest and decodes to exactly the same
@@ -162,7 +164,7 @@ def _read_image(name, raw, image, fits_model) -> Entry:
         return _transcoded(name, raw, meta)
     if not _rewritable(raw, image):
         return _stored(name, raw, meta)
-    if image.mode in ("L", "1"):
+    if image.mode in ("L", "1", "RGB"):
         pixels = np.asarray(image, dtype=np.uint8)
         if fits_model(pixels[None]):
             return Entry(name, "image", {**meta, "store": "model"}, items=pixels[None])
@@ -257,8 +259,9 @@ def classic_image_entry(name: str, meta: dict, image: Image.Image, codec: str, b
 
 
 def model_image(pixels: np.ndarray, mode: str) -> Image.Image:
-    """A model image (H, W) uint8 as the file's mode: "1" (0 black, anything else white) or "L"."""
-    return Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode="L")
+    """A model image (H, W) or (H, W, 3) uint8 as the file's mode: "1" (0 black, anything else
+    white), "L" or "RGB"."""
+    return Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode=mode)
 
 
 def _transcoded(name, raw, meta) -> Entry:

@@ -63,6 +63,32 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
     return chosen
 
 
+def route_images(model, images: list[tuple[np.ndarray, str]], settings, cores: int, on_images=None):
+    """For a model of any size (a tiled model): yields (index, codec, blob) of each image, given
+    as (pixels, mode), that the classic codecs keep smaller than the model codes its tiles, in
+    order; one job per image, so a folder of photos is judged on every core."""
+    jobs = (Job(route_image, (pixels, mode, settings), 1) for pixels, mode in images)
+    for index, chosen in enumerate(run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)):
+        if chosen is not None:
+            yield index, *chosen
+
+
+def route_image(model, pixels: np.ndarray, mode: str, settings, on_images=None) -> tuple[str, bytes] | None:
+    """(codec, blob) of the image's smallest faithful classic encoding if it is smaller than
+    the model's codelength for the image's tiles, else None."""
+    codes = model.config.codes
+    cost = model.codelength_bits(model.to_symbols(codes.to_units(pixels[None]))[0], settings).sum() / 8
+    image = Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode=mode)
+    chosen = None
+    if cost >= codes.defaults.quick_share * _plain_png_size(image):
+        found = classic.smallest_faithful(image)
+        if found is not None and len(found[1]) + TABLE_COST < cost:
+            chosen = found
+    if on_images:
+        on_images(1)
+    return chosen
+
+
 def _plain_png_size(image: Image.Image) -> int:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

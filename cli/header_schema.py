@@ -174,8 +174,10 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
         height = _int(entry["height"], f"{where}.height", 1, MAX_PIXELS // width)
         if store == "classic" and not _among(entry.get("codec"), CODECS):
             _fail(f"{where}.codec", "expected PNG or WEBP")
-        if store == "model" and (items != 1 or entry["format"] not in IMAGE_FORMATS or entry["mode"] not in ("L", "1")
-                                 or width * height > 1 << 16):
+        # An image of a model of fixed size is one item; of a model of any size, its tiles (at
+        # least one, at most one a pixel: the model stream's tile size says how many exactly).
+        if store == "model" and (not 1 <= items <= width * height or entry["format"] not in IMAGE_FORMATS
+                                 or entry["mode"] not in ("L", "1", "RGB")):
             _fail(where, "not a model image")
         if not _among(entry["format"], IMAGE_FORMATS):
             _fail(f"{where}.format", "not a format bbzip re-encodes")

@@ -11,7 +11,9 @@ import torch
 from bbzip.models.architectures import likelihood_input
 from bbzip.models.pixels import binary_scale
 from bbzip.models.data import load_any
-from bbzip.models.train import ENCODER_OBJECTIVES, train_encoder, train_vae
+from bbzip.models.patches import folder_images, random_patches, stack_images
+from bbzip.models.tiled_ar_config import TiledARConfig
+from bbzip.models.train import ENCODER_OBJECTIVES, SCHEDULES, train_encoder, train_vae
 from bbzip.models import registry
 from bbzip.models.vae_config import LIKELIHOODS
 from bbzip.models.weights import load_trained, save_model
@@ -89,6 +91,15 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--holdout", type=int, help="Images kept out of training (the last N) to report a held-out bpd "
               "[default: a tenth, at most 1000; 0 trains on all].")
+@click.option("--patch", type=click.IntRange(4, 256),
+              help="For a model of any size (tiled-ar-vae): train on random PATCH x PATCH patches of DATA's images "
+                   "(flipped at random), which is also the tile size it codes in.")
+@click.option("--patches", default=32768, show_default=True, type=click.IntRange(1, 1 << 22),
+              help="How many patches to draw (with --patch).")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="A setting of the architecture's config, e.g. --set head=48 --set channels=1 (tiled-ar-vae).")
+@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+              help="cosine: the learning rate falls from --lr to 0 over the whole run.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file (default: OUTPUT.ckpt).")
 @click.option("--checkpoint-every", default=10, show_default=True, help="Epochs between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint.")
@@ -97,30 +108,79 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.pass_obj
 @guard
 def train_command(out, data, output, likelihood, architecture, latent, hidden, epochs, lr, batch_size, seed, holdout,
-                  checkpoint, checkpoint_every, resume, threads, force):
+                  patch, patches, settings, lr_schedule, checkpoint, checkpoint_every, resume, threads, force):
     """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz or IDX file of
-    single-channel images (CIFAR batches are read, but no architecture trains on colour yet)."""
+    single-channel images; with --architecture tiled-ar-vae and --patch, a folder of grey or RGB
+    images of any size (or an .npy/.npz stack) gives random patches. CIFAR batches are read."""
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)
-    images = load_any(data, "train")
-    if images.ndim != 3:
-        raise click.UsageError("the MLP VAE trains on single-channel images (N, H, W)")
-    if likelihood == "auto":
-        likelihood = "bernoulli" if binary_scale(images) else "logistic"
-    images = _model_input(likelihood, images, data)
+    chosen = registry.get(architecture)
+    if chosen.config_class is TiledARConfig:
+        if patch is None:
+            raise click.UsageError(f"--architecture {architecture} trains on patches: give --patch (e.g. 64)")
+        config = _config_with(TiledARConfig, {"tile": patch}, settings)
+        images = _patches(data, config.channels, patch, patches, seed)
+        description = f"{config.channels}-channel {architecture} ({patches} patches of {patch}x{patch})"
+    else:
+        if patch is not None or settings:
+            raise click.UsageError(f"--patch and --set are settings of tiled-ar-vae, not of {architecture}")
+        images = load_any(data, "train")
+        config, description = None, None
+    if config is None:
+        images, config, description = _whole_images(images, data, chosen, likelihood, latent, hidden)
     train, held_out = _split(images, holdout)
     torch.manual_seed(seed)
-    shape = (likelihood, latent, hidden, images.shape[1], images.shape[2])
-    chosen = registry.get(architecture)
-    model = chosen.trained_class()(chosen.config_class(*shape))
-    out.info(f"training a {likelihood} {architecture} (latent {latent}) on {len(train)} images of {data}")
+    model = chosen.trained_class()(config)
+    out.info(f"training a {description} on {len(train)} images of {data}")
     history = _run_fit(out, lambda **kw: train_vae(model, train, **kw), epochs, len(train), batch_size,
                        lr=lr, seed=seed, checkpoint=checkpoint or output.with_suffix(".ckpt"),
-                       checkpoint_every=checkpoint_every, resume=resume)
+                       checkpoint_every=checkpoint_every, resume=resume, schedule=lr_schedule)
     sha = save_model(model, output, {"command": _command_line(), "data": data, "epochs": epochs, "train_bpd": history})
     out.info(f"wrote {output} (sha256 {sha[:16]}...), final training bpd {history[-1]:.4f}")
     _report(out, model, held_out, seed)
+
+
+def _whole_images(images, data: str, chosen, likelihood: str, latent: int, hidden: int):
+    """(images, config, description) of a model of fixed size: the images' own."""
+    if images.ndim != 3:
+        raise click.UsageError(f"{chosen.name} trains on single-channel images (N, H, W)")
+    if likelihood == "auto":
+        likelihood = "bernoulli" if binary_scale(images) else "logistic"
+    images = _model_input(likelihood, images, data)
+    config = chosen.config_class(likelihood, latent, hidden, images.shape[1], images.shape[2])
+    return images, config, f"{likelihood} {chosen.name} (latent {latent})"
+
+
+def _config_with(config_class, base: dict, settings) -> object:
+    """config_class(**base, **settings given as NAME=VALUE integers); a usage error names a bad one."""
+    values = dict(base)
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if not name or not value.lstrip("-").isdigit():
+            raise click.UsageError(f"--set {setting}: expected NAME=INTEGER")
+        values[name] = int(value)
+    try:
+        return config_class(**values)
+    except TypeError:
+        raise click.UsageError(f"--set: {config_class.__name__} has the settings "
+                               f"{', '.join(config_class.__dataclass_fields__)}") from None
+    except ValueError as error:
+        raise click.UsageError(f"--set: {error}") from None
+
+
+def _patches(data: str, channels: int, size: int, count: int, seed: int) -> np.ndarray:
+    """Random patches (count, size, size[, 3]) of a folder's images, or of a stack's."""
+    path = Path(data)
+    try:
+        if path.is_dir():
+            images = folder_images(path, channels)
+        else:
+            images = stack_images(load_any(data, "train"), channels)
+        drawn = random_patches(images, size, count, seed)
+    except ValueError as error:
+        raise BBZipError(f"{data}: {error}") from None
+    return drawn[..., 0] if channels == 1 else drawn
 
 
 @click.command("train-encoder")

@@ -44,6 +44,10 @@ MAGIC = b"\x89BBZM\n"
 MAX_HEADER = 1 << 16
 MAX_IMAGES = 1 << 24  # images in one record
 HEADER_FIELDS = {"model", "numerics", "coding", "images", "scale", "block_images"}
+# A record of a model that codes images of any size holds their tiles; one written from a stack
+# says the stack's image size (a command-line archive's entries say their own sizes instead).
+OPTIONAL_FIELDS = {"image_shape"}
+MAX_SIDE = 1 << 16
 
 
 class StreamError(Exception):
@@ -68,6 +72,19 @@ class StreamInfo:
     scale: int
     block_images: int
     blocks: list[Block]
+    image_shape: tuple[int, int] | None = None  # (H, W) of the images whose tiles the record holds
+
+
+def unit_size(config: dict) -> tuple[int, int]:
+    """(height, width) of what one image of a record is, from its model's recorded config: the
+    model's image size, or its tile's."""
+    return (config["tile"], config["tile"]) if "tile" in config else (config["height"], config["width"])
+
+
+def unit_values(config: dict) -> int:
+    """Coded values (pixels x channels) of one image of a record: what bpd divides by."""
+    height, width = unit_size(config)
+    return height * width * config.get("channels", 1)
 
 
 def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, lr: float = 5e-3, seed: int = 0,
@@ -81,19 +98,24 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
     if coder is None:
         raise StreamError(f"no shipped model codes uint8 images of shape {images.shape[1:]} "
                           f"(the defaults code: {', '.join(codes.describe() for _, codes in default_codes())})")
+    codes = coder.model.config.codes
     if not coder.model.accepts(images):
         raise StreamError(f"{coder.name} does not code uint8 images of shape {images.shape[1:]} "
-                          f"({coder.model.config.codes.describe()} expected)")
-    block_images = block_images or default_block_images(coder, len(images))
-    settings = default_settings(coder, len(images), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
+                          f"({codes.describe()} expected)")
+    image_shape = images.shape[1:3] if codes.any_size else None
+    if image_shape and max(image_shape) > MAX_SIDE:
+        raise StreamError(f"images of {image_shape[0]}x{image_shape[1]}: at most {MAX_SIDE} pixels a side")
+    units = codes.to_units(images)
+    block_images = block_images or default_block_images(coder, len(units))
+    settings = default_settings(coder, len(units), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images)
     record = io.BytesIO()
-    write_record(record.write, coder, images, settings, block_images, cores, on_batch)
+    write_record(record.write, coder, units, settings, block_images, cores, on_batch, image_shape)
     return record.getvalue()
 
 
 def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,
-                 cores: int | None = None, on_batch=None) -> int:
+                 cores: int | None = None, on_batch=None, image_shape: tuple[int, int] | None = None) -> int:
     """Write the record of `images` (an (N, H, W) uint8 array, or anything that gives arrays for
     slices of images: blocks.StackedImages, cli/sources.py) through `write`, block by block as
     they are coded (one wave of blocks is held, not the record); returns its length in bytes."""
@@ -104,6 +126,8 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     scale = _record_scale(coder, images, bounds)
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
               "images": int(len(images)), "scale": int(scale), "block_images": int(block_images)}
+    if image_shape is not None:
+        header["image_shape"] = [int(side) for side in image_shape]
     header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
     written = write(MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + struct.pack("<I", zlib.crc32(header_bytes)))
     digests = []  # each block's, taken as its images are read (each block's images are read once, in order)
@@ -134,12 +158,14 @@ def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = N
     """The images of a record, exactly; `model` is needed only for a model that is not shipped
     (a spec, or the Coder that wrote the record)."""
     info = read_record(data)
+    coder = coder_for(info, model)
     decoded = []
-    for number, result in enumerate(decode_blocks(info, coder_for(info, model), cores=cores, on_images=on_batch)):
+    for number, result in enumerate(decode_blocks(info, coder, cores=cores, on_images=on_batch)):
         if isinstance(result, str):
             raise StreamError(f"block {number}: {result}")
         decoded.append(result)
-    return np.concatenate(decoded) if decoded else np.zeros((0, *_image_shape(info)), dtype=np.uint8)
+    units = np.concatenate(decoded) if decoded else np.zeros((0, *_unit_shape(info)), dtype=np.uint8)
+    return coder.model.config.codes.from_units(units, *info.image_shape) if info.image_shape else units
 
 
 def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
@@ -179,8 +205,9 @@ def _message(block: Block) -> bytes:
         raise StreamError(f"model stream: {error}") from None
 
 
-def _image_shape(info: StreamInfo) -> tuple[int, int]:
-    return info.model["config"]["height"], info.model["config"]["width"]
+def _unit_shape(info: StreamInfo) -> tuple[int, ...]:
+    channels = info.model["config"].get("channels", 1)
+    return unit_size(info.model["config"]) + ((channels,) if channels > 1 else ())
 
 
 def read_record(source: bytes | ByteSource) -> StreamInfo:
@@ -216,7 +243,8 @@ def _flat_config(config) -> bool:
     size every config has (what `list` shows without loading the model)."""
     return isinstance(config, dict) and len(config) <= 64 and all(
         isinstance(key, str) and (isinstance(value, (int, float, bool)) or isinstance(value, str) and len(value) <= 64)
-        for key, value in config.items()) and all(_is_int(config.get(side)) and config[side] > 0 for side in ("height", "width"))
+        for key, value in config.items()) and \
+        all(_is_int(config.get(side)) and config[side] > 0 for side in (("tile",) if "tile" in config else ("height", "width")))
 
 
 def _checked(header, source: ByteSource, position: int) -> StreamInfo:
@@ -225,7 +253,7 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
     if isinstance(header, dict) and set(header) == HEADER_FIELDS - {"block_images"}:
         raise StreamError("model stream made by bbzip 0.2 (one block, archive format 3); "
                           "this bbzip reads only streams in blocks (archive format 4 and later)")
-    if not isinstance(header, dict) or set(header) != HEADER_FIELDS:
+    if not isinstance(header, dict) or not HEADER_FIELDS <= set(header) <= HEADER_FIELDS | OPTIONAL_FIELDS:
         raise StreamError("damaged model stream (unexpected header fields)")
     if header["numerics"] != NUMERICS_VERSION:
         shown = header["numerics"] if _is_int(header["numerics"]) and 0 <= header["numerics"] < 1 << 32 else "(not a version)"
@@ -247,6 +275,15 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
         raise StreamError("damaged model stream (bad pixel scale)")
     if not _is_int(block_images) or not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError("damaged model stream (bad block size)")
+    image_shape = header.get("image_shape")
+    if image_shape is not None:
+        if not isinstance(image_shape, list) or len(image_shape) != 2 or \
+                not all(_is_int(side) and 1 <= side <= MAX_SIDE for side in image_shape):
+            raise StreamError("damaged model stream (bad image shape)")
+        image_shape = tuple(image_shape)
+        tile = model["config"].get("tile")
+        if not _is_int(tile) or images % (-(-image_shape[0] // tile) * -(-image_shape[1] // tile)):
+            raise StreamError("damaged model stream (tile count does not fit the image shape)")
     found = []
     for lo in range(0, images, block_images):  # every block takes at least 36 bytes: bounded by len(source)
         hi = min(lo + block_images, images)
@@ -259,7 +296,7 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
         position += 4 + length + 32
     if position != len(source):
         raise StreamError("damaged model stream (bytes after the last block)")
-    return StreamInfo(model, settings, images, scale, block_images, found)
+    return StreamInfo(model, settings, images, scale, block_images, found, image_shape)
 
 
 def _is_int(value) -> bool:

@@ -15,8 +15,13 @@ def _batches(images: np.ndarray, batch_size: int):
         yield torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size]))
 
 
+def values_per_image(config) -> int:
+    """Coded values (pixels x channels) per image: what bits per dimension divide by."""
+    return getattr(config, "dims", config.pixels)
+
+
 def _to_bpd(nats_per_image: float, model: MLPVAE) -> float:
-    return nats_per_image / (model.config.pixels * math.log(2.0))
+    return nats_per_image / (values_per_image(model.config) * math.log(2.0))
 
 
 @torch.no_grad()

@@ -86,10 +86,9 @@ class FrozenMLPVAE(FrozenModel):
         config = model.config
         layers = {}
         for name, (_, _, in_bits, in_max, out_bits, low, high) in cls._layout(config).items():
-            network, index = name.split(".")
-            linear = getattr(model, network)[2 * int(index)]  # Linear, ReLU, Linear, ReLU, Linear
+            linear = model.get_submodule(cls._torch_name(name))
             weight = linear.weight.detach().double().numpy().T.copy()
-            bias = linear.bias.detach().double().numpy().copy()
+            bias = np.zeros(weight.shape[1]) if linear.bias is None else linear.bias.detach().double().numpy().copy()
             weight_factor, bias_factor = cls._scale_factors(config, name, *weight.shape)
             layers[name] = quantise_layer(weight * weight_factor, bias * bias_factor, in_bits, in_max, out_bits, low, high)
         return cls._assembled(config, layers)
@@ -100,13 +99,22 @@ class FrozenMLPVAE(FrozenModel):
         checks it for every shipped model), so shipped models need no float file of their own."""
         state = {}
         for name, layer in self.layer_specs():
-            network, index = name.split(".")
             weight_factor, bias_factor = self._scale_factors(self.config, name, *layer.weight.shape)
             weight = np.ldexp(layer.weight, -layer.weight_bits) / weight_factor
-            bias = np.ldexp(layer.bias, -(layer.weight_bits + layer.in_bits)) / bias_factor
-            state[f"{network}.{2 * int(index)}.weight"] = np.ascontiguousarray(weight.T)
-            state[f"{network}.{2 * int(index)}.bias"] = bias
+            torch_name = self._torch_name(name)
+            state[f"{torch_name}.weight"] = np.ascontiguousarray(weight.T)
+            if name not in self._without_bias:
+                state[f"{torch_name}.bias"] = np.ldexp(layer.bias, -(layer.weight_bits + layer.in_bits)) / bias_factor
         return state
+
+    _without_bias: tuple[str, ...] = ()  # layers whose torch form has no bias (frozen with bias 0)
+
+    @staticmethod
+    def _torch_name(name: str) -> str:
+        """The torch module of a frozen layer: "decoder.1" is the second Linear of the decoder's
+        Sequential (Linear, ReLU, Linear, ReLU, Linear), "decoder.2"."""
+        network, index = name.split(".")
+        return f"{network}.{2 * int(index)}"
 
     @staticmethod
     def _scale_factors(config, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +246,7 @@ class FrozenMLPVAE(FrozenModel):
         z, _, posterior_freq = posterior.symbol_at(quantiles.astype(np.int64)[None, :])
         likelihood = self.pixel_distribution(bucket_centres(settings.bucket_bits)[z], symbols, settings.likelihood_precision)
         _, likelihood_freq = likelihood.interval(symbols)
-        pixel_bits = settings.likelihood_precision * self.config.pixels - np.log2(likelihood_freq).sum(axis=1)
+        pixel_bits = settings.likelihood_precision * symbols.shape[1] - np.log2(likelihood_freq).sum(axis=1)
         bits_back = settings.posterior_precision * self.config.latent - np.log2(posterior_freq).sum(axis=1)
         return pixel_bits + settings.bucket_bits * self.config.latent - bits_back
 

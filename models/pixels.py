@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tiling import from_tiles, tile_count, to_tiles
+
 _CHUNK_VALUES = 1 << 22
 
 
@@ -61,20 +63,36 @@ TWO_VALUED_DEFAULTS = CodingDefaults(lane_share=1 / 20, bucket_bits=10, block_im
 EIGHT_BIT_DEFAULTS = CodingDefaults(lane_share=1 / 2, bucket_bits=12, block_images=8192, quick_share=0.8)
 
 
+# A tiled model's lanes are its tiles: every tile of a block is decoded side by side, one pixel
+# position at a time, so a block is coded in one batch of all its tiles (no ramp is needed
+# without a latent). Blocks of 512 tiles (half a megapixel at 32 x 32) give two cores several
+# blocks each on a folder of photos, and keep a block's decode (one network step per pixel
+# position for all its tiles) on rows wide enough to pay for numpy's per-call cost.
+TILED_DEFAULTS = CodingDefaults(lane_share=1.0, bucket_bits=12, block_images=512, quick_share=0.8)
+
+
 @dataclass(frozen=True)
 class Pixels:
     """The images a model codes: (N, height, width) uint8 for one channel, (N, height, width,
-    channels) for more; two-valued (0/1 symbols) or 8-bit."""
+    channels) for more; two-valued (0/1 symbols) or 8-bit. A model of fixed size codes each
+    image as it is (its unit is the image); a model of any size (height and width None) codes
+    images cut into square tiles of `tile` (models/tiling.py), and its unit is a tile."""
 
     channels: int
     two_valued: bool
-    height: int
-    width: int
+    height: int | None
+    width: int | None
+    tile: int | None = None
+
+    @property
+    def any_size(self) -> bool:
+        return self.tile is not None
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """One image's shape."""
-        return (self.height, self.width) if self.channels == 1 else (self.height, self.width, self.channels)
+        """One unit's shape: the image's (fixed size) or a tile's (any size)."""
+        height, width = (self.tile, self.tile) if self.any_size else (self.height, self.width)
+        return (height, width) if self.channels == 1 else (height, width, self.channels)
 
     @property
     def values(self) -> int:
@@ -83,15 +101,25 @@ class Pixels:
 
     @property
     def defaults(self) -> CodingDefaults:
+        if self.any_size:
+            return TILED_DEFAULTS
         return TWO_VALUED_DEFAULTS if self.two_valued else EIGHT_BIT_DEFAULTS
 
     def describe(self) -> str:
         depth = "two-valued" if self.two_valued else "8-bit"
         colour = {1: "grey", 3: "RGB", 4: "RGBA"}.get(self.channels, f"{self.channels}-channel")
-        return f"{depth} {colour} {self.height}x{self.width}"
+        size = "any size" if self.any_size else f"{self.height}x{self.width}"
+        return f"{depth} {colour} {size}"
 
     def fits_shape(self, images) -> bool:
-        return images.dtype == np.uint8 and tuple(images.shape[1:]) == self.shape
+        """Whether a uint8 stack (N, H, W[, C]) has images this model codes (by their shape)."""
+        if images.dtype != np.uint8:
+            return False
+        if not self.any_size:
+            return tuple(images.shape[1:]) == self.shape
+        wanted = 3 if self.channels == 1 else 4
+        return images.ndim == wanted and (self.channels == 1 or images.shape[-1] == self.channels) \
+            and images.shape[1] > 0 and images.shape[2] > 0
 
     def scale_of(self, images) -> int | None:
         """What the symbols of these images are multiplied by to give them back: 1 or 255 for a
@@ -101,24 +129,44 @@ class Pixels:
     def accepts(self, images) -> bool:
         return self.fits_shape(images) and self.scale_of(images) is not None
 
-    def to_symbols(self, images: np.ndarray, scale: int | None = None) -> tuple[np.ndarray, int]:
-        """(symbols (N, values per image) uint8, scale): for a two-valued model `scale` is found
-        from the images, or given (the scale of a whole record, of which these images are a
-        part); a ValueError if the images are not what this model codes."""
+    def units_per_image(self, height: int, width: int) -> int:
+        """Units (images or tiles) one image of height x width is coded as."""
+        return tile_count((height, width), self.tile) if self.any_size else 1
+
+    def to_units(self, images: np.ndarray) -> np.ndarray:
+        """A stack of images (N, H, W[, C]) as the units the model codes, image after image."""
+        if not self.any_size:
+            return images
+        return np.concatenate([to_tiles(image, self.tile) for image in images]) if len(images) else \
+            np.zeros((0, *self.shape), dtype=np.uint8)
+
+    def from_units(self, units: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The images (N, height, width[, C]) of their units (the inverse of to_units)."""
+        if not self.any_size:
+            return units
+        per_image = self.units_per_image(height, width)
+        return np.stack([from_tiles(units[lo : lo + per_image], height, width)
+                         for lo in range(0, len(units), per_image)]) if len(units) else \
+            np.zeros((0, height, width, *self.shape[2:]), dtype=np.uint8)
+
+    def to_symbols(self, units: np.ndarray, scale: int | None = None) -> tuple[np.ndarray, int]:
+        """(symbols (N, values per unit) uint8, scale): for a two-valued model `scale` is found
+        from the units, or given (the scale of a whole record, of which these units are a
+        part); a ValueError if they are not what this model codes."""
         if not self.two_valued:
             scale = 1
         elif scale is None:
-            images, scale = as_zero_one(images)
+            units, scale = as_zero_one(units)
         else:
-            if not np.all((images == 0) | (images == scale)):
+            if not np.all((units == 0) | (units == scale)):
                 raise ValueError(f"two-valued images of scale {scale} must be 0 or {scale}")
-            images = images // np.uint8(scale)
-        return images.reshape(len(images), -1).astype(np.uint8, copy=False), scale
+            units = units // np.uint8(scale)
+        return units.reshape(len(units), -1).astype(np.uint8, copy=False), scale
 
     def from_symbols(self, symbols: np.ndarray, scale: int) -> np.ndarray:
-        """The images (N, *shape) of symbols (N, values per image) of this scale; a ValueError
-        for a scale the model's images cannot have (an 8-bit model's are their own symbols)."""
+        """The units (N, *shape) of symbols (N, values per unit) of this scale; a ValueError for
+        a scale the model's images cannot have (an 8-bit model's are their own symbols)."""
         if scale not in ((1, 255) if self.two_valued else (1,)):
             raise ValueError(f"scale {scale!r} for {self.describe()} images")
-        images = symbols * np.uint8(scale) if scale != 1 else symbols
-        return images.astype(np.uint8, copy=False).reshape(len(symbols), *self.shape)
+        units = symbols * np.uint8(scale) if scale != 1 else symbols
+        return units.astype(np.uint8, copy=False).reshape(len(symbols), *self.shape)

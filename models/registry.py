@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .files import ModelFileError
 from .frozen_local_ar import FrozenLocalARVAE
 from .frozen_mlp import FrozenMLPVAE
+from .frozen_tiled_ar import FrozenTiledARVAE
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,6 @@ register(Architecture("mlp-vae", FrozenMLPVAE, "bbzip.models.vae:MLPVAE",
                       "the paper's MLP VAE: 2x500 ReLU encoder and decoder, latent 10"))
 register(Architecture("local-ar-vae", FrozenLocalARVAE, "bbzip.models.local_ar:LocalARVAE",
                       "a VAE whose likelihood is a small causal network over each pixel's neighbours"))
+register(Architecture("tiled-ar-vae", FrozenTiledARVAE, "bbzip.models.tiled_ar:TiledARVAE",
+                      "grey or RGB images of any size, in tiles: a per-block latent and a small causal network "
+                      "over each pixel's neighbours and channels"))

@@ -27,8 +27,10 @@ def _on_first_lanes(message: Message, n: int, step):
     return Message(head, sub.tail), result
 
 
-def coding_batches(n_images: int, batch_size: int):
-    """(index, first, end) of each batch: 1, 2, 3, 5, 8, ... images (x1.5), then batch_size.
+def coding_batches(n_images: int, batch_size: int, ramp: bool = True):
+    """(index, first, end) of each batch: 1, 2, 3, 5, 8, ... images (x1.5), then batch_size;
+    without `ramp` (a model coded without bits back, which needs no bits on the stack to start
+    a lane), batch_size images a batch from the first.
 
     The ramp is what keeps the initial bits small. A lane's first posterior pop needs bits; on
     an empty stack they come from the virtual bottom and are paid for in full. With the ramp,
@@ -37,12 +39,16 @@ def coding_batches(n_images: int, batch_size: int):
     a posterior pop can take nearly as many bits as an image adds, and a doubling batch would
     then run the stack dry and pull from the virtual bottom again.
     """
-    bounds, start, size = [], 0, 1
+    bounds, start, size = [], 0, 1 if ramp else batch_size
     while start < n_images:
         end = min(start + min(size, batch_size), n_images)
         bounds.append((len(bounds), start, end))
         start, size = end, min(batch_size, size + (size + 1) // 2)
     return bounds
+
+
+def _ramps(model) -> bool:
+    return getattr(model, "has_latent", True)
 
 
 def _lanes_before(bounds) -> list[int]:
@@ -60,7 +66,7 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, on_batch=None) 
     n = len(symbols)
     flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
     message = Message.empty((1,), seed=settings.seed)
-    for index, lo, hi in coding_batches(n, settings.batch_size):
+    for index, lo, hi in coding_batches(n, settings.batch_size, _ramps(model)):
         if hi - lo > message.shape[0]:
             message = message.grow(hi - lo - message.shape[0])
         codec = model.batch_codec(settings, lo, hi - lo)
@@ -77,7 +83,7 @@ def decode(model, data: bytes, n_images: int, settings: CodingSettings, on_batch
     Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
     make the decoder allocate more than the stream really holds: it runs out of words first.
     """
-    bounds = coding_batches(n_images, settings.batch_size)
+    bounds = coding_batches(n_images, settings.batch_size, _ramps(model))
     lanes = _lanes_before(bounds)
     message = Message.from_bytes(data, (lanes[-1],), seed=settings.seed)
     decoded = []

@@ -14,11 +14,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .evaluate import values_per_image
 from .objectives import denoising, negative_elbo, reverse_half_asleep, sleep
 from .vae import MLPVAE
 from .weights import load_checkpoint, save_checkpoint
 
 ENCODER_OBJECTIVES = ("reverse-half-asleep", "sleep", "denoise")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Progress:
 
 
 def _bits_per_dim(nats: float, model: MLPVAE) -> float:
-    return nats / (model.config.pixels * math.log(2.0))
+    return nats / (values_per_image(model.config) * math.log(2.0))
 
 
 def fit(
@@ -48,8 +50,13 @@ def fit(
     checkpoint: Path | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
+    schedule: str = "constant",
 ) -> list[float]:
-    """Adam on `loss_fn(batch, generator)` (mean nats per image). Returns the bpd of each epoch."""
+    """Adam on `loss_fn(batch, generator)` (mean nats per image). Returns the bpd of each epoch.
+    `schedule` "cosine" lowers the learning rate from lr to 0 along a half cosine over all the
+    steps of all the epochs (a resumed run continues the same curve)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}")
     parameters = list(parameters)
     optimizer = torch.optim.Adam(parameters, lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -62,6 +69,10 @@ def fit(
         order = torch.randperm(len(data), generator=generator)
         total = 0.0
         for step in range(steps):
+            if schedule == "cosine":
+                done = (epoch * steps + step) / (epochs * steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * done))
             batch = data[order[step * batch_size : (step + 1) * batch_size]]
             loss = loss_fn(batch, generator)
             optimizer.zero_grad(set_to_none=True)

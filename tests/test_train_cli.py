@@ -111,14 +111,26 @@ def test_train_encoder_from_a_shipped_model_keeps_its_decoder_integers(tmp_path,
 
 
 def test_train_says_what_it_trains_on(tmp_path):
-    """0.1's help offered "a CIFAR batch", which training then refused: the help names only what
-    it fits, and a colour batch is refused with a line that says why."""
+    """0.1's help offered "a CIFAR batch", which training then refused: a colour batch is refused
+    by the single-channel architectures with a line that says why, and trains the tiled model
+    on its patches."""
     import pickle
 
     help_text = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
-    assert "CIFAR batches are read, but no architecture trains on colour" in help_text
+    assert "CIFAR batches are read" in help_text and "tiled-ar-vae" in help_text
     flat = np.random.default_rng(0).integers(0, 256, size=(4, 3 * 32 * 32), dtype=np.uint8)
     with open(tmp_path / "data_batch_1", "wb") as f:
         pickle.dump({b"data": flat, b"labels": [0, 1, 2, 3]}, f)
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "m.safetensors")])
     assert result.exit_code == 2 and "single-channel" in result.output
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "t.safetensors"),
+                                      "--architecture", "tiled-ar-vae", "--patch", "8", "--patches", "16",
+                                      "--set", "latent_channels=0", "--set", "head=8", "--epochs", "1", "--holdout", "0"])
+    assert result.exit_code == 0, result.output
+    assert "3-channel tiled-ar-vae (16 patches of 8x8)" in result.output
+    missing = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "u.safetensors"),
+                                       "--architecture", "tiled-ar-vae"])
+    assert missing.exit_code == 2 and "--patch" in missing.output
+    unknown = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "u.safetensors"),
+                                       "--architecture", "tiled-ar-vae", "--patch", "8", "--set", "depth=3"])
+    assert unknown.exit_code == 2 and "has the settings" in unknown.output

@@ -1,0 +1,354 @@
+"""The tiled local autoregressive VAE (models/tiled_ar.py), frozen for coding on the exact
+integer path.
+
+To the coding machinery (bits back, K-step inference, blocks and streams) a tile is an image:
+symbols (tiles, pixels x channels) in raster order, each pixel's channels together. Cutting
+images of any size into tiles and back is models/tiling.py's job.
+
+Every network is a per-position integer MLP (integer_mlp.py) run on rows: the encoder on each
+stride x stride block's values, the decoder on each block's latent, the head (and its linear
+skip) on each pixel's causal window and features. Fixed point as the other models: latents in
+2^-16 units, activations and features in 2^-16 units, context pixels as pixel x 2^16, likelihood
+parameters (means, log-scales, colour coupling coefficients) in 2^-12 units.
+
+- Encoding knows every pixel: the head runs on every pixel of a chunk of tiles at once, and the
+  values are pushed last first, so the decoder pops them pixel by pixel, R, G, B within a pixel.
+- Decoding runs the head once per pixel position for every lane (tile) of the batch, then pops
+  each channel in turn: G's mean moves with the R just popped, B's with R and G (PixelCNN++'s
+  coupling, the same integer products as bbans.DiscretisedLogisticRGB).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from bbzip import bbans
+from bbzip.bbans.distributions import PARAM_BITS
+
+from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX
+from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
+from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
+from bbzip.bbans.lookup import QUANTILE_BITS
+
+COEFF_LIMIT = 4 << PARAM_BITS  # bbans clips the colour coupling to +-4
+_HEAD_ROWS = 1 << 13  # pixel rows per chunk of the head's passes over whole tiles (cache-sized)
+
+
+def _parameter_bounds(config: TiledARConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Clip bounds of the head's outputs (2^-12 units): means, log-scales, coefficients."""
+    k = config.channels
+    low = [float(MEAN_RANGE[0])] * k + [LOG_SCALE_MIN * (1 << PARAM_BITS)] * k
+    high = [float(MEAN_RANGE[1])] * k + [LOG_SCALE_MAX * (1 << PARAM_BITS)] * k
+    if k == 3:
+        low += [-float(COEFF_LIMIT)] * 3
+        high += [float(COEFF_LIMIT)] * 3
+    return np.array(low), np.array(high)
+
+
+class FrozenTiledARVAE(FrozenMLPVAE):
+    """The integer form of models.tiled_ar.TiledARVAE (architecture "tiled-ar-vae")."""
+
+    architecture = "tiled-ar-vae"
+    config_class = TiledARConfig
+    _without_bias = ("skip.0",)
+
+    def __init__(self, config: TiledARConfig, encoder, decoder, head, skip):
+        super().__init__(config, encoder, decoder)
+        self.head = head
+        self.skip = skip
+        self.low, self.high = _parameter_bounds(config)
+        r, size = config.radius, config.tile
+        # Each pixel's window as flat indices into a zero-padded canvas (r rows above, r columns
+        # either side), and each pixel's own place there.
+        padded_width = size + 2 * r
+        self.canvas_pixels = (size + r) * padded_width
+        rows, columns = np.divmod(np.arange(config.pixels), size)
+        self.places = (rows + r) * padded_width + columns + r
+        offsets = context_offsets(r)
+        self.windows = np.stack([self.places + di * padded_width + dj for di, dj in offsets], axis=1)
+        self.left, self.up = offsets.index((0, -1)), offsets.index((-1, 0))
+        self.top, self.first = rows == 0, columns == 0
+
+    # -- freezing and the file form ---------------------------------------------------------
+    @staticmethod
+    def _torch_name(name: str) -> str:
+        return "skip" if name == "skip.0" else FrozenMLPVAE._torch_name(name)
+
+    @staticmethod
+    def _scale_factors(config, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        weight, bias = np.ones((n_in, n_out)), np.ones(n_out)
+        differences = config.neighbours * config.channels
+        if name == "encoder.0":
+            weight *= 1.0 / 255.0  # the encoder reads x / 255
+        if name in ("head.0", "skip.0"):
+            # The head reads differences / DIFFERENCE_UNIT and the reference / 255; it gets both
+            # as levels x 2^16, that is in its input's 2^-16 units.
+            weight[:differences] *= 1.0 / DIFFERENCE_UNIT
+            weight[differences : differences + config.channels] *= 1.0 / 255.0
+        if name in ("head.2", "skip.0"):
+            weight[:, : config.channels] *= DIFFERENCE_UNIT  # the means are reference + unit x h
+            bias[: config.channels] *= DIFFERENCE_UNIT
+        return weight, bias
+
+    @classmethod
+    def _assembled(cls, config, layers: dict) -> "FrozenTiledARVAE":
+        networks = ([layers[f"{network}.{i}"] for i in range(3) if f"{network}.{i}" in layers]
+                    for network in ("encoder", "decoder", "head"))
+        return cls(config, *networks, layers["skip.0"])
+
+    def layer_specs(self):
+        return super().layer_specs() + [(f"head.{i}", layer) for i, layer in enumerate(self.head)] + \
+               [("skip.0", self.skip)]
+
+    @classmethod
+    def _layout(cls, config: TiledARConfig) -> dict:
+        c = config
+        relu = (0.0, ACTIVATION_MAX)
+        act = (ACTIVATION_BITS, ACTIVATION_MAX, ACTIVATION_BITS)
+        low, high = _parameter_bounds(c)
+        # The head's last layer and the skip are each clipped to twice the bounds, their sum to
+        # the bounds: each part alone may lie outside them.
+        wide = (low - (high - low), high + (high - low))
+        block = c.stride * c.stride
+        head = {
+            "head.0": (c.head_inputs, c.head, *act, *relu),
+            "head.1": (c.head, c.head, *act, *relu),
+            "head.2": (c.head, c.outputs, ACTIVATION_BITS, ACTIVATION_MAX, PARAM_BITS, *wide),
+            "skip.0": (c.head_inputs, c.outputs, ACTIVATION_BITS, ACTIVATION_MAX, PARAM_BITS, *wide),
+        }
+        if not c.latent_channels:
+            return head
+        return {
+            "encoder.0": (block * c.channels, c.hidden, 0, 255.0, ACTIVATION_BITS, *relu),
+            "encoder.1": (c.hidden, c.hidden, *act, *relu),
+            "encoder.2": (c.hidden, 2 * c.latent_channels, ACTIVATION_BITS, ACTIVATION_MAX, QUANTILE_BITS,
+                          -LATENT_LIMIT, LATENT_LIMIT),
+            "decoder.0": (c.latent_channels, c.hidden, QUANTILE_BITS, Z_LIMIT, ACTIVATION_BITS, *relu),
+            "decoder.1": (c.hidden, c.hidden, *act, *relu),
+            "decoder.2": (c.hidden, block * c.features, *act, -ACTIVATION_MAX, ACTIVATION_MAX),
+            **head,
+        }
+
+    # -- latent ---------------------------------------------------------------------------------
+    def _block_rows(self, array: np.ndarray, depth: int) -> np.ndarray:
+        """(B, pixels x depth) in raster order -> (B x blocks^2, stride^2 x depth), block by block."""
+        c = self.config
+        n, s = c.blocks, c.stride
+        array = array.reshape(len(array), n, s, n, s, depth).transpose(0, 1, 3, 2, 4, 5)
+        return array.reshape(-1, s * s * depth)
+
+    def _raster(self, rows: np.ndarray, tiles: int, depth: int) -> np.ndarray:
+        """The inverse of _block_rows: (B x blocks^2, stride^2 x depth) -> (B, pixels, depth)."""
+        c = self.config
+        n, s = c.blocks, c.stride
+        return rows.reshape(tiles, n, n, s, s, depth).transpose(0, 1, 3, 2, 4, 5).reshape(tiles, c.pixels, depth)
+
+    def encode_images(self, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = self._block_rows(symbols.astype(np.float64), self.config.channels)
+        for layer in self.encoder:
+            h = layer.forward(h)
+        k, tiles = self.config.latent_channels, len(symbols)
+        return h[:, :k].reshape(tiles, -1), h[:, k:].reshape(tiles, -1)
+
+    def decode_latents(self, z: np.ndarray) -> list[np.ndarray]:
+        """Every decoder layer's output, one row per latent block (B x blocks^2 rows)."""
+        outputs = [np.clip(z.astype(np.float64), -Z_LIMIT, Z_LIMIT).reshape(-1, self.config.latent_channels)]
+        for layer in self.decoder:
+            outputs.append(layer.forward(outputs[-1]))
+        return outputs[1:]
+
+    def features(self, z_fixed: np.ndarray) -> np.ndarray:
+        """(B, pixels, features) float64 integers in 2^-16 units (no features without a latent)."""
+        if not self.config.latent_channels:
+            return np.zeros((len(z_fixed), self.config.pixels, 0))
+        return self._raster(self.decode_latents(z_fixed)[-1], len(z_fixed), self.config.features)
+
+    # -- the head -------------------------------------------------------------------------------
+    def _windows(self, symbols: np.ndarray) -> np.ndarray:
+        """(B, pixels, neighbours, C) float64: every pixel's causal window, zero outside the tile."""
+        c = self.config
+        tiles = len(symbols)
+        canvas = np.zeros((tiles, self.canvas_pixels, c.channels))
+        canvas[:, self.places] = symbols.reshape(tiles, c.pixels, c.channels)
+        return canvas[:, self.windows]
+
+    def _reference(self, window: np.ndarray, pixels) -> np.ndarray:
+        """(rows, neighbours, C) windows of the given pixel positions -> (rows, C): the floor of
+        the mean of the left and upper neighbours, the one there is on the tile's first row or
+        column, mid-grey at its first pixel (models/tiled_ar.py: reference_levels)."""
+        west, north = window[:, self.left, :], window[:, self.up, :]
+        inside = np.floor((west + north) * 0.5)
+        top, first = self.top[pixels][:, None], self.first[pixels][:, None]
+        return np.where(top & first, float(MID_LEVEL), np.where(top, west, np.where(first, north, inside)))
+
+    def _fill_inputs(self, window: np.ndarray, reference: np.ndarray, pixels, features: np.ndarray,
+                     out: np.ndarray) -> None:
+        """The head's inputs of rows of windows (rows, neighbours, C) at the given pixel
+        positions: differences from the reference and the reference (levels x 2^16), the edge
+        flags (1 is 2^16), then the features (2^-16 units)."""
+        rows, c = len(window), self.config
+        differences = c.neighbours * c.channels
+        flags = differences + c.channels
+        out[:, :differences] = (window - reference[:, None, :]).reshape(rows, differences)
+        out[:, differences:flags] = reference
+        out[:, flags] = self.top[pixels]
+        out[:, flags + 1] = self.first[pixels]
+        out[:, : flags + EDGE_FLAGS] *= float(1 << ACTIVATION_BITS)
+        out[:, flags + EDGE_FLAGS :] = features
+
+    def head_inputs(self, symbols: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs (B x pixels, head inputs), references (B x pixels, C) in levels)."""
+        c = self.config
+        window = self._windows(symbols).reshape(len(symbols) * c.pixels, c.neighbours, c.channels)
+        pixels = np.tile(np.arange(c.pixels), len(symbols))
+        reference = self._reference(window, pixels)
+        inputs = np.empty((len(window), c.head_inputs))
+        self._fill_inputs(window, reference, pixels, features.reshape(len(window), -1), inputs)
+        return inputs, reference
+
+    def head_forward(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """[hidden 1, hidden 2, head output, skip output, parameters] for rows of inputs: the
+        parameters are the sum of head and skip, clipped (means relative to the reference)."""
+        h1 = self.head[0].forward(inputs)
+        h2 = self.head[1].forward(h1)
+        out, skip = self.head[2].forward(h2), self.skip.forward(inputs)
+        params = out + skip
+        np.maximum(params, self.low, out=params)
+        np.minimum(params, self.high, out=params)
+        return [h1, h2, out, skip, params]
+
+    def _chunks(self, n: int):
+        step = max(1, _HEAD_ROWS // self.config.pixels)
+        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+    def _parameters(self, symbols: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(parameters (B, pixels, outputs), references (B, pixels, C)), int64, of every pixel of
+        symbols (B, pixels x channels)."""
+        params, references = [], []
+        for lo, hi in self._chunks(len(symbols)):
+            inputs, reference = self.head_inputs(symbols[lo:hi], features[lo:hi])
+            params.append(self.head_forward(inputs)[-1])
+            references.append(reference)
+        shape = (len(symbols), self.config.pixels, -1)
+        return (np.concatenate(params).astype(np.int64).reshape(shape),
+                np.concatenate(references).astype(np.int64).reshape(shape))
+
+    def _effective(self, params: np.ndarray, reference: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(means, log-scales), each (..., channels) int64 in 2^-12 units, of each channel given
+        the pixel's values (..., channels) int64: the reference plus the head's mean, G's and
+        B's then moved by the coupling with the earlier channels' differences from theirs."""
+        k = self.config.channels
+        mean = params[..., :k] + (reference << PARAM_BITS)
+        if k == 3:
+            difference = values - reference
+            mean[..., 1] += params[..., 6] * difference[..., 0]
+            mean[..., 2] += params[..., 7] * difference[..., 0] + params[..., 8] * difference[..., 1]
+        return mean, params[..., k : 2 * k]
+
+    def _distribution(self, params, reference, values, precision: int):
+        """The logistics of every value (flattened per tile: pixel-major, channel-minor)."""
+        mean, log_scale = self._effective(params, reference, values)
+        return bbans.distributions.DiscretisedLogistic(mean.reshape(len(mean), -1), log_scale.reshape(len(mean), -1),
+                                                       precision)
+
+    def pixel_distribution(self, z_fixed, symbols, precision: int):
+        symbols = symbols.astype(np.int64)
+        params, reference = self._parameters(symbols, self.features(z_fixed))
+        return self._distribution(params, reference, symbols.reshape(reference.shape), precision)
+
+    def likelihood_codec(self, z_fixed, precision: int) -> bbans.Codec:
+        c = self.config
+        features = self.features(z_fixed)
+
+        def push(message, symbols):
+            symbols = symbols.astype(np.int64)
+            params, reference = self._parameters(symbols, features)
+            distribution = self._distribution(params, reference, symbols.reshape(reference.shape), precision)
+            return bbans.from_distribution(distribution).push(message, symbols)
+
+        def pop(message):
+            lanes, k = len(features), c.channels
+            canvas = np.zeros((lanes, self.canvas_pixels, k))
+            inputs = np.empty((lanes, c.head_inputs))
+            values = np.zeros((lanes, k), dtype=np.int64)
+            for pixel in range(c.pixels):
+                window = canvas[:, self.windows[pixel]]
+                at = np.full(lanes, pixel)
+                reference = self._reference(window, at)
+                self._fill_inputs(window, reference, at, features[:, pixel], inputs)
+                params = self.head_forward(inputs)[-1].astype(np.int64)
+                reference = reference.astype(np.int64)
+                for channel in range(k):
+                    mean, log_scale = self._effective(params, reference, values)
+                    distribution = bbans.distributions.DiscretisedLogistic(mean[:, channel], log_scale[:, channel], precision)
+                    message, values[:, channel] = bbans.pop_symbol(message, distribution)
+                canvas[:, self.places[pixel]] = values
+            return message, canvas[:, self.places].reshape(lanes, -1).astype(np.int64)
+
+        return bbans.Codec(push, pop)
+
+    # -- without a latent: the likelihood alone ---------------------------------------------------
+    @property
+    def has_latent(self) -> bool:
+        """Whether tiles are coded by bits back (a latent) or by the likelihood alone."""
+        return self.config.latent_channels > 0
+
+    def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
+        if self.has_latent:
+            return super().batch_codec(settings, first_index, n_images)
+        return self.likelihood_codec(np.zeros((n_images, 0), dtype=np.int64), settings.likelihood_precision)
+
+    def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
+        if self.has_latent:
+            return super().codelength_bits(symbols, settings)
+        likelihood = self.pixel_distribution(np.zeros((len(symbols), 0), dtype=np.int64), symbols,
+                                             settings.likelihood_precision)
+        _, freq = likelihood.interval(symbols)
+        return settings.likelihood_precision * symbols.shape[1] - np.log2(freq).sum(axis=1)
+
+    # -- K-step inference -----------------------------------------------------------------------
+    def likelihood_gradient(self, pixels, z):
+        """d(-log p(x|z))/dz (float64, real units): head, skip and decoder, forward and backward
+        on integers, in chunks of tiles."""
+        c = self.config
+        tiles = len(z)
+        hidden1, hidden2, feature_rows = self.decode_latents(z)
+        features = self._raster(feature_rows, tiles, c.features)
+        grad_features = np.empty_like(features)
+        context = (c.neighbours + 1) * c.channels + EDGE_FLAGS
+        logistic = SimpleNamespace(likelihood="logistic", pixels=c.dims)
+        for lo, hi in self._chunks(tiles):
+            symbols = pixels.symbols[lo:hi]
+            inputs, reference = self.head_inputs(symbols, features[lo:hi])
+            h1, h2, out, skip, params = self.head_forward(inputs)
+            params = params.astype(np.int64).reshape(hi - lo, c.pixels, c.outputs)
+            values = symbols.reshape(hi - lo, c.pixels, c.channels)
+            reference = reference.astype(np.int64).reshape(values.shape)
+            mean, log_scale = self._effective(params, reference, values)
+            flat = np.concatenate([mean.reshape(hi - lo, -1), log_scale.reshape(hi - lo, -1)], axis=1)
+            grad = _output_gradient(logistic, _Pixels(symbols), flat)
+            grad_mean = grad[:, : c.dims].reshape(hi - lo, c.pixels, c.channels)
+            grad_log_scale = grad[:, c.dims :].reshape(hi - lo, c.pixels, c.channels)
+            parts = [grad_mean, grad_log_scale]
+            if c.channels == 3:
+                red, green = (values - reference)[..., 0], (values - reference)[..., 1]
+                parts.append(np.stack([grad_mean[..., 1] * red, grad_mean[..., 2] * red, grad_mean[..., 2] * green], axis=-1))
+            grad = np.concatenate(parts, axis=-1).reshape(-1, c.outputs)
+            grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
+            grad *= (params.reshape(-1, c.outputs) > self.low) & (params.reshape(-1, c.outputs) < self.high)
+            skip_grad = self.skip.backward(grad * ((skip > self.skip.low) & (skip < self.skip.high)))
+            grad = self.head[2].backward(grad * ((out > self.head[2].low) & (out < self.head[2].high)))
+            grad *= (h2 > 0) & (h2 < ACTIVATION_MAX)
+            grad = self.head[1].backward(grad)
+            grad *= (h1 > 0) & (h1 < ACTIVATION_MAX)
+            grad = np.clip(self.head[0].backward(grad) + skip_grad, -GRADIENT_MAX, GRADIENT_MAX)
+            grad_features[lo:hi] = grad[:, context:].reshape(hi - lo, c.pixels, c.features)
+        grad = self._block_rows(grad_features, c.features)
+        grad *= (feature_rows > -ACTIVATION_MAX) & (feature_rows < ACTIVATION_MAX)
+        grad = self.decoder[2].backward(grad)
+        grad *= (hidden2 > 0) & (hidden2 < ACTIVATION_MAX)
+        grad = self.decoder[1].backward(grad)
+        grad *= (hidden1 > 0) & (hidden1 < ACTIVATION_MAX)
+        return self.decoder[0].backward(grad).reshape(tiles, -1) / float(1 << GRADIENT_BITS)

@@ -1,0 +1,188 @@
+"""The tiled local autoregressive VAE: its torch form, its integer form, and exact coding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bbzip.models import stream
+from bbzip.models.coding_settings import CodingSettings
+from bbzip.models.frozen_tiled_ar import FrozenTiledARVAE
+from bbzip.models.objectives import negative_elbo
+from bbzip.models.tiled_ar import TiledARVAE
+from bbzip.models.tiled_ar_config import TiledARConfig
+
+SMALL = dict(tile=8, stride=4, hidden=16, features=2, head=8, radius=1)
+
+
+def _smooth_tiles(n: int, channels: int, size: int, seed: int) -> np.ndarray:
+    """Tiles a model learns something from in a few steps: gradients plus noise, channels alike."""
+    rng = np.random.default_rng(seed)
+    ramp = np.add.outer(np.arange(size), np.arange(size)) * (120 / size)
+    base = ramp[None] + rng.integers(0, 100, (n, 1, 1)) + rng.normal(0, 4, (n, size, size))
+    tiles = np.stack([base + 10 * c for c in range(channels)], axis=-1)
+    tiles = np.clip(np.round(tiles), 0, 255).astype(np.uint8)
+    return tiles if channels > 1 else tiles[..., 0]
+
+
+def _trained(channels: int, latent_channels: int, steps: int = 30) -> TiledARVAE:
+    torch.manual_seed(0)
+    model = TiledARVAE(TiledARConfig(channels=channels, latent_channels=latent_channels, **SMALL))
+    x = torch.from_numpy(_smooth_tiles(64, channels, 8, 0))
+    optimiser = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(steps):
+        loss = negative_elbo(model, x).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model
+
+
+@pytest.fixture(scope="module", params=[(1, 2), (3, 2), (3, 0)], ids=["grey", "rgb", "rgb-no-latent"])
+def trained(request):
+    return _trained(*request.param)
+
+
+def test_training_lowers_the_loss(trained):
+    untrained = TiledARVAE(trained.config)
+    x = torch.from_numpy(_smooth_tiles(32, trained.config.channels, 8, 5))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        before = negative_elbo(untrained, x, generator).mean().item()
+        after = negative_elbo(trained, x, generator).mean().item()
+    assert after < 0.8 * before
+
+
+@pytest.mark.parametrize("k_steps", [0, 2])
+def test_tiles_round_trip_exactly(trained, k_steps):
+    frozen = FrozenTiledARVAE.freeze(trained)
+    symbols = _smooth_tiles(23, trained.config.channels, 8, 1).reshape(23, -1)
+    settings = CodingSettings(k_steps=k_steps, batch_size=10)
+    data = stream.encode(frozen, symbols, settings)
+    assert np.array_equal(stream.decode(frozen, data, len(symbols), settings), symbols)
+
+
+def test_codelength_estimate_matches_the_archive(trained):
+    frozen = FrozenTiledARVAE.freeze(trained)
+    symbols = _smooth_tiles(200, trained.config.channels, 8, 2).reshape(200, -1)
+    settings = CodingSettings(batch_size=100)
+    actual = 8 * len(stream.encode(frozen, symbols, settings))
+    estimate = frozen.codelength_bits(symbols, settings).sum()
+    assert abs(actual - estimate) < 0.03 * actual + 512
+
+
+def test_integer_parameters_follow_the_float_model(trained):
+    """The frozen head gives the float head's parameters to within quantisation."""
+    frozen = FrozenTiledARVAE.freeze(trained)
+    c = trained.config
+    tiles = _smooth_tiles(4, c.channels, 8, 3)
+    z = torch.zeros((4, c.latent))
+    with torch.no_grad():
+        expected = trained.pixel_params(torch.from_numpy(tiles), trained.likelihood_params(z)["features"])
+    symbols = tiles.reshape(4, -1).astype(np.int64)
+    params, reference = frozen._parameters(symbols, frozen.features(np.zeros((4, c.latent), dtype=np.int64)))
+    red_mean = frozen._effective(params, reference, symbols.reshape(reference.shape))[0][..., 0] / 4096.0
+    expected_red = expected["mean"].reshape(4, c.pixels, c.channels)[..., 0].numpy()
+    assert np.abs(red_mean - expected_red).max() < 0.5
+
+
+def test_refreezing_the_float_state_gives_the_same_integers(trained):
+    frozen = FrozenTiledARVAE.freeze(trained)
+    again = TiledARVAE(trained.config)
+    again.load_state_dict({name: torch.from_numpy(value) for name, value in frozen.float_state().items()})
+    tensors, _ = FrozenTiledARVAE.freeze(again).to_tensors()
+    for name, value in frozen.to_tensors()[0].items():
+        assert np.array_equal(tensors[name], value), name
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="multiple of stride"):
+        TiledARConfig(tile=30, stride=4)
+    with pytest.raises(ValueError, match="channels"):
+        TiledARConfig(channels=2)
+
+
+@pytest.fixture(scope="module")
+def rgb_model_file(tmp_path_factory):
+    from bbzip.models.architectures import save_frozen
+
+    path = tmp_path_factory.mktemp("tiled") / "rgb.safetensors"
+    save_frozen(FrozenTiledARVAE.freeze(_trained(3, 0)), path)
+    return path
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (3, 13, 21, 3), (1, 1, 30, 3)], ids=["whole-tiles", "edges", "one-row"])
+def test_images_of_any_size_round_trip_through_the_api(rgb_model_file, shape):
+    from bbzip.models import api
+
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    data = api.compress(images, model=str(rgb_model_file))
+    assert api.read_record(data).image_shape == shape[1:3]
+    assert np.array_equal(api.decompress(data, model=str(rgb_model_file)), images)
+
+
+def test_a_record_whose_tiles_do_not_fit_its_image_shape_is_refused(rgb_model_file):
+    import json
+    import struct
+    import zlib
+
+    from bbzip.models import api
+
+    data = api.compress(np.zeros((1, 13, 21, 3), dtype=np.uint8), model=str(rgb_model_file))
+    start = len(api.MAGIC)
+    (length,) = struct.unpack_from("<I", data, start)
+    header = json.loads(zlib.decompress(data[start + 4 : start + 4 + length]))
+    header["image_shape"] = [13, 9]  # 2 x 2 tiles where the record holds 2 x 3
+    forged = zlib.compress(json.dumps(header).encode())
+    data = data[:start] + struct.pack("<I", len(forged)) + forged + struct.pack("<I", zlib.crc32(forged)) + \
+        data[start + 8 + length :]
+    with pytest.raises(api.StreamError, match="tile count"):
+        api.read_record(data)
+
+
+def test_tiles_are_cut_and_joined_back():
+    from bbzip.models.tiling import from_tiles, to_tiles
+
+    image = np.arange(13 * 21 * 3, dtype=np.int64).reshape(13, 21, 3)
+    tiles = to_tiles(image, 8)
+    assert tiles.shape == (2 * 3, 8, 8, 3)
+    assert np.array_equal(tiles[1, :, :, 0], image[:8, 8:16, 0])
+    assert np.array_equal(tiles[5, -1, -1], image[-1, -1])  # the extension repeats the last row and column
+    assert np.array_equal(from_tiles(tiles, 13, 21), image)
+
+
+def _photo_folder(folder):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray(_smooth_tiles(1, 3, 24, 4)[0][:19]).save(folder / "small.png")
+    Image.fromarray(np.ascontiguousarray(_smooth_tiles(1, 3, 40, 5)[0][:, :33])).save(folder / "wide.ppm")
+    Image.fromarray(rng.integers(0, 256, (9, 11), dtype=np.uint8)).save(folder / "grey.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.mark.parametrize("fallback", ["--no-fallback", "--fallback"])
+def test_rgb_image_files_of_any_size_round_trip_through_bbzip(tmp_path, rgb_model_file, fallback):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.main import cli
+
+    def run(*args):
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    photos = _photo_folder(tmp_path / "photos")
+    run("compress", photos, "-o", tmp_path / "p.bb", "--model", rgb_model_file, fallback)
+    listing = run("list", tmp_path / "p.bb")
+    if fallback == "--no-fallback":  # both RGB images in the model stream: 3 x 3 + 5 x 5 tiles of 8 x 8
+        assert "stream:  34 images" in listing
+    run("decompress", tmp_path / "p.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
+    for name in ("small.png", "wide.ppm", "grey.png"):
+        with Image.open(photos / name) as before, Image.open(tmp_path / "out" / "photos" / name) as after:
+            assert before.mode == after.mode and np.array_equal(np.asarray(before), np.asarray(after))
+    assert (tmp_path / "out" / "photos" / "notes.txt").read_text() == "not an image"
