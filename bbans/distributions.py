@@ -233,11 +233,30 @@ class DiscretisedLogistic(_BoundaryDistribution):
 
     def __init__(self, mean, log_scale, precision: int = 24, levels: int = 256):
         check_precision(precision, levels, MAX_TABLE_PRECISION)
-        mean = np.clip(as_fixed(mean, "logistic mean"), -(1 << (10 + PARAM_BITS)), (1024 + levels) << PARAM_BITS)
-        log_scale = np.clip(as_fixed(log_scale, "logistic log-scale"), -4 << PARAM_BITS, 8 << PARAM_BITS)
-        mean, log_scale = np.broadcast_arrays(mean, log_scale)
+        mean, log_scale = np.broadcast_arrays(as_fixed(mean, "logistic mean"), as_fixed(log_scale, "logistic log-scale"))
+        self._set(mean, self.inverse_scales(log_scale), precision, levels)
+
+    @staticmethod
+    def inverse_scales(log_scale: np.ndarray) -> np.ndarray:
+        """1 / scale (2^-EXP_BITS units) of int64 log-scales, as the constructor computes it."""
+        # maximum/minimum, not np.clip, whose Python wrapper costs more than the arithmetic on
+        # the few hundred lanes a decoder pops at a time
+        log_scale = np.minimum(np.maximum(log_scale, -4 << PARAM_BITS), 8 << PARAM_BITS)
+        return interpolate(exp_table(), -log_scale, PARAM_BITS)
+
+    @classmethod
+    def with_inverse_scales(cls, mean: np.ndarray, inverse_scale: np.ndarray, precision: int,
+                            levels: int = 256) -> "DiscretisedLogistic":
+        """DiscretisedLogistic(mean, log_scale) given `inverse_scales(log_scale)` instead of
+        log_scale (int64 arrays of one shape, precision checked by the caller): a decoder that
+        pops a pixel's channels one by one computes their scales once."""
+        distribution = cls.__new__(cls)
+        distribution._set(mean, inverse_scale, precision, levels)
+        return distribution
+
+    def _set(self, mean, inverse_scale, precision: int, levels: int) -> None:
+        mean = np.minimum(np.maximum(mean, -(1 << (10 + PARAM_BITS))), (1024 + levels) << PARAM_BITS)
         # Stored as (mean + 0.5, 1 / scale): G(k) = sigmoid((k - 0.5 - mean) / scale).
-        inverse_scale = interpolate(exp_table(), -log_scale, PARAM_BITS)  # 2^-EXP_BITS units
         self.params = (mean + (1 << (PARAM_BITS - 1)), inverse_scale)
         self.precision = precision
         self.n_symbols = levels

@@ -171,7 +171,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         spool = Spool(spooled_blobs)
         entries = _read_entries(out, found, fits, exact_times, spool)
         if coder is None:
-            coder = coding.choose_default(entries)
+            coder = coding.choose_default(entries, spool)
         candidates = sum(len(e.items) for e in entries)
         if compare:
             with out.bar("comparing", candidates) as advance:
@@ -217,9 +217,14 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if coder and n_items:
         config = coder.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * api.unit_values(config.to_dict()))
-        out.info(f"{_count(len(entries), 'file')}, {_count(n_items, 'image')} by {coder.name} (K={k_steps}"
-                 f"{_classic_note(candidates - n_items)}): {archive_size} bytes, model stream {stream_bpd:.4f} bpd, "
-                 f"{candidates / seconds:.0f} images/s chosen, coded and checked")
+        if config.codes.any_size:  # items are tiles: count the images they make
+            by_model = sum(1 for e in entries if e.meta.get("store") == "model")
+            coded = f"{_count(by_model, 'image')} ({_count(n_items, 'tile')}) by {coder.name}"
+        else:
+            by_model, coded = n_items, f"{_count(n_items, 'image')} by {coder.name}"
+        rate = f"{candidates / seconds:.0f} images/s" if candidates >= seconds else f"{seconds / candidates:.1f} s an image"
+        out.info(f"{_count(len(entries), 'file')}, {coded} (K={k_steps}{_classic_note(candidates - by_model)}): "
+                 f"{archive_size} bytes, model stream {stream_bpd:.4f} bpd, {rate} chosen, coded and checked")
     else:
         out.info(f"{_count(len(entries), 'file')}, {archive_size} bytes (no images for a model{_classic_note(candidates)})")
     if compare:

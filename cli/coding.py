@@ -14,7 +14,7 @@ import numpy as np
 
 from bbzip.models import api
 from bbzip.models.blocks import StackedImages
-from bbzip.models.coder_choice import Coder, pick_default
+from bbzip.models.coder_choice import Coder, pick_default, pick_default_for_most
 from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
@@ -31,10 +31,33 @@ def fits(model):
     return model.accepts
 
 
-def choose_default(entries: list[Entry]) -> Coder | None:
-    """The shipped default model that codes every model entry (models.coder_choice)."""
-    stacks = [e.items for e in entries if len(e.items)]
-    return pick_default(stacks) if stacks else None
+def choose_default(entries: list[Entry], spool: Spool) -> Coder | None:
+    """The shipped default model that codes every model entry (models.coder_choice). An archive
+    codes its images with one model: where no default codes them all (photos beside 28x28
+    digits), the one that codes the most pixels is taken and every image file it does not code
+    is kept by a classic codec; an array it does not code is refused, naming the entry."""
+    holders = [e for e in entries if len(e.items)]
+    if not holders:
+        return None
+    coder = pick_default([e.items for e in holders]) or pick_default_for_most([e.items for e in holders])
+    for entry in holders:
+        if coder.model.accepts(entry.items):
+            continue
+        if entry.kind != "image":
+            raise BBZipError(f"{entry.name}: one archive codes its images with one model, and {coder.name} "
+                             f"(taken for most of the images) does not code this one's; compress it on its own")
+        _keep_classic(entry, spool)
+    return coder
+
+
+def _keep_classic(entry: Entry, spool: Spool) -> None:
+    """An image entry read for a model, kept by its smallest faithful classic encoding instead."""
+    image = model_image(entry.items[0], entry.meta["mode"])
+    found = classic.smallest_faithful(image)
+    meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
+    replaced = classic_image_entry(entry.name, meta, image, *found)  # PNG keeps every L, 1 or RGB image
+    entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
+    entry.blobs = [spool.add(blob) for blob in replaced.blobs]
 
 
 def _model_symbols_as_images(entry: Entry, coder: Coder):

@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .architectures import freeze, is_frozen_file, load_frozen
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
@@ -63,8 +65,10 @@ def load_coder(spec: str | Path) -> Coder:
 
 def default_codes() -> list[tuple[str, Pixels]]:
     """The shipped default models and what each codes, the narrowest value set first (so that
-    two-valued images go to a two-valued model, the rest to an 8-bit one)."""
-    return sorted(((name, config.codes) for name, config in default_models()), key=lambda item: item[1].values)
+    two-valued images go to a two-valued model, the rest to an 8-bit one), and models of a fixed
+    size before those of any size (28x28 digits go to the MNIST models, photos to a tiled one)."""
+    return sorted(((name, config.codes) for name, config in default_models()),
+                  key=lambda item: (item[1].values, item[1].any_size))
 
 
 def fits_a_default():
@@ -81,6 +85,17 @@ def pick_default(stacks) -> Coder | None:
         if all(codes.accepts(stack) for stack in stacks):
             return load_coder(name)
     return None
+
+
+def pick_default_for_most(stacks) -> Coder | None:
+    """The shipped default model that codes the most pixels of these stacks (None if it codes
+    none of them)."""
+    def pixels(codes):
+        return sum(int(np.prod(stack.shape, dtype=np.int64)) for stack in stacks if codes.accepts(stack))
+
+    scored = [(pixels(codes), name) for name, codes in default_codes()]
+    best = max(scored, default=(0, None))
+    return load_coder(best[1]) if best[0] else None
 
 
 def resolve(description: dict, override: str | Path | Coder | None) -> Coder:
@@ -121,8 +136,14 @@ def default_block_images(coder: Coder, n_images: int) -> int:
     (the last a little shorter), so that 2 or 4 cores finish together: 70,000 grey images make 12
     blocks of 5,834, where blocks of 8,192 made 8 and one of 4,464, and two cores coded 4.5
     blocks' worth against 4."""
-    size = coder.model.config.codes.defaults.block_images
+    codes = coder.model.config.codes
+    size = codes.defaults.block_images
     count = -(-n_images // size)
+    if codes.any_size and count < 2 <= n_images:
+        # A tiled model decodes a block one pixel position at a time for all its tiles, on one
+        # core: one block alone would leave the second core idle (numpy's threads do not pay on
+        # products of a few hundred rows).
+        return -(-n_images // 2)
     if count < BLOCK_MULTIPLE:
         return size
     count = -(-count // BLOCK_MULTIPLE) * BLOCK_MULTIPLE

@@ -27,7 +27,7 @@ from bbzip import bbans
 from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide
 from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 from bbzip.bbans.lookup import QUANTILE_BITS
@@ -58,6 +58,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         super().__init__(config, encoder, decoder)
         self.head = head
         self.skip = skip
+        self._first_and_skip = SideBySide([head[0], skip])  # both read the head's inputs
         self.low, self.high = _parameter_bounds(config)
         r, size = config.radius, config.tile
         # Each pixel's window as flat indices into a zero-padded canvas (r rows above, r columns
@@ -174,27 +175,27 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         canvas[:, self.places] = symbols.reshape(tiles, c.pixels, c.channels)
         return canvas[:, self.windows]
 
-    def _reference(self, window: np.ndarray, pixels) -> np.ndarray:
-        """(rows, neighbours, C) windows of the given pixel positions -> (rows, C): the floor of
-        the mean of the left and upper neighbours, the one there is on the tile's first row or
-        column, mid-grey at its first pixel (models/tiled_ar.py: reference_levels)."""
+    def _reference(self, window: np.ndarray, top, first) -> np.ndarray:
+        """(rows, neighbours, C) windows -> (rows, C): the floor of the mean of the left and
+        upper neighbours, the one there is on the tile's first row (`top`) or column (`first`),
+        mid-grey at its first pixel (models/tiled_ar.py: reference_levels). `top` and `first`
+        are one bool for all rows, or one per row (rows, 1)."""
         west, north = window[:, self.left, :], window[:, self.up, :]
         inside = np.floor((west + north) * 0.5)
-        top, first = self.top[pixels][:, None], self.first[pixels][:, None]
         return np.where(top & first, float(MID_LEVEL), np.where(top, west, np.where(first, north, inside)))
 
-    def _fill_inputs(self, window: np.ndarray, reference: np.ndarray, pixels, features: np.ndarray,
+    def _fill_inputs(self, window: np.ndarray, reference: np.ndarray, top, first, features: np.ndarray,
                      out: np.ndarray) -> None:
-        """The head's inputs of rows of windows (rows, neighbours, C) at the given pixel
-        positions: differences from the reference and the reference (levels x 2^16), the edge
-        flags (1 is 2^16), then the features (2^-16 units)."""
+        """The head's inputs of rows of windows (rows, neighbours, C): differences from the
+        reference and the reference (levels x 2^16), the edge flags (1 is 2^16), then the
+        features (2^-16 units). `top` and `first` as for _reference, or (rows,)."""
         rows, c = len(window), self.config
         differences = c.neighbours * c.channels
         flags = differences + c.channels
         out[:, :differences] = (window - reference[:, None, :]).reshape(rows, differences)
         out[:, differences:flags] = reference
-        out[:, flags] = self.top[pixels]
-        out[:, flags + 1] = self.first[pixels]
+        out[:, flags] = top
+        out[:, flags + 1] = first
         out[:, : flags + EDGE_FLAGS] *= float(1 << ACTIVATION_BITS)
         out[:, flags + EDGE_FLAGS :] = features
 
@@ -202,18 +203,18 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         """(inputs (B x pixels, head inputs), references (B x pixels, C) in levels)."""
         c = self.config
         window = self._windows(symbols).reshape(len(symbols) * c.pixels, c.neighbours, c.channels)
-        pixels = np.tile(np.arange(c.pixels), len(symbols))
-        reference = self._reference(window, pixels)
+        top, first = np.tile(self.top, len(symbols)), np.tile(self.first, len(symbols))
+        reference = self._reference(window, top[:, None], first[:, None])
         inputs = np.empty((len(window), c.head_inputs))
-        self._fill_inputs(window, reference, pixels, features.reshape(len(window), -1), inputs)
+        self._fill_inputs(window, reference, top, first, features.reshape(len(window), -1), inputs)
         return inputs, reference
 
     def head_forward(self, inputs: np.ndarray) -> list[np.ndarray]:
         """[hidden 1, hidden 2, head output, skip output, parameters] for rows of inputs: the
         parameters are the sum of head and skip, clipped (means relative to the reference)."""
-        h1 = self.head[0].forward(inputs)
+        h1, skip = self._first_and_skip.forward(inputs)
         h2 = self.head[1].forward(h1)
-        out, skip = self.head[2].forward(h2), self.skip.forward(inputs)
+        out = self.head[2].forward(h2)
         params = out + skip
         np.maximum(params, self.low, out=params)
         np.minimum(params, self.high, out=params)
@@ -240,12 +241,21 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         the pixel's values (..., channels) int64: the reference plus the head's mean, G's and
         B's then moved by the coupling with the earlier channels' differences from theirs."""
         k = self.config.channels
-        mean = params[..., :k] + (reference << PARAM_BITS)
-        if k == 3:
-            difference = values - reference
-            mean[..., 1] += params[..., 6] * difference[..., 0]
-            mean[..., 2] += params[..., 7] * difference[..., 0] + params[..., 8] * difference[..., 1]
+        base = params[..., :k] + (reference << PARAM_BITS)
+        mean = np.stack([self._coupled(base, params, reference, values, channel) for channel in range(k)], axis=-1)
         return mean, params[..., k : 2 * k]
+
+    @staticmethod
+    def _coupled(base, params, reference, values, channel: int) -> np.ndarray:
+        """Channel's mean: its base mean (reference + head), G's moved by a0 (R - its
+        reference), B's by a1 (R - ...) + a2 (G - ...): integers (2^-12 units) as bbans's
+        DiscretisedLogisticRGB computes them."""
+        if channel == 0:
+            return base[..., 0]
+        red = values[..., 0] - reference[..., 0]
+        if channel == 1:
+            return base[..., 1] + params[..., 6] * red
+        return base[..., 2] + params[..., 7] * red + params[..., 8] * (values[..., 1] - reference[..., 1])
 
     def _distribution(self, params, reference, values, precision: int):
         """The logistics of every value (flattened per tile: pixel-major, channel-minor)."""
@@ -273,16 +283,19 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             canvas = np.zeros((lanes, self.canvas_pixels, k))
             inputs = np.empty((lanes, c.head_inputs))
             values = np.zeros((lanes, k), dtype=np.int64)
+            logistic = bbans.distributions.DiscretisedLogistic
             for pixel in range(c.pixels):
                 window = canvas[:, self.windows[pixel]]
-                at = np.full(lanes, pixel)
-                reference = self._reference(window, at)
-                self._fill_inputs(window, reference, at, features[:, pixel], inputs)
+                top, first = bool(self.top[pixel]), bool(self.first[pixel])
+                reference = self._reference(window, top, first)
+                self._fill_inputs(window, reference, top, first, features[:, pixel], inputs)
                 params = self.head_forward(inputs)[-1].astype(np.int64)
                 reference = reference.astype(np.int64)
+                base = params[:, :k] + (reference << PARAM_BITS)  # each channel's mean before the coupling
+                inverse_scales = logistic.inverse_scales(params[:, k : 2 * k])
                 for channel in range(k):
-                    mean, log_scale = self._effective(params, reference, values)
-                    distribution = bbans.distributions.DiscretisedLogistic(mean[:, channel], log_scale[:, channel], precision)
+                    mean = self._coupled(base, params, reference, values, channel)
+                    distribution = logistic.with_inverse_scales(mean, inverse_scales[:, channel], precision)
                     message, values[:, channel] = bbans.pop_symbol(message, distribution)
                 canvas[:, self.places[pixel]] = values
             return message, canvas[:, self.places].reshape(lanes, -1).astype(np.int64)

@@ -60,15 +60,7 @@ class IntegerLayer:
         self.groups = _backward_groups(self.weight, self.weight_bits)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        accumulator = x @ self.weight
-        accumulator += self.bias
-        accumulator *= self.scale_out
-        accumulator += 0.5
-        np.floor(accumulator, out=accumulator)
-        # clip, as two ufuncs (np.clip's Python wrapper costs more than the work on the one-row
-        # batches of an autoregressive decode)
-        np.maximum(accumulator, self.low, out=accumulator)
-        return np.minimum(accumulator, self.high, out=accumulator)
+        return affine(x, self.weight, self.bias, self.scale_out, self.low, self.high)
 
     def backward(self, gradient: np.ndarray) -> np.ndarray:
         """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),
@@ -90,6 +82,39 @@ class IntegerLayer:
         backward = weight.sum(axis=1) * GRADIENT_MAX  # per group, at most this
         if forward.max(initial=0) >= EXACT_LIMIT or backward.max(initial=0) >= EXACT_LIMIT:
             raise FrozenModelError("partial sums could reach 2^53; the layer cannot be run exactly")
+
+
+def affine(x: np.ndarray, weight, bias, scale_out, low, high) -> np.ndarray:
+    """clip(round((x @ weight + bias) * scale_out), low, high): an integer layer's forward pass
+    (or several layers' side by side, each column with its own scale and bounds)."""
+    accumulator = x @ weight
+    accumulator += bias
+    accumulator *= scale_out
+    accumulator += 0.5
+    np.floor(accumulator, out=accumulator)
+    # clip, as two ufuncs (np.clip's Python wrapper costs more than the work on the one-row
+    # batches of an autoregressive decode)
+    np.maximum(accumulator, low, out=accumulator)
+    return np.minimum(accumulator, high, out=accumulator)
+
+
+class SideBySide:
+    """Integer layers that read the same input, run as one product: the columns of a product
+    do not depend on each other, so each layer's outputs are the integers it gives alone.
+    `forward` returns each layer's outputs."""
+
+    def __init__(self, layers: list[IntegerLayer]):
+        def each(values):
+            return np.concatenate([np.broadcast_to(np.asarray(v, dtype=np.float64), layer.bias.shape)
+                                   for v, layer in zip(values, layers)])
+
+        self.weight = np.hstack([layer.weight for layer in layers])
+        self.bias, self.scale_out = each([layer.bias for layer in layers]), each([layer.scale_out for layer in layers])
+        self.low, self.high = each([layer.low for layer in layers]), each([layer.high for layer in layers])
+        self.splits = np.cumsum([len(layer.bias) for layer in layers])[:-1]
+
+    def forward(self, x: np.ndarray) -> list[np.ndarray]:
+        return np.split(affine(x, self.weight, self.bias, self.scale_out, self.low, self.high), self.splits, axis=1)
 
 
 def _backward_groups(weight: np.ndarray, weight_bits: np.ndarray):

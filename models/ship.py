@@ -1,6 +1,6 @@
 """Maintainer tool: put a trained model into the store of shipped models (models/shipped.py).
 
-    python -m bbzip.models.ship NAME FILE --description "..."   # freeze FILE, store its parts, record them
+    python -m bbzip.models.ship NAME FILE --description "..." [--default]   # freeze FILE, store its parts
     python -m bbzip.models.ship --remove NAME
 
 The frozen integers are stored as a decoder part and an encoder part; a decoder that the store
@@ -20,14 +20,16 @@ from .shipped import WEIGHTS_DIR, config_json, files_in_use, manifest, model_id,
 from .weights import load_model
 
 
-def ship(name: str, source: Path, description: str) -> dict:
-    """Freeze the trained file `source` and store it as `name`; returns its manifest entry."""
+def ship(name: str, source: Path, description: str, default: bool = False) -> dict:
+    """Freeze the trained file `source` and store it as `name`; returns its manifest entry.
+    `default`: `bbzip compress` picks it for the images it codes when not given a model."""
     model, metadata = load_model(source)  # refuses anything that is not a bbzip model
     info = {"trained_from": sha256_of(source)}
-    return store(name, freeze(model), description, metadata.get("command", "unknown"), info)
+    return store(name, freeze(model), description, metadata.get("command", "unknown"), info, default=default)
 
 
-def store(name: str, frozen, description: str, command: str, info: dict, archive_id: tuple[str, str] | None = None) -> dict:
+def store(name: str, frozen, description: str, command: str, info: dict, archive_id: tuple[str, str] | None = None,
+          default: bool = False) -> dict:
     """Store a frozen model's parts and record them under `name`. `archive_id` is the id its
     archives record and what it is the sha256 of; by default model_id of its parts."""
     WEIGHTS_DIR.mkdir(exist_ok=True)
@@ -36,6 +38,8 @@ def store(name: str, frozen, description: str, command: str, info: dict, archive
     sha256, id_of = archive_id or (model_id(decoder["sha256"], encoder["sha256"]), "parts")
     entry = {"description": description, "command": command, "numerics": NUMERICS_VERSION,
              "sha256": sha256, "id_of": id_of, "decoder": decoder, "encoder": encoder}
+    if default:
+        entry["default"] = True
     update_entry(name, lambda old: entry)
     _remove_unused()
     return entry
@@ -81,11 +85,12 @@ def main() -> None:
     parser.add_argument("file", type=Path, nargs="?")
     parser.add_argument("--description")
     parser.add_argument("--remove", action="store_true", help="take NAME out of the store")
+    parser.add_argument("--default", action="store_true", help="a default model: bbzip compress picks it")
     args = parser.parse_args()
     if args.remove:
         remove(args.name)
     elif args.file and args.description:
-        print(ship(args.name, args.file, args.description))
+        print(ship(args.name, args.file, args.description, args.default))
     else:
         parser.error("give NAME FILE --description, or --remove NAME")
 
