@@ -53,8 +53,8 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
                 group.images += 1
                 group.pixels += pixels.size
                 group.png_bytes += _png_size(image)
-                grey = image.convert("L")
-                group.jpegxl_bytes += len(jpegxl.encode_lossless("L", grey.width, grey.height, grey.tobytes()))
+                plain = image if image.mode == "RGB" else image.convert("L")  # a bitmap as 0/255 grey
+                group.jpegxl_bytes += len(jpegxl.encode_lossless(plain.mode, plain.width, plain.height, plain.tobytes()))
             if on_images:
                 on_images(len(run))
     return groups

@@ -38,6 +38,9 @@ def _command_line() -> str:
             continue
         if isinstance(param, click.Argument):
             parts.append(shlex.quote(str(value)))
+        elif param.multiple:
+            for each in value:
+                parts += [param.opts[-1], shlex.quote(str(each))]
         elif param.is_flag:
             parts += [param.opts[-1]] if value else []
         else:

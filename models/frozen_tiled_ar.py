@@ -181,6 +181,10 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         mid-grey at its first pixel (models/tiled_ar.py: reference_levels). `top` and `first`
         are one bool for all rows, or one per row (rows, 1)."""
         west, north = window[:, self.left, :], window[:, self.up, :]
+        if isinstance(top, bool):  # one pixel position for all rows (a decode step): no selection
+            if top or first:
+                return np.full_like(west, float(MID_LEVEL)) if top and first else (west if top else north).copy()
+            return np.floor((west + north) * 0.5)
         inside = np.floor((west + north) * 0.5)
         return np.where(top & first, float(MID_LEVEL), np.where(top, west, np.where(first, north, inside)))
 

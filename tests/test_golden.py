@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from bbzip.cli.main import cli
 
@@ -24,21 +25,37 @@ GOLDEN = Path(__file__).parent / "golden"
 MLP = {"binary": "mlp-binary-mnist-rha", "grey": "mlp-mnist-rha"}
 CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0, None, MLP["grey"]),
          "grey-k2": ("grey", 2, None, MLP["grey"]), "grey-k0-blocks": ("grey", 0, 16, MLP["grey"]),
-         "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None)}
+         "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None),
+         "photo-k0": ("photo", 0, None, None)}
+# The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
+# shipped default for RGB images of any size).
+SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png"}
 UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
 
 
-def _images(kind: str, grey_test_images) -> np.ndarray:
+def _write_source(kind: str, grey_test_images) -> None:
+    if kind == "photo":
+        with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_red-maple.png") as photo:
+            Image.fromarray(np.asarray(photo)[100:150, 200:270]).save(GOLDEN / SOURCES[kind])
+        return
     images = grey_test_images[:48]
-    return (images >= 128).astype(np.uint8) if kind == "binary" else images
+    np.save(GOLDEN / SOURCES[kind], (images >= 128).astype(np.uint8) if kind == "binary" else images)
+
+
+def _same_content(kind: str, restored: Path) -> None:
+    if kind == "photo":
+        with Image.open(restored) as a, Image.open(GOLDEN / SOURCES[kind]) as b:
+            assert a.mode == b.mode == "RGB" and np.array_equal(np.asarray(a), np.asarray(b))
+    else:
+        np.testing.assert_array_equal(np.load(restored), np.load(GOLDEN / SOURCES[kind]))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, case):
     kind, k_steps, block_images, model = CASES[case]
-    source = GOLDEN / f"{kind}.npy"
+    source = GOLDEN / SOURCES[kind]
     if UPDATE:
-        np.save(source, _images(kind, grey_test_images))
+        _write_source(kind, grey_test_images)
     # Archives keep the file's permission bits and mtime: pin them, a checkout sets its own.
     pinned = tmp_path / source.name
     pinned.write_bytes(source.read_bytes())
@@ -60,7 +77,7 @@ def test_the_golden_archives_decode(tmp_path, case):
     kind = CASES[case][0]
     result = CliRunner().invoke(cli, ["-q", "decompress", str(GOLDEN / f"{case}.bb"), "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    np.testing.assert_array_equal(np.load(tmp_path / f"{kind}.npy"), np.load(GOLDEN / f"{kind}.npy"))
+    _same_content(kind, tmp_path / SOURCES[kind])
 
 
 def test_format_4_archives_still_decode(tmp_path):

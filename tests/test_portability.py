@@ -1,11 +1,11 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Eight archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
+paths and thread counts. Nine archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
 grey K=2 in blocks of 64 images coded by two processes, -T 2; with the default local
 autoregressive VAEs: a grey stack with images unlike MNIST that the classic fallback keeps as
-PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3) written in
-the default environment must decode
+PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3; and an RGB photo crop with the
+default tiled model) written in the default environment must decode
 under every variant, and every variant must write byte-identical archives from the same images,
 which therefore decode in the default environment too.
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +33,11 @@ TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machine
 # (images, K, -T, model: "" for the shipped default, the local autoregressive VAE)
 MLP_BINARY, MLP_GREY = "mlp-binary-mnist-rha", "mlp-mnist-rha"
 CASES = [("binary", 0, "1", MLP_BINARY), ("grey", 0, "1", MLP_GREY), ("grey", 10, "1", MLP_GREY), ("grey", 2, "2", MLP_GREY),
-         ("mixed", 0, "1", ""), ("binary", 0, "1", ""), ("grey", 0, "2", ""), ("grey", 3, "1", "")]
-KINDS = ("grey", "binary", "mixed")
+         ("mixed", 0, "1", ""), ("binary", 0, "1", ""), ("grey", 0, "2", ""), ("grey", 3, "1", ""),
+         ("photo", 0, "1", "")]
+KINDS = ("grey", "binary", "mixed", "photo")
+# The colour case: a 150x100 RGB crop of a sample photo, 3 x 2 tiles of the shipped RGB default.
+SOURCES = {kind: f"{kind}.npy" for kind in KINDS} | {"photo": "photo.png"}
 
 WRITE = """
 import hashlib, sys
@@ -41,9 +45,10 @@ from bbzip.cli.main import cli
 folder = sys.argv[1]
 for kind, k, threads, model in %r:
     out = f"{folder}/written-{kind}-{k}{model}.bb"
+    source = f"{folder}/photo.png" if kind == "photo" else f"{folder}/{kind}.npy"
     blocks = ["--block-images", "64"] if threads != "1" else []
     chosen = ["--model", model] if model else []
-    cli(["-q", "compress", f"{folder}/{kind}.npy", "-o", out, "-f", "--k-steps", str(k), "-T", threads, *blocks, *chosen],
+    cli(["-q", "compress", source, "-o", out, "-f", "--k-steps", str(k), "-T", threads, *blocks, *chosen],
         standalone_mode=False)
     print(hashlib.sha256(open(out, "rb").read()).hexdigest())
 """ % (CASES,)
@@ -84,8 +89,10 @@ def written(tmp_path_factory, grey_test_images):
     rows, columns = np.mgrid[:28, :28]
     ramps = np.clip([128 + 3 * a * columns - 2 * a * rows for a in range(-3, 4)], 0, 255).astype(np.uint8)
     np.save(folder / "mixed.npy", np.concatenate([images[:100], 255 - images[100:110], ramps]))
+    with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_foggy-trees.png") as photo:
+        Image.fromarray(np.asarray(photo)[60:160, 100:250]).save(folder / "photo.png")
     for kind in KINDS:
-        _pin(folder / f"{kind}.npy")
+        _pin(folder / SOURCES[kind])
     run = subprocess.run([sys.executable, "-c", WRITE, str(folder)], capture_output=True, text=True, check=True)
     return folder, run.stdout
 
@@ -104,8 +111,8 @@ def test_every_variant_writes_the_same_bytes(written, tmp_path):
     folder, expected_stdout = written
     expected = hashlib.sha1(expected_stdout.encode()).hexdigest()[:12]
     for kind in KINDS:
-        (tmp_path / f"{kind}.npy").write_bytes((folder / f"{kind}.npy").read_bytes())
-        _pin(tmp_path / f"{kind}.npy")
+        (tmp_path / SOURCES[kind]).write_bytes((folder / SOURCES[kind]).read_bytes())
+        _pin(tmp_path / SOURCES[kind])
     run = subprocess.run([str(TOOL), "--", sys.executable, "-c", WRITE, str(tmp_path)], capture_output=True, text=True)
     variants = _variants(run.stdout)
     assert len(variants) >= 12, run.stdout + run.stderr

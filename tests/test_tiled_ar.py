@@ -1,6 +1,8 @@
 """The tiled local autoregressive VAE: its torch form, its integer form, and exact coding."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -186,3 +188,35 @@ def test_rgb_image_files_of_any_size_round_trip_through_bbzip(tmp_path, rgb_mode
         with Image.open(photos / name) as before, Image.open(tmp_path / "out" / "photos" / name) as after:
             assert before.mode == after.mode and np.array_equal(np.asarray(before), np.asarray(after))
     assert (tmp_path / "out" / "photos" / "notes.txt").read_text() == "not an image"
+
+
+def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
+    """One archive, one model: the shipped RGB default takes the photo (most pixels), and the
+    28x28 grey digit, which it does not code, is kept by a classic codec, both restored (it
+    failed before: no default coded both, and compress stopped on "images for the model but no
+    model")."""
+    from shutil import copy
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.main import cli
+
+    samples = Path(__file__).parents[1] / "samples"
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    with Image.open(samples / "photos" / "e_foggy-trees.png") as photo:
+        Image.fromarray(np.asarray(photo)[:70, :90]).save(folder / "photo.png")
+    copy(samples / "digits" / "grey" / "0000-7.png", folder / "digit.png")
+    # --no-fallback: the model takes every image it codes, so only the digit can be classic
+    result = CliRunner().invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "m.bb"), "--no-fallback"])
+    assert result.exit_code == 0, result.output
+    listing = CliRunner().invoke(cli, ["list", str(tmp_path / "m.bb")]).output
+    assert "tiled-rgb-photos" in listing
+    kept = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if line.endswith(".png")}
+    assert kept["mixed/digit.png"].startswith("classic") and kept["mixed/photo.png"] == "model"
+    result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "m.bb"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for name in ("photo.png", "digit.png"):
+        with Image.open(folder / name) as a, Image.open(tmp_path / "out" / "mixed" / name) as b:
+            assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
