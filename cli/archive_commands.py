@@ -170,12 +170,12 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     with tempfile.TemporaryFile(dir=spool_folder) as spooled_blobs:
         spool = Spool(spooled_blobs)
         entries = _read_entries(out, found, fits, exact_times, spool)
+        if compare:  # before a model is chosen: image files it does not code are still images here
+            with out.bar("comparing", sum(len(e.items) for e in entries)) as advance:
+                groups = comparison.classic_sizes(entries, advance)
         if coder is None:
             coder = coding.choose_default(entries, spool)
         candidates = sum(len(e.items) for e in entries)
-        if compare:
-            with out.bar("comparing", candidates) as advance:
-                groups = comparison.classic_sizes(entries, advance)
 
         def settings_for(n_images: int):
             return default_settings(coder, n_images, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,

@@ -36,7 +36,7 @@ CASES = [("binary", 0, "1", MLP_BINARY), ("grey", 0, "1", MLP_GREY), ("grey", 10
          ("mixed", 0, "1", ""), ("binary", 0, "1", ""), ("grey", 0, "2", ""), ("grey", 3, "1", ""),
          ("photo", 0, "1", "")]
 KINDS = ("grey", "binary", "mixed", "photo")
-# The colour case: a 150x100 RGB crop of a sample photo, 3 x 2 tiles of the shipped RGB default.
+# The colour case: a 64x64 RGB crop of a sample photo, one tile of the shipped RGB default.
 SOURCES = {kind: f"{kind}.npy" for kind in KINDS} | {"photo": "photo.png"}
 
 WRITE = """
@@ -90,7 +90,7 @@ def written(tmp_path_factory, grey_test_images):
     ramps = np.clip([128 + 3 * a * columns - 2 * a * rows for a in range(-3, 4)], 0, 255).astype(np.uint8)
     np.save(folder / "mixed.npy", np.concatenate([images[:100], 255 - images[100:110], ramps]))
     with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_foggy-trees.png") as photo:
-        Image.fromarray(np.asarray(photo)[60:160, 100:250]).save(folder / "photo.png")
+        Image.fromarray(np.asarray(photo)[60:124, 100:164]).save(folder / "photo.png")
     for kind in KINDS:
         _pin(folder / SOURCES[kind])
     run = subprocess.run([sys.executable, "-c", WRITE, str(folder)], capture_output=True, text=True, check=True)

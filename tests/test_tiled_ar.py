@@ -1,6 +1,7 @@
 """The tiled local autoregressive VAE: its torch form, its integer form, and exact coding."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,9 +193,8 @@ def test_rgb_image_files_of_any_size_round_trip_through_bbzip(tmp_path, rgb_mode
 
 def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
     """One archive, one model: the shipped RGB default takes the photo (most pixels), and the
-    28x28 grey digit, which it does not code, is kept by a classic codec, both restored (it
-    failed before: no default coded both, and compress stopped on "images for the model but no
-    model")."""
+    28x28 grey digit, which it does not code, is kept by a classic codec, both restored (before,
+    no default coded both and compress crashed)."""
     from shutil import copy
 
     from click.testing import CliRunner
@@ -209,8 +209,10 @@ def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
         Image.fromarray(np.asarray(photo)[:70, :90]).save(folder / "photo.png")
     copy(samples / "digits" / "grey" / "0000-7.png", folder / "digit.png")
     # --no-fallback: the model takes every image it codes, so only the digit can be classic
-    result = CliRunner().invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "m.bb"), "--no-fallback"])
+    result = CliRunner().invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "m.bb"), "--no-fallback", "--compare"])
     assert result.exit_code == 0, result.output
+    # --compare counts the digit too (it counted only the model's images, but the archive's bytes)
+    assert re.search(r"^mixed/\s+2\s", result.output, re.MULTILINE), result.output
     listing = CliRunner().invoke(cli, ["list", str(tmp_path / "m.bb")]).output
     assert "tiled-rgb-photos" in listing
     kept = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if line.endswith(".png")}
