@@ -89,3 +89,18 @@ def test_generalisation_quick(tmp_path):
     for model, sets in by_model.items():
         assert set(sets) == {"mnist", "larochelle", "inverted", "rotated", "shifted"}, model
         assert 0 < sets["mnist"] < sets["inverted"], model
+
+
+def test_photos_quick(tmp_path):
+    from bbzip.models.data import data_dir
+
+    if not (data_dir() / "photos" / "test" / "256").is_dir():
+        pytest.skip(f"the photo set is not at {data_dir() / 'photos'} (the team's ../shared/data)")
+    files = run_benchmark(tmp_path, "photos")
+    result = json.loads(files["photos-quick.json"].read_text())["results"][0]
+    assert result["images"] == 2 and result["size"] == 256
+    totals = result["totals"]
+    assert {"PNG", "JPEG XL e7", "bbzip (default)", "bbzip (model only)", "bbzip folder (default)"} <= set(totals)
+    for name, record in result["per_image"].items():  # the default never costs more than the model alone
+        assert record["bbzip (default)"] <= record["bbzip (model only)"] + 64, name
+    assert 0 < totals["bbzip folder (default)"]["bpd"] < totals["PNG"]["bpd"]
