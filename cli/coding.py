@@ -50,10 +50,11 @@ def choose_default(entries: list[Entry], spool: Spool) -> Coder | None:
     return coder
 
 
-def _keep_classic(entry: Entry, spool: Spool) -> None:
-    """An image entry read for a model, kept by its smallest faithful classic encoding instead."""
+def _keep_classic(entry: Entry, spool: Spool, found: tuple[str, bytes] | None = None) -> None:
+    """An image entry read for a model, kept by a classic encoding instead: `found` (codec,
+    blob), or its smallest faithful one."""
     image = model_image(entry.items[0], entry.meta["mode"])
-    found = classic.smallest_faithful(image)
+    found = found or classic.smallest_faithful(image)
     meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
     replaced = classic_image_entry(entry.name, meta, image, *found)  # PNG keeps every L, 1 or RGB image
     entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
@@ -118,11 +119,7 @@ def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, u
             coder.model, [(entry.items[0], entry.meta["mode"]) for entry in holders], settings, cores, on_images))
     for index, entry in enumerate(holders):
         if index in kept_classic:
-            image = model_image(entry.items[0], entry.meta["mode"])
-            meta = {key: value for key, value in entry.meta.items() if key != "store"}
-            replaced = classic_image_entry(entry.name, meta, image, *kept_classic[index])
-            entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
-            entry.blobs = [spool.add(blob) for blob in replaced.blobs]
+            _keep_classic(entry, spool, kept_classic[index])
         else:
             entry.items = codes.to_units(entry.items)
 
@@ -136,10 +133,7 @@ def _take_out(entry: Entry, symbols, chosen: list[tuple[int, str, ByteSource | N
         if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
             entry.items = symbols
             return
-        meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
-        replaced = classic_image_entry(entry.name, meta, image, *found)
-        entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
-        entry.blobs = [spool.add(blob) for blob in replaced.blobs]
+        _keep_classic(entry, spool, found)
         return
     indices = [index for index, _, _ in chosen]
     crc32 = 0  # of the classic images' pixels, in order, read one at a time (the stack may be read from its file)

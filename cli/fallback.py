@@ -27,6 +27,7 @@ from bbzip.models.blocks import block_bounds
 from bbzip.models.scheduler import Job, run_in_order
 
 from . import classic
+from .entries import model_image
 
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
 CHUNK_IMAGES = 1024
@@ -52,11 +53,8 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
     share = model.config.codes.defaults.quick_share  # by the value set: two-valued or 8-bit images
     chosen = {}
     for index, (image_pixels, cost) in enumerate(zip(pixels, model_bytes.tolist())):
-        image = Image.fromarray(image_pixels, mode="L")
-        if cost < share * _plain_png_size(image):
-            continue
-        found = classic.smallest_faithful(image)
-        if found is not None and len(found[1]) + TABLE_COST < cost:
+        found = _classic_if_smaller(Image.fromarray(image_pixels, mode="L"), cost, share)
+        if found is not None:
             chosen[index] = found
     if on_images:
         on_images(len(pixels))
@@ -78,15 +76,20 @@ def route_image(model, pixels: np.ndarray, mode: str, settings, on_images=None) 
     the model's codelength for the image's tiles, else None."""
     codes = model.config.codes
     cost = model.codelength_bits(model.to_symbols(codes.to_units(pixels[None]))[0], settings).sum() / 8
-    image = Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode=mode)
-    chosen = None
-    if cost >= codes.defaults.quick_share * _plain_png_size(image):
-        found = classic.smallest_faithful(image)
-        if found is not None and len(found[1]) + TABLE_COST < cost:
-            chosen = found
+    chosen = _classic_if_smaller(model_image(pixels, mode), cost, codes.defaults.quick_share)
     if on_images:
         on_images(1)
     return chosen
+
+
+def _classic_if_smaller(image: Image.Image, cost: float, share: float) -> tuple[str, bytes] | None:
+    """(codec, blob) of the image's smallest faithful classic encoding if it, with its table
+    cost, is smaller than the model's `cost` (bytes); not tried when the model's cost is under
+    `share` of the image's plain PNG size."""
+    if cost < share * _plain_png_size(image):
+        return None
+    found = classic.smallest_faithful(image)
+    return found if found is not None and len(found[1]) + TABLE_COST < cost else None
 
 
 def _plain_png_size(image: Image.Image) -> int:
