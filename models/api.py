@@ -38,6 +38,7 @@ from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
 from .files import ByteSource
+from .tiling import tile_count
 from .coder_choice import Coder, default_block_images, default_codes, default_settings, load_coder, pick_default, resolve
 
 MAGIC = b"\x89BBZM\n"
@@ -164,8 +165,9 @@ def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = N
         if isinstance(result, str):
             raise StreamError(f"block {number}: {result}")
         decoded.append(result)
-    units = np.concatenate(decoded) if decoded else np.zeros((0, *_unit_shape(info)), dtype=np.uint8)
-    return coder.model.config.codes.from_units(units, *info.image_shape) if info.image_shape else units
+    codes = coder.model.config.codes
+    units = np.concatenate(decoded) if decoded else np.zeros((0, *codes.shape), dtype=np.uint8)
+    return codes.from_units(units, *info.image_shape) if info.image_shape else units
 
 
 def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
@@ -203,11 +205,6 @@ def _message(block: Block) -> bytes:
         return block.message.read()
     except EOFError as error:
         raise StreamError(f"model stream: {error}") from None
-
-
-def _unit_shape(info: StreamInfo) -> tuple[int, ...]:
-    channels = info.model["config"].get("channels", 1)
-    return unit_size(info.model["config"]) + ((channels,) if channels > 1 else ())
 
 
 def read_record(source: bytes | ByteSource) -> StreamInfo:
@@ -282,7 +279,7 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
             raise StreamError("damaged model stream (bad image shape)")
         image_shape = tuple(image_shape)
         tile = model["config"].get("tile")
-        if not _is_int(tile) or images % (-(-image_shape[0] // tile) * -(-image_shape[1] // tile)):
+        if not _is_int(tile) or images % tile_count(image_shape, tile):
             raise StreamError("damaged model stream (tile count does not fit the image shape)")
     found = []
     for lo in range(0, images, block_images):  # every block takes at least 36 bytes: bounded by len(source)
