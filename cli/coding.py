@@ -185,7 +185,9 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     header = {"entries": []}
     if stacks:
         images = StackedImages(stacks)
-        length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch)
+        extents = record_extents([(entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
+        length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch,
+                                  extents=extents)
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     for entry in entries:
         blobs = []
@@ -195,6 +197,21 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
         header["entries"].append({"name": entry.name, "kind": entry.kind, "items": len(entry.items), "blobs": blobs, **entry.meta})
     header["payload_length"] = length
     return header
+
+
+def record_extents(entries, codes) -> np.ndarray | None:
+    """For a model of any size: the extents (models/wavefront.py) of every tile of the model
+    stream, from its entries' (metadata, model item count) in order, each entry one image;
+    None for a model of fixed size."""
+    if not codes.any_size:
+        return None
+    parts = []
+    for meta, items in entries:
+        if items:
+            if not (isinstance(meta.get("height"), int) and isinstance(meta.get("width"), int)):
+                raise BBZipError("damaged archive (a tiled image entry without its size)")
+            parts.append(codes.unit_extents(meta["height"], meta["width"]))
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
 
 
 def model_description(archive: Archive) -> api.StreamInfo | None:
@@ -374,7 +391,12 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
         coder = api.coder_for(info, model_override)
     except api.StreamError as error:
         raise BBZipError(str(error)) from None
-    stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch))
+    entries = archive.header["entries"]
+    extents = record_extents([(entry, entry["items"]) for entry in entries], coder.model.config.codes)
+    try:
+        stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
+    except api.StreamError as error:
+        raise BBZipError(str(error)) from None
     decoded = {}
 
     def block_result(block: int, lo: int):

@@ -63,12 +63,16 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
 def model_codelengths(entries: list[Entry], model, settings) -> list[float]:
     """Each entry's model images' codelength in bits (after `coding.prepare`: `items` are the
     model's images, in its domain)."""
+    codes = model.config.codes
     lengths = []
     for entry in entries:
         bits = 0.0
+        # A tiled model's entry is one image, its items its tiles (of which only the image is coded).
+        extents = codes.unit_extents(entry.meta["height"], entry.meta["width"]) if codes.any_size and len(entry.items) else None
         for start in range(0, len(entry.items), 1024):
             symbols, _ = model.to_symbols(entry.items[start : start + 1024])
-            bits += float(model.codelength_bits(symbols, settings).sum())
+            part = () if extents is None else (extents[start : start + 1024],)
+            bits += float(model.codelength_bits(symbols, settings, *part).sum())
         lengths.append(bits)
     return lengths
 

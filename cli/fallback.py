@@ -75,7 +75,8 @@ def route_image(model, pixels: np.ndarray, mode: str, settings, on_images=None) 
     """(codec, blob) of the image's smallest faithful classic encoding if it is smaller than
     the model's codelength for the image's tiles, else None."""
     codes = model.config.codes
-    cost = model.codelength_bits(model.to_symbols(codes.to_units(pixels[None]))[0], settings).sum() / 8
+    extents = codes.unit_extents(*pixels.shape[:2])
+    cost = model.codelength_bits(model.to_symbols(codes.to_units(pixels[None]))[0], settings, extents).sum() / 8
     chosen = _classic_if_smaller(model_image(pixels, mode), cost, codes.defaults.quick_share)
     if on_images:
         on_images(1)

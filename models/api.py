@@ -111,15 +111,26 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
     settings = default_settings(coder, len(units), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images)
     record = io.BytesIO()
-    write_record(record.write, coder, units, settings, block_images, cores, on_batch, image_shape)
+    write_record(record.write, coder, units, settings, block_images, cores, on_batch, image_shape,
+                 _stack_extents(codes, image_shape, len(images)))
     return record.getvalue()
 
 
+def _stack_extents(codes, image_shape, count: int) -> np.ndarray | None:
+    """The extents of every tile of `count` images of image_shape (None: whole units)."""
+    if image_shape is None:
+        return None
+    return np.tile(codes.unit_extents(*image_shape), (count, 1))
+
+
 def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,
-                 cores: int | None = None, on_batch=None, image_shape: tuple[int, int] | None = None) -> int:
+                 cores: int | None = None, on_batch=None, image_shape: tuple[int, int] | None = None,
+                 extents: np.ndarray | None = None) -> int:
     """Write the record of `images` (an (N, H, W) uint8 array, or anything that gives arrays for
     slices of images: blocks.StackedImages, cli/sources.py) through `write`, block by block as
-    they are coded (one wave of blocks is held, not the record); returns its length in bytes."""
+    they are coded (one wave of blocks is held, not the record); returns its length in bytes.
+    `extents` (N, 2): for tiles, the rows and columns of each inside its image (None: all);
+    the decoder must be given the same (decode_blocks)."""
     block_images = block_images or default_block_images(coder, len(images))
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
@@ -137,7 +148,7 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
         for lo, hi in bounds:
             block = images[lo:hi]
             digests.append(hashlib.sha256(np.ascontiguousarray(block)).digest())
-            yield coder.model.to_symbols(block, scale)[0]
+            yield coder.model.to_symbols(block, scale)[0], None if extents is None else extents[lo:hi]
 
     messages = blocks.encode_blocks(coder.model, block_symbols(), settings, cores or threads.available_cores(), on_batch)
     for number, message in enumerate(messages):
@@ -160,12 +171,14 @@ def decompress(data: bytes | ByteSource, *, model: str | Path | Coder | None = N
     (a spec, or the Coder that wrote the record)."""
     info = read_record(data)
     coder = coder_for(info, model)
+    codes = coder.model.config.codes
+    extents = _stack_extents(codes, info.image_shape, info.images // codes.units_per_image(*info.image_shape)) \
+        if info.image_shape else None
     decoded = []
-    for number, result in enumerate(decode_blocks(info, coder, cores=cores, on_images=on_batch)):
+    for number, result in enumerate(decode_blocks(info, coder, cores=cores, on_images=on_batch, extents=extents)):
         if isinstance(result, str):
             raise StreamError(f"block {number}: {result}")
         decoded.append(result)
-    codes = coder.model.config.codes
     units = np.concatenate(decoded) if decoded else np.zeros((0, *codes.shape), dtype=np.uint8)
     return codes.from_units(units, *info.image_shape) if info.image_shape else units
 
@@ -181,14 +194,19 @@ def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
     return coder
 
 
-def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None, on_images=None):
+def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None, on_images=None,
+                  extents: np.ndarray | None = None):
     """Yields the images (n, H, W) of each block in `which` (default: all), in that order, each
     checked against its sha256; a block that cannot be decoded or does not match gives the
     reason (a str) instead, and the others are still decoded. Blocks are read and decoded a
-    wave (one per core) at a time, as the results are taken."""
+    wave (one per core) at a time, as the results are taken. `extents`: the record's, as
+    write_record was given them."""
     chosen = [info.blocks[i] for i in (range(len(info.blocks)) if which is None else which)]
+    if extents is not None and len(extents) != info.images:
+        raise StreamError(f"damaged model stream ({info.images} images, their entries say {len(extents)})")
+    parts = None if extents is None else [extents[b.first : b.first + b.count] for b in chosen]
     symbols = blocks.decode_blocks(coder.model, (_message(b) for b in chosen), [b.count for b in chosen], info.settings,
-                                   cores or threads.available_cores(), on_images)
+                                   cores or threads.available_cores(), on_images, parts)
     for block, decoded in zip(chosen, symbols):
         if isinstance(decoded, str):
             yield f"damaged model stream ({decoded})"

@@ -26,17 +26,19 @@ def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
 
 
 def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None):
-    """block_symbols: an iterable of each block's symbols (n, pixels) uint8, taken as cores come
-    free; yields one message per block, in order."""
-    jobs = (Job(stream.encode, (symbols, settings), len(symbols)) for symbols in block_symbols)
+    """block_symbols: an iterable of each block's (symbols (n, pixels) uint8, extents (n, 2) or
+    None: models/stream.py), taken as cores come free; yields one message per block, in order."""
+    jobs = (Job(stream.encode, (symbols, settings, extents), len(symbols)) for symbols, extents in block_symbols)
     return run_in_order(model, jobs, cores, on_images)
 
 
-def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None):
-    """streams: an iterable of the blocks' messages (read a wave at a time). Yields each block's
-    symbols (n, pixels) uint8, or the reason it could not be decoded (a damaged block does not
-    stop the others)."""
-    jobs = (Job(_decode_one, (data, count, settings), count) for data, count in zip(streams, counts))
+def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None,
+                  extents=None):
+    """streams: an iterable of the blocks' messages (read a wave at a time); extents: each
+    block's, or None. Yields each block's symbols (n, pixels) uint8, or the reason it could not
+    be decoded (a damaged block does not stop the others)."""
+    extents = extents if extents is not None else [None] * len(counts)
+    jobs = (Job(_decode_one, (data, count, settings, part), count) for data, count, part in zip(streams, counts, extents))
     return run_in_order(model, jobs, cores, on_images)
 
 
@@ -71,8 +73,8 @@ class StackedImages:
         return np.concatenate(parts) if parts else self.stacks[0][:0]
 
 
-def _decode_one(model, data, count, settings, on_batch=None):
+def _decode_one(model, data, count, settings, extents, on_batch=None):
     try:
-        return stream.decode(model, data, count, settings, on_batch)
+        return stream.decode(model, data, count, settings, extents, on_batch)
     except BBANSError as error:
         return str(error)

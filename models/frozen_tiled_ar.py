@@ -13,9 +13,13 @@ parameters (means, log-scales, colour coupling coefficients) in 2^-12 units.
 
 - Encoding knows every pixel: the head runs on every pixel of a chunk of tiles at once, and the
   values are pushed last first, so the decoder pops them pixel by pixel, R, G, B within a pixel.
-- Decoding runs the head once per pixel position for every lane (tile) of the batch, then pops
-  each channel in turn: G's mean moves with the R just popped, B's with R and G (PixelCNN++'s
-  coupling, the same integer products as bbans.DiscretisedLogisticRGB).
+- Decoding runs the head once per step of the wavefront (models/wavefront.py: every pixel
+  whose window is complete, in every tile of the batch), then pops each channel in turn: G's
+  mean moves with the R just popped, B's with R and G (PixelCNN++'s coupling, the same integer
+  products as bbans.DiscretisedLogisticRGB). Pixels outside their image are not coded.
+
+A model with a latent codes by bits back, one lane per tile (the posterior's), so its tiles
+decode in raster order, one pixel position at a time, padding included.
 """
 from __future__ import annotations
 
@@ -27,8 +31,10 @@ from bbzip import bbans
 from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
+from . import stream
 from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide
 from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
+from .wavefront import Wavefront, full_extents
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 from bbzip.bbans.lookup import QUANTILE_BITS
 
@@ -63,14 +69,16 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         r, size = config.radius, config.tile
         # Each pixel's window as flat indices into a zero-padded canvas (r rows above, r columns
         # either side), and each pixel's own place there.
-        padded_width = size + 2 * r
+        self.padded_width = padded_width = size + 2 * r
         self.canvas_pixels = (size + r) * padded_width
         rows, columns = np.divmod(np.arange(config.pixels), size)
+        self.rows, self.columns = rows, columns
         self.places = (rows + r) * padded_width + columns + r
         offsets = context_offsets(r)
         self.windows = np.stack([self.places + di * padded_width + dj for di, dj in offsets], axis=1)
         self.left, self.up = offsets.index((0, -1)), offsets.index((-1, 0))
         self.top, self.first = rows == 0, columns == 0
+        self.wavefront = Wavefront(size, r)
 
     # -- freezing and the file form ---------------------------------------------------------
     @staticmethod
@@ -306,24 +314,109 @@ class FrozenTiledARVAE(FrozenMLPVAE):
 
         return bbans.Codec(push, pop)
 
-    # -- without a latent: the likelihood alone ---------------------------------------------------
+    # -- without a latent: the likelihood alone, in a wavefront --------------------------------
     @property
     def has_latent(self) -> bool:
         """Whether tiles are coded by bits back (a latent) or by the likelihood alone."""
         return self.config.latent_channels > 0
 
-    def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
+    @property
+    def lanes_per_unit(self) -> int:
+        """rANS lanes one tile codes on (models/stream.py gives each batch its lanes)."""
+        return 1 if self.has_latent else self.wavefront.lanes
+
+    @property
+    def ramp_growth(self) -> float | None:
+        """How fast models/stream.py widens its batches: bits back's ramp with a latent; without
+        one, each new tile needs a word per lane from the stack, and a tile pushes about
+        values / 16 words (2 bits a value or more on photos), so batches can grow by that over
+        the lanes (from 1 tile, the only one whose lanes start on virtual words)."""
+        if self.has_latent:
+            return stream.BITS_BACK_GROWTH
+        return max(2.0, float(self.config.dims // (16 * self.lanes_per_unit)))
+
+    def batch_codec(self, settings, first_index: int, n_images: int, extents: np.ndarray | None = None) -> bbans.Codec:
         if self.has_latent:
             return super().batch_codec(settings, first_index, n_images)
-        return self.likelihood_codec(np.zeros((n_images, 0), dtype=np.int64), settings.likelihood_precision)
+        extents = full_extents(n_images, self.config.tile) if extents is None else extents
+        return self._wavefront_codec(extents, settings.likelihood_precision)
 
-    def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
+    def _wavefront_codec(self, extents: np.ndarray, precision: int) -> bbans.Codec:
+        """Tiles (symbols (n, pixels x channels)) on n x lanes_per_unit lanes, step by step."""
+        c, wave = self.config, self.wavefront
+        k = c.channels
+
+        def push(message, symbols):
+            symbols = symbols.astype(np.int64)
+            params, reference = self._parameters(symbols, np.zeros((len(symbols), c.pixels, 0)))
+            values = symbols.reshape(reference.shape)
+            start, freq = self._distribution(params, reference, values, precision).interval(symbols)
+            start, freq = start.reshape(values.shape), freq.reshape(values.shape)
+            head, tail = message.head.copy(), message.tail
+            for number in reversed(range(wave.steps)):
+                step = wave.step(number, extents)
+                for channel in reversed(range(k)):
+                    lanes = bbans.Message(head[step.lanes], tail).push(
+                        start[step.tiles, step.pixels, channel], freq[step.tiles, step.pixels, channel], precision)
+                    head[step.lanes], tail = lanes.head, lanes.tail
+            return bbans.Message(head, tail)
+
+        def pop(message):
+            canvas = np.zeros((len(extents), self.canvas_pixels, k), dtype=np.uint8)
+            head, tail = message.head.copy(), message.tail
+            logistic = bbans.distributions.DiscretisedLogistic
+            for number in range(wave.steps):
+                step = wave.step(number, extents)
+                if len(step.tiles):
+                    params, reference = self._step_parameters(canvas, step)
+                    base = params[:, :k] + (reference << PARAM_BITS)  # each channel's mean before the coupling
+                    inverse_scales = logistic.inverse_scales(params[:, k : 2 * k])
+                    values = np.zeros((len(params), k), dtype=np.int64)
+                    lanes = bbans.Message(head[step.lanes], tail)
+                    for channel in range(k):
+                        mean = self._coupled(base, params, reference, values, channel)
+                        distribution = logistic.with_inverse_scales(mean, inverse_scales[:, channel], precision)
+                        lanes, values[:, channel] = bbans.pop_symbol(lanes, distribution)
+                    head[step.lanes], tail = lanes.head, lanes.tail
+                    canvas[step.tiles, self.places[step.pixels]] = values
+                self._fill_outside(canvas, step, extents)
+            return bbans.Message(head, tail), canvas[:, self.places].reshape(len(extents), -1).astype(np.int64)
+
+        return bbans.Codec(push, pop)
+
+    def _step_parameters(self, canvas: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
+        """(parameters, references) int64 of the pixels of a wavefront step, from the canvas."""
+        c = self.config
+        window = canvas[step.tiles[:, None], self.windows[step.pixels]].astype(np.float64)
+        top, first = self.top[step.pixels], self.first[step.pixels]
+        reference = self._reference(window, top[:, None], first[:, None])
+        inputs = np.empty((len(window), c.head_inputs))
+        self._fill_inputs(window, reference, top, first, np.zeros((len(window), 0)), inputs)
+        return self.head_forward(inputs)[-1].astype(np.int64), reference.astype(np.int64)
+
+    def _fill_outside(self, canvas: np.ndarray, step, extents: np.ndarray) -> None:
+        """Give a step's pixels outside their image what edge repetition gave them: the left
+        neighbour's value past the image's width, else the upper one's (each a step or three
+        earlier)."""
+        if not len(step.outside_tiles):
+            return
+        places = self.places[step.outside_pixels]
+        past_width = self.columns[step.outside_pixels] >= extents[step.outside_tiles, 1]
+        source = np.where(past_width, places - 1, places - self.padded_width)
+        canvas[step.outside_tiles, places] = canvas[step.outside_tiles, source]
+
+    def inside(self, extents: np.ndarray) -> np.ndarray:
+        """(n, pixels) bool: which pixels of tiles of these extents lie inside their images."""
+        return (self.rows[None, :] < extents[:, :1]) & (self.columns[None, :] < extents[:, 1:])
+
+    def codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None = None) -> np.ndarray:
         if self.has_latent:
             return super().codelength_bits(symbols, settings)
         likelihood = self.pixel_distribution(np.zeros((len(symbols), 0), dtype=np.int64), symbols,
                                              settings.likelihood_precision)
         _, freq = likelihood.interval(symbols)
-        return settings.likelihood_precision * symbols.shape[1] - np.log2(freq).sum(axis=1)
+        bits = (settings.likelihood_precision - np.log2(freq)).reshape(len(symbols), self.config.pixels, -1).sum(axis=2)
+        return (bits * self.inside(extents)).sum(axis=1) if extents is not None else bits.sum(axis=1)
 
     # -- K-step inference -----------------------------------------------------------------------
     def likelihood_gradient(self, pixels, z):

@@ -37,12 +37,16 @@ class FrozenModel(ABC):
     @abstractmethod
     def batch_codec(self, settings, first_index: int, n_images: int):
         """The bits-back codec (a bbans.Codec) of n images, symbols (n, pixels); the first is
-        image `first_index` of its block (K-step noise depends on it, not on the batch)."""
+        image `first_index` of its block (K-step noise depends on it, not on the batch). A model
+        of any size (models/pixels.py) also takes `extents` (n, 2): which rows and columns of
+        each tile lie inside its image; and says its `lanes_per_unit` if a tile takes more than
+        one lane of the message (models/stream.py)."""
 
     @abstractmethod
     def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
         """Per image, about the bits coding it takes at K = 0 (the classic fallback compares it
-        with the classic codecs' sizes, cli/fallback.py)."""
+        with the classic codecs' sizes, cli/fallback.py); a model of any size also takes
+        `extents` as batch_codec does."""
 
     # -- the file form --------------------------------------------------------------------------
     @classmethod

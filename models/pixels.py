@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tiling import from_tiles, tile_count, to_tiles
+from .tiling import from_tiles, tile_count, tile_extents, to_tiles
 
 _CHUNK_VALUES = 1 << 22
 
@@ -135,6 +135,12 @@ class Pixels:
     def units_per_image(self, height: int, width: int) -> int:
         """Units (images or tiles) one image of height x width is coded as."""
         return tile_count((height, width), self.tile) if self.any_size else 1
+
+    def unit_extents(self, height: int, width: int) -> np.ndarray | None:
+        """(units, 2): the rows and columns of each unit of one image that lie inside it (the
+        rest of a tile is edge repetition, not coded: models/wavefront.py); None for a model
+        of fixed size, whose unit is the image."""
+        return tile_extents(height, width, self.tile) if self.any_size else None
 
     def to_units(self, images: np.ndarray) -> np.ndarray:
         """A stack of images (N, H, W[, C]) as the units the model codes, image after image."""

@@ -41,3 +41,12 @@ def from_tiles(tiles: np.ndarray, height: int, width: int) -> np.ndarray:
         raise ValueError(f"{len(tiles)} tiles for a {height}x{width} image of {rows}x{columns} tiles")
     joined = np.swapaxes(tiles.reshape(rows, columns, tile, tile, *tiles.shape[3:]), 1, 2)
     return np.ascontiguousarray(joined.reshape(rows * tile, columns * tile, *tiles.shape[3:])[:height, :width])
+
+
+def tile_extents(height: int, width: int, tile: int) -> np.ndarray:
+    """(tiles, 2) int64: the rows and columns of each tile (in to_tiles's order) that lie inside
+    the image; the rest is edge repetition."""
+    rows, columns = tile_grid(height, width, tile)
+    valid_rows = np.minimum(tile, height - tile * np.arange(rows))
+    valid_columns = np.minimum(tile, width - tile * np.arange(columns))
+    return np.stack(np.broadcast_arrays(valid_rows[:, None], valid_columns[None, :]), axis=-1).reshape(-1, 2).astype(np.int64)

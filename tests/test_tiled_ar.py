@@ -222,3 +222,62 @@ def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
     for name in ("photo.png", "digit.png"):
         with Image.open(folder / name) as a, Image.open(tmp_path / "out" / "mixed" / name) as b:
             assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("tile, radius", [(8, 1), (13, 2), (64, 2)])
+def test_the_wavefront_decodes_each_pixel_once_after_its_window(tile, radius):
+    """Every pixel is in one step, after every pixel of its causal window; the rows of a step
+    are on different lanes of their tile."""
+    from bbzip.models.local_ar_config import context_offsets
+    from bbzip.models.wavefront import Wavefront, full_extents
+
+    wave = Wavefront(tile, radius)
+    step_of = np.full(tile * tile, -1)
+    for number in range(wave.steps):
+        step = wave.step(number, full_extents(2, tile))
+        assert len(set(step.lanes.tolist())) == len(step.lanes)  # two tiles: no lane twice in a step
+        assert step.lanes.max(initial=0) < 2 * wave.lanes and not len(step.outside_tiles)
+        pixels = step.pixels[step.tiles == 0]
+        assert (step_of[pixels] == -1).all()
+        step_of[pixels] = number
+    assert (step_of >= 0).all()
+    for pixel in range(tile * tile):
+        row, column = divmod(pixel, tile)
+        for di, dj in context_offsets(radius):
+            if 0 <= row + di and 0 <= column + dj < tile:
+                assert step_of[(row + di) * tile + column + dj] < step_of[pixel]
+
+
+def test_tile_extents_say_what_lies_inside_the_image():
+    from bbzip.models.tiling import tile_extents
+
+    assert tile_extents(13, 21, 8).tolist() == [[8, 8], [8, 8], [8, 5], [5, 8], [5, 8], [5, 5]]
+    assert tile_extents(16, 8, 8).tolist() == [[8, 8], [8, 8]]
+
+
+def test_pixels_outside_the_image_are_not_coded(rgb_model_file):
+    """The tiles of a 13x21 image code only its pixels: the codelength counts those alone, the
+    stream is that much shorter than coding the edge repetition as well, and it decodes, the
+    repetition rebuilt, only with the extents it was written with."""
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+
+    frozen = load_frozen(rgb_model_file)
+    image = _smooth_tiles(1, 3, 24, 6)[0][:13, :21]
+    symbols = to_tiles(image, 8).reshape(6, -1)
+    extents = tile_extents(13, 21, 8)
+    settings = CodingSettings(batch_size=6)
+    per_value = frozen.pixel_distribution(np.zeros((6, 0), dtype=np.int64), symbols, settings.likelihood_precision)
+    bits = (settings.likelihood_precision - np.log2(per_value.interval(symbols.astype(np.int64))[1])).reshape(6, 8, 8, 3)
+    inside = sum(bits[t, :rows, :columns].sum() for t, (rows, columns) in enumerate(extents))
+    assert np.isclose(frozen.codelength_bits(symbols, settings, extents).sum(), inside)
+    assert inside < 0.8 * bits.sum()
+    data = stream.encode(frozen, symbols, settings, extents)
+    assert len(data) < len(stream.encode(frozen, symbols, settings))
+    assert np.array_equal(stream.decode(frozen, data, 6, settings, extents), symbols)
+    wrong = extents.copy()
+    wrong[2] = (8, 8)
+    try:
+        assert not np.array_equal(stream.decode(frozen, data, 6, settings, wrong), symbols)
+    except Exception as error:  # or the stream runs out (bbans's errors)
+        assert type(error).__module__.startswith("bbzip.bbans"), error
