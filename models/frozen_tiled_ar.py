@@ -23,6 +23,7 @@ decode in raster order, one pixel position at a time, padding included.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -79,6 +80,15 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         self.left, self.up = offsets.index((0, -1)), offsets.index((-1, 0))
         self.top, self.first = rows == 0, columns == 0
         self.wavefront = Wavefront(size, r)
+
+    def with_tile(self, tile: int) -> "FrozenTiledARVAE":
+        """The same model coding in tiles of `tile`: the head reads a pixel's window whatever
+        the tile, so the tile is how the model codes (larger: fewer pixels at a tile's edge,
+        without context; more steps a block), not what it learned. Only a model without a
+        latent: a latent's blocks are laid out in the tile."""
+        if self.has_latent:
+            raise ValueError("the tile of a model with a latent is fixed by its training")
+        return FrozenTiledARVAE(replace(self.config, tile=tile), self.encoder, self.decoder, self.head, self.skip)
 
     # -- freezing and the file form ---------------------------------------------------------
     @staticmethod

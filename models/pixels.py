@@ -10,7 +10,7 @@ back. 8-bit images are their own symbols (scale 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -63,15 +63,15 @@ TWO_VALUED_DEFAULTS = CodingDefaults(lane_share=1 / 20, bucket_bits=10, block_im
 EIGHT_BIT_DEFAULTS = CodingDefaults(lane_share=1 / 2, bucket_bits=12, block_images=8192, quick_share=0.8)
 
 
-# A tiled model's lanes are its tiles: every tile of a block is decoded side by side, one pixel
-# position at a time, so a block is coded in one batch of all its tiles (no ramp is needed
-# without a latent). Blocks of 512 tiles (half a megapixel at 32 x 32) give two cores several
-# blocks each on a folder of photos, and keep a block's decode (one network step per pixel
-# position for all its tiles) on rows wide enough to pay for numpy's per-call cost.
+# A tiled model codes a block's tiles in one wavefront (models/wavefront.py), after a short ramp
+# (models/stream.py), so a batch is the block. Blocks of about two megapixels (512 tiles of 64 x
+# 64) give two cores several blocks each on a folder of photos, and bound what coding a block
+# holds (every pixel's likelihood parameters while encoding: a few hundred MB).
 # The quick share is lower than for digits: on photos JPEG XL keeps an image at about 0.72 of
 # its PNG size (the photo set's test/512), so only a model codelength well under that skips
 # trying the classic codecs.
 TILED_DEFAULTS = CodingDefaults(lane_share=1.0, bucket_bits=12, block_images=512, quick_share=0.6)
+TILED_BLOCK_PIXELS = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Pixels:
     @property
     def defaults(self) -> CodingDefaults:
         if self.any_size:
-            return TILED_DEFAULTS
+            return replace(TILED_DEFAULTS, block_images=max(1, TILED_BLOCK_PIXELS // (self.tile * self.tile)))
         return TWO_VALUED_DEFAULTS if self.two_valued else EIGHT_BIT_DEFAULTS
 
     def describe(self) -> str:

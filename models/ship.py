@@ -1,11 +1,13 @@
 """Maintainer tool: put a trained model into the store of shipped models (models/shipped.py).
 
-    python -m bbzip.models.ship NAME FILE --description "..." [--default]   # freeze FILE, store its parts
+    python -m bbzip.models.ship NAME FILE --description "..." [--default] [--tile N]   # freeze FILE, store its parts
     python -m bbzip.models.ship --remove NAME
 
 The frozen integers are stored as a decoder part and an encoder part; a decoder that the store
 already holds (the baseline's, for a reverse half-asleep encoder) is not stored again. The
 manifest records both parts' sha256, the model's id and the command that trained FILE.
+`--tile` sets the tile a tiled model without a latent codes in (its weights do not depend on it:
+FrozenTiledARVAE.with_tile); the manifest's command then says so.
 """
 from __future__ import annotations
 
@@ -20,12 +22,17 @@ from .shipped import WEIGHTS_DIR, config_json, files_in_use, manifest, model_id,
 from .weights import load_model
 
 
-def ship(name: str, source: Path, description: str, default: bool = False) -> dict:
+def ship(name: str, source: Path, description: str, default: bool = False, tile: int | None = None) -> dict:
     """Freeze the trained file `source` and store it as `name`; returns its manifest entry.
     `default`: `bbzip compress` picks it for the images it codes when not given a model."""
     model, metadata = load_model(source)  # refuses anything that is not a bbzip model
     info = {"trained_from": sha256_of(source)}
-    return store(name, freeze(model), description, metadata.get("command", "unknown"), info, default=default)
+    frozen, command = freeze(model), metadata.get("command", "unknown")
+    if tile is not None:
+        if not hasattr(frozen, "with_tile"):
+            raise SystemExit(f"--tile: {frozen.architecture} codes images of one size")
+        frozen, command = frozen.with_tile(tile), f"{command}; shipped with --tile {tile}"
+    return store(name, frozen, description, command, info, default=default)
 
 
 def store(name: str, frozen, description: str, command: str, info: dict, archive_id: tuple[str, str] | None = None,
@@ -86,11 +93,12 @@ def main() -> None:
     parser.add_argument("--description")
     parser.add_argument("--remove", action="store_true", help="take NAME out of the store")
     parser.add_argument("--default", action="store_true", help="a default model: bbzip compress picks it")
+    parser.add_argument("--tile", type=int, help="a tiled model without a latent: the tile it codes in")
     args = parser.parse_args()
     if args.remove:
         remove(args.name)
     elif args.file and args.description:
-        print(ship(args.name, args.file, args.description, args.default))
+        print(ship(args.name, args.file, args.description, args.default, args.tile))
     else:
         parser.error("give NAME FILE --description, or --remove NAME")
 

@@ -281,3 +281,26 @@ def test_pixels_outside_the_image_are_not_coded(rgb_model_file):
         assert not np.array_equal(stream.decode(frozen, data, 6, settings, wrong), symbols)
     except Exception as error:  # or the stream runs out (bbans's errors)
         assert type(error).__module__.startswith("bbzip.bbans"), error
+
+
+def test_a_model_without_a_latent_codes_in_any_tile(rgb_model_file):
+    """The tile is how a model without a latent codes (ship --tile): the same weights code an
+    image in tiles of 16 as in their own 8, exactly, and fewer pixels lack context."""
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+
+    frozen = load_frozen(rgb_model_file)
+    wider = frozen.with_tile(16)
+    assert wider.config.tile == 16 and wider.config.codes.tile == 16
+    image = _smooth_tiles(1, 3, 40, 8)[0][:37, :29]
+    settings = CodingSettings(batch_size=8)
+    bits = {}
+    for model in (frozen, wider):
+        tile = model.config.tile
+        symbols, extents = to_tiles(image, tile).reshape(-1, tile * tile * 3), tile_extents(37, 29, tile)
+        data = stream.encode(model, symbols, settings, extents)
+        assert np.array_equal(stream.decode(model, data, len(symbols), settings, extents), symbols)
+        bits[tile] = model.codelength_bits(symbols, settings, extents).sum()
+    assert bits[16] < bits[8]
+    with pytest.raises(ValueError, match="latent"):
+        FrozenTiledARVAE.freeze(_trained(3, 2, steps=1)).with_tile(16)
