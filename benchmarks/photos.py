@@ -1,6 +1,6 @@
 """Photographs: bbzip against the classic lossless codecs, per image and per folder.
 
-    python -m benchmarks.photos [--sizes 512 1024] [--quick]
+    python -m benchmarks.photos [--sizes 512 1024] [--grey] [--quick]
 
 On ../shared/data/photos/test/<size>/ (photos the models never saw; BBZIP_DATA_DIR moves it):
 
@@ -13,6 +13,8 @@ On ../shared/data/photos/test/<size>/ (photos the models never saw; BBZIP_DATA_D
   decompress` as whole processes (start-up included), in megapixels a second.
 
 bpd = 8 x bytes / (pixels x 3), over the whole set. Every bbzip archive is decoded and compared.
+With --grey the same photos are made grey (Pillow's "L": ITU-R 601 luma) and written as grey PNGs
+first, for the grey model; bpd is then per pixel.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def _classic(pixels: np.ndarray, fmt: str, options: dict) -> tuple[int, float, f
     Image.fromarray(pixels).save(buffer, format=fmt, **options)
     encoded = time.perf_counter()
     with Image.open(io.BytesIO(buffer.getvalue())) as image:
-        decoded = np.asarray(image.convert("RGB"))
+        decoded = np.asarray(image.convert("RGB" if pixels.ndim == 3 else "L"))
     done = time.perf_counter()
     if not np.array_equal(decoded, pixels):
         raise RuntimeError(f"{fmt} did not decode exactly")
@@ -84,12 +86,24 @@ def _bbzip_archive(files: list[Path], work: Path, name: str, *options) -> dict:
     return {"bytes": size, "compress_s": compress, "decompress_s": decompress}
 
 
-def run_size(size: int, limit: int | None, work: Path) -> dict:
+def _grey_copies(files: list[Path], folder: Path) -> list[Path]:
+    folder.mkdir()
+    copies = []
+    for file in files:
+        with Image.open(file) as image:
+            image.convert("L").save(folder / file.name)
+        copies.append(folder / file.name)
+    return copies
+
+
+def run_size(size: int, limit: int | None, work: Path, grey: bool = False) -> dict:
     folder = data_dir() / "photos" / "test" / str(size)
     files = sorted(folder.glob("*.png"))[:limit]
     if not files:
         raise SystemExit(f"no photos under {folder}")
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    if grey:
+        files = _grey_copies(files, work / f"grey-{size}")
+    images = [np.asarray(Image.open(f).convert("L" if grey else "RGB")) for f in files]
     dims = [image.size for image in images]
     per_image = {f.name: {"values": d} for f, d in zip(files, dims)}
     totals = {}
@@ -107,15 +121,17 @@ def run_size(size: int, limit: int | None, work: Path) -> dict:
         totals[label] = total
     totals["bbzip folder (default)"] = _bbzip_archive(files, work, "folder")
     values = sum(dims)
+    megapixels = values / (1 if grey else 3) / 1e6
     for record in totals.values():
         record["bpd"] = 8 * record["bytes"] / values
-        record["compress_mp_s"] = values / 3 / 1e6 / record["compress_s"]
-        record["decompress_mp_s"] = values / 3 / 1e6 / record["decompress_s"]
+        record["compress_mp_s"] = megapixels / record["compress_s"]
+        record["decompress_mp_s"] = megapixels / record["decompress_s"]
     classic = [label for label in _codecs(size)]
     for name, record in per_image.items():
         best = min(record[label] for label in classic)
         record["bbzip over best classic"] = record["bbzip (default)"] / best - 1
-    return {"size": size, "images": len(files), "megapixels": values / 3 / 1e6, "totals": totals, "per_image": per_image}
+    return {"size": size, "grey": grey, "images": len(files), "megapixels": megapixels, "totals": totals,
+            "per_image": per_image}
 
 
 def _sections(results: list[dict]) -> list[tuple[str, str]]:
@@ -127,7 +143,8 @@ def _sections(results: list[dict]) -> list[tuple[str, str]]:
         notes = (f"bbzip (default, each image its own archive) is {100 * (1 - result['totals']['bbzip (default)']['bpd'] / jxl):.1f}% "
                  f"below JPEG XL effort 7; its worst image is {100 * worst:+.1f}% against that image's best classic codec.")
         table = markdown_table(["codec", "bpd", "bytes", "compress MP/s", "decompress MP/s"], rows)
-        sections.append((f"test/{result['size']}: {result['images']} photos, {result['megapixels']:.2f} megapixels",
+        kind = "grey photos" if result.get("grey") else "photos"
+        sections.append((f"test/{result['size']}: {result['images']} {kind}, {result['megapixels']:.2f} megapixels",
                          table + "\n\n" + notes))
     return sections
 
@@ -154,12 +171,13 @@ def _plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--grey", action="store_true", help="the photos made grey, for the grey model")
     parser.add_argument("--quick", action="store_true", help="two photos at 256 px")
     args = parser.parse_args()
     sizes, limit = ([256], 2) if args.quick else (args.sizes, None)
     with tempfile.TemporaryDirectory() as work:
-        results = [run_size(size, limit, Path(work)) for size in sizes]
-    name = "photos-quick" if args.quick else "photos"
+        results = [run_size(size, limit, Path(work), args.grey) for size in sizes]
+    name = ("photos-quick" if args.quick else "photos") + ("-grey" if args.grey else "")
     path = write_results(name, "Photographs: bbzip and the classic lossless codecs", _sections(results), {"results": results})
     _plot(results, path.with_suffix(".png"))
     print(path.read_text())

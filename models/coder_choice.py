@@ -89,13 +89,17 @@ def pick_default(stacks) -> Coder | None:
 
 def pick_default_for_most(stacks) -> Coder | None:
     """The shipped default model that codes the most pixels of these stacks (None if it codes
-    none of them)."""
+    none of them); of two that code as many, the first in default_codes' order (the narrower:
+    28x28 grey digits go to the MNIST model, not to the grey model of any size)."""
     def pixels(codes):
         return sum(int(np.prod(stack.shape, dtype=np.int64)) for stack in stacks if codes.accepts(stack))
 
-    scored = [(pixels(codes), name) for name, codes in default_codes()]
-    best = max(scored, default=(0, None))
-    return load_coder(best[1]) if best[0] else None
+    best, chosen = 0, None
+    for name, codes in default_codes():
+        coded = pixels(codes)
+        if coded > best:
+            best, chosen = coded, name
+    return load_coder(chosen) if chosen else None
 
 
 def resolve(description: dict, override: str | Path | Coder | None) -> Coder:

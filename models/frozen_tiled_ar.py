@@ -420,8 +420,16 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         return (self.rows[None, :] < extents[:, :1]) & (self.columns[None, :] < extents[:, 1:])
 
     def codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None = None) -> np.ndarray:
+        """Per tile, a block's worth of tiles at a time (a large photo's tiles at once would hold
+        every pixel's parameters)."""
         if self.has_latent:
             return super().codelength_bits(symbols, settings)
+        step = self.config.codes.defaults.block_images
+        return np.concatenate([self._codelength_bits(symbols[lo : lo + step], settings,
+                                                     None if extents is None else extents[lo : lo + step])
+                               for lo in range(0, len(symbols), step)] or [np.zeros(0)])
+
+    def _codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None) -> np.ndarray:
         likelihood = self.pixel_distribution(np.zeros((len(symbols), 0), dtype=np.int64), symbols,
                                              settings.likelihood_precision)
         _, freq = likelihood.interval(symbols)
