@@ -33,7 +33,17 @@ def test_images_a_model_cannot_code_are_refused(grey_test_images):
     with pytest.raises(api.StreamError, match="does not code"):
         api.compress(grey_test_images[:5], model="mlp-binary-mnist-rha")  # grey images, binary model
     with pytest.raises(api.StreamError, match="no shipped model"):
-        api.compress(np.zeros((2, 30, 30), dtype=np.uint8))
+        api.compress(np.zeros((2, 30, 30, 2), dtype=np.uint8))  # two channels
+
+
+def test_grey_images_of_other_sizes_go_to_the_grey_photo_model(grey_test_images):
+    """28x28 digits stay with the MNIST default; grey images of another size go to the grey
+    model of any size (before it shipped, no default coded them)."""
+    images = np.ascontiguousarray(np.tile(grey_test_images[:2], (1, 2, 2))[:, :45, :50])
+    record = api.compress(images)
+    assert api.read_record(record).model["name"] == "tiled-grey-photos"
+    np.testing.assert_array_equal(api.decompress(record), images)
+    assert api.read_record(api.compress(grey_test_images[:2])).model["name"] == "ar-mnist-rha"
 
 
 def test_a_record_claiming_millions_of_images_fails_fast_without_allocating_them(grey_test_images):
@@ -169,3 +179,12 @@ def test_a_one_block_stream_of_bbzip_0_2_names_the_formats_this_bbzip_reads():
     record = MAGIC + struct.pack("<I", len(header)) + header + struct.pack("<I", zlib.crc32(header))
     with pytest.raises(StreamError, match="archive format 4 and later"):
         read_record(record)
+
+
+def test_of_two_defaults_that_code_as_many_pixels_the_narrower_is_taken(grey_test_images):
+    """Digits beside a small RGB image: no default codes both, and the MNIST model and the grey
+    model of any size code as many pixels (the digits): the MNIST model is taken."""
+    from bbzip.models.coder_choice import pick_default_for_most
+
+    stacks = [grey_test_images[:100], np.zeros((1, 10, 10, 3), dtype=np.uint8)]
+    assert pick_default_for_most(stacks).name == "ar-mnist-rha"
