@@ -14,7 +14,7 @@ import numpy as np
 
 from bbzip.models import api
 from bbzip.models.blocks import StackedImages
-from bbzip.models.coder_choice import Coder, pick_default, pick_default_for_most
+from bbzip.models.coder_choice import Coder, pick_default_for_most, takes
 from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
@@ -27,21 +27,22 @@ from .table import CHECKED_STORES, FALLBACK_CODES
 
 
 def fits(model):
-    """Whether one entry's uint8 stack (N, H, W) can go to `model`."""
-    return model.accepts
+    """fits(stack, image_file): whether one entry's uint8 stack (N, H, W[, C]) can go to `model`
+    (models.coder_choice.takes)."""
+    return lambda stack, image_file=True: takes(model.config.codes, stack, image_file)
 
 
 def choose_default(entries: list[Entry], spool: Spool) -> Coder | None:
-    """The shipped default model that codes every model entry (models.coder_choice). An archive
-    codes its images with one model: where no default codes them all (photos beside 28x28
-    digits), the one that codes the most pixels is taken and every image file it does not code
-    is kept by a classic codec; an array it does not code is refused, naming the entry."""
+    """The shipped default model for the model entries (models.coder_choice.pick_default_for_most:
+    the one that codes the most of their pixels, 28x28 digits counted for the MNIST models). An
+    archive codes its images with one model: every image file it does not code (photos beside
+    digits) is kept by a classic codec; an array it does not code is refused, naming the entry."""
     holders = [e for e in entries if len(e.items)]
     if not holders:
         return None
-    coder = pick_default([e.items for e in holders]) or pick_default_for_most([e.items for e in holders])
+    coder = pick_default_for_most([e.items for e in holders], [e.kind == "image" for e in holders])
     for entry in holders:
-        if coder.model.accepts(entry.items):
+        if takes(coder.model.config.codes, entry.items, entry.kind == "image"):
             continue
         if entry.kind != "image":
             raise BBZipError(f"{entry.name}: one archive codes its images with one model, and {coder.name} "

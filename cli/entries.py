@@ -113,7 +113,8 @@ def _walk(folder: Path, given: str, skipped: list) -> list[Path]:
 
 # -- reading -----------------------------------------------------------------------------------
 def read_entry(name: str, path: Path, fits_model, exact_times: bool = False) -> Entry:
-    """`fits_model(stack) -> bool` says whether uint8 images (N, H, W) can go to the model.
+    """`fits_model(stack, image_file) -> bool` says whether uint8 images (N, H, W[, C]) of an
+    image file or an array can go to the model.
     The entry keeps the file's permission bits and modification time, as tar and zip do: to
     the second, or with `exact_times` to the nanosecond (nanoseconds of files written one after
     another are noise to a compressor: about 2 bytes a file, 13% of a folder of binary MNIST)."""
@@ -482,7 +483,7 @@ def _write_npy(sink, fingerprint: "Fingerprint", feed, shape, fortran_order: boo
 
 
 def _is_image_stack(array, fits_model) -> bool:
-    return array.dtype == np.uint8 and array.ndim == 3 and len(array) > 0 and fits_model(array)
+    return array.dtype == np.uint8 and array.ndim == 3 and len(array) > 0 and fits_model(array, image_file=False)
 
 
 FINGERPRINT_RUN = 4096  # images read at a time to take a fingerprint

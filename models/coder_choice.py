@@ -71,31 +71,48 @@ def default_codes() -> list[tuple[str, Pixels]]:
                   key=lambda item: (item[1].values, item[1].any_size))
 
 
+def takes(codes: Pixels, stack, image_file: bool = True) -> bool:
+    """Whether a model of these Pixels codes the stack: on the command line a model of any size
+    takes image files only (an archive joins the tiles of an image file's entry; an array's
+    images are not cut into tiles yet), so an array of such images is kept as its bytes."""
+    return codes.accepts(stack) and (image_file or not codes.any_size)
+
+
 def fits_a_default():
-    """Before a model is chosen: fits(stack), whether a default model takes images of the
-    stack's shape (the store is read once, here, not for every file)."""
+    """Before a model is chosen: fits(stack, image_file), whether a default model takes images
+    of the stack's shape (the store is read once, here, not for every file)."""
     codes = [codes for _, codes in default_codes()]
-    return lambda stack: any(each.fits_shape(stack) for each in codes)
+    return lambda stack, image_file=True: any(each.fits_shape(stack) and (image_file or not each.any_size) for each in codes)
 
 
-def pick_default(stacks) -> Coder | None:
+def pick_default(stacks, image_files=None) -> Coder | None:
     """The shipped default model that codes every one of these image stacks (each an array, or a
-    stack read as needed), None if none does."""
+    stack read as needed; `image_files`: whether each is an image file, see takes), None if none
+    does."""
+    image_files = image_files or [True] * len(stacks)
     for name, codes in default_codes():
-        if all(codes.accepts(stack) for stack in stacks):
+        if all(takes(codes, stack, file) for stack, file in zip(stacks, image_files)):
             return load_coder(name)
     return None
 
 
-def pick_default_for_most(stacks) -> Coder | None:
+def pick_default_for_most(stacks, image_files=None) -> Coder | None:
     """The shipped default model that codes the most pixels of these stacks (None if it codes
-    none of them); of two that code as many, the first in default_codes' order (the narrower:
-    28x28 grey digits go to the MNIST model, not to the grey model of any size)."""
+    none of them). A model of any size counts only the stacks no default of a fixed size codes
+    (a folder of 28x28 digits with an odd-sized bitmap stays with the MNIST model; grey photos
+    with a few digits go to the grey photo model, digits and all). Of two that code as many,
+    the first in default_codes' order (the narrower)."""
+    image_files = image_files or [True] * len(stacks)
+    defaults = default_codes()
+    claimed = [any(not codes.any_size and takes(codes, stack, file) for _, codes in defaults)
+               for stack, file in zip(stacks, image_files)]
+
     def pixels(codes):
-        return sum(int(np.prod(stack.shape, dtype=np.int64)) for stack in stacks if codes.accepts(stack))
+        return sum(int(np.prod(stack.shape, dtype=np.int64)) for stack, file, fixed in zip(stacks, image_files, claimed)
+                   if takes(codes, stack, file) and not (codes.any_size and fixed))
 
     best, chosen = 0, None
-    for name, codes in default_codes():
+    for name, codes in defaults:
         coded = pixels(codes)
         if coded > best:
             best, chosen = coded, name
@@ -143,10 +160,11 @@ def default_block_images(coder: Coder, n_images: int) -> int:
     codes = coder.model.config.codes
     size = codes.defaults.block_images
     count = -(-n_images // size)
-    if codes.any_size and count < 2 <= n_images:
-        # A tiled model decodes a block one pixel position at a time for all its tiles, on one
-        # core: one block alone would leave the second core idle (numpy's threads do not pay on
-        # products of a few hundred rows).
+    if codes.any_size and count < 2 and n_images >= 2 * max(1, size // 4):
+        # A tiled model decodes a block's tiles side by side on one core: one block alone would
+        # leave the second core idle (numpy's threads do not pay on products of a few thousand
+        # rows). Not below half a megapixel a block: a block's first tile starts its lanes on
+        # virtual words (models/stream.py), and a worker process takes about a second to start.
         return -(-n_images // 2)
     if count < BLOCK_MULTIPLE:
         return size

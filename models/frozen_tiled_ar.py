@@ -40,6 +40,10 @@ from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 from bbzip.bbans.lookup import QUANTILE_BITS
 
 COEFF_LIMIT = 4 << PARAM_BITS  # bbans clips the colour coupling to +-4
+# What a lane's final head costs over the information it holds (bbans/packing.py: its length),
+# counted in a tile's codelength: a tile of a smooth photo is a few kilobits, its lanes a few
+# hundred bits.
+LANE_HEAD_BITS = 5
 _HEAD_ROWS = 1 << 13  # pixel rows per chunk of the head's passes over whole tiles (cache-sized)
 
 
@@ -338,12 +342,13 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     @property
     def ramp_growth(self) -> float | None:
         """How fast models/stream.py widens its batches: bits back's ramp with a latent; without
-        one, each new tile needs a word per lane from the stack, and a tile pushes about
-        values / 16 words (2 bits a value or more on photos), so batches can grow by that over
-        the lanes (from 1 tile, the only one whose lanes start on virtual words)."""
+        one, each new tile needs a word per lane from the stack, and a tile pushes at least
+        values / 64 words (half a bit a value: smooth photos take one or more), so batches can
+        grow by that over the lanes (from 1 tile, the only one whose lanes start on virtual
+        words). A faster ramp pulls virtual words for smooth images: 32 bits a lane."""
         if self.has_latent:
             return stream.BITS_BACK_GROWTH
-        return max(2.0, float(self.config.dims // (16 * self.lanes_per_unit)))
+        return max(2.0, float(self.config.dims // (64 * self.lanes_per_unit)))
 
     def batch_codec(self, settings, first_index: int, n_images: int, extents: np.ndarray | None = None) -> bbans.Codec:
         if self.has_latent:
@@ -434,7 +439,8 @@ class FrozenTiledARVAE(FrozenMLPVAE):
                                              settings.likelihood_precision)
         _, freq = likelihood.interval(symbols)
         bits = (settings.likelihood_precision - np.log2(freq)).reshape(len(symbols), self.config.pixels, -1).sum(axis=2)
-        return (bits * self.inside(extents)).sum(axis=1) if extents is not None else bits.sum(axis=1)
+        bits = (bits * self.inside(extents)).sum(axis=1) if extents is not None else bits.sum(axis=1)
+        return bits + LANE_HEAD_BITS * self.lanes_per_unit
 
     # -- K-step inference -----------------------------------------------------------------------
     def likelihood_gradient(self, pixels, z):

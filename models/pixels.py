@@ -67,10 +67,10 @@ EIGHT_BIT_DEFAULTS = CodingDefaults(lane_share=1 / 2, bucket_bits=12, block_imag
 # (models/stream.py), so a batch is the block. Blocks of about two megapixels (512 tiles of 64 x
 # 64) give two cores several blocks each on a folder of photos, and bound what coding a block
 # holds (every pixel's likelihood parameters while encoding: a few hundred MB).
-# The quick share is lower than for digits: on photos JPEG XL keeps an image at about 0.72 of
-# its PNG size (the photo set's test/512), so only a model codelength well under that skips
-# trying the classic codecs.
-TILED_DEFAULTS = CodingDefaults(lane_share=1.0, bucket_bits=12, block_images=512, quick_share=0.6)
+# The quick share is lower than for digits: on photos JPEG XL keeps an image at 0.59 to 0.8 of
+# its plain PNG size (the photo set's test/512), and the model is a few percent from it, so only
+# a model codelength under half the PNG skips trying the classic codecs.
+TILED_DEFAULTS = CodingDefaults(lane_share=1.0, bucket_bits=12, block_images=512, quick_share=0.5)
 TILED_BLOCK_PIXELS = 1 << 21
 
 
