@@ -394,10 +394,8 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
         raise BBZipError(str(error)) from None
     entries = archive.header["entries"]
     extents = record_extents([(entry, entry["items"]) for entry in entries], coder.model.config.codes)
-    try:
-        stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
-    except api.StreamError as error:
-        raise BBZipError(str(error)) from None
+    # (extents that do not fit the record raise api.StreamError as the first block is taken)
+    stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
     decoded = {}
 
     def block_result(block: int, lo: int):

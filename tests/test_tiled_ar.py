@@ -331,3 +331,15 @@ def test_grey_arrays_of_other_sizes_are_kept_beside_grey_photos_for_the_model(tm
     assert np.array_equal(np.load(tmp_path / "out" / "grey" / "stack.npy"), tiles[1:, :40, :45])
     with Image.open(tmp_path / "out" / "grey" / "scan.png") as restored:
         assert restored.mode == "L" and np.array_equal(np.asarray(restored), tiles[0][:40, :45])
+
+
+def test_extents_that_do_not_fit_the_record_are_refused(rgb_model_file):
+    """A record's tiles decode only with one extent each (an archive's table gives them from
+    its entries' sizes): a table whose sizes make other counts is a one-line StreamError."""
+    from bbzip.models import api
+
+    data = api.compress(np.zeros((1, 13, 21, 3), dtype=np.uint8), model=str(rgb_model_file))
+    info = api.read_record(data)
+    coder = api.coder_for(info, str(rgb_model_file))
+    with pytest.raises(api.StreamError, match="entries say 5"):
+        list(api.decode_blocks(info, coder, extents=np.full((5, 2), 8)))
