@@ -71,27 +71,30 @@ def default_codes() -> list[tuple[str, Pixels]]:
                   key=lambda item: (item[1].values, item[1].any_size))
 
 
+def _takes_kind(codes: Pixels, image_file: bool) -> bool:
+    """On the command line a model of any size takes image files only (an archive joins the
+    tiles of an image file's entry; an array's images are not cut into tiles yet), so an array
+    of such images is kept as its bytes."""
+    return image_file or not codes.any_size
+
+
 def takes(codes: Pixels, stack, image_file: bool = True) -> bool:
-    """Whether a model of these Pixels codes the stack: on the command line a model of any size
-    takes image files only (an archive joins the tiles of an image file's entry; an array's
-    images are not cut into tiles yet), so an array of such images is kept as its bytes."""
-    return codes.accepts(stack) and (image_file or not codes.any_size)
+    """Whether a model of these Pixels codes the stack (of an image file, or an array)."""
+    return codes.accepts(stack) and _takes_kind(codes, image_file)
 
 
 def fits_a_default():
     """Before a model is chosen: fits(stack, image_file), whether a default model takes images
     of the stack's shape (the store is read once, here, not for every file)."""
     codes = [codes for _, codes in default_codes()]
-    return lambda stack, image_file=True: any(each.fits_shape(stack) and (image_file or not each.any_size) for each in codes)
+    return lambda stack, image_file=True: any(each.fits_shape(stack) and _takes_kind(each, image_file) for each in codes)
 
 
-def pick_default(stacks, image_files=None) -> Coder | None:
+def pick_default(stacks) -> Coder | None:
     """The shipped default model that codes every one of these image stacks (each an array, or a
-    stack read as needed; `image_files`: whether each is an image file, see takes), None if none
-    does."""
-    image_files = image_files or [True] * len(stacks)
+    stack read as needed), None if none does."""
     for name, codes in default_codes():
-        if all(takes(codes, stack, file) for stack, file in zip(stacks, image_files)):
+        if all(codes.accepts(stack) for stack in stacks):
             return load_coder(name)
     return None
 

@@ -35,7 +35,7 @@ from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed,
 from . import stream
 from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide
 from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
-from .wavefront import Wavefront, full_extents
+from .wavefront import Wavefront, full_extents, inside_image
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 from bbzip.bbans.lookup import QUANTILE_BITS
 
@@ -420,10 +420,6 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         source = np.where(past_width, places - 1, places - self.padded_width)
         canvas[step.outside_tiles, places] = canvas[step.outside_tiles, source]
 
-    def inside(self, extents: np.ndarray) -> np.ndarray:
-        """(n, pixels) bool: which pixels of tiles of these extents lie inside their images."""
-        return (self.rows[None, :] < extents[:, :1]) & (self.columns[None, :] < extents[:, 1:])
-
     def codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None = None) -> np.ndarray:
         """Per tile, a block's worth of tiles at a time (a large photo's tiles at once would hold
         every pixel's parameters)."""
@@ -439,7 +435,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
                                              settings.likelihood_precision)
         _, freq = likelihood.interval(symbols)
         bits = (settings.likelihood_precision - np.log2(freq)).reshape(len(symbols), self.config.pixels, -1).sum(axis=2)
-        bits = (bits * self.inside(extents)).sum(axis=1) if extents is not None else bits.sum(axis=1)
+        bits = (bits * inside_image(self.rows, self.columns, extents)).sum(axis=1) if extents is not None else bits.sum(axis=1)
         return bits + LANE_HEAD_BITS * self.lanes_per_unit
 
     # -- K-step inference -----------------------------------------------------------------------

@@ -71,12 +71,17 @@ class Wavefront:
         """The pixels of `step` in every tile of a batch whose extents (n, 2) (valid rows,
         columns) are given."""
         pixels, rows = self.pixels(step)
-        columns = pixels - rows * self.tile
-        inside = (rows[None, :] < extents[:, :1]) & (columns[None, :] < extents[:, 1:])
+        inside = inside_image(rows, pixels - rows * self.tile, extents)
         tiles, at = np.nonzero(inside)
         lanes = tiles * self.lanes + rows[at] % self.lanes
         outside_tiles, outside_at = np.nonzero(~inside)
         return Step(tiles, pixels[at], lanes, outside_tiles, pixels[outside_at])
+
+
+def inside_image(rows: np.ndarray, columns: np.ndarray, extents: np.ndarray) -> np.ndarray:
+    """(n, pixels) bool: which of the pixels at (rows, columns) lie inside the images of n tiles
+    of these extents."""
+    return (rows[None, :] < extents[:, :1]) & (columns[None, :] < extents[:, 1:])
 
 
 def full_extents(tiles: int, tile: int) -> np.ndarray:
