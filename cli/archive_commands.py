@@ -21,7 +21,8 @@ from bbzip.models.threads import available_cores
 from . import coding, comparison
 from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
-from .entries import collect_inputs, input_fingerprint, read_entry
+from .entries import input_fingerprint, read_entry
+from .inputs import collect_inputs
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import Staging
 from .spool import Spool
@@ -89,8 +90,7 @@ def _read_entries(out, found, fits, exact_times: bool, spool: Spool) -> list:
         for (name, path), size in zip(found, sizes):
             advance(0, status=name)
             entry = read_entry(name, path, fits, exact_times)
-            entry.blobs = [spool.add(blob) for blob in entry.blobs]
-            entries.append(entry)
+            entries.append(entry.changed(blobs=[spool.add(blob) for blob in entry.blobs]))
             advance(size, status="")
     return entries
 
@@ -174,7 +174,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
             with out.bar("comparing", sum(len(e.items) for e in entries)) as advance:
                 groups = comparison.classic_sizes(entries, advance)
         if coder is None:
-            coder = coding.choose_default(entries, spool)
+            coder, entries = coding.choose_default(entries, spool)
         candidates = sum(len(e.items) for e in entries)
 
         def settings_for(n_images: int):
@@ -184,9 +184,9 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
         started = time.perf_counter()
         if candidates and fallback:
             with out.bar("choosing", candidates) as advance:  # model or classic, image by image
-                coding.prepare(entries, coder, settings_for(candidates), spool, True, threads, advance)
+                entries = coding.prepare(entries, coder, settings_for(candidates), spool, True, threads, advance)
         elif candidates:
-            coding.prepare(entries, coder, settings_for(candidates), spool, False)
+            entries = coding.prepare(entries, coder, settings_for(candidates), spool, False)
         n_items = sum(len(e.items) for e in entries)
         settings = settings_for(n_items)
         if compare:

@@ -19,7 +19,9 @@ from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
-from .entries import Entry, classic_image_entry, file_attributes, input_fingerprint, model_image, restore
+from .entries import KINDS, file_attributes, input_fingerprint, restore
+from .entry_kind import Entry
+from .file_entries import ImageFile, model_image
 from .feed import ImageFeed
 from .errors import BBZipError
 from .spool import Spool
@@ -32,118 +34,122 @@ def fits(model):
     return lambda stack, image_file=True: takes(model.config.codes, stack, image_file)
 
 
-def choose_default(entries: list[Entry], spool: Spool) -> Coder | None:
+def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, list[Entry]]:
     """The shipped default model for the model entries (models.coder_choice.pick_default_for_most:
-    the one that codes the most of their pixels, 28x28 digits counted for the MNIST models). An
-    archive codes its images with one model: every image file it does not code (photos beside
-    digits) is kept by a classic codec; an array it does not code is refused, naming the entry."""
+    the one that codes the most of their pixels, 28x28 digits counted for the MNIST models), and
+    the entries as that model leaves them. An archive codes its images with one model: every
+    image file it does not code (photos beside digits) is kept by a classic codec; an array it
+    does not code is refused, naming the entry."""
     holders = [e for e in entries if len(e.items)]
     if not holders:
-        return None
-    coder = pick_default_for_most([e.items for e in holders], [e.kind == "image" for e in holders])
-    for entry in holders:
-        if takes(coder.model.config.codes, entry.items, entry.kind == "image"):
-            continue
-        if entry.kind != "image":
+        return None, entries
+    coder = pick_default_for_most([e.items for e in holders], [e.kind is ImageFile for e in holders])
+    chosen = []
+    for entry in entries:
+        if not len(entry.items) or takes(coder.model.config.codes, entry.items, entry.kind is ImageFile):
+            chosen.append(entry)
+        elif entry.kind is ImageFile:
+            chosen.append(_kept_classic(entry, spool))
+        else:
             raise BBZipError(f"{entry.name}: one archive codes its images with one model, and {coder.name} "
                              f"(taken for most of the images) does not code this one's; compress it on its own")
-        _keep_classic(entry, spool)
-    return coder
+    return coder, chosen
 
 
-def _keep_classic(entry: Entry, spool: Spool, found: tuple[str, bytes] | None = None) -> None:
-    """An image entry read for a model, kept by a classic encoding instead: `found` (codec,
-    blob), or its smallest faithful one."""
+def _kept_classic(entry: Entry, spool: Spool, found: tuple[str, bytes] | None = None) -> Entry:
+    """An image entry read for a model (its pixels as read), kept by a classic encoding instead:
+    `found` (codec, blob), or its smallest faithful one."""
     image = model_image(entry.items[0], entry.meta["mode"])
     found = found or classic.smallest_faithful(image)
     meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
-    replaced = classic_image_entry(entry.name, meta, image, *found)  # PNG keeps every L, 1 or RGB image
-    entry.meta, entry.items, entry.fingerprint = replaced.meta, replaced.items, replaced.fingerprint
-    entry.blobs = [spool.add(blob) for blob in replaced.blobs]
+    kept = ImageFile.classic(entry.name, meta, image, *found)  # PNG keeps every L, 1 or RGB image
+    return kept.changed(blobs=[spool.add(blob) for blob in kept.blobs])
 
 
-def _model_symbols_as_images(entry: Entry, coder: Coder):
-    """An entry's images in the model's domain, a run at a time as they are read: what the
-    model's Pixels map them to (two-valued images as 0/1 symbols; each entry keeps its own
-    scale, 1 or 255, in its metadata)."""
+def _in_model_domain(entry: Entry, coder: Coder) -> Entry:
+    """The entry with its images in the model's domain, a run at a time as they are read: what
+    the model's Pixels map them to (two-valued images as 0/1 symbols; each entry keeps its own
+    scale, 1 or 255, in its metadata). Its fingerprint stays that of what was read."""
+    fingerprint = input_fingerprint(entry)
     codes = coder.model.config.codes
     if not codes.two_valued:
-        return entry.items
+        return entry.changed(fingerprint=fingerprint)
     scale = codes.scale_of(entry.items)
     if scale is None:  # the model took the entry (fits, choose_default): a bug if not
         raise BBZipError(f"{entry.name}: internal error: images {coder.name} does not code")
-    entry.meta["scale"] = scale
-    return sources.ScaledDown(entry.items, scale) if scale != 1 else entry.items
+    items = sources.ScaledDown(entry.items, scale) if scale != 1 else entry.items
+    return entry.changed(items=items, meta={**entry.meta, "scale": scale}, fingerprint=fingerprint)
 
 
 def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
-            on_images=None) -> None:
-    """Bring every entry's model images into the model's domain and, with `use_fallback`, take
-    out those the classic codecs keep smaller (cli/fallback.py): a single image becomes a
-    classic entry, an array or .npz keeps them as classic blobs (in `spool`) beside its model
-    images. The model judges its own symbols; a classic codec keeps the pixels that were read
-    (a two-valued entry's 0/255 images as 0/255: only model images are scaled back)."""
-    holders = [e for e in entries if len(e.items)]
+            on_images=None) -> list[Entry]:
+    """The entries as they go into the archive (new ones; those given are not changed): every
+    entry's model images in the model's domain and, with `use_fallback`, those the classic codecs
+    keep smaller taken out (cli/fallback.py): a single image becomes a classic entry, an array or
+    .npz keeps them as classic blobs (in `spool`) beside its model images. The model judges its
+    own symbols; a classic codec keeps the pixels that were read (a two-valued entry's 0/255
+    images as 0/255: only model images are scaled back)."""
+    positions = [index for index, entry in enumerate(entries) if len(entry.items)]
+    holders = [entries[index] for index in positions]
     if coder.model.config.codes.any_size:
-        _prepare_tiled(holders, coder, settings, spool, use_fallback, cores, on_images)
-        return
-    symbols = []
-    for entry in holders:
-        entry.fingerprint = input_fingerprint(entry)  # of what was read, before the images change
-        symbols.append(_model_symbols_as_images(entry, coder))
+        prepared = _prepare_tiled(holders, coder, settings, spool, use_fallback, cores, on_images)
+    else:
+        prepared = _prepare_fixed_size(holders, coder, settings, spool, use_fallback, cores, on_images)
+    result = list(entries)
+    for index, entry in zip(positions, prepared, strict=True):
+        result[index] = entry
+    return result
+
+
+def _prepare_fixed_size(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
+                        on_images) -> list[Entry]:
+    """For a model of fixed size: each entry's images in the model's domain, with those the
+    fallback keeps classic taken out."""
+    in_domain = [_in_model_domain(entry, coder) for entry in holders]
     chosen = {}  # holder -> [(index in it, codec, spooled blob)], as the routing hands them on
     if use_fallback and holders:
         starts = np.cumsum([0] + [len(e.items) for e in holders])
         for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]),
-                                                 StackedImages(symbols), settings, cores, on_images):
+                                                 StackedImages([e.items for e in in_domain]), settings, cores, on_images):
             holder = int(np.searchsorted(starts, index, side="right")) - 1
-            kept = None if holders[holder].kind == "image" else spool.add(blob)  # an image file is encoded in its own mode
+            kept = None if holders[holder].kind is ImageFile else spool.add(blob)  # an image file is encoded in its own mode
             chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))
-    for holder, (entry, model_symbols) in enumerate(zip(holders, symbols)):
-        if holder in chosen:
-            _take_out(entry, model_symbols, chosen[holder], spool)
-        else:
-            entry.items = model_symbols
+    return [_take_out(read, model, chosen[holder], spool) if holder in chosen else model
+            for holder, (read, model) in enumerate(zip(holders, in_domain))]
 
 
 def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
-                   on_images) -> None:
+                   on_images) -> list[Entry]:
     """For a model of any size: each image file's image goes to the model as its tiles or, with
     `use_fallback`, becomes a classic entry where the classic codecs keep it smaller (decided
     per image: its tiles' codelength against its smallest faithful classic encoding)."""
     codes = coder.model.config.codes
-    for entry in holders:
-        entry.fingerprint = input_fingerprint(entry)  # of the image as read, before it is cut into tiles
     kept_classic = {}
     if use_fallback:
         kept_classic = dict((index, (codec, blob)) for index, codec, blob in fallback.route_images(
             coder.model, [(entry.items[0], entry.meta["mode"]) for entry in holders], settings, cores, on_images))
-    for index, entry in enumerate(holders):
-        if index in kept_classic:
-            _keep_classic(entry, spool, kept_classic[index])
-        else:
-            entry.items = codes.to_units(entry.items)
+    # The fingerprint is of the image as read, before it is cut into tiles.
+    return [_kept_classic(entry, spool, kept_classic[index]) if index in kept_classic
+            else entry.changed(items=codes.to_units(entry.items), fingerprint=input_fingerprint(entry))
+            for index, entry in enumerate(holders)]
 
 
-def _take_out(entry: Entry, symbols, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> None:
-    """chosen: (index, codec, blob) of each of the entry's images (`entry.items`: pixels as read;
-    `symbols`: the same images in the model's domain) to keep classic, in order."""
-    if entry.kind == "image":  # its one image: kept as the smallest faithful encoding of its own mode
-        image = model_image(entry.items[:1][0], entry.meta["mode"])
+def _take_out(read: Entry, model: Entry, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> Entry:
+    """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order;
+    `read` is the entry as read (its pixels), `model` the same entry in the model's domain."""
+    if read.kind is ImageFile:  # its one image: kept as the smallest faithful encoding of its own mode
+        image = model_image(read.items[:1][0], read.meta["mode"])
         found = classic.smallest_faithful(image)
         if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
-            entry.items = symbols
-            return
-        _keep_classic(entry, spool, found)
-        return
+            return model
+        return _kept_classic(read, spool, found)
     indices = [index for index, _, _ in chosen]
     crc32 = 0  # of the classic images' pixels, in order, read one at a time (the stack may be read from its file)
     for index in indices:
-        crc32 = zlib.crc32(np.ascontiguousarray(entry.items[index : index + 1]), crc32)
-    entry.items = sources.WithoutImages(symbols, indices)
-    entry.meta["fallback"] = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[codec] for _, codec, _ in chosen),
-                              "crc32": crc32}
-    entry.blobs += [blob for _, _, blob in chosen]
+        crc32 = zlib.crc32(np.ascontiguousarray(read.items[index : index + 1]), crc32)
+    fallback_table = {"runs": _runs(indices), "codecs": "".join(FALLBACK_CODES[codec] for _, codec, _ in chosen), "crc32": crc32}
+    return model.changed(items=sources.WithoutImages(model.items, indices), meta={**model.meta, "fallback": fallback_table},
+                         blobs=model.blobs + tuple(blob for _, _, blob in chosen))
 
 
 def _runs(indices: list[int]) -> list[int]:
@@ -176,11 +182,6 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     if any(len(e.items) for e in entries) and coder is None:
         raise BBZipError("images for the model but no model")
     for entry in entries:
-        # Classic images and JPEG transcodes carry a crc32 of their pixels or bytes (the
-        # encoding is bbzip's, checked here); model images are covered by their block's sha256,
-        # stored bytes by xz's check.
-        if entry.meta.get("store") in CHECKED_STORES:
-            entry.meta["crc32"] = entry.fingerprint.crc32
         if len(entry.items):
             stacks.append(entry.items)
     header = {"entries": []}
@@ -195,7 +196,13 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
         for blob in entry.blobs:  # spooled (compress), or bytes
             blobs.append({"offset": length, "length": len(blob)})
             length += payload.write(blob if isinstance(blob, bytes) else blob.read())
-        header["entries"].append({"name": entry.name, "kind": entry.kind, "items": len(entry.items), "blobs": blobs, **entry.meta})
+        fields = entry.header(blobs)
+        # Classic images and JPEG transcodes carry a crc32 of their pixels or bytes (the
+        # encoding is bbzip's, checked here); model images are covered by their block's sha256,
+        # stored bytes by xz's check.
+        if entry.store in CHECKED_STORES:
+            fields["crc32"] = entry.fingerprint.crc32
+        header["entries"].append(fields)
     header["payload_length"] = length
     return header
 
@@ -341,7 +348,7 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     for index in chosen:
         scale = entries[index].get("scale", 1)
         runs = model_runs(int(starts[index]), int(starts[index + 1]), scale)
-        if codes is not None and codes.any_size and entries[index].get("store") == "model" and entries[index]["kind"] == "image":
+        if codes is not None and codes.any_size and entries[index].get("store") == "model" and entries[index]["kind"] == ImageFile.name:
             runs = _joined_tiles(runs, codes, entries[index])
         reader = EntryReader(archive, index, runs)
         yield reader
@@ -370,7 +377,7 @@ def _feed(meta: dict, runs, read_blob) -> ImageFeed:
             raise BBZipError("damaged entry (fallback table does not match its blobs)")
         classic_images = list(zip(positions, codes, meta["blobs"][len(meta["blobs"]) - len(codes):]))
         crc32 = fallback["crc32"]
-    return ImageFeed(runs, _image_shape(meta), classic_images, crc32, read_blob)
+    return ImageFeed(runs, KINDS[meta["kind"]].image_shape(meta), classic_images, crc32, read_blob)
 
 
 def _classic_count(meta: dict) -> int:
@@ -427,19 +434,6 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
 def _blocks_holding(lo: int, hi: int, block_images: int) -> range:
     """The blocks that hold model images lo..hi - 1."""
     return range(lo // block_images, (hi - 1) // block_images + 1) if hi > lo else range(0)
-
-
-def _image_shape(meta: dict) -> tuple[int, ...]:
-    """Height and width (and channels, for RGB) of an entry's images: an array's, an .npz file's first image stack's,
-    an image's; (0, 0) for an entry without images."""
-    if meta["format"] == "NPY" and "shape" in meta:
-        return meta["shape"][1], meta["shape"][2]
-    if meta["format"] == "NPZ":
-        first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
-        return (first["shape"][1], first["shape"][2]) if first else (0, 0)
-    if meta.get("mode") == "RGB":
-        return meta["height"], meta["width"], 3
-    return meta.get("height", 0), meta.get("width", 0)
 
 
 def _link_target(meta: dict) -> str:

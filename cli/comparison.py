@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from . import jpegxl
-from .entries import Entry, model_image
+from .entry_kind import Entry
+from .file_entries import ImageFile, model_image
 
 
 @dataclass
@@ -34,12 +35,12 @@ class Group:
 
 
 def group_name(entry: Entry) -> str:
-    return posixpath.dirname(entry.name) + "/" if entry.kind == "image" else entry.name
+    return posixpath.dirname(entry.name) + "/" if entry.kind is ImageFile else entry.name
 
 
 def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
-    """Each group's images as PNG and JPEG XL files (before `coding.prepare` changes the entries:
-    `items` are still the pixels as read)."""
+    """Each group's images as PNG and JPEG XL files (`entries` as read: `items` are the pixels
+    as read, not yet the model's symbols or tiles)."""
     groups: dict[str, Group] = {}
     for entry in entries:
         if not len(entry.items):
@@ -61,7 +62,7 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
 
 
 def model_codelengths(entries: list[Entry], model, settings) -> list[float]:
-    """Each entry's model images' codelength in bits (after `coding.prepare`: `items` are the
+    """Each entry's model images' codelength in bits (as `coding.prepare` returns them: `items` are the
     model's images, in its domain)."""
     codes = model.config.codes
     lengths = []

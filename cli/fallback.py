@@ -27,7 +27,7 @@ from bbzip.models.blocks import block_bounds
 from bbzip.models.scheduler import Job, run_in_order
 
 from . import classic
-from .entries import model_image
+from .file_entries import model_image
 
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
 CHUNK_IMAGES = 1024

@@ -10,18 +10,18 @@ import bisect
 import unicodedata
 from pathlib import PurePosixPath
 
+from .entries import KINDS
 from .table import CHECKED_STORES, FALLBACK_CODES, MAX_ENTRIES
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
 MAX_PIXELS = 1 << 28  # of one classic image
 MAX_NAME = 4096
-# How each kind of entry may be kept (the kinds and stores are cli/table.py's).
-STORES_OF_KIND = {"image": {"model", "classic"}, "array": {"model"}, "npz": {"members"},
-                  "stored": {"stored", "transcoded"}, "link": {"link"}}
+# How each kind of entry may be kept (cli/entries.py)
+STORES_OF_KIND = {name: kind.stores for name, kind in KINDS.items()}
 CODECS = {"PNG", "WEBP", "JXL"}
 ZIP_METHODS = {0, 8, 12, 14}
-IMAGE_FORMATS = {"PNG", "PPM"}  # the formats entries re-encode (entries._rewritable)
+IMAGE_FORMATS = {"PNG", "PPM"}  # the formats entries re-encode (file_entries._rewritable)
 
 
 class HeaderError(ValueError):
@@ -120,24 +120,13 @@ def _span(span, where: str, payload_length: int) -> None:
     _int(span["length"], f"{where}.length", 0, payload_length - offset)
 
 
-ATTRIBUTES = {"permissions", "mtime_ns"}
-
-
 def _check_entry(entry, where: str, payload_length: int) -> int:
     """The entry's own fields by kind; returns how many model images it holds."""
     kind = entry.get("kind") if isinstance(entry, dict) else None
     if not _among(kind, STORES_OF_KIND):
         _fail(where, f"unknown kind {kind!r}")
     common = {"name", "kind", "items", "blobs", "format", "store"}
-    by_kind = {
-        "link": ({"target"}, set()),
-        "stored": ({"size"}, {"mode", "width", "height", "crc32"} | ATTRIBUTES),
-        "image": ({"mode", "width", "height"}, {"codec", "scale", "crc32"} | ATTRIBUTES),
-        "array": ({"shape"}, {"fortran_order", "scale", "fallback"} | ATTRIBUTES),
-        "npz": ({"compressed", "members"}, {"scale", "fallback"} | ATTRIBUTES),
-    }
-    required, optional = by_kind[kind]
-    _keys(entry, where, common | required, optional)
+    _keys(entry, where, common | KINDS[kind].required, KINDS[kind].optional)
     if entry["store"] in CHECKED_STORES:
         _int(entry.get("crc32"), f"{where}.crc32", 0, (1 << 32) - 1)
     elif "crc32" in entry:

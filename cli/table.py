@@ -26,7 +26,9 @@ import lzma
 
 import numpy as np
 
-KINDS = ("image", "array", "npz", "stored", "link")
+from .entries import KINDS as ENTRY_KINDS
+
+KINDS = tuple(ENTRY_KINDS)  # the kind column's values, in the order of cli/entries.py's KINDS (the format's)
 # members: an .npz, kept member by member; transcoded: a JPEG file kept as JPEG XL
 STORES = ("model", "classic", "stored", "link", "members", "transcoded")
 CODECS = ("", "PNG", "WEBP", "JXL")
@@ -35,9 +37,8 @@ NO_PERMISSIONS = 0xFFFF
 COLUMNS = ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions",
            "mtime_delta", "name_shared", "name_rest", "blob_length", "crc32", "size")
 WIDTHS = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i8": np.int64}
-# fallback: where an array's classic images are, and their codecs (cli/coding.py)
-EXTRA_FIELDS = {"link": ("target",), "array": ("shape", "fortran_order", "fallback"),
-                "npz": ("compressed", "members", "fallback")}
+# The fields each kind keeps in the extras list (cli/entry_kind.py)
+EXTRA_FIELDS = {name: kind.extras for name, kind in ENTRY_KINDS.items() if kind.extras}
 CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their column
 # One letter per classic image of an array, in its extras' `fallback` (cli/coding.py)
 FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}

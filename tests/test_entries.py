@@ -184,7 +184,7 @@ def test_npy_files_come_back_with_bytes_after_the_array(tmp_path, grey_test_imag
 def test_npy_headers_are_the_ones_np_save_writes(fortran):
     """Decompress writes an .npy file's header and then its images as they decode (there is
     no whole array to hand to np.save): the header is np.save's, C or Fortran order."""
-    from bbzip.cli.entries import npy_header
+    from bbzip.cli.array_entries import npy_header
 
     for shape in [(5, 28, 28), (123456, 7, 9)]:
         array = np.zeros(shape, dtype=np.uint8, order="F" if fortran else "C")
@@ -311,7 +311,7 @@ def test_stored_bytes_use_a_dictionary_the_size_of_the_file():
     dictionary no larger than the file, so a small blob decodes within 1 MiB."""
     import lzma
 
-    from bbzip.cli.entries import xz
+    from bbzip.cli.xz import xz
 
     raw = b"bbzip keeps files it cannot code as images byte for byte. " * 2000
     blob = xz(raw)

@@ -15,7 +15,7 @@ from bbzip.cli import jpegxl
 from bbzip.cli.archive import read_archive
 from bbzip.cli.header_schema import HeaderError, check_header
 from bbzip.cli.main import cli
-from bbzip.models.coder_choice import default_settings, load_coder
+from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models import api
 from benchmarks.unlike_mnist import image_sets
 
@@ -264,3 +264,33 @@ def test_a_folder_of_0_1_and_0_255_images_with_classic_ones_comes_back_exactly(t
     for original in sorted(folder.iterdir()):
         a, b = Image.open(original), Image.open(tmp_path / "out" / "bits" / original.name)
         assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b)), original.name
+
+
+def test_preparing_an_archive_changes_no_entry_as_read(tmp_path, grey_test_images):
+    """Entries are read once and never changed in place (cli/entry_kind.py): choosing the model,
+    scaling 0/255 images to the model's 0/1 and taking out the fallback's images make new entries.
+    (0.2 mutated them in three places; the 0/255 bug came from one of them.)"""
+    from dataclasses import FrozenInstanceError
+
+    from bbzip.cli import coding
+    from bbzip.cli.entries import read_entry
+    from bbzip.cli.spool import Spool
+
+    digits = np.where(grey_test_images[:40] >= 128, 255, 0).astype(np.uint8)
+    inverted = np.where(grey_test_images[40:100] >= 128, 0, 255).astype(np.uint8)
+    np.save(tmp_path / "x.npy", np.concatenate([digits, inverted]))
+    Image.fromarray(inverted[0]).save(tmp_path / "one.png")
+    entries = [read_entry(name, tmp_path / name, fits_a_default(), False) for name in ("x.npy", "one.png")]
+    as_read = [(dict(e.meta), e.items[:], e.blobs, e.fingerprint) for e in entries]
+    with open(tmp_path / "spool", "w+b") as spooled:
+        spool = Spool(spooled)
+        coder, chosen = coding.choose_default(entries, spool)
+        prepared = coding.prepare(chosen, coder, default_settings(coder, sum(len(e.items) for e in chosen)), spool)
+    assert prepared[0].meta["scale"] == 255 and "fallback" in prepared[0].meta  # the array did change, as a new entry
+    for entry, (meta, items, blobs, fingerprint) in zip(entries, as_read):
+        assert dict(entry.meta) == meta and entry.blobs == blobs and entry.fingerprint is fingerprint
+        np.testing.assert_array_equal(entry.items[:], items)
+    with pytest.raises(FrozenInstanceError):
+        entries[0].items = None
+    with pytest.raises(TypeError):
+        entries[0].meta["scale"] = 1

@@ -348,7 +348,7 @@ def test_a_name_part_longer_than_file_systems_take_fails_test_as_decompress_woul
 
 def test_bytes_after_a_stored_blob_s_xz_stream_are_damage(tmp_path, varied_archive, tiny_models):
     """0.1 decoded the xz stream and ignored whatever followed it, unchecked."""
-    from bbzip.cli.entries import xz
+    from bbzip.cli.xz import xz
 
     header, payload = _as_dicts(varied_archive)
     header, payload = _with_blob(header, payload, "in/notes.txt", xz(b"kept as bytes") + b"trailing")

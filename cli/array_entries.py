@@ -1,0 +1,262 @@
+"""The kinds of entry an array file makes: an .npy image stack, and an .npz file kept member by
+member (its image stacks to the model, anything else as bytes). Both are rebuilt byte for byte:
+arrays in their memory order, zip members with their names and zip fields."""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from bbzip.models.blocks import StackedImages
+
+from . import sources
+from .entry_kind import ATTRIBUTES, NO_IMAGES, Entry, EntryKind
+from .file_entries import Stored
+from .fingerprint import Fingerprint
+from .xz import unxz, xz
+
+
+class Array(EntryKind):
+    """An .npy file holding a uint8 stack (N, H, W) of the model's images."""
+
+    name = "array"
+    stores = frozenset({"model"})
+    required = frozenset({"shape"})
+    optional = frozenset({"fortran_order", "scale", "fallback"}) | ATTRIBUTES
+    extras = ("shape", "fortran_order", "fallback")  # fallback: where its classic images are (cli/coding.py)
+
+    @staticmethod
+    def read(name: str, path: Path, fits_model) -> Entry:
+        """A C-order stack in a regular file is read from it as it is needed (cli/sources.py);
+        any other .npy (Fortran order, a pipe) is read whole; one that is not an image stack is
+        stored as bytes."""
+        entry = _npy_read_as_needed(name, path, fits_model) if path.is_file() else None
+        return entry or _read_npy(name, path.read_bytes(), fits_model)
+
+    @staticmethod
+    def image_shape(meta) -> tuple[int, ...]:
+        return (meta["shape"][1], meta["shape"][2]) if "shape" in meta else (0, 0)
+
+    @staticmethod
+    def restore(meta, feed, blobs: list, sink) -> Fingerprint:
+        fingerprint = Fingerprint()
+        _write_npy(sink, fingerprint, feed, meta["shape"], meta.get("fortran_order", False))
+        return fingerprint
+
+
+class Npz(EntryKind):
+    """An .npz file, member by member: image stacks to the model (a C-order one read through the
+    zip as it is needed), anything else (other arrays, files that are not arrays, members named
+    like np.savez's own arguments) as bytes. A zip that cannot be read is stored whole."""
+
+    name = "npz"
+    stores = frozenset({"members"})
+    required = frozenset({"compressed", "members"})
+    optional = frozenset({"scale", "fallback"}) | ATTRIBUTES
+    extras = ("compressed", "members", "fallback")
+
+    @staticmethod
+    def read(name: str, path: Path, fits_model) -> Entry:
+        if not path.is_file():  # a pipe: read once, kept as bytes
+            return Stored.read(name, path.read_bytes(), {"format": "NPZ"})
+        try:
+            return _npz_members(name, path, fits_model)
+        except (zipfile.BadZipFile, sources.UnreadableMember, OSError, EOFError, NotImplementedError, RuntimeError, ValueError):
+            return Stored.read(name, path.read_bytes(), {"format": "NPZ"})
+
+    @staticmethod
+    def image_shape(meta) -> tuple[int, ...]:
+        first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
+        return (first["shape"][1], first["shape"][2]) if first else (0, 0)
+
+    @staticmethod
+    def restore(meta, feed, blobs: list, sink) -> Fingerprint:
+        """The zip with the same members in the same order (arrays written again as their images
+        come, other members as they were); the fingerprint covers each member's name and its
+        pixels or bytes."""
+        fingerprint = Fingerprint()
+        compression = zipfile.ZIP_DEFLATED if meta["compressed"] else zipfile.ZIP_STORED
+        stored = iter(blobs)
+        with zipfile.ZipFile(sink, "w", compression=compression) if sink is not None else contextlib.nullcontext() as archive:
+            for member in meta["members"]:
+                _add_member(fingerprint, member["member"], b"")
+                with _member_stream(archive, member) as stream:
+                    if member["store"] == "model":
+                        _write_npy(stream, fingerprint, feed, member["shape"], member.get("fortran_order", False))
+                    else:
+                        content = unxz(next(stored), member["size"])
+                        fingerprint.update(content)
+                        if stream is not None:
+                            stream.write(content)
+        return fingerprint
+
+
+def _npy_read_as_needed(name: str, path: Path, fits_model) -> Entry | None:
+    """A C-order uint8 .npy image stack whose images are read from the file as they are needed
+    (cli/sources.py), or None for any other .npy file (read whole: Fortran order, other arrays,
+    files that are not plain arrays)."""
+    with open(path, "rb") as f:
+        found = _npy_layout(f, os.fstat(f.fileno()).st_size)
+        status = os.fstat(f.fileno())
+    if found is None:
+        return None
+    offset, shape = found
+    stamp = sources.FileStamp(path, status)
+    stack = sources.NpyFileImages(stamp, offset, shape)
+    if not _is_image_stack(stack, fits_model):
+        return None
+    meta = {"format": "NPY", "shape": list(shape), "store": "model", "fortran_order": False}
+    return Entry(name, Array, meta, items=stack, fingerprint=Fingerprint().update_stack(stack), stamp=stamp)
+
+
+def _npy_layout(stream, size: int) -> tuple[int, tuple] | None:
+    """(bytes before the images, shape) of an .npy stream holding a C-order uint8 3-d array
+    and nothing after it; None for anything else."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            return None
+        shape, fortran_order, dtype = read_header(stream)
+        offset = stream.tell()
+    except (ValueError, OSError, EOFError, SyntaxError):
+        return None
+    if dtype != np.uint8 or fortran_order or len(shape) != 3 or size != offset + math.prod(shape):
+        return None
+    return offset, tuple(shape)
+
+
+def _read_npy(name, raw, fits_model) -> Entry:
+    array = _npy_array(raw)
+    if array is not None and _is_image_stack(array, fits_model):
+        meta = {"format": "NPY", "shape": list(array.shape), "store": "model", "fortran_order": _fortran(array)}
+        return Entry(name, Array, meta, items=np.ascontiguousarray(array))
+    return Stored.read(name, raw, {"format": "NPY"})
+
+
+def _npy_array(raw: bytes):
+    """The array of .npy bytes, or None if they are not one (pickled objects are never loaded).
+    A plain array is a read-only view of the bytes, not a copy: a large stack is held once."""
+    buffer = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is not None:
+            shape, fortran_order, dtype = read_header(buffer)
+            count = int(np.prod(shape, dtype=np.int64))
+            if not dtype.hasobject and len(raw) - buffer.tell() == count * dtype.itemsize:
+                flat = np.frombuffer(raw, dtype=dtype, count=count, offset=buffer.tell())
+                return flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
+        buffer.seek(0)
+        array = np.lib.format.read_array(buffer, allow_pickle=False)
+        return array if buffer.tell() == len(raw) else None  # bytes after the array: kept as bytes
+    except (ValueError, OSError, EOFError):
+        return None
+
+
+def _fortran(array) -> bool:
+    return bool(array.flags.f_contiguous and not array.flags.c_contiguous)
+
+
+def _npz_members(name, path: Path, fits_model) -> Entry:
+    meta = {"format": "NPZ", "store": "members", "compressed": False, "members": []}
+    blobs, stacks, fingerprint = [], [], Fingerprint()
+    with open(path, "rb") as f:
+        stamp = sources.FileStamp(path, os.fstat(f.fileno()))
+        with zipfile.ZipFile(f) as archive:
+            infos = archive.infolist()
+            meta["compressed"] = any(info.compress_type != zipfile.ZIP_STORED for info in infos)
+            for info in infos:
+                # The zip fields of each member, so that the rebuilt file is byte-identical
+                # where the compressor agrees (np.savez's files are).
+                fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
+                          "external_attr": info.external_attr, "create_system": info.create_system,
+                          "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
+                content = _npz_member(archive, info, stamp, fits_model)
+                if isinstance(content, bytes):
+                    meta["members"].append({**fields, "store": "stored", "size": len(content)})
+                    blobs.append(xz(content))
+                else:
+                    fortran = isinstance(content, np.ndarray) and _fortran(content)
+                    meta["members"].append({**fields, "store": "model", "shape": list(content.shape), "fortran_order": fortran})
+                    content = np.ascontiguousarray(content) if fortran else content
+                    stacks.append(content)
+                _add_member(fingerprint, info.filename, content)
+    items = StackedImages(stacks) if stacks else NO_IMAGES
+    return Entry(name, Npz, meta, items=items, blobs=blobs, fingerprint=fingerprint, stamp=stamp)
+
+
+def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_model):
+    """An .npz member as an image stack (a C-order uint8 one read through the zip as it is
+    needed; a Fortran-order one as its array, read whole), or else its bytes."""
+    if not info.filename.endswith(".npy"):
+        return archive.read(info)
+    with archive.open(info) as stream:
+        found = _npy_layout(stream, info.file_size)
+    if found is not None:
+        stack = sources.NpzMemberImages(stamp, info.filename, *found)
+        return stack if _is_image_stack(stack, fits_model) else archive.read(info)
+    content = archive.read(info)
+    array = _npy_array(content)  # not a C-order uint8 stack: an image stack only in Fortran order
+    return array if array is not None and _is_image_stack(array, fits_model) else content
+
+
+def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
+    """What the check covers of one npz member: its name and its pixels or bytes."""
+    fingerprint.update(name.encode() + b"\0")
+    if isinstance(content, (bytes, np.ndarray)):
+        fingerprint.update(content)
+    else:
+        fingerprint.update_stack(content)
+
+
+def npy_header(shape, fortran_order: bool) -> bytes:
+    """The header np.save writes before a uint8 array of `shape`: version 1.0 where it fits,
+    else 2.0, as np.save chooses."""
+    fields = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": fortran_order,
+              "shape": tuple(shape)}
+    header = io.BytesIO()
+    try:
+        np.lib.format.write_array_header_1_0(header, fields)
+    except ValueError:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_2_0(header, fields)
+    return header.getvalue()
+
+
+def _write_npy(sink, fingerprint: "Fingerprint", feed, shape, fortran_order: bool) -> None:
+    """An .npy file's bytes from the entry's images: a C-order array run by run as the images
+    come (the fingerprint covers the pixels in C order either way); a Fortran-order one, whose
+    bytes interleave all images, whole."""
+    if sink is not None:
+        sink.write(npy_header(shape, fortran_order))
+    if not fortran_order:
+        for run in feed.take(shape[0]):
+            fingerprint.update(run)
+            if sink is not None:
+                sink.write(memoryview(np.ascontiguousarray(run)).cast("B"))
+        return
+    array = feed.whole(shape[0]).reshape(shape)
+    fingerprint.update(array)
+    if sink is not None:
+        sink.write(memoryview(np.asfortranarray(array).T).cast("B"))
+
+
+def _is_image_stack(array, fits_model) -> bool:
+    return array.dtype == np.uint8 and array.ndim == 3 and len(array) > 0 and fits_model(array, image_file=False)
+
+
+def _member_stream(archive: zipfile.ZipFile | None, member: dict):
+    """A member of the zip being written, with its recorded zip fields, to write into; nothing
+    (None) where no file is written."""
+    if archive is None:
+        return contextlib.nullcontext()
+    info = zipfile.ZipInfo(member["member"], date_time=tuple(member["date_time"]))
+    info.compress_type, info.external_attr = member["compress_type"], member["external_attr"]
+    info.create_system = member["create_system"]
+    return archive.open(info, "w", force_zip64=member.get("zip64", False))

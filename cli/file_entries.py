@@ -1,0 +1,202 @@
+"""The kinds of entry a plain file makes: an image file (its pixels to the model, or kept by a
+classic codec), stored bytes (anything else, or a JPEG as its JPEG XL transcode) and a symbolic
+link."""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+from . import classic, jpegxl
+from .entry_kind import ATTRIBUTES, Entry, EntryKind
+from .fingerprint import Fingerprint
+from .xz import unxz, xz
+
+
+class ImageFile(EntryKind):
+    """A plain 8-bit (or 1-bit grey) PNG or 8-bit PNM: its one image to the model ("model"), or
+    kept as the smallest lossless PNG, WebP or JPEG XL that decodes to exactly its pixels
+    ("classic", cli/classic.py), and written back in its own format and mode."""
+
+    name = "image"
+    stores = frozenset({"model", "classic"})
+    required = frozenset({"mode", "width", "height"})
+    optional = frozenset({"codec", "scale", "crc32"}) | ATTRIBUTES
+
+    @staticmethod
+    def read(name: str, raw: bytes, image: Image.Image, fits_model) -> Entry:
+        """`image` is `raw` opened; a JPEG becomes a transcode, an image whose metadata or depth a
+        re-encoding would lose is stored as bytes."""
+        meta = {"format": image.format, "mode": image.mode, "width": image.width, "height": image.height}
+        if image.format == "JPEG":
+            return Stored.transcoded(name, raw, meta)
+        if not _rewritable(raw, image):
+            return Stored.read(name, raw, meta)
+        if image.mode in ("L", "1", "RGB"):
+            pixels = np.asarray(image, dtype=np.uint8)
+            if fits_model(pixels[None]):
+                return Entry(name, ImageFile, {**meta, "store": "model"}, items=pixels[None])
+        found = classic.smallest_faithful(image)
+        if found is None:
+            return Stored.read(name, raw, meta)
+        return ImageFile.classic(name, meta, image, *found)
+
+    @staticmethod
+    def classic(name: str, meta, image: Image.Image, codec: str, blob: bytes) -> Entry:
+        """An image entry kept as `codec`'s blob (checked to decode to `image`)."""
+        return Entry(name, ImageFile, {**meta, "store": "classic", "codec": codec}, blobs=[blob],
+                     fingerprint=Fingerprint(classic.pixel_bytes(image)))
+
+    @staticmethod
+    def image_shape(meta) -> tuple[int, ...]:
+        return (meta["height"], meta["width"], 3) if meta.get("mode") == "RGB" else (meta["height"], meta["width"])
+
+    @staticmethod
+    def restore(meta, feed, blobs: list, sink) -> Fingerprint:
+        fingerprint = Fingerprint()
+        if meta["store"] == "model":
+            pixels = feed.whole(1)[0]
+            image = model_image(pixels, meta["mode"])
+            fingerprint.update(pixels)
+        else:
+            image = classic.decode(blobs[0], meta["codec"], meta["mode"], meta["width"], meta["height"])
+            fingerprint.update(classic.pixel_bytes(image))
+        if sink is not None:  # encoded here, then written: PIL would write past the sink to its file
+            encoded = io.BytesIO()
+            image.save(encoded, format=meta["format"])
+            sink.write(encoded.getvalue())
+        return fingerprint
+
+
+def model_image(pixels: np.ndarray, mode: str) -> Image.Image:
+    """A model image (H, W) or (H, W, 3) uint8 as the file's mode: "1" (0 black, anything else
+    white), "L" or "RGB"."""
+    return Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode=mode)
+
+
+class Stored(EntryKind):
+    """A file kept byte for byte, xz-compressed ("stored"), or a JPEG file as the JPEG XL
+    transcode that gives back its exact bytes ("transcoded")."""
+
+    name = "stored"
+    stores = frozenset({"stored", "transcoded"})
+    required = frozenset({"size"})
+    optional = frozenset({"mode", "width", "height", "crc32"}) | ATTRIBUTES
+
+    @staticmethod
+    def read(name: str, raw: bytes, meta) -> Entry:
+        return Entry(name, Stored, {**meta, "store": "stored", "size": len(raw)}, blobs=[xz(raw)], fingerprint=Fingerprint(raw))
+
+    @staticmethod
+    def transcoded(name: str, raw: bytes, meta) -> Entry:
+        """A JPEG file as the JPEG XL transcode that gives back its bytes, if there is one and it
+        is smaller than xz would keep the file in; else the file's bytes."""
+        stored = Stored.read(name, raw, meta)
+        mode = meta["mode"] if meta["mode"] in jpegxl.MODES else None
+        blob = jpegxl.transcode_jpeg(raw, mode, meta["width"], meta["height"]) if mode else None
+        if blob is None or len(blob) >= len(stored.blobs[0]):
+            return stored
+        return Entry(name, Stored, {**meta, "store": "transcoded", "size": len(raw)}, blobs=[blob], fingerprint=Fingerprint(raw))
+
+    @staticmethod
+    def restore(meta, feed, blobs: list, sink) -> Fingerprint:
+        if meta["store"] == "stored":
+            raw = unxz(blobs[0], meta["size"])
+        else:
+            raw = jpegxl.reconstruct_jpeg(blobs[0], meta["width"], meta["height"])
+            if len(raw) != meta["size"]:
+                raise ValueError("transcoded JPEG does not have the declared size")
+        if sink is not None:
+            sink.write(raw)
+        return Fingerprint(raw)
+
+
+class Link(EntryKind):
+    """A symbolic link, kept as its target (never followed); the caller makes the link."""
+
+    name = "link"
+    stores = frozenset({"link"})
+    required = frozenset({"target"})
+    extras = ("target",)
+
+    @staticmethod
+    def read(name: str, path) -> Entry:
+        return Entry(name, Link, {"format": "LINK", "store": "link", "target": os.readlink(path)})
+
+    @staticmethod
+    def restore(meta, feed, blobs: list, sink) -> Fingerprint:
+        return Fingerprint(meta["target"].encode())
+
+
+# Chunks a PNG re-encoded by Pillow gets back as they were; any other (tRNS, iCCP, gAMA, pHYs,
+# text, eXIf, ...) is metadata that re-encoding would lose, so such a file is kept as bytes.
+_PNG_PLAIN_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND"}
+
+
+def _rewritable(raw: bytes, image: Image.Image) -> bool:
+    """Whether writing the decoded pixels back gives the same mode, bit depth, pixels and
+    metadata. Only plain 8-bit (or 1-bit grey) PNGs and 8-bit PNM files qualify; every other
+    image is kept byte for byte."""
+    if getattr(image, "n_frames", 1) > 1:
+        return False
+    if image.format == "PNG":
+        return _plain_png(raw)
+    if image.format == "PPM":  # comments are metadata a re-encoding would drop
+        return _pnm_maxval(raw) in (None, 255) and not _pnm_has_comment(raw)
+    return False
+
+
+def _plain_png(raw: bytes) -> bool:
+    if len(raw) < 33:
+        return False
+    bit_depth, colour_type, interlace = raw[24], raw[25], raw[28]
+    if interlace != 0 or not (bit_depth == 8 or (bit_depth == 1 and colour_type == 0)):
+        return False
+    position = 8
+    while position + 8 <= len(raw):
+        length = int.from_bytes(raw[position : position + 4], "big")
+        if raw[position + 4 : position + 8] not in _PNG_PLAIN_CHUNKS:
+            return False
+        position += 12 + length
+    return True
+
+
+def _pnm_has_comment(raw: bytes) -> bool:
+    """Whether the header (magic, width, height and, but for bitmaps, maxval) holds a '#'
+    comment anywhere before the raster."""
+    needed = 2 if raw[:2] in (b"P1", b"P4") else 3
+    fields, position, limit = 0, 2, min(len(raw), 1024)
+    while position < limit:
+        byte = raw[position : position + 1]
+        if byte == b"#":
+            return True
+        if byte.isspace():
+            if fields == needed:
+                return False  # the one whitespace before the raster
+        elif raw[position - 1 : position].isspace():
+            fields += 1
+        position += 1
+    return False
+
+
+def _pnm_maxval(raw: bytes) -> int | None:
+    """The maxval of a PGM/PPM header (None for a bitmap, which has none); -1 if unreadable."""
+    tokens, position = [], 0
+    while len(tokens) < 4 and position < min(len(raw), 1024):
+        if raw[position : position + 1] == b"#":
+            position = raw.find(b"\n", position) + 1 or len(raw)
+            continue
+        end = position
+        while end < len(raw) and not raw[end : end + 1].isspace() and raw[end : end + 1] != b"#":
+            end += 1
+        if end > position:
+            tokens.append(raw[position:end])
+        position = max(end, position + 1)
+    if tokens[:1] in ([b"P1"], [b"P4"]):
+        return None
+    try:
+        return int(tokens[3])
+    except (IndexError, ValueError):
+        return -1

@@ -1,0 +1,36 @@
+"""What an entry gives back, as sha256 and crc32: compress compares the fingerprint of what it
+read with that of what the archive decodes to before it writes the archive."""
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import numpy as np
+
+FINGERPRINT_RUN = 4096  # images read at a time to take a fingerprint
+
+
+class Fingerprint:
+    """sha256 and crc32 of what an entry gives back (its pixels with their mode, or its bytes),
+    taken piece by piece: no joined copy of a large file's pixels is made to take them."""
+
+    def __init__(self, *pieces):
+        self._sha256, self.crc32 = hashlib.sha256(), 0
+        for piece in pieces:
+            self.update(piece)
+
+    def update(self, piece) -> "Fingerprint":
+        view = memoryview(np.ascontiguousarray(piece) if isinstance(piece, np.ndarray) else piece).cast("B")
+        self._sha256.update(view)
+        self.crc32 = zlib.crc32(view, self.crc32)
+        return self
+
+    def update_stack(self, stack) -> "Fingerprint":
+        """The pixels of a stack read as needed (cli/sources.py), a run of images at a time."""
+        for lo in range(0, len(stack), FINGERPRINT_RUN):
+            self.update(stack[lo : lo + FINGERPRINT_RUN])
+        return self
+
+    @property
+    def sha256(self) -> bytes:
+        return self._sha256.digest()
