@@ -172,6 +172,8 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
             infos = archive.infolist()
             meta["compressed"] = any(info.compress_type != zipfile.ZIP_STORED for info in infos)
             for info in infos:
+                if not plain_member(info.filename, info.external_attr):
+                    raise ValueError(f"member {info.filename!r} is not a plain file with a plain name")  # kept as bytes
                 # The zip fields of each member, so that the rebuilt file is byte-identical
                 # where the compressor agrees (np.savez's files are).
                 fields = {"member": info.filename, "date_time": list(info.date_time), "compress_type": info.compress_type,
@@ -189,6 +191,20 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
                 _add_member(fingerprint, info.filename, content)
     items = StackedImages(stacks) if stacks else NO_IMAGES
     return Entry(name, Npz, meta, items=items, blobs=blobs, fingerprint=fingerprint, stamp=stamp)
+
+
+def plain_member(name: str, external_attr: int) -> bool:
+    """Whether an .npz member is one bbzip rebuilds member by member: a relative name without
+    '.' or '..' parts, backslashes or control characters, and no file type in its zip
+    attributes but a regular file's (a symbolic link or folder member would be made by whoever
+    unzips the rebuilt file). Any other .npz is kept as its bytes."""
+    parts = name.split("/")
+    return (bool(name) and "\\" not in name and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+            and all(part not in ("", ".", "..") for part in parts)
+            and (external_attr >> 16) & ZIP_FILE_TYPE in (0, ZIP_REGULAR_FILE))
+
+
+ZIP_FILE_TYPE, ZIP_REGULAR_FILE = 0o170000, 0o100000  # st_mode bits in a zip member's external attributes (high 16 bits)
 
 
 def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_model):

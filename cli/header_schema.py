@@ -10,6 +10,7 @@ import bisect
 import unicodedata
 from pathlib import PurePosixPath
 
+from .array_entries import plain_member
 from .entries import KINDS
 from .table import CHECKED_STORES, FALLBACK_CODES, MAX_ENTRIES
 
@@ -174,6 +175,8 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
         shape = _shape(entry["shape"], f"{where}.shape")
         if shape[0] != items + classic_images or entry["format"] != "NPY":
             _fail(where, "shape does not match its images")
+        if not isinstance(entry.get("fortran_order", False), bool):
+            _fail(f"{where}.fortran_order", "expected true or false")
         expected_blobs = classic_images
     if kind == "npz":
         expected_blobs = _check_members(entry, where, items + classic_images) + classic_images
@@ -225,8 +228,9 @@ def _check_members(entry, where: str, items: int) -> int:
         if not isinstance(member.get("zip64", False), bool) or not isinstance(member.get("fortran_order", False), bool):
             _fail(place, "expected true or false")
         name = _str(member["member"], f"{place}.member")
-        if name in names or "\0" in name:
-            _fail(place, f"member name {name!r} repeated or unsafe")
+        _int(member["external_attr"], f"{place}.external_attr", 0, (1 << 32) - 1)
+        if name in names or not plain_member(name, member["external_attr"]):
+            _fail(place, f"member {name!r} repeated, or not a plain file with a plain name")
         names.add(name)
         date_time = member["date_time"]
         if not isinstance(date_time, list) or len(date_time) != 6:
@@ -235,7 +239,6 @@ def _check_members(entry, where: str, items: int) -> int:
             _int(part, f"{place}.date_time", low, high)
         if not _among(member["compress_type"], ZIP_METHODS):
             _fail(f"{place}.compress_type", "unknown zip method")
-        _int(member["external_attr"], f"{place}.external_attr", 0, (1 << 32) - 1)
         _int(member["create_system"], f"{place}.create_system", 0, 255)
         if store == "model":
             model_items += _shape(member["shape"], f"{place}.shape")[0]

@@ -368,3 +368,38 @@ def test_a_stream_header_asking_for_1000_k_steps_is_refused(tmp_path, varied_arc
     np.save(tmp_path / "x.npy", np.zeros((2, 28, 28), dtype=np.uint8))
     result = CliRunner().invoke(cli, ["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.bb"), "--k-steps", "65"])
     assert result.exit_code == 2 and "--k-steps must be 0..64" in result.output
+
+
+@pytest.mark.parametrize("forged", ["parent name", "absolute name", "link member", "fortran_order"])
+def test_table_fields_that_would_change_the_output_are_refused(tmp_path, fallback_archive, tiny_models, forged):
+    """0.2 wrote an .npz member named ../../evil.npy, or with a symbolic link's mode bits, into
+    the rebuilt .npz (whoever unzips it gets them), and an array with fortran_order "yes" as an
+    .npy that numpy refuses, each with exit 0 and `test` OK."""
+    header, payload = _as_dicts(fallback_archive)
+    npz = next(e for e in header["entries"] if e["name"] == "in/set.npz")
+    member = next(m for m in npz["members"] if m["store"] == "model")
+    if forged == "parent name":
+        member["member"] = "../../evil.npy"
+    elif forged == "absolute name":
+        member["member"] = "/tmp/evil.npy"
+    elif forged == "link member":
+        member["external_attr"] = (0o120777 << 16)
+    else:
+        next(e for e in header["entries"] if e["name"] == "in/stack.npy")["fortran_order"] = "yes"
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and ("not a plain file with a plain name" in output or "expected true or false" in output), output
+
+
+def test_an_npz_with_a_member_bbzip_would_not_write_back_plainly_is_kept_as_bytes(tmp_path, grey_test_images):
+    import zipfile
+
+    source = tmp_path / "odd.npz"
+    np.savez(source, x=grey_test_images[:3])
+    with zipfile.ZipFile(source, "a") as archive:
+        archive.writestr("../up.npy", b"")  # a name that climbs out
+    archive = tmp_path / "a.bb"
+    result = CliRunner().invoke(cli, ["-q", "compress", str(source), "-o", str(archive)])
+    assert result.exit_code == 0, result.output
+    assert read_archive(archive.read_bytes()).header["entries"][0]["store"] == "stored"
+    assert CliRunner().invoke(cli, ["-q", "decompress", str(archive), "-o", str(tmp_path / "out")]).exit_code == 0
+    assert (tmp_path / "out" / "odd.npz").read_bytes() == source.read_bytes()
