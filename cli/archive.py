@@ -11,7 +11,9 @@ version and the coding settings, and carries a sha256 per block. The table lists
 each with its relative path, kind, format, mode, sizes, attributes and where its bytes are.
 Every part has its own check (the table's crc32, each block's sha256, each classic image's or
 JPEG transcode's crc32, xz's check of stored bytes), so a damaged block or blob loses only its
-own entries.
+own entries; and the whole has one (the archive's digest, of every entry's name and what it
+gives back, in order), so parts moved, repeated or re-routed are caught when everything is
+decoded (`test`, a whole `decompress`, compress's own check).
 """
 from __future__ import annotations
 
@@ -31,8 +33,11 @@ MAGIC = b"\x89BBZIP\r\n"
 # 5: the classic fallback (an array's images kept classic beside its model images), JPEG XL as
 #    a classic codec, JPEG files transcoded. A format 4 table is a format 5 table without them,
 #    so both are read.
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (4, 5)
+# 6: the table's layout carries the archive's digest (cli/fingerprint.py: every entry's name and
+#    what it gives back, in order), and each model stream block's digest binds its index
+#    (models.api.BLOCK_DIGEST). Format 4 and 5 archives are read without those checks.
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (4, 5, 6)
 
 
 class ArchiveError(Exception):
@@ -101,8 +106,11 @@ def read_archive(source: bytes | ByteSource, name: str = "archive") -> Archive:
     try:
         table = decode_table(table_bytes, raw_length)
         header = {"entries": table, "payload_length": table.layout["payload_length"]}
-        if "model_stream" in table.layout:
-            header["model_stream"] = table.layout["model_stream"]
+        for optional in ("model_stream", "digest"):
+            if optional in table.layout:
+                header[optional] = table.layout[optional]
+        if version >= 6 and "digest" not in header:
+            raise TableError("no digest of its entries")
         names = check_header(header, len(payload))
     except (TableError, HeaderError) as error:
         raise ArchiveError(f"{name}: damaged archive ({error})") from None

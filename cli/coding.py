@@ -23,6 +23,7 @@ from .entries import KINDS, file_attributes, input_fingerprint, restore
 from .entry_kind import Entry
 from .file_entries import ImageFile, model_image
 from .feed import ImageFeed
+from .fingerprint import archive_digest
 from .errors import BBZipError
 from .spool import Spool
 from .table import CHECKED_STORES, FALLBACK_CODES
@@ -204,6 +205,7 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
             fields["crc32"] = entry.fingerprint.crc32
         header["entries"].append(fields)
     header["payload_length"] = length
+    header["digest"] = archive_digest((entry.name, input_fingerprint(entry).sha256) for entry in entries)
     return header
 
 
@@ -339,12 +341,15 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     consumer restores each (or it is checked when the next is taken). Only the blocks of the
     model stream that hold their images are decoded, a wave at a time as the entries need them,
     and each entry's images are handed on a block at a time (cli/feed.py): a large array is
-    never held whole. A damaged block or blob loses only its own entries. Raises ArchiveError if
-    the archive file changes while it is read."""
+    never held whole. A damaged block or blob loses only its own entries. When every entry was
+    asked for and all are intact, what they gave back is checked against the archive's digest
+    (format 6): BBZipError if it does not match. Raises ArchiveError if the archive file changes
+    while it is read."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
     model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
+    given_back = []  # (name, sha256) of each entry restored intact
     for index in chosen:
         scale = entries[index].get("scale", 1)
         runs = model_runs(int(starts[index]), int(starts[index + 1]), scale)
@@ -354,6 +359,12 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
         yield reader
         if not reader.done:
             reader.restore(None)
+        if reader.sha256:
+            given_back.append((reader.name, reader.sha256))
+    if "digest" in archive.header and len(given_back) == len(entries):  # everything decoded, nothing lost
+        if archive_digest(given_back) != archive.header["digest"]:
+            raise BBZipError("damaged archive (its entries, each intact, do not add up to what was compressed: "
+                             "parts moved, repeated or re-routed)")
 
 
 def _joined_tiles(runs, codes, meta: dict):

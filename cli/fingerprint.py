@@ -3,6 +3,7 @@ read with that of what the archive decodes to before it writes the archive."""
 from __future__ import annotations
 
 import hashlib
+import struct
 import zlib
 
 import numpy as np
@@ -34,3 +35,14 @@ class Fingerprint:
     @property
     def sha256(self) -> bytes:
         return self._sha256.digest()
+
+
+def archive_digest(entries) -> str:
+    """The archive's digest (hex): sha256 over every entry's (name, sha256 of what it gives
+    back), in table order, each name with its length. Each part of an archive has its own check;
+    this one catches parts that are each intact but moved, repeated or re-routed."""
+    hasher = hashlib.sha256()
+    for name, sha256 in entries:
+        encoded = name.encode("utf-8", "surrogateescape")
+        hasher.update(struct.pack("<I", len(encoded)) + encoded + sha256)
+    return hasher.hexdigest()

@@ -79,7 +79,7 @@ def normalised_name(name: str, where: str) -> str:
 def check_header(header, payload_length: int) -> list[str]:
     """Raise HeaderError unless the header fits the schema and the payload; return the entries'
     normalised names."""
-    _keys(header, "header", {"entries", "payload_length"}, {"model_stream"})
+    _keys(header, "header", {"entries", "payload_length"}, {"model_stream", "digest"})
     _int(header["payload_length"], "payload_length", payload_length, payload_length)
     items = 0
     if "model_stream" in header:

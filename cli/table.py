@@ -98,8 +98,9 @@ def encode_table(header: dict) -> tuple[bytes, int]:
     extras_bytes = json.dumps(extras, separators=(",", ":")).encode() if extras else b""
     layout = {"entries": len(entries), "formats": formats, "modes": modes, "columns": layout_columns,
               "names": len(names_bytes), "extras": len(extras_bytes), "payload_length": header["payload_length"]}
-    if "model_stream" in header:
-        layout["model_stream"] = header["model_stream"]
+    for optional in ("model_stream", "digest"):
+        if optional in header:
+            layout[optional] = header[optional]
     layout_bytes = json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
     raw = b"".join([len(layout_bytes).to_bytes(4, "little"), layout_bytes, *parts, names_bytes, extras_bytes])
     return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS), len(raw)
@@ -297,8 +298,11 @@ class Table:
 
 def _checked_layout(layout) -> dict:
     required = {"entries", "formats", "modes", "columns", "names", "extras", "payload_length"}
-    if not isinstance(layout, dict) or not required <= set(layout) or set(layout) - required - {"model_stream"}:
+    if not isinstance(layout, dict) or not required <= set(layout) or set(layout) - required - {"model_stream", "digest"}:
         raise TableError("layout fields missing or unexpected")
+    digest = layout.get("digest", "0" * 64)
+    if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise TableError("layout digest is not a sha256")
     for key, most in (("entries", MAX_ENTRIES), ("names", MAX_TABLE), ("extras", MAX_TABLE), ("payload_length", 1 << 48)):
         value = layout[key]
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:

@@ -15,7 +15,8 @@ The bytes are a self-describing *model stream record* (the command line's archiv
              scale), block_images
     crc32    u32 LE of the header bytes
     blocks   ceil(images / block_images) of them, each: u32 LE length, that block's bits-back
-             message (models.blocks), 32 bytes sha256 of the block's decoded images (uint8, C order)
+             message (models.blocks), 32 bytes sha256 of the block's index (u64 LE) then its
+             decoded images (uint8, C order): a block moved or repeated does not match
 
 `decompress` checks the header against a schema before acting on any of it, decodes, and checks
 each block's sha256; every failure is a `StreamError` with a one-line message. Blocks are
@@ -47,7 +48,11 @@ MAX_IMAGES = 1 << 24  # images in one record
 HEADER_FIELDS = {"model", "numerics", "coding", "images", "scale", "block_images"}
 # A record of a model that codes images of any size holds their tiles; one written from a stack
 # says the stack's image size (a command-line archive's entries say their own sizes instead).
-OPTIONAL_FIELDS = {"image_shape"}
+OPTIONAL_FIELDS = {"image_shape", "block_digest"}
+# Each block's digest is the sha256 of its index (u64 LE) then its decoded images, so a block
+# moved to another place in the record, or repeated, does not match. Records before this say
+# nothing and digest the images alone.
+BLOCK_DIGEST = "index+images"
 MAX_SIDE = 1 << 16
 
 
@@ -60,7 +65,8 @@ class Block:
     first: int  # index of its first image in the record
     count: int
     message: ByteSource  # read when the block is decoded
-    digest: bytes  # sha256 of its decoded images
+    digest: bytes  # sha256 of its index and its decoded images (block_digest)
+    number: int  # its index in the record
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,15 @@ class StreamInfo:
     block_images: int
     blocks: list[Block]
     image_shape: tuple[int, int] | None = None  # (H, W) of the images whose tiles the record holds
+    digests_bind_index: bool = True  # False: a record written before BLOCK_DIGEST
+
+
+def block_digest(number: int, images: np.ndarray, binds_index: bool = True) -> bytes:
+    """What a block's 32 digest bytes are: the sha256 of its index then its images (of its
+    images alone in records written before BLOCK_DIGEST)."""
+    hasher = hashlib.sha256(struct.pack("<Q", number) if binds_index else b"")
+    hasher.update(np.ascontiguousarray(images))
+    return hasher.digest()
 
 
 def unit_size(config: dict) -> tuple[int, int]:
@@ -137,7 +152,8 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     bounds = blocks.block_bounds(len(images), block_images)
     scale = _record_scale(coder, images, bounds)
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
-              "images": int(len(images)), "scale": int(scale), "block_images": int(block_images)}
+              "images": int(len(images)), "scale": int(scale), "block_images": int(block_images),
+              "block_digest": BLOCK_DIGEST}
     if image_shape is not None:
         header["image_shape"] = [int(side) for side in image_shape]
     header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
@@ -145,9 +161,9 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     digests = []  # each block's, taken as its images are read (each block's images are read once, in order)
 
     def block_symbols():
-        for lo, hi in bounds:
+        for number, (lo, hi) in enumerate(bounds):
             block = images[lo:hi]
-            digests.append(hashlib.sha256(np.ascontiguousarray(block)).digest())
+            digests.append(block_digest(number, block))
             yield coder.model.to_symbols(block, scale)[0], None if extents is None else extents[lo:hi]
 
     messages = blocks.encode_blocks(coder.model, block_symbols(), settings, cores or threads.available_cores(), on_batch)
@@ -212,7 +228,7 @@ def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None 
             yield f"damaged model stream ({decoded})"
             continue
         images = coder.model.from_symbols(decoded, info.scale)
-        if hashlib.sha256(images.tobytes()).digest() != block.digest:
+        if block_digest(block.number, images, info.digests_bind_index) != block.digest:
             yield "decoded images do not match the block's sha256 (damaged archive)"
         else:
             yield images
@@ -307,11 +323,13 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
         (length,) = struct.unpack("<I", source.read(position, 4))
         if len(source) < position + 4 + length + 32:
             raise StreamError("truncated model stream (blocks)")
-        found.append(Block(lo, hi - lo, source.part(position + 4, length), source.read(position + 4 + length, 32)))
+        found.append(Block(lo, hi - lo, source.part(position + 4, length), source.read(position + 4 + length, 32), len(found)))
         position += 4 + length + 32
     if position != len(source):
         raise StreamError("damaged model stream (bytes after the last block)")
-    return StreamInfo(model, settings, images, scale, block_images, found, image_shape)
+    if header.get("block_digest", BLOCK_DIGEST) != BLOCK_DIGEST:
+        raise StreamError("damaged model stream (unknown block digest)")
+    return StreamInfo(model, settings, images, scale, block_images, found, image_shape, "block_digest" in header)
 
 
 def _is_int(value) -> bool:

@@ -188,3 +188,28 @@ def test_of_two_defaults_that_code_as_many_pixels_the_narrower_is_taken(grey_tes
 
     stacks = [grey_test_images[:100], np.zeros((1, 10, 10, 3), dtype=np.uint8)]
     assert pick_default_for_most(stacks).name == "ar-mnist-rha"
+
+
+def _framed_blocks(record: bytes) -> tuple[bytes, list[bytes]]:
+    """The record's bytes before its blocks, and each block as framed (length, message, digest)."""
+    info = api.read_record(record)
+    first = info.blocks[0].message
+    start = record.index(first.read()) - 4
+    blocks, position = [], start
+    for block in info.blocks:
+        size = 4 + len(block.message.read()) + 32
+        blocks.append(record[position : position + size])
+        position += size
+    return record[:start], blocks
+
+
+@pytest.mark.parametrize("forgery", ["swapped", "repeated"])
+def test_a_block_moved_or_repeated_does_not_decode(grey_test_images, forgery):
+    """0.2: each block's digest covered its images, not its place: two blocks swapped byte for
+    byte decoded with images 0..7 and 8..15 exchanged, no error. The digest binds the block's
+    index (api.BLOCK_DIGEST)."""
+    record = api.compress(grey_test_images[:24], model="mlp-mnist-rha", block_images=8, cores=1)
+    head, blocks = _framed_blocks(record)
+    blocks = [blocks[1], blocks[0], blocks[2]] if forgery == "swapped" else [blocks[0], blocks[0], blocks[2]]
+    with pytest.raises(api.StreamError, match="block [01]: decoded images do not match"):
+        api.decompress(head + b"".join(blocks))

@@ -403,3 +403,44 @@ def test_an_npz_with_a_member_bbzip_would_not_write_back_plainly_is_kept_as_byte
     assert read_archive(archive.read_bytes()).header["entries"][0]["store"] == "stored"
     assert CliRunner().invoke(cli, ["-q", "decompress", str(archive), "-o", str(tmp_path / "out")]).exit_code == 0
     assert (tmp_path / "out" / "odd.npz").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("forgery", ["blobs swapped", "names swapped"])
+def test_parts_each_intact_but_re_routed_fail_the_archive_s_digest(tmp_path, fallback_archive, tiny_models, forgery):
+    """Two classic images' blobs swapped with their crc32s (or the two entries' names swapped):
+    every part passes its own check. 0.2 decompressed each image into the other's file, exit 0,
+    `test` OK; the archive's digest (format 6) binds every entry's name to what it gives back."""
+    header, payload = _as_dicts(fallback_archive)
+    first, second = (next(e for e in header["entries"] if e["name"] == f"in/digit{n}.png") for n in (0, 1))
+    if forgery == "blobs swapped":
+        contents = [payload[e["blobs"][0]["offset"] :][: e["blobs"][0]["length"]] for e in (first, second)]
+        for key in ("crc32", "codec", "mode", "width", "height"):
+            first[key], second[key] = second[key], first[key]
+        header, payload = _with_blob(header, payload, first["name"], contents[1])
+        header, payload = _with_blob(header, payload, second["name"], contents[0])
+    else:
+        first["name"], second["name"] = second["name"], first["name"]
+    forged = tmp_path / "forged.bb"
+    forged.write_bytes(write_archive(header, payload))
+    for command in (["test"], ["decompress", "-o", str(tmp_path / "out")]):
+        result = CliRunner().invoke(cli, [*command, str(forged), "--model", str(tiny_models["logistic"])])
+        assert result.exit_code == 1 and "do not add up to what was compressed" in result.output, result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+    one = CliRunner().invoke(cli, ["decompress", str(forged), "in/digit0.png", "-o", str(tmp_path / "one"),
+                                   "--model", str(tiny_models["logistic"])])
+    assert one.exit_code == 0  # a part on its own passes its own checks: only the whole binds names to contents
+
+
+@pytest.mark.parametrize("digest", [None, "not hex", 7])
+def test_a_format_6_table_without_a_sound_digest_is_one_line(tmp_path, varied_archive, tiny_models, digest):
+    import json
+
+    raw, _ = _raw_table(varied_archive)
+    layout = json.loads(raw[4 : 4 + int.from_bytes(raw[:4], "little")])
+    if digest is None:
+        del layout["digest"]
+    else:
+        layout["digest"] = digest
+    code, output, _ = _outcome(tmp_path, _with_layout(varied_archive, json.dumps(layout).encode()), tiny_models["logistic"],
+                               trace_memory=False)
+    assert code == 1 and ("no digest of its entries" in output or "layout digest is not a sha256" in output), output
