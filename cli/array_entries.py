@@ -140,23 +140,25 @@ def _read_npy(name, raw, fits_model) -> Entry:
 
 
 def _npy_array(raw: bytes):
-    """The array of .npy bytes, or None if they are not one (pickled objects are never loaded).
-    A plain array is a read-only view of the bytes, not a copy: a large stack is held once."""
+    """The array of .npy bytes, or None if they are not a plain array whose bytes are all there
+    (objects are never unpickled; a header that claims more or less than the bytes that follow,
+    or a format version numpy writes only for unusual field names, is kept as bytes: nothing is
+    allocated for what a header claims). The array is a read-only view of the bytes, not a copy:
+    a large stack is held once."""
     buffer = io.BytesIO(raw)
     try:
         version = np.lib.format.read_magic(buffer)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if read_header is not None:
-            shape, fortran_order, dtype = read_header(buffer)
-            count = int(np.prod(shape, dtype=np.int64))
-            if not dtype.hasobject and len(raw) - buffer.tell() == count * dtype.itemsize:
-                flat = np.frombuffer(raw, dtype=dtype, count=count, offset=buffer.tell())
-                return flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
-        buffer.seek(0)
-        array = np.lib.format.read_array(buffer, allow_pickle=False)
-        return array if buffer.tell() == len(raw) else None  # bytes after the array: kept as bytes
-    except (ValueError, OSError, EOFError):
+        if read_header is None:
+            return None
+        shape, fortran_order, dtype = read_header(buffer)
+    except (ValueError, OSError, EOFError, SyntaxError):
         return None
+    count = math.prod(shape)
+    if dtype.hasobject or len(raw) - buffer.tell() != count * dtype.itemsize:
+        return None
+    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=buffer.tell())
+    return flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
 
 
 def _fortran(array) -> bool:

@@ -65,7 +65,10 @@ def decode(blob: bytes, codec: str, mode: str, width: int, height: int) -> Image
         stored_mode, pixels = jpegxl.decode_pixels(blob, width, height)
         image = Image.frombytes(stored_mode, (width, height), pixels)
     elif codec in ("PNG", "WEBP"):
-        image = Image.open(io.BytesIO(blob), formats=[codec])
+        try:
+            image = Image.open(io.BytesIO(blob), formats=[codec])
+        except Image.DecompressionBombError:  # Pillow's own check, before ours: no image bbzip writes is this large
+            raise ValueError("stored image is larger than any bbzip writes") from None
         if image.size != (width, height):  # checked before decoding: no bombs
             raise ValueError("stored image has another size than the header says")
         image.load()

@@ -16,7 +16,9 @@ from .table import CHECKED_STORES, FALLBACK_CODES, MAX_ENTRIES
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
-MAX_PIXELS = 1 << 28  # of one classic image
+# Of one image entry: Pillow's decompression-bomb limit (twice its warning's), past which it
+# reads no image file, so no image bbzip keeps is larger.
+MAX_PIXELS = 178_956_970
 MAX_NAME = 4096
 # How each kind of entry may be kept (cli/entries.py)
 STORES_OF_KIND = {name: kind.stores for name, kind in KINDS.items()}

@@ -444,3 +444,35 @@ def test_a_format_6_table_without_a_sound_digest_is_one_line(tmp_path, varied_ar
     code, output, _ = _outcome(tmp_path, _with_layout(varied_archive, json.dumps(layout).encode()), tiny_models["logistic"],
                                trace_memory=False)
     assert code == 1 and ("no digest of its entries" in output or "layout digest is not a sha256" in output), output
+
+
+@pytest.mark.parametrize("side", [100_000, 16_384])
+def test_a_classic_png_claiming_a_huge_size_is_one_line(tmp_path, fallback_archive, tiny_models, side):
+    """A classic image's PNG whose IHDR claims side x side pixels: 0.2 let Pillow's own bomb check
+    raise first, a traceback."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    header, payload = _as_dicts(fallback_archive)
+    entry = next(e for e in header["entries"] if e["name"] == "in/digit0.png")
+    entry["codec"] = "PNG"
+    header, payload = _with_blob(header, payload, "in/digit0.png", png)
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "in/digit0.png" in output, output
+
+
+def test_an_npy_whose_header_claims_more_than_the_file_holds_is_kept_as_bytes(tmp_path):
+    """A 2 KB .npy whose header claims (2^40, 28, 28): 0.2 asked numpy to read it, which
+    allocated for the claim (a MemoryError traceback)."""
+    import io as bytes_io
+
+    header = bytes_io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (1 << 40, 28, 28)})
+    source = tmp_path / "claims.npy"
+    source.write_bytes(header.getvalue() + bytes(2000))
+    archive = tmp_path / "a.bb"
+    result = CliRunner().invoke(cli, ["-q", "compress", str(source), "-o", str(archive)])
+    assert result.exit_code == 0, result.output
+    assert read_archive(archive.read_bytes()).header["entries"][0]["store"] == "stored"
