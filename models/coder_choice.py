@@ -155,11 +155,12 @@ def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 
 
 
 def default_block_images(coder: Coder, n_images: int) -> int:
-    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of
-    BLOCK_MULTIPLE blocks or more is cut into a multiple of BLOCK_MULTIPLE blocks of equal size
-    (the last a little shorter), so that 2 or 4 cores finish together: 70,000 grey images make 12
-    blocks of 5,834, where blocks of 8,192 made 8 and one of 4,464, and two cores coded 4.5
-    blocks' worth against 4."""
+    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of more
+    than one block is cut into equal blocks (the last a little shorter), two of them or a
+    multiple of two, and from BLOCK_MULTIPLE blocks a multiple of BLOCK_MULTIPLE, so that 2 or 4
+    cores finish together: 10,000 grey images make 2 blocks of 5,000, where blocks of 8,192 made
+    one and one of 1,808 (two cores waited on the large one); 70,000 make 12 of 5,834, where
+    8,192 made 8 and one of 4,464."""
     codes = coder.model.config.codes
     size = codes.defaults.block_images
     count = -(-n_images // size)
@@ -169,7 +170,8 @@ def default_block_images(coder: Coder, n_images: int) -> int:
         # rows). Not below half a megapixel a block: a block's first tile starts its lanes on
         # virtual words (models/stream.py), and a worker process takes about a second to start.
         return -(-n_images // 2)
-    if count < BLOCK_MULTIPLE:
+    if count < 2:
         return size
-    count = -(-count // BLOCK_MULTIPLE) * BLOCK_MULTIPLE
+    multiple = BLOCK_MULTIPLE if count >= BLOCK_MULTIPLE else 2
+    count = -(-count // multiple) * multiple
     return -(-n_images // count)
