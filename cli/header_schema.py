@@ -68,6 +68,10 @@ def normalised_name(name: str, where: str) -> str:
     """The name as a file system will see it; unsafe names (absolute, '..', backslash, control
     characters) are refused."""
     _str(name, where)
+    if name.isascii() and name.isprintable() and "\\" not in name:  # the common case, without PurePosixPath
+        parts = name.split("/")
+        if all(part not in ("", ".", "..") and len(part) <= MAX_NAME_PART for part in parts):
+            return name
     if not name or name.startswith("/") or "\\" in name or any(unicodedata.category(c) == "Cc" for c in name):
         _fail(where, f"unsafe file name {name!r}")
     parts = [p for p in PurePosixPath(name).parts if p != "."]

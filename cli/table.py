@@ -44,6 +44,9 @@ CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their 
 FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}
 MAX_TABLE = 1 << 28  # bytes of the table once decompressed
 MAX_ENTRIES = 1 << 22
+# No blob bbzip writes is shorter (a 1x1 image's JPEG XL is 18 bytes, xz of nothing 32), so the
+# blobs an archive declares are at most its payload's length / MIN_BLOB, whatever its table says.
+MIN_BLOB = 16
 MAX_LAYOUT = 1 << 16
 MAX_EXTRAS_CONTAINERS_PER_BYTE = 1 / 8  # a legitimate extras list has far fewer '{' and '[' than this
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 24}]
@@ -252,6 +255,8 @@ class Table:
         if int(blob_counts.sum()) != len(self.columns["blob_length"]):
             raise TableError("blob lengths do not match the entries")
         lengths = self.columns["blob_length"].astype(np.uint64)
+        if len(lengths) and int(lengths.min()) < MIN_BLOB:
+            raise TableError(f"a blob shorter than any bbzip writes ({MIN_BLOB} bytes)")
         ends = self.layout.get("model_stream", {}).get("length", 0) + np.cumsum(lengths)
         if len(ends) and int(ends[-1]) > self.layout["payload_length"]:
             raise TableError("blobs run past the payload")

@@ -476,3 +476,15 @@ def test_an_npy_whose_header_claims_more_than_the_file_holds_is_kept_as_bytes(tm
     result = CliRunner().invoke(cli, ["-q", "compress", str(source), "-o", str(archive)])
     assert result.exit_code == 0, result.output
     assert read_archive(archive.read_bytes()).header["entries"][0]["store"] == "stored"
+
+
+def test_blobs_shorter_than_any_bbzip_writes_are_refused_before_they_are_built(tmp_path, fallback_archive, tiny_models):
+    """0.2 built a dict per declared blob before counting them: 16.7M zero-length classic images
+    in a 16 KB archive took 4 GB. Every blob must now have at least MIN_BLOB bytes, so an
+    archive declares at most a blob per 16 bytes of its payload."""
+    from bbzip.cli.table import MIN_BLOB
+
+    header, payload = _as_dicts(fallback_archive)
+    header, payload = _with_blob(header, payload, "in/digit0.png", b"")
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and f"a blob shorter than any bbzip writes ({MIN_BLOB} bytes)" in output, output
