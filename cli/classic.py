@@ -43,12 +43,19 @@ def encodings(image: Image.Image) -> list[tuple[str, bytes]]:
     return found
 
 
-def smallest_faithful(image: Image.Image) -> tuple[str, bytes] | None:
+def smallest_faithful(image: Image.Image, below: float | None = None) -> tuple[str, bytes] | None:
     """(codec, blob): the smallest encoding that decodes to exactly the image (mode and
-    pixels); None if none does."""
-    expected = pixel_bytes(image)
-    faithful = [(codec, blob) for codec, blob in encodings(image) if _decodes_to(blob, codec, image, expected)]
-    return min(faithful, key=lambda found: len(found[1])) if faithful else None
+    pixels); None if none does, or (with `below`) none shorter than `below` bytes. Candidates
+    are decoded smallest first, so usually only the one chosen is, and none where the smallest
+    is not below `below` (the fallback's photos, which the model codes smaller)."""
+    expected = None
+    for codec, blob in sorted(encodings(image), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
+        if below is not None and len(blob) >= below:
+            return None
+        expected = expected or pixel_bytes(image)
+        if _decodes_to(blob, codec, image, expected):
+            return codec, blob
+    return None
 
 
 def _decodes_to(blob: bytes, codec: str, image: Image.Image, expected: bytes) -> bool:

@@ -89,8 +89,7 @@ def _classic_if_smaller(image: Image.Image, cost: float, share: float) -> tuple[
     `share` of the image's plain PNG size."""
     if cost < share * _plain_png_size(image):
         return None
-    found = classic.smallest_faithful(image)
-    return found if found is not None and len(found[1]) + TABLE_COST < cost else None
+    return classic.smallest_faithful(image, below=cost - TABLE_COST)
 
 
 def _plain_png_size(image: Image.Image) -> int:

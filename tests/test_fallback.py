@@ -294,3 +294,20 @@ def test_preparing_an_archive_changes_no_entry_as_read(tmp_path, grey_test_image
         entries[0].items = None
     with pytest.raises(TypeError):
         entries[0].meta["scale"] = 1
+
+
+def test_classic_candidates_are_decoded_smallest_first_and_only_while_they_could_win(monkeypatch, grey_test_images):
+    """The smallest faithful encoding is the same, but only it is decoded to check it (0.2 decoded
+    every codec's), and none is where even the smallest is not below the model's cost."""
+    from bbzip.cli import classic
+
+    image = Image.fromarray(np.tile(grey_test_images[0], (3, 3)))
+    sizes = {codec: len(blob) for codec, blob in classic.encodings(image)}
+    decoded = []
+    decode = classic.decode
+    monkeypatch.setattr(classic, "decode", lambda blob, codec, *rest: decoded.append(codec) or decode(blob, codec, *rest))
+    codec, blob = classic.smallest_faithful(image)
+    assert len(blob) == min(sizes.values()) and decoded == [codec]
+    decoded.clear()
+    assert classic.smallest_faithful(image, below=min(sizes.values())) is None and decoded == []
+    assert classic.smallest_faithful(image, below=min(sizes.values()) + 1)[0] == codec
