@@ -96,7 +96,7 @@ def _grey_copies(files: list[Path], folder: Path) -> list[Path]:
     return copies
 
 
-def run_size(size: int, limit: int | None, work: Path, grey: bool = False) -> dict:
+def run_size(size: int, limit: int | None, work: Path, grey: bool = False, model: str | None = None) -> dict:
     folder = data_dir() / "photos" / "test" / str(size)
     files = sorted(folder.glob("*.png"))[:limit]
     if not files:
@@ -112,14 +112,15 @@ def run_size(size: int, limit: int | None, work: Path, grey: bool = False) -> di
         for f, n in zip(files, sizes):
             per_image[f.name][label] = n
         totals[label] = {"bytes": sum(sizes), "compress_s": sum(enc), "decompress_s": sum(dec)}
+    chosen = ("--model", model) if model else ()
     for label, options in (("bbzip (default)", ()), ("bbzip (model only)", ("--no-fallback",))):
         total = {"bytes": 0, "compress_s": 0.0, "decompress_s": 0.0}
         for f in files:
-            one = _bbzip_archive([f], work, "one", *options)
+            one = _bbzip_archive([f], work, "one", *options, *chosen)
             per_image[f.name][label] = one["bytes"]
             total = {key: total[key] + one[key] for key in total}
         totals[label] = total
-    totals["bbzip folder (default)"] = _bbzip_archive(files, work, "folder")
+    totals["bbzip folder (default)"] = _bbzip_archive(files, work, "folder", *chosen)
     values = sum(dims)
     megapixels = values / (1 if grey else 3) / 1e6
     for record in totals.values():
@@ -130,8 +131,8 @@ def run_size(size: int, limit: int | None, work: Path, grey: bool = False) -> di
     for name, record in per_image.items():
         best = min(record[label] for label in classic)
         record["bbzip over best classic"] = record["bbzip (default)"] / best - 1
-    return {"size": size, "grey": grey, "images": len(files), "megapixels": megapixels, "totals": totals,
-            "per_image": per_image}
+    return {"size": size, "grey": grey, "model": model or "the default", "images": len(files), "megapixels": megapixels,
+            "totals": totals, "per_image": per_image}
 
 
 def _sections(results: list[dict]) -> list[tuple[str, str]]:
@@ -144,7 +145,8 @@ def _sections(results: list[dict]) -> list[tuple[str, str]]:
                  f"below JPEG XL effort 7; its worst image is {100 * worst:+.1f}% against that image's best classic codec.")
         table = markdown_table(["codec", "bpd", "bytes", "compress MP/s", "decompress MP/s"], rows)
         kind = "grey photos" if result.get("grey") else "photos"
-        sections.append((f"test/{result['size']}: {result['images']} {kind}, {result['megapixels']:.2f} megapixels",
+        model = "" if result.get("model", "the default") == "the default" else f", bbzip --model {result['model']}"
+        sections.append((f"test/{result['size']}: {result['images']} {kind}, {result['megapixels']:.2f} megapixels{model}",
                          table + "\n\n" + notes))
     return sections
 
@@ -173,11 +175,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--grey", action="store_true", help="the photos made grey, for the grey model")
     parser.add_argument("--quick", action="store_true", help="two photos at 256 px")
+    parser.add_argument("--model", help="a shipped model other than the default, for bbzip's rows (results named after it)")
     args = parser.parse_args()
     sizes, limit = ([256], 2) if args.quick else (args.sizes, None)
     with tempfile.TemporaryDirectory() as work:
-        results = [run_size(size, limit, Path(work), args.grey) for size in sizes]
-    name = ("photos-quick" if args.quick else "photos") + ("-grey" if args.grey else "")
+        results = [run_size(size, limit, Path(work), args.grey, args.model) for size in sizes]
+    name = ("photos-quick" if args.quick else "photos") + ("-grey" if args.grey else "") + (f"-{args.model}" if args.model else "")
     path = write_results(name, "Photographs: bbzip and the classic lossless codecs", _sections(results), {"results": results})
     _plot(results, path.with_suffix(".png"))
     print(path.read_text())

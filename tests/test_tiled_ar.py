@@ -343,3 +343,18 @@ def test_extents_that_do_not_fit_the_record_are_refused(rgb_model_file):
     coder = api.coder_for(info, str(rgb_model_file))
     with pytest.raises(api.StreamError, match="entries say 5"):
         list(api.decode_blocks(info, coder, extents=np.full((5, 2), 8)))
+
+
+def test_the_larger_photo_model_codes_a_photo_exactly_and_smaller():
+    """tiled-rgb-photos-large (a wider head over a wider window; not a default) gives back a
+    photo crop exactly, in fewer bytes than the default colour model on it."""
+    from PIL import Image
+
+    from bbzip.models import api
+
+    with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_red-maple.png") as photo:
+        crop = np.ascontiguousarray(np.asarray(photo.convert("RGB"))[60:220, 120:300])[None]
+    large, default = (api.compress(crop, model=name, cores=1) for name in ("tiled-rgb-photos-large", "tiled-rgb-photos"))
+    assert api.read_record(large).model["name"] == "tiled-rgb-photos-large"
+    np.testing.assert_array_equal(api.decompress(large, cores=1), crop)
+    assert len(large) < len(default)
