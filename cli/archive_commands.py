@@ -21,10 +21,10 @@ from bbzip.models.threads import available_cores
 from . import coding, comparison
 from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
-from .entries import input_fingerprint, read_entry
+from .entries import KINDS, input_fingerprint, read_entry
 from .inputs import collect_inputs
 from .errors import BBZipError, guard, refuse_overwrite
-from .placing import Staging
+from .placing import Staging, check_room
 from .spool import Spool
 
 
@@ -273,10 +273,13 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
     decoded)."""
     extraction = coding.Extraction([], [])
     with _decoding(out, archive, model_spec, threads, names) as (opened, readers):
+        chosen = coding.select(opened.names, names)
         if not force:  # names checked by the header schema
-            for name in (opened.names[i] for i in coding.select(opened.names, names)):
+            for name in (opened.names[i] for i in chosen):
                 if (output_dir / name).exists() or (output_dir / name).is_symlink():
                     raise BBZipError(f"{output_dir / name}: already exists (use -f to overwrite)")
+        entries = opened.header["entries"]
+        check_room(output_dir, sum(KINDS[entries[i]["kind"]].least_bytes(entries[i]) for i in chosen))
         with Staging(output_dir) as staging:
             # Each file is written to the staging folder as it is decoded (a large array a block
             # at a time), and the files go in place together at the end.

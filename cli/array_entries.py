@@ -43,6 +43,10 @@ class Array(EntryKind):
         return (meta["shape"][1], meta["shape"][2]) if "shape" in meta else (0, 0)
 
     @staticmethod
+    def least_bytes(meta) -> int:
+        return math.prod(meta["shape"])
+
+    @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         fingerprint = Fingerprint()
         _write_npy(sink, fingerprint, feed, meta["shape"], meta.get("fortran_order", False))
@@ -73,6 +77,13 @@ class Npz(EntryKind):
     def image_shape(meta) -> tuple[int, ...]:
         first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
         return (first["shape"][1], first["shape"][2]) if first else (0, 0)
+
+    @staticmethod
+    def least_bytes(meta) -> int:
+        """Its members' contents (a compressed zip may take less: 0 then)."""
+        if meta["compressed"]:
+            return 0
+        return sum(math.prod(member["shape"]) if member["store"] == "model" else member["size"] for member in meta["members"])
 
     @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:

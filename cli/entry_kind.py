@@ -34,6 +34,12 @@ class EntryKind:
         return 0, 0
 
     @staticmethod
+    def least_bytes(meta) -> int:
+        """At least how many bytes the restored file takes, from its header fields (checked
+        against the room on the output's file system before anything is written)."""
+        return 0
+
+    @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         """Rebuild the file from its header fields, its images (an ImageFeed, cli/feed.py) and its
         blobs, writing its bytes into `sink` (None: only the fingerprint is taken)."""

@@ -101,6 +101,10 @@ class Stored(EntryKind):
         return Entry(name, Stored, {**meta, "store": "transcoded", "size": len(raw)}, blobs=[blob], fingerprint=Fingerprint(raw))
 
     @staticmethod
+    def least_bytes(meta) -> int:
+        return meta["size"]
+
+    @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         if meta["store"] == "stored":
             raw = unxz(blobs[0], meta["size"])

@@ -18,6 +18,18 @@ from bbzip.models.files import leftover_prefix, remove_leftovers
 from .errors import BBZipError
 
 
+def check_room(output_dir: Path, needed: int) -> None:
+    """Before anything is written: refuse files that need more bytes (`needed`: what the archive
+    declares, cli/entry_kind.py's least_bytes) than the output's file system has free."""
+    folder = output_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise BBZipError(f"{output_dir}: its files need at least {needed:,} bytes, as the archive declares; "
+                         f"{free:,} are free there; nothing was written")
+
+
 class Staging:
     """Files written one at a time as they are decoded (so none need stay in memory, nor all of
     a large one), then put in place together by `place`; leaving the `with` block without

@@ -488,3 +488,23 @@ def test_blobs_shorter_than_any_bbzip_writes_are_refused_before_they_are_built(t
     header, payload = _with_blob(header, payload, "in/digit0.png", b"")
     code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
     assert code == 1 and f"a blob shorter than any bbzip writes ({MIN_BLOB} bytes)" in output, output
+
+
+def test_files_that_need_more_room_than_the_output_has_are_refused_before_anything_is_written(tmp_path, varied_archive,
+                                                                                           tiny_models, monkeypatch):
+    """0.2 wrote until the disk was full. The sizes the archive declares (a stored file's size, an
+    array's pixels, an uncompressed .npz's members) are checked against the output's free room."""
+    import shutil as shell_utilities
+
+    header, payload = _as_dicts(varied_archive)
+    needed = next(e for e in header["entries"] if e["name"] == "in/notes.txt")["size"]
+    real = shell_utilities.disk_usage
+    monkeypatch.setattr(shell_utilities, "disk_usage", lambda path: real(path)._replace(free=needed - 1))
+    bad = tmp_path / "a.bb"
+    bad.write_bytes(varied_archive)
+    result = CliRunner().invoke(cli, ["decompress", str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_models["logistic"])])
+    assert result.exit_code == 1 and "as the archive declares" in result.output and "nothing was written" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(shell_utilities, "disk_usage", real)
+    result = CliRunner().invoke(cli, ["decompress", str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_models["logistic"])])
+    assert result.exit_code == 0, result.output
