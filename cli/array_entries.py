@@ -125,18 +125,27 @@ def _npy_read_as_needed(name: str, path: Path, fits_model) -> Entry | None:
     return Entry(name, Array, meta, items=stack, fingerprint=Fingerprint().update_stack(stack), stamp=stamp)
 
 
-def _npy_layout(stream, size: int) -> tuple[int, tuple] | None:
-    """(bytes before the images, shape) of an .npy stream holding a C-order uint8 3-d array
-    and nothing after it; None for anything else."""
+def _npy_header(stream) -> tuple[tuple, bool, np.dtype, int] | None:
+    """(shape, fortran_order, dtype, bytes before the data) of an .npy stream's header, read
+    without reading the data; None if it is not a version 1.0 or 2.0 header."""
     try:
         version = np.lib.format.read_magic(stream)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if read_header is None:
             return None
         shape, fortran_order, dtype = read_header(stream)
-        offset = stream.tell()
+        return shape, fortran_order, dtype, stream.tell()
     except (ValueError, OSError, EOFError, SyntaxError):
         return None
+
+
+def _npy_layout(stream, size: int) -> tuple[int, tuple] | None:
+    """(bytes before the images, shape) of an .npy stream holding a C-order uint8 3-d array
+    and nothing after it; None for anything else."""
+    header = _npy_header(stream)
+    if header is None:
+        return None
+    shape, fortran_order, dtype, offset = header
     if dtype != np.uint8 or fortran_order or len(shape) != 3 or size != offset + math.prod(shape):
         return None
     return offset, tuple(shape)
@@ -156,19 +165,14 @@ def _npy_array(raw: bytes):
     or a format version numpy writes only for unusual field names, is kept as bytes: nothing is
     allocated for what a header claims). The array is a read-only view of the bytes, not a copy:
     a large stack is held once."""
-    buffer = io.BytesIO(raw)
-    try:
-        version = np.lib.format.read_magic(buffer)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-        if read_header is None:
-            return None
-        shape, fortran_order, dtype = read_header(buffer)
-    except (ValueError, OSError, EOFError, SyntaxError):
+    header = _npy_header(io.BytesIO(raw))
+    if header is None:
         return None
+    shape, fortran_order, dtype, offset = header
     count = math.prod(shape)
-    if dtype.hasobject or len(raw) - buffer.tell() != count * dtype.itemsize:
+    if dtype.hasobject or len(raw) - offset != count * dtype.itemsize:
         return None
-    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=buffer.tell())
+    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
     return flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
 
 
