@@ -12,6 +12,7 @@ from bbzip.models.architectures import likelihood_input
 from bbzip.models.pixels import binary_scale
 from bbzip.models.data import load_any
 from bbzip.models.patches import folder_images, random_patches, stack_images
+from bbzip.models.conv_vae_config import ConvVAEConfig
 from bbzip.models.tiled_ar_config import TiledARConfig
 from bbzip.models.train import ENCODER_OBJECTIVES, SCHEDULES, train_encoder, train_vae
 from bbzip.models import registry
@@ -19,6 +20,11 @@ from bbzip.models.vae_config import LIKELIHOODS
 from bbzip.models.weights import load_trained, save_model
 
 from .errors import BBZipError, guard, refuse_overwrite
+
+
+# Architectures trained on random square patches, and the config settings the patch side is: a
+# tiled model codes in tiles of that side, a convolutional VAE codes images of that size.
+PATCH_SIDE = {TiledARConfig: ("tile",), ConvVAEConfig: ("height", "width")}
 
 
 def _model_input(likelihood: str, images, data: str):
@@ -119,15 +125,15 @@ def train_command(out, data, output, likelihood, architecture, latent, hidden, e
     if threads:
         torch.set_num_threads(threads)
     chosen = registry.get(architecture)
-    if chosen.config_class is TiledARConfig:
+    if chosen.config_class in PATCH_SIDE:
         if patch is None:
-            raise click.UsageError(f"--architecture {architecture} trains on patches: give --patch (e.g. 64)")
-        config = _config_with(TiledARConfig, {"tile": patch}, settings)
+            raise click.UsageError(f"--architecture {architecture} trains on patches: give --patch (e.g. 32)")
+        config = _config_with(chosen.config_class, dict.fromkeys(PATCH_SIDE[chosen.config_class], patch), settings)
         images = _patches(data, config.channels, patch, patches, seed)
         description = f"{config.channels}-channel {architecture} ({patches} patches of {patch}x{patch})"
     else:
         if patch is not None or settings:
-            raise click.UsageError(f"--patch and --set are settings of tiled-ar-vae, not of {architecture}")
+            raise click.UsageError(f"--patch and --set are settings of tiled-ar-vae and conv-vae, not of {architecture}")
         images = load_any(data, "train")
         config, description = None, None
     if config is None:

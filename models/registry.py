@@ -12,6 +12,7 @@ import importlib
 from dataclasses import dataclass
 
 from .files import ModelFileError
+from .frozen_conv_vae import FrozenConvVAE
 from .frozen_local_ar import FrozenLocalARVAE
 from .frozen_mlp import FrozenMLPVAE
 from .frozen_tiled_ar import FrozenTiledARVAE
@@ -73,3 +74,6 @@ register(Architecture("local-ar-vae", FrozenLocalARVAE, "bbzip.models.local_ar:L
 register(Architecture("tiled-ar-vae", FrozenTiledARVAE, "bbzip.models.tiled_ar:TiledARVAE",
                       "grey or RGB images of any size, in tiles: a per-block latent and a small causal network "
                       "over each pixel's neighbours and channels"))
+register(Architecture("conv-vae", FrozenConvVAE, "bbzip.models.conv_vae:ConvVAE",
+                      "the paper's CIFAR-10 system: a convolutional ResNet VAE for small colour (or grey) images, "
+                      "its likelihood linear-autoregressive across the channels"))
