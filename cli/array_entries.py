@@ -40,7 +40,7 @@ class Array(EntryKind):
 
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
-        return (meta["shape"][1], meta["shape"][2]) if "shape" in meta else (0, 0)
+        return tuple(meta["shape"][1:]) if "shape" in meta else (0, 0)
 
     @staticmethod
     def least_bytes(meta) -> int:
@@ -76,7 +76,7 @@ class Npz(EntryKind):
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
         first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
-        return (first["shape"][1], first["shape"][2]) if first else (0, 0)
+        return tuple(first["shape"][1:]) if first else (0, 0)
 
     @staticmethod
     def least_bytes(meta) -> int:
@@ -281,7 +281,7 @@ def _write_npy(sink, fingerprint: "Fingerprint", feed, shape, fortran_order: boo
 
 
 def _is_image_stack(array, fits_model) -> bool:
-    return array.dtype == np.uint8 and array.ndim == 3 and len(array) > 0 and fits_model(array, image_file=False)
+    return array.dtype == np.uint8 and array.ndim in (3, 4) and len(array) > 0 and fits_model(array, image_file=False)
 
 
 def _member_stream(archive: zipfile.ZipFile | None, member: dict):

@@ -37,7 +37,7 @@ WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held
 def route(model, pixels, symbols, settings, cores: int, on_images=None):
     """Yields (index, codec, blob) of each image the classic codecs keep smaller than the model,
     in order, as chunks are done; the rest go to the model. `pixels`: the images (N, H, W) as
-    read, which a classic codec keeps; `symbols`: the same images in the model's domain (0/1
+    read (or (N, H, W, 3)), which a classic codec keeps; `symbols`: the same images in the model's domain (0/1
     for a binary model), which the model judges. Each an array, or any stack that gives arrays
     for slices."""
     bounds = block_bounds(len(pixels), CHUNK_IMAGES)
@@ -53,7 +53,7 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
     share = model.config.codes.defaults.quick_share  # by the value set: two-valued or 8-bit images
     chosen = {}
     for index, (image_pixels, cost) in enumerate(zip(pixels, model_bytes.tolist())):
-        found = _classic_if_smaller(Image.fromarray(image_pixels, mode="L"), cost, share)
+        found = _classic_if_smaller(Image.fromarray(image_pixels, mode="RGB" if image_pixels.ndim == 3 else "L"), cost, share)
         if found is not None:
             chosen[index] = found
     if on_images:

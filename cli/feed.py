@@ -70,8 +70,9 @@ class ImageFeed:
 
     def _classic_image(self) -> np.ndarray:
         _, code, blob = self._classic[self._next_classic]
-        height, width = self._shape
-        image = np.asarray(classic.decode(self._read_blob(blob), _CODECS[code], "L", width, height), dtype=np.uint8)
+        height, width = self._shape[:2]
+        mode = "RGB" if len(self._shape) == 3 else "L"
+        image = np.asarray(classic.decode(self._read_blob(blob), _CODECS[code], mode, width, height), dtype=np.uint8)
         self._crc32 = zlib.crc32(np.ascontiguousarray(image), self._crc32)
         self._next_classic += 1
         self.position += 1

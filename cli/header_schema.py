@@ -212,10 +212,13 @@ def _fallback_images(fallback, where: str, model_images: int) -> int:
 
 
 def _shape(shape, where: str) -> list[int]:
-    if not isinstance(shape, list) or len(shape) != 3:
-        _fail(where, "expected [images, height, width]")
-    for number, size in enumerate(shape):
+    """An array's stack of images: [images, height, width], or [images, height, width, 3]."""
+    if not isinstance(shape, list) or len(shape) not in (3, 4):
+        _fail(where, "expected [images, height, width] or [images, height, width, 3]")
+    for number, size in enumerate(shape[:3]):
         _int(size, f"{where}[{number}]", 1, MAX_ITEMS if number == 0 else 1 << 12)
+    if len(shape) == 4 and shape[3] != 3:
+        _fail(f"{where}[3]", "expected 3 channels")
     return shape
 
 

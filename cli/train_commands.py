@@ -101,12 +101,13 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.option("--holdout", type=int, help="Images kept out of training (the last N) to report a held-out bpd "
               "[default: a tenth, at most 1000; 0 trains on all].")
 @click.option("--patch", type=click.IntRange(4, 256),
-              help="For a model of any size (tiled-ar-vae): train on random PATCH x PATCH patches of DATA's images "
-                   "(flipped at random), which is also the tile size it codes in.")
+              help="Train on random PATCH x PATCH patches of DATA's images (flipped at random): for tiled-ar-vae the "
+                   "tile size it codes in, for conv-vae the size of the images it codes.")
 @click.option("--patches", default=32768, show_default=True, type=click.IntRange(1, 1 << 22),
               help="How many patches to draw (with --patch).")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
-              help="A setting of the architecture's config, e.g. --set head=48 --set channels=1 (tiled-ar-vae).")
+              help="A setting of the architecture's config, e.g. --set head=48 --set channels=1 (tiled-ar-vae), "
+                   "--set filters=64 (conv-vae).")
 @click.option("--lr-schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
               help="cosine: the learning rate falls from --lr to 0 over the whole run.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file (default: OUTPUT.ckpt).")
@@ -119,25 +120,32 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 def train_command(out, data, output, likelihood, architecture, latent, hidden, epochs, lr, batch_size, seed, holdout,
                   patch, patches, settings, lr_schedule, checkpoint, checkpoint_every, resume, threads, force):
     """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz or IDX file of
-    single-channel images; with --architecture tiled-ar-vae and --patch, a folder of grey or RGB
-    images of any size (or an .npy/.npz stack) gives random patches. CIFAR batches are read."""
+    single-channel images; with --architecture tiled-ar-vae or conv-vae and --patch, a folder of
+    grey or RGB images of any size (or an .npy/.npz stack) gives random patches; conv-vae also
+    trains on a stack of RGB images of one size (CIFAR batches are read)."""
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)
     chosen = registry.get(architecture)
-    if chosen.config_class in PATCH_SIDE:
-        if patch is None:
-            raise click.UsageError(f"--architecture {architecture} trains on patches: give --patch (e.g. 32)")
+    if chosen.config_class in PATCH_SIDE and patch is not None:
         config = _config_with(chosen.config_class, dict.fromkeys(PATCH_SIDE[chosen.config_class], patch), settings)
         images = _patches(data, config.channels, patch, patches, seed)
         description = f"{config.channels}-channel {architecture} ({patches} patches of {patch}x{patch})"
+    elif chosen.config_class is ConvVAEConfig:  # a stack of images of one size, as CIFAR's
+        images = load_any(data, "train")
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or images.ndim == 4 and images.shape[3] != 3:
+            raise BBZipError(f"{data}: {architecture} trains on 8-bit grey or RGB images (N, H, W[, 3]); "
+                             "for a folder of images of any size give --patch")
+        channels = 1 if images.ndim == 3 else 3
+        config = _config_with(ConvVAEConfig, {"height": images.shape[1], "width": images.shape[2], "channels": channels},
+                              settings)
+        description = f"{channels}-channel {architecture} ({images.shape[1]}x{images.shape[2]})"
+    elif chosen.config_class in PATCH_SIDE:
+        raise click.UsageError(f"--architecture {architecture} trains on patches: give --patch (e.g. 64)")
     else:
         if patch is not None or settings:
             raise click.UsageError(f"--patch and --set are settings of tiled-ar-vae and conv-vae, not of {architecture}")
-        images = load_any(data, "train")
-        config, description = None, None
-    if config is None:
-        images, config, description = _whole_images(images, data, chosen, likelihood, latent, hidden)
+        images, config, description = _whole_images(load_any(data, "train"), data, chosen, likelihood, latent, hidden)
     train, held_out = _split(images, holdout)
     torch.manual_seed(seed)
     model = chosen.trained_class()(config)
@@ -207,6 +215,11 @@ def _patches(data: str, channels: int, size: int, count: int, seed: int) -> np.n
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 1 << 16))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--holdout", type=int, help="Images kept out (the last N) [default: a tenth, at most 1000].")
+@click.option("--patch", type=click.IntRange(4, 256),
+              help="Train on random PATCH x PATCH patches of DATA's images, as `bbzip train --patch` (the same seed "
+                   "draws the same patches); PATCH must be the model's tile or image size.")
+@click.option("--patches", default=32768, show_default=True, type=click.IntRange(1, 1 << 22),
+              help="How many patches to draw (with --patch).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--checkpoint-every", default=10, show_default=True)
 @click.option("--resume", is_flag=True)
@@ -215,14 +228,21 @@ def _patches(data: str, channels: int, size: int, count: int, seed: int) -> np.n
 @click.pass_obj
 @guard
 def train_encoder_command(out, model_spec, data, output, objective, alpha, samples_from, sigma, epochs, lr, batch_size,
-                          seed, holdout, checkpoint, checkpoint_every, resume, threads, force):
+                          seed, holdout, patch, patches, checkpoint, checkpoint_every, resume, threads, force):
     """Fine-tune only the encoder of MODEL (a .safetensors file or a shipped model's name;
     decoder frozen), e.g. reverse half-asleep."""
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)
     model, metadata = load_trained(model_spec)
-    images = _model_input(model.config.likelihood, load_any(data, "train"), data)
+    if patch is not None:
+        config = model.config
+        sides = [getattr(config, name) for name in PATCH_SIDE.get(type(config), ())]
+        if not sides or any(side != patch for side in sides):
+            raise click.UsageError(f"--patch {patch}: the model codes {config.codes.describe()} images")
+        images = _patches(data, config.channels, patch, patches, seed)
+    else:
+        images = _model_input(model.config.likelihood, load_any(data, "train"), data)
     train, held_out = _split(images, holdout)
     out.info(f"training the encoder ({objective}, alpha {alpha}) on {len(train)} images of {data}")
     history = _run_fit(out, lambda **kw: train_encoder(model, train, objective, alpha=alpha, sigma=sigma,

@@ -90,7 +90,16 @@ class ConvVAE(nn.Module):
             self.decoder.conv_up2.bias[4 * k : 8 * k] = 2.0  # parameter p is outputs 4p..4p+3 (depth-to-space)
 
     def posterior_raw(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(as_channels_first(x_uint8, self.config.channels) / 255.0)
+        return self._posterior(as_channels_first(x_uint8, self.config.channels) / 255.0)
+
+    def posterior_of_noisy(self, x_uint8: torch.Tensor, sigma: float, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior with N(0, sigma^2) noise on the encoder's input (x / 255): the denoising
+        objective's (models/objectives.py)."""
+        inputs = as_channels_first(x_uint8, self.config.channels) / 255.0
+        return self._posterior(inputs + sigma * torch.randn(inputs.shape, generator=generator).to(inputs.device))
+
+    def _posterior(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(inputs)
         k = self.config.latent_channels
         return h[:, :k].reshape(len(h), -1), h[:, k:].reshape(len(h), -1)
 

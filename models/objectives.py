@@ -76,9 +76,11 @@ def denoising(model, x, sigma: float, weight: float = 0.5, generator=None) -> to
     from .vae import to_input
 
     clean = negative_elbo(model, x, generator)
-    inputs = to_input(x, model.config)
-    noisy_inputs = inputs + sigma * torch.randn(inputs.shape, generator=generator)
-    h = model.encoder(noisy_inputs)
-    latent = model.config.latent
-    noisy = negative_elbo_from(model, x, h[:, :latent], h[:, latent:], generator)
+    if hasattr(model, "posterior_of_noisy"):  # an encoder that does not read flat images
+        mean, raw = model.posterior_of_noisy(x, sigma, generator)
+    else:
+        inputs = to_input(x, model.config)
+        h = model.encoder(inputs + sigma * torch.randn(inputs.shape, generator=generator))
+        mean, raw = h[:, : model.config.latent], h[:, model.config.latent :]
+    noisy = negative_elbo_from(model, x, mean, raw, generator)
     return (weight * noisy + (1 - weight) * clean).mean()

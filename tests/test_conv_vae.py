@@ -148,3 +148,41 @@ def test_a_stack_round_trips_through_the_api(tmp_path, trained):
     images = _smooth_images(9, trained.config.channels, 6)
     data = api.compress(images, model=str(path))
     assert np.array_equal(api.decompress(data, model=str(path)), images)
+
+
+@pytest.fixture(scope="module")
+def rgb_model_file(tmp_path_factory):
+    from bbzip.models.architectures import save_frozen
+
+    path = tmp_path_factory.mktemp("conv") / "rgb.safetensors"
+    save_frozen(FrozenConvVAE.freeze(_trained(3)), path)
+    return path
+
+
+@pytest.mark.parametrize("fallback", ["--fallback", "--no-fallback"])
+def test_colour_stacks_round_trip_through_bbzip(tmp_path, rgb_model_file, fallback):
+    """(N, H, W, 3) arrays in .npy and .npz go to a colour model of their size; with the
+    fallback, images a classic codec keeps smaller are stored as colour images in the array."""
+    from click.testing import CliRunner
+
+    from bbzip.cli.main import cli
+
+    def run(*args):
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    smooth = _smooth_images(12, 3, 8)
+    flat = np.full((3, 8, 12, 3), 77, dtype=np.uint8)  # a classic codec keeps these in a few bytes
+    np.save(folder / "stack.npy", np.concatenate([smooth[:6], flat, smooth[6:]]))
+    np.savez(folder / "pair.npz", colour=smooth[:4], grey=smooth[:2, ..., 0])
+    run("compress", folder, "-o", tmp_path / "a.bb", "--model", rgb_model_file, fallback)
+    listing = run("list", "-v", tmp_path / "a.bb")
+    assert "15x8x12x3" in listing
+    if fallback == "--fallback":
+        assert "model+classic" in listing
+    run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
+    for name in ("stack.npy", "pair.npz"):
+        assert (tmp_path / "out" / "arrays" / name).read_bytes() == (folder / name).read_bytes()

@@ -134,3 +134,38 @@ def test_train_says_what_it_trains_on(tmp_path):
     unknown = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "u.safetensors"),
                                        "--architecture", "tiled-ar-vae", "--patch", "8", "--set", "depth=3"])
     assert unknown.exit_code == 2 and "has the settings" in unknown.output
+
+
+def test_the_convolutional_vae_trains_on_cifar_batches_and_on_patches(tmp_path):
+    """conv-vae trains on a CIFAR batch as it is (32 x 32 RGB), or on patches of a folder of
+    photos; its encoder is fine-tuned on the same patches (--patch), by reverse half-asleep
+    with aggregate-posterior samples or by the denoising objective."""
+    import pickle
+
+    from PIL import Image
+
+    flat = np.random.default_rng(0).integers(0, 256, size=(6, 3 * 32 * 32), dtype=np.uint8)
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": flat, b"labels": list(range(6))}, f)
+    small = ["--set", "filters=4", "--set", "blocks=1", "--epochs", "1", "--holdout", "0"]
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "data_batch_1"), "-o", str(tmp_path / "c.safetensors"),
+                                      "--architecture", "conv-vae", *small])
+    assert result.exit_code == 0, result.output
+    assert "3-channel conv-vae (32x32)" in result.output
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n in range(2):
+        Image.fromarray(np.random.default_rng(n).integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(photos / f"{n}.png")
+    result = CliRunner().invoke(cli, ["train", str(photos), "-o", str(tmp_path / "p.safetensors"), "--architecture", "conv-vae",
+                                      "--patch", "8", "--patches", "16", *small])
+    assert result.exit_code == 0, result.output
+    model, _ = load_model(tmp_path / "p.safetensors")
+    assert (model.config.height, model.config.width, model.config.filters) == (8, 8, 4)
+    for objective in (["--samples-from", "aggregate"], ["--objective", "denoise"]):
+        result = CliRunner().invoke(cli, ["train-encoder", str(tmp_path / "p.safetensors"), str(photos), "-o",
+                                          str(tmp_path / "e.safetensors"), "-f", "--patch", "8", "--patches", "16",
+                                          "--epochs", "1", "--holdout", "0", *objective])
+        assert result.exit_code == 0, result.output
+    wrong = CliRunner().invoke(cli, ["train-encoder", str(tmp_path / "p.safetensors"), str(photos), "-o",
+                                     str(tmp_path / "w.safetensors"), "--patch", "16"])
+    assert wrong.exit_code == 2 and "8x8" in wrong.output
