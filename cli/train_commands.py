@@ -15,10 +15,11 @@ from bbzip.models.patches import folder_images, random_patches, stack_images
 from bbzip.models.conv_vae_config import ConvVAEConfig
 from bbzip.models.tiled_ar_config import TiledARConfig
 from bbzip.models.train import ENCODER_OBJECTIVES, SCHEDULES, train_encoder, train_vae
-from bbzip.models import registry
+from bbzip.models import parallel, registry
 from bbzip.models.vae_config import LIKELIHOODS
 from bbzip.models.weights import load_trained, save_model
 
+from .console import Output
 from .errors import BBZipError, guard, refuse_overwrite
 
 
@@ -64,24 +65,60 @@ def _split(images: np.ndarray, holdout: int | None) -> tuple[np.ndarray, np.ndar
     return images[:-holdout], images[-holdout:]
 
 
-def _report(out, model, held_out: np.ndarray, seed: int) -> None:
-    if len(held_out):
-        from bbzip.models.evaluate import elbo_bpd
+def _device(name: str) -> str:
+    """--device: auto is cuda when torch sees a GPU, else cpu."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BBZipError(f"--device {name}: torch sees no CUDA device here")
+    return name
 
-        out.info(f"held-out bpd (-ELBO): {elbo_bpd(model, held_out, samples=1, seed=seed):.4f}")
+
+def _process_group(out, shards: int, device: str):
+    """(output, shards, device) of this process: one shard per process under torchrun
+    (models/parallel.py), and only the leading process says anything."""
+    device = _device(device)
+    try:
+        group = parallel.from_environment(shards, device)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if not group.leader:
+        return Output(quiet=True), group, device
+    if group.distributed:
+        out.info(f"data-parallel: {group.count} processes, one shard of each batch each")
+    return out, group, device
 
 
-def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs):
-    """Run a training loop with a progress bar, or a line per epoch when stderr is not a terminal."""
-    steps = epochs * -(-n_images // batch_size)
-    with out.bar("training", steps) as advance:
+def _fit_and_save(out, model, fit_fn, train: np.ndarray, held_out: np.ndarray, output: Path, info: dict, *, epochs: int,
+                  batch_size: int, seed: int, device: str, group, **kwargs) -> None:
+    """Run a training loop with a progress bar, or a line per epoch when stderr is not a
+    terminal, and each epoch's held-out bpd; the leading process writes OUTPUT."""
+    steps = epochs * -(-len(train) // batch_size)
+    try:
+        with out.bar("training", steps) as advance:
 
-        def progress(p):
-            advance(1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}")
-            if p.step == p.steps and not out.progress:
-                out.info(f"epoch {p.epoch}/{p.epochs}: training bpd {p.bpd:.4f}")
+            def progress(p):
+                advance(1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}")
+                if p.step == p.steps and not out.progress:
+                    out.info(f"epoch {p.epoch}/{p.epochs}: training bpd {p.bpd:.4f}")
 
-        return fit_fn(progress=progress, epochs=epochs, batch_size=batch_size, **kwargs)
+            def held_out_bpd(epoch):
+                if len(held_out):
+                    out.info(f"epoch {epoch}/{epochs}: held-out bpd (-ELBO) {_held_out_bpd(model, held_out, seed):.4f}")
+
+            history = fit_fn(progress=progress, epochs=epochs, batch_size=batch_size, seed=seed, shards=group,
+                             device=device, after_epoch=held_out_bpd, **kwargs)
+        if group.leader:
+            sha = save_model(model, output, {**info, "train_bpd": history, "shards": group.count})
+            out.info(f"wrote {output} (sha256 {sha[:16]}...), final training bpd {history[-1]:.4f}")
+    finally:
+        parallel.finish(group)
+
+
+def _held_out_bpd(model, held_out: np.ndarray, seed: int) -> float:
+    from bbzip.models.evaluate import elbo_bpd
+
+    return elbo_bpd(model, held_out, samples=1, seed=seed)
 
 
 @click.command("train")
@@ -114,11 +151,18 @@ def _run_fit(out, fit_fn, epochs: int, n_images: int, batch_size: int, **kwargs)
 @click.option("--checkpoint-every", default=10, show_default=True, help="Epochs between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint.")
 @click.option("--threads", default=0, help="torch threads (0: torch's default).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where to train: cpu, cuda, cuda:N; auto is cuda when torch sees a GPU, else cpu.")
+@click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024),
+              help="Cut each batch into N shards, each with its own noise: what N processes of a data-parallel run "
+                   "(torchrun --nproc-per-node N) compute, one shard each; one process with --shards N computes the "
+                   "same weights (and resumes their checkpoints).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @click.pass_obj
 @guard
 def train_command(out, data, output, likelihood, architecture, latent, hidden, epochs, lr, batch_size, seed, holdout,
-                  patch, patches, settings, lr_schedule, checkpoint, checkpoint_every, resume, threads, force):
+                  patch, patches, settings, lr_schedule, checkpoint, checkpoint_every, resume, threads, device, shards,
+                  force):
     """Fit a VAE by the ELBO on DATA: binary-mnist, mnist, a folder, .npy/.npz or IDX file of
     single-channel images; with --architecture tiled-ar-vae or conv-vae and --patch, a folder of
     grey or RGB images of any size (or an .npy/.npz stack) gives random patches; conv-vae also
@@ -126,6 +170,7 @@ def train_command(out, data, output, likelihood, architecture, latent, hidden, e
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)
+    out, group, device = _process_group(out, shards, device)
     chosen = registry.get(architecture)
     if chosen.config_class in PATCH_SIDE and patch is not None:
         config = _config_with(chosen.config_class, dict.fromkeys(PATCH_SIDE[chosen.config_class], patch), settings)
@@ -150,12 +195,10 @@ def train_command(out, data, output, likelihood, architecture, latent, hidden, e
     torch.manual_seed(seed)
     model = chosen.trained_class()(config)
     out.info(f"training a {description} on {len(train)} images of {data}")
-    history = _run_fit(out, lambda **kw: train_vae(model, train, **kw), epochs, len(train), batch_size,
-                       lr=lr, seed=seed, checkpoint=checkpoint or output.with_suffix(".ckpt"),
-                       checkpoint_every=checkpoint_every, resume=resume, schedule=lr_schedule)
-    sha = save_model(model, output, {"command": _command_line(), "data": data, "epochs": epochs, "train_bpd": history})
-    out.info(f"wrote {output} (sha256 {sha[:16]}...), final training bpd {history[-1]:.4f}")
-    _report(out, model, held_out, seed)
+    _fit_and_save(out, model, lambda **kw: train_vae(model, train, **kw), train, held_out, output,
+                  {"command": _command_line(), "data": data, "epochs": epochs}, epochs=epochs, batch_size=batch_size,
+                  seed=seed, device=device, group=group, lr=lr, checkpoint=checkpoint or output.with_suffix(".ckpt"),
+                  checkpoint_every=checkpoint_every, resume=resume, schedule=lr_schedule)
 
 
 def _whole_images(images, data: str, chosen, likelihood: str, latent: int, hidden: int):
@@ -224,16 +267,24 @@ def _patches(data: str, channels: int, size: int, count: int, seed: int) -> np.n
 @click.option("--checkpoint-every", default=10, show_default=True)
 @click.option("--resume", is_flag=True)
 @click.option("--threads", default=0)
+@click.option("--device", default="auto", show_default=True,
+              help="Where to train: cpu, cuda, cuda:N; auto is cuda when torch sees a GPU, else cpu.")
+@click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024),
+              help="Cut each batch into N shards, each with its own noise: what N processes of a data-parallel run "
+                   "(torchrun --nproc-per-node N) compute, one shard each; one process with --shards N computes the "
+                   "same weights (and resumes their checkpoints).")
 @click.option("-f", "--force", is_flag=True)
 @click.pass_obj
 @guard
 def train_encoder_command(out, model_spec, data, output, objective, alpha, samples_from, sigma, epochs, lr, batch_size,
-                          seed, holdout, patch, patches, checkpoint, checkpoint_every, resume, threads, force):
+                          seed, holdout, patch, patches, checkpoint, checkpoint_every, resume, threads, device, shards,
+                          force):
     """Fine-tune only the encoder of MODEL (a .safetensors file or a shipped model's name;
     decoder frozen), e.g. reverse half-asleep."""
     refuse_overwrite(output, force)
     if threads:
         torch.set_num_threads(threads)
+    out, group, device = _process_group(out, shards, device)
     model, metadata = load_trained(model_spec)
     if patch is not None:
         config = model.config
@@ -245,12 +296,10 @@ def train_encoder_command(out, model_spec, data, output, objective, alpha, sampl
         images = _model_input(model.config.likelihood, load_any(data, "train"), data)
     train, held_out = _split(images, holdout)
     out.info(f"training the encoder ({objective}, alpha {alpha}) on {len(train)} images of {data}")
-    history = _run_fit(out, lambda **kw: train_encoder(model, train, objective, alpha=alpha, sigma=sigma,
-                                                        samples_from=samples_from, **kw),
-                       epochs, len(train), batch_size, lr=lr, seed=seed,
-                       checkpoint=checkpoint or output.with_suffix(".ckpt"), checkpoint_every=checkpoint_every, resume=resume)
     info = {"command": _command_line(), "data": data, "epochs": epochs, "objective": objective, "alpha": alpha,
-            "base_model": metadata.get("command", str(model_spec)), "train_bpd": history}
-    sha = save_model(model, output, info)
-    out.info(f"wrote {output} (sha256 {sha[:16]}...)")
-    _report(out, model, held_out, seed)
+            "base_model": metadata.get("command", str(model_spec))}
+    _fit_and_save(out, model, lambda **kw: train_encoder(model, train, objective, alpha=alpha, sigma=sigma,
+                                                          samples_from=samples_from, **kw),
+                  train, held_out, output, info, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+                  group=group, lr=lr, checkpoint=checkpoint or output.with_suffix(".ckpt"),
+                  checkpoint_every=checkpoint_every, resume=resume)

@@ -133,10 +133,10 @@ class ConvVAE(nn.Module):
     def sample_x(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x ~ p(x|z) as uint8 images, each pixel's channels in order R, G, B."""
         params = self.likelihood_params(z)
-        drawn = torch.zeros(params["mean"].shape)
+        drawn = torch.zeros(params["mean"].shape, device=z.device)
         for k in range(self.config.channels):
             mean = self.channel_means(drawn, params)[..., k]
-            u = torch.rand(mean.shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+            u = torch.rand(mean.shape, generator=generator).to(z.device).clamp(1e-6, 1 - 1e-6)
             sample = mean + torch.exp(params["log_scale"][..., k]) * (torch.log(u) - torch.log1p(-u))
             drawn[..., k] = sample.round().clamp(0, 255)
         x = drawn.to(torch.uint8)

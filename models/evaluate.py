@@ -10,9 +10,11 @@ from .objectives import negative_elbo
 from .vae import MLPVAE, posterior_std
 
 
-def _batches(images: np.ndarray, batch_size: int):
+def _batches(images: np.ndarray, batch_size: int, model):
+    """The images in batches, on the model's device."""
+    device = next(model.parameters()).device
     for i in range(0, len(images), batch_size):
-        yield torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size]))
+        yield torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)
 
 
 def values_per_image(config) -> int:
@@ -29,7 +31,7 @@ def elbo_bpd(model: MLPVAE, images: np.ndarray, samples: int = 10, seed: int = 0
     """-ELBO in bits per dimension, averaged over `samples` posterior samples (seeded)."""
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
-    for x in _batches(images, batch_size):
+    for x in _batches(images, batch_size, model):
         total += sum(negative_elbo(model, x, generator).sum().item() for _ in range(samples)) / samples
     return _to_bpd(total / len(images), model)
 
@@ -40,12 +42,12 @@ def iwae_bpd(model: MLPVAE, images: np.ndarray, k: int = 100, seed: int = 0, bat
     """-log p(x) estimated by the importance-weighted bound with k samples, bits per dimension."""
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
-    for x in _batches(images, batch_size):
+    for x in _batches(images, batch_size, model):
         mean, raw = model.posterior_raw(x)
         std = posterior_std(raw)
         weights = []
         for _ in range(k):
-            eps = torch.randn(mean.shape, generator=generator)
+            eps = torch.randn(mean.shape, generator=generator).to(mean.device)
             z = mean + std * eps
             log_p_x = model.log_likelihood(x, model.likelihood_params(z))
             log_p_z = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)

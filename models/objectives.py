@@ -7,15 +7,23 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .vae import MLPVAE, gaussian_kl, posterior_std
 
 
+def _device(model) -> torch.device:
+    """Where the model's parameters are: noise is drawn on the CPU (the same on every device) and
+    moved there."""
+    return next(model.parameters()).device
+
+
 def negative_elbo_from(model: MLPVAE, x: torch.Tensor, mean, raw, generator=None) -> torch.Tensor:
     """Negative ELBO of x (nats per image) under the posterior N(mean, softplus(raw))."""
     std = posterior_std(raw)
-    eps = torch.randn(mean.shape, generator=generator)
+    eps = torch.randn(mean.shape, generator=generator).to(mean.device)
     z = mean + std * eps
     return -model.log_likelihood(x, model.likelihood_params(z)) + gaussian_kl(mean, std)
 
@@ -31,10 +39,10 @@ def sample_model(model: MLPVAE, n: int, generator=None, from_data: torch.Tensor 
     posterior; when n exceeds the data, as with alpha > 0.5, the data images are used in turn
     again, each time with fresh noise)."""
     if from_data is None:
-        z = torch.randn((n, model.config.latent), generator=generator)
+        z = torch.randn((n, model.config.latent), generator=generator).to(_device(model))
     else:
         mean, raw = model.posterior_raw(from_data[torch.arange(n) % len(from_data)])
-        z = mean + posterior_std(raw) * torch.randn(mean.shape, generator=generator)
+        z = mean + posterior_std(raw) * torch.randn(mean.shape, generator=generator).to(mean.device)
     return model.sample_x(z, generator)
 
 
@@ -59,11 +67,11 @@ def reverse_half_asleep(model, x, alpha: float, generator=None, samples_from: st
 def sleep(model, x, generator=None) -> torch.Tensor:
     """-log q(z|x) on (z, x) ~ p(z) p(x|z): the sleep phase of wake-sleep (forward KL)."""
     with torch.no_grad():
-        z = torch.randn((x.shape[0], model.config.latent), generator=generator)
+        z = torch.randn((x.shape[0], model.config.latent), generator=generator).to(_device(model))
         x_model = model.sample_x(z, generator)
     mean, raw = model.posterior_raw(x_model)
     std = posterior_std(raw)
-    log_q = -0.5 * (((z - mean) / std) ** 2 + 2 * torch.log(std) + torch.log(torch.tensor(2 * torch.pi))).sum(-1)
+    log_q = -0.5 * (((z - mean) / std) ** 2 + 2 * torch.log(std) + math.log(2 * math.pi)).sum(-1)
     return -log_q.mean()
 
 
@@ -80,7 +88,7 @@ def denoising(model, x, sigma: float, weight: float = 0.5, generator=None) -> to
         mean, raw = model.posterior_of_noisy(x, sigma, generator)
     else:
         inputs = to_input(x, model.config)
-        h = model.encoder(inputs + sigma * torch.randn(inputs.shape, generator=generator))
+        h = model.encoder(inputs + sigma * torch.randn(inputs.shape, generator=generator).to(inputs.device))
         mean, raw = h[:, : model.config.latent], h[:, model.config.latent :]
     noisy = negative_elbo_from(model, x, mean, raw, generator)
     return (weight * noisy + (1 - weight) * clean).mean()

@@ -16,6 +16,7 @@ import torch
 
 from .evaluate import values_per_image
 from .objectives import denoising, negative_elbo, reverse_half_asleep, sleep
+from .parallel import Shards
 from .vae import MLPVAE
 from .weights import load_checkpoint, save_checkpoint
 
@@ -51,22 +52,30 @@ def fit(
     checkpoint_every: int = 10,
     resume: bool = False,
     schedule: str = "constant",
+    shards: Shards | None = None,
+    device: str = "cpu",
+    after_epoch: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Adam on `loss_fn(batch, generator)` (mean nats per image). Returns the bpd of each epoch.
     `schedule` "cosine" lowers the learning rate from lr to 0 along a half cosine over all the
-    steps of all the epochs (a resumed run continues the same curve)."""
+    steps of all the epochs (a resumed run continues the same curve). `shards` (models/
+    parallel.py) says how each batch is cut and which shards this process computes; noise comes
+    from CPU generators whatever the device, so it is the same on every device. `after_epoch`
+    is called with the epoch's number after it (a held-out evaluation, say)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}")
+    shards = shards or Shards()
     parameters = list(parameters)
+    model.to(device)
     optimizer = torch.optim.Adam(parameters, lr=lr)
-    generator = torch.Generator().manual_seed(seed)
+    generators = shards.generators(seed)
     data = torch.from_numpy(np.ascontiguousarray(images))
     start_epoch, history = 0, []
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        start_epoch, history = load_checkpoint(checkpoint, model, optimizer, generator)
+        start_epoch, history = load_checkpoint(checkpoint, model, optimizer, generators)
     steps = math.ceil(len(data) / batch_size)
     for epoch in range(start_epoch, epochs):
-        order = torch.randperm(len(data), generator=generator)
+        order = shards.shared_order(torch.randperm(len(data), generator=generators[0]))
         total = 0.0
         for step in range(steps):
             if schedule == "cosine":
@@ -74,16 +83,23 @@ def fit(
                 for group in optimizer.param_groups:
                     group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * done))
             batch = data[order[step * batch_size : (step + 1) * batch_size]]
-            loss = loss_fn(batch, generator)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = 0.0
+            for k, rows in enumerate(shards.parts(len(batch))):
+                if k in shards.mine and len(rows):
+                    part_loss = loss_fn(batch[rows].to(device), generators[k]) * (len(rows) / len(batch))
+                    part_loss.backward()
+                    loss += part_loss.item()
+            total += shards.summed(parameters, loss)
             optimizer.step()
-            total += loss.item()
             if progress is not None:
                 progress(Progress(epoch + 1, epochs, step + 1, steps, _bits_per_dim(total / (step + 1), model)))
         history.append(_bits_per_dim(total / steps, model))
-        if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
-            save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, history)
+        states = shards.gathered_states(generators)
+        if checkpoint is not None and shards.leader and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == epochs):
+            save_checkpoint(checkpoint, model, optimizer, states, epoch + 1, history)
+        if after_epoch is not None and shards.leader:
+            after_epoch(epoch + 1)
     return history
 
 

@@ -59,9 +59,9 @@ class MLPVAE(nn.Module):
         params = self.likelihood_params(z)
         shape = (z.shape[0], self.config.height, self.config.width)
         if self.config.likelihood == "bernoulli":
-            u = torch.rand(params["logits"].shape, generator=generator)
+            u = torch.rand(params["logits"].shape, generator=generator).to(z.device)
             return (u < torch.sigmoid(params["logits"])).to(torch.uint8).reshape(shape)
-        u = torch.rand(params["mean"].shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+        u = torch.rand(params["mean"].shape, generator=generator).to(z.device).clamp(1e-6, 1 - 1e-6)
         sample = params["mean"] + torch.exp(params["log_scale"]) * (torch.log(u) - torch.log1p(-u))
         return sample.round().clamp(0, 255).to(torch.uint8).reshape(shape)
 

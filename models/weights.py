@@ -28,7 +28,7 @@ def save_model(model, path: Path, info: dict | None = None) -> str:
     metadata = {"format": FORMAT, "architecture": registry.of_trained(model).name, "config": json.dumps(model.config.to_dict())}
     for key, value in (info or {}).items():
         metadata[key] = value if isinstance(value, str) else json.dumps(value)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return sha256_of(path)
 
@@ -98,28 +98,36 @@ def load_trained(spec: str) -> tuple[torch.nn.Module, dict]:
 
 
 # -- training checkpoints (also safetensors: model, Adam state, generator state) ----------------
-def save_checkpoint(path, model, optimizer, generator, epoch: int, history: list[float]) -> None:
-    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+def save_checkpoint(path, model, optimizer, generator_states: list[torch.Tensor], epoch: int, history: list[float]) -> None:
+    """The model, Adam's state and every shard's generator state (models/parallel.py: shard 0's
+    as "generator", shard k's as "generator.k")."""
+    tensors = {f"model.{k}": v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     state = optimizer.state_dict()
     for index, param_state in state["state"].items():
         for key, value in param_state.items():
-            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).clone().contiguous()
-    tensors["generator"] = generator.get_state().clone()
+            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone().contiguous()
+    for k, generator_state in enumerate(generator_states):
+        tensors["generator" if k == 0 else f"generator.{k}"] = generator_state.clone()
     metadata = {"epoch": str(epoch), "history": json.dumps(history), "architecture": registry.of_trained(model).name,
-                "config": json.dumps(model.config.to_dict())}
+                "config": json.dumps(model.config.to_dict()), "shards": str(len(generator_states))}
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_checkpoint(path, model, optimizer, generator) -> tuple[int, list[float]]:
+def load_checkpoint(path, model, optimizer, generators: list[torch.Generator]) -> tuple[int, list[float]]:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if int(metadata.get("shards", "1")) != len(generators):
+        raise ModelFileError(f"{path}: a checkpoint of a run in {metadata.get('shards', '1')} shards; "
+                             f"resume it with as many (--shards, or processes)")
+    device = next(model.parameters()).device
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state = optimizer.state_dict()
     for key, value in tensors.items():
         if key.startswith("adam."):
             _, index, name = key.split(".", 2)
-            state["state"].setdefault(int(index), {})[name] = value
+            state["state"].setdefault(int(index), {})[name] = value if name == "step" else value.to(device)
     optimizer.load_state_dict(state)
-    generator.set_state(tensors["generator"])
+    for k, generator in enumerate(generators):
+        generator.set_state(tensors["generator" if k == 0 else f"generator.{k}"])
     return int(metadata["epoch"]), json.loads(metadata["history"])
