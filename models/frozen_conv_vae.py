@@ -15,13 +15,14 @@ R first. K-step inference runs the decoder forward and backward on integers.
 """
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
 
 from bbzip import bbans
 from bbzip.bbans.distributions import PARAM_BITS
-from bbzip.bbans.lookup import QUANTILE_BITS
+from bbzip.bbans.lookup import QUANTILE_BITS, bucket_centres
 
 from .conv_vae_config import COEFF_LIMIT, COUPLING_CENTRE, ConvVAEConfig
 from .frozen_mlp import LATENT_LIMIT, MEAN_RANGE, Z_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
@@ -31,6 +32,7 @@ from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 KERNEL, PADDING = 3, 1
 MEAN_CENTRE = 127.5  # the trained model's mean is 127.5 + 127.5 h (conv_vae.py), folded into the last layer
+LANES_PER_IMAGE = 8
 _CHUNK = 64  # images per pass through the networks: their widest unfolded input is ~1 MB an image
 
 
@@ -244,19 +246,57 @@ class FrozenConvVAE(FrozenMLPVAE):
         distribution = self.likelihood(z_fixed, precision)
         return distribution if self.config.channels == 1 else _CoupledIntervals(distribution)
 
-    def likelihood_codec(self, z_fixed: np.ndarray, precision: int) -> bbans.Codec:
-        distribution = self.likelihood(z_fixed, precision)
-        if self.config.channels == 1:
-            return bbans.from_distribution(distribution)
-        codec = bbans.DiscretisedLogisticRGB(distribution.mean, distribution.log_scale, distribution.coeffs, precision)
-        n = len(z_fixed)
+    def likelihood_codec(self, z_fixed: np.ndarray, precision: int, lanes: int = 1) -> bbans.Codec:
+        """The pixels' codec given z, on `lanes` lanes an image (each takes a run of its pixels):
+        symbols (images x lanes, values / lanes)."""
+        rows = len(z_fixed) * lanes
+        mean, log_scale, coeffs = self._coupled(self.parameters_of(z_fixed).reshape(rows, -1, self.config.outputs))
+        if coeffs is None:
+            return bbans.DiscretisedLogistic(mean, log_scale, precision)
+        codec = bbans.DiscretisedLogisticRGB(mean, log_scale, coeffs, precision)
 
         def push(message, symbols):
-            return codec.push(message, np.asarray(symbols).reshape(n, -1, 3))
+            return codec.push(message, np.asarray(symbols).reshape(rows, -1, 3))
 
         def pop(message):
             message, values = codec.pop(message)
-            return message, values.reshape(n, -1)
+            return message, values.reshape(rows, -1)
+
+        return bbans.Codec(push, pop)
+
+    # -- bits back, on several lanes an image -----------------------------------------------------
+    @property
+    def lanes_per_unit(self) -> int:
+        """rANS lanes one image codes on (models/stream.py): its latents and its pixels are each
+        cut into this many runs, coded side by side, so a batch takes a step per value of a run,
+        not per value of an image (the decoder's steps are Python's; each lane costs the few bits
+        of its final head)."""
+        return math.gcd(LANES_PER_IMAGE, self.config.latent, self.config.pixels)
+
+    def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
+        """Bits back (the MLP VAE's) with every array in the lane layout: an image's (values,)
+        as (lanes, values / lanes), a reshape of the images' rows."""
+        lanes, centres = self.lanes_per_unit, bucket_centres(settings.bucket_bits)
+        rows = n_images * lanes
+
+        def posterior(on_lanes):
+            mean, std = self.posterior(on_lanes.reshape(n_images, -1), settings.k_steps, settings.lr, settings.seed,
+                                       first_index)
+            return bbans.BucketedGaussian(mean.reshape(rows, -1), std.reshape(rows, -1), settings.bucket_bits,
+                                          settings.posterior_precision)
+
+        def likelihood(z_index):
+            return self.likelihood_codec(centres[z_index].reshape(n_images, -1), settings.likelihood_precision, lanes)
+
+        prior = bbans.BucketPrior(settings.bucket_bits, (rows, self.config.latent // lanes))
+        inner = bbans.bits_back(prior, likelihood, posterior)
+
+        def push(message, symbols):
+            return inner.push(message, np.asarray(symbols).reshape(rows, -1))
+
+        def pop(message):
+            message, symbols = inner.pop(message)
+            return message, symbols.reshape(n_images, -1)
 
         return bbans.Codec(push, pop)
 
