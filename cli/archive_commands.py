@@ -1,6 +1,7 @@
 """`bbzip compress`, `decompress`, `test` and `list`."""
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import tempfile
@@ -217,8 +218,10 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if coder and n_items:
         config = coder.model.config
         stream_bpd = 8 * header["model_stream"]["length"] / (n_items * api.unit_values(config.to_dict()))
-        if config.codes.any_size:  # items are tiles: count the images they make
-            by_model = sum(1 for e in entries if e.meta.get("store") == "model")
+        if config.codes.any_size:  # items are tiles: count the images they make, and their values
+            by_model = [e for e in entries if e.meta.get("store") == "model"]
+            stream_bpd = 8 * header["model_stream"]["length"] / sum(math.prod(e.kind.image_shape(e.meta)) for e in by_model)
+            by_model = len(by_model)
             coded = f"{_count(by_model, 'image')} ({_count(n_items, 'tile')}) by {coder.name}"
         else:
             by_model, coded = n_items, f"{_count(n_items, 'image')} by {coder.name}"

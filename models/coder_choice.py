@@ -12,7 +12,7 @@ from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
 from .pixels import Pixels
-from .shipped import default_models, find_by_id, load_shipped_frozen
+from .shipped import default_models, find_by_id, last_resort_defaults, load_shipped_frozen
 from .vae_config import LIKELIHOOD_PRECISION
 
 # Lanes (images coded side by side) grow from bits already on the stack, so what a lane costs is
@@ -65,10 +65,12 @@ def load_coder(spec: str | Path) -> Coder:
 
 def default_codes() -> list[tuple[str, Pixels]]:
     """The shipped default models and what each codes, the narrowest value set first (so that
-    two-valued images go to a two-valued model, the rest to an 8-bit one), and models of a fixed
-    size before those of any size (28x28 digits go to the MNIST models, photos to a tiled one)."""
+    two-valued images go to a two-valued model, the rest to an 8-bit one), models of a fixed
+    size before those of any size (28x28 digits go to the MNIST models, photos to a tiled one),
+    and last-resort defaults last."""
+    last = last_resort_defaults()
     return sorted(((name, config.codes) for name, config in default_models()),
-                  key=lambda item: (item[1].values, item[1].any_size))
+                  key=lambda item: (item[0] in last, item[1].values, item[1].any_size))
 
 
 def _takes_kind(codes: Pixels, image_file: bool) -> bool:
@@ -103,20 +105,24 @@ def pick_default_for_most(stacks, image_files=None) -> Coder | None:
     """The shipped default model that codes the most pixels of these stacks (None if it codes
     none of them). A model of any size counts only the stacks no default of a fixed size codes
     (a folder of 28x28 digits with an odd-sized bitmap stays with the MNIST model; grey photos
-    with a few digits go to the grey photo model, digits and all). Of two that code as many,
-    the first in default_codes' order (the narrower)."""
+    with a few digits go to the grey photo model, digits and all); a last-resort default counts
+    only the stacks no other default codes. Of two that code as many, the first in
+    default_codes' order (the narrower)."""
     image_files = image_files or [True] * len(stacks)
-    defaults = default_codes()
-    claimed = [any(not codes.any_size and takes(codes, stack, file) for _, codes in defaults)
+    defaults, last = default_codes(), last_resort_defaults()
+    usual = [(name, codes) for name, codes in defaults if name not in last]
+    claimed = [any(not codes.any_size and takes(codes, stack, file) for _, codes in usual)
                for stack, file in zip(stacks, image_files)]
+    taken = [any(takes(codes, stack, file) for _, codes in usual) for stack, file in zip(stacks, image_files)]
 
-    def pixels(codes):
-        return sum(int(np.prod(stack.shape, dtype=np.int64)) for stack, file, fixed in zip(stacks, image_files, claimed)
-                   if takes(codes, stack, file) and not (codes.any_size and fixed))
+    def pixels(name, codes):
+        return sum(int(np.prod(stack.shape, dtype=np.int64))
+                   for stack, file, fixed, other in zip(stacks, image_files, claimed, taken)
+                   if takes(codes, stack, file) and not (codes.any_size and fixed) and not (name in last and other))
 
     best, chosen = 0, None
     for name, codes in defaults:
-        coded = pixels(codes)
+        coded = pixels(name, codes)
         if coded > best:
             best, chosen = coded, name
     return load_coder(chosen) if chosen else None

@@ -1,6 +1,6 @@
 """Maintainer tool: put a trained model into the store of shipped models (models/shipped.py).
 
-    python -m bbzip.models.ship NAME FILE --description "..." [--default] [--tile N]   # freeze FILE, store its parts
+    python -m bbzip.models.ship NAME FILE --description "..." [--default | --last-resort] [--tile N]   # freeze FILE, store its parts
     python -m bbzip.models.ship --remove NAME
 
 The frozen integers are stored as a decoder part and an encoder part; a decoder that the store
@@ -18,13 +18,15 @@ import numpy as np
 
 from .architectures import NUMERICS_VERSION, freeze, narrowest
 from .files import sha256_of
-from .shipped import WEIGHTS_DIR, config_json, files_in_use, manifest, model_id, read_part, split_tensors, update_entry, write_part
+from .shipped import (LAST_RESORT, WEIGHTS_DIR, config_json, files_in_use, manifest, model_id,
+                      read_part, split_tensors, update_entry, write_part)
 from .weights import load_model
 
 
-def ship(name: str, source: Path, description: str, default: bool = False, tile: int | None = None) -> dict:
+def ship(name: str, source: Path, description: str, default: bool | str = False, tile: int | None = None) -> dict:
     """Freeze the trained file `source` and store it as `name`; returns its manifest entry.
-    `default`: `bbzip compress` picks it for the images it codes when not given a model."""
+    `default`: `bbzip compress` picks it for the images it codes when not given a model (True),
+    or only for those no other default codes (shipped.LAST_RESORT)."""
     model, metadata = load_model(source)  # refuses anything that is not a bbzip model
     info = {"trained_from": sha256_of(source)}
     frozen, command = freeze(model), metadata.get("command", "unknown")
@@ -36,7 +38,7 @@ def ship(name: str, source: Path, description: str, default: bool = False, tile:
 
 
 def store(name: str, frozen, description: str, command: str, info: dict, archive_id: tuple[str, str] | None = None,
-          default: bool = False) -> dict:
+          default: bool | str = False) -> dict:
     """Store a frozen model's parts and record them under `name`. `archive_id` is the id its
     archives record and what it is the sha256 of; by default model_id of its parts."""
     WEIGHTS_DIR.mkdir(exist_ok=True)
@@ -46,7 +48,7 @@ def store(name: str, frozen, description: str, command: str, info: dict, archive
     entry = {"description": description, "command": command, "numerics": NUMERICS_VERSION,
              "sha256": sha256, "id_of": id_of, "decoder": decoder, "encoder": encoder}
     if default:
-        entry["default"] = True
+        entry["default"] = default
     update_entry(name, lambda old: entry)
     _remove_unused()
     return entry
@@ -93,12 +95,15 @@ def main() -> None:
     parser.add_argument("--description")
     parser.add_argument("--remove", action="store_true", help="take NAME out of the store")
     parser.add_argument("--default", action="store_true", help="a default model: bbzip compress picks it")
+    parser.add_argument("--last-resort", action="store_true",
+                        help="a default only for images no other default codes (bbzip compress picks it for those)")
     parser.add_argument("--tile", type=int, help="a tiled model without a latent: the tile it codes in")
     args = parser.parse_args()
     if args.remove:
         remove(args.name)
     elif args.file and args.description:
-        print(ship(args.name, args.file, args.description, args.default, args.tile))
+        default = LAST_RESORT if args.last_resort else args.default
+        print(ship(args.name, args.file, args.description, default, args.tile))
     else:
         parser.error("give NAME FILE --description, or --remove NAME")
 
