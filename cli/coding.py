@@ -355,6 +355,8 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
         runs = model_runs(int(starts[index]), int(starts[index + 1]), scale)
         if codes is not None and codes.any_size and entries[index].get("store") == "model" and entries[index]["kind"] == ImageFile.name:
             runs = _joined_tiles(runs, codes, entries[index])
+        elif codes is not None and not codes.any_size:
+            runs = _of_the_model_shape(runs, codes, entries[index])
         reader = EntryReader(archive, index, runs)
         yield reader
         if not reader.done:
@@ -374,6 +376,15 @@ def _joined_tiles(runs, codes, meta: dict):
     if len(units) != codes.units_per_image(meta["height"], meta["width"]):
         raise BBZipError("damaged entry (its tile count does not fit its size)")
     yield codes.from_units(units, meta["height"], meta["width"])
+
+
+def _of_the_model_shape(runs, codes, meta: dict):
+    """An entry's model images, refused if the entry says its images have another shape than the
+    model's (they would be cut into images of the wrong shape: a damaged table)."""
+    for run in runs:
+        if tuple(KINDS[meta["kind"]].image_shape(meta)) != codes.shape:
+            raise BBZipError("damaged entry (its images do not have the model's shape)")
+        yield run
 
 
 def _feed(meta: dict, runs, read_blob) -> ImageFeed:

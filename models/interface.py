@@ -39,8 +39,8 @@ class FrozenModel(ABC):
         """The bits-back codec (a bbans.Codec) of n images, symbols (n, pixels); the first is
         image `first_index` of its block (K-step noise depends on it, not on the batch). A model
         of any size (models/pixels.py) also takes `extents` (n, 2): which rows and columns of
-        each tile lie inside its image; and says its `lanes_per_unit` if a tile takes more than
-        one lane of the message (models/stream.py)."""
+        each tile lie inside its image. A model whose unit (image or tile) codes on more than one
+        lane of the message says so in `lanes_per_unit` (models/stream.py)."""
 
     @abstractmethod
     def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:

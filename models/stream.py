@@ -5,8 +5,9 @@ K-step noise of an image depends on its index in the stream, not on its batch. `
 tiled model's: which rows and columns of each tile lie inside its image, models/wavefront.py)
 are handed on a batch's share at a time.
 Each image codes on `lanes_per_unit` lanes of the message head (one, but a tiled model's
-wavefront takes several); a batch of up to B images is coded at once (its pixels one step at a
-time along each lane). Batches are pushed in order onto the same message, so initial bits are
+wavefront takes several, and the convolutional VAE cuts each image into runs); a batch of up
+to B images is coded at once (its pixels one step at a time along each lane). Batches are
+pushed in order onto the same message, so initial bits are
 paid once per archive, not per batch; a smaller batch uses the first lanes. The message starts
 with one lane and grows lanes (from bits already on the stack) each time a batch is wider than
 any before it, so wide batches cost no extra bytes.

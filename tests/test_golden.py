@@ -26,14 +26,25 @@ MLP = {"binary": "mlp-binary-mnist-rha", "grey": "mlp-mnist-rha"}
 CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0, None, MLP["grey"]),
          "grey-k2": ("grey", 2, None, MLP["grey"]), "grey-k0-blocks": ("grey", 0, 16, MLP["grey"]),
          "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None),
-         "photo-k0": ("photo", 0, None, None)}
+         "photo-k0": ("photo", 0, None, None), "patches-k0": ("patches", 0, None, None),
+         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha")}
+# The convolutional VAE's cases: 12 colour patches of 32x32 (an array, which the tiled photo model
+# does not take: the last-resort default codes it, with the fallback), and the same through it
+# alone at K=2.
+NO_FALLBACK = {"patches-k2"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
 # shipped default for RGB images of any size).
-SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png"}
+SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy"}
 UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
 
 
 def _write_source(kind: str, grey_test_images) -> None:
+    if kind == "patches":
+        from bbzip.models.patches import folder_images, random_patches
+
+        photos = folder_images(Path(__file__).parents[1] / "samples" / "photos", 3)
+        np.save(GOLDEN / SOURCES[kind], random_patches(photos, 32, 12, 0))
+        return
     if kind == "photo":
         with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_red-maple.png") as photo:
             Image.fromarray(np.asarray(photo)[100:150, 200:270]).save(GOLDEN / SOURCES[kind])
@@ -64,6 +75,7 @@ def test_a_fresh_compress_gives_the_golden_bytes(tmp_path, grey_test_images, cas
     archive = tmp_path / "fresh.bb"
     blocks = ["--block-images", str(block_images)] if block_images else []
     chosen = ["--model", model] if model else []
+    chosen += ["--no-fallback"] if case in NO_FALLBACK else []
     result = CliRunner().invoke(cli, ["-q", "compress", str(pinned), "-o", str(archive), "--k-steps", str(k_steps), *blocks,
                                       *chosen])
     assert result.exit_code == 0, result.output

@@ -508,3 +508,16 @@ def test_files_that_need_more_room_than_the_output_has_are_refused_before_anythi
     monkeypatch.setattr(shell_utilities, "disk_usage", real)
     result = CliRunner().invoke(cli, ["decompress", str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_models["logistic"])])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("shape", [[3, 14, 56], [3, 28, 28, 3]])
+def test_an_array_whose_images_are_not_the_model_s_shape_is_damage(tmp_path, varied_archive, tiny_models, shape):
+    """A table forged to give the npz's 28x28 grey stack (3 images) another shape of images: the
+    model's images would be cut to it (the same number of values, or a colour shape) and give
+    other pixels. It is damage, in one line."""
+    header, payload = _as_dicts(varied_archive)
+    npz = next(e for e in header["entries"] if e["name"] == "in/set.npz")
+    member = next(m for m in npz["members"] if m["store"] == "model")
+    member["shape"] = shape
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), tiny_models["logistic"], trace_memory=False)
+    assert code == 1 and "in/set.npz" in output and "model's shape" in output, output

@@ -1,11 +1,12 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Nine archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
+paths and thread counts. Eleven archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
 grey K=2 in blocks of 64 images coded by two processes, -T 2; with the default local
 autoregressive VAEs: a grey stack with images unlike MNIST that the classic fallback keeps as
-PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3; and an RGB photo crop of 2x2 tiles,
-the last ones partly outside it, through the shipped tiled-rgb-photos) written in the default
+PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3; an RGB photo crop of 2x2 tiles,
+the last ones partly outside it, through the shipped tiled-rgb-photos; 40 colour patches of 32x32
+through the convolutional VAE at K=0, and at K=3 in blocks on two processes) written in the default
 environment must decode
 under every variant, and every variant must write byte-identical archives from the same images,
 which therefore decode in the default environment too.
@@ -28,15 +29,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bbzip.models.patches import folder_images, random_patches
+
 pytestmark = pytest.mark.slow
 
 TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machines"
 # (images, K, -T, model: "" for the shipped default, the local autoregressive VAE)
 MLP_BINARY, MLP_GREY = "mlp-binary-mnist-rha", "mlp-mnist-rha"
+CONV = "conv-photo-patches-rha"  # the convolutional VAE, on 32x32 colour patches of the sample photos
 CASES = [("binary", 0, "1", MLP_BINARY), ("grey", 0, "1", MLP_GREY), ("grey", 10, "1", MLP_GREY), ("grey", 2, "2", MLP_GREY),
          ("mixed", 0, "1", ""), ("binary", 0, "1", ""), ("grey", 0, "2", ""), ("grey", 3, "1", ""),
-         ("photo", 0, "1", "")]
-KINDS = ("grey", "binary", "mixed", "photo")
+         ("photo", 0, "1", ""), ("patches", 0, "1", CONV), ("patches", 3, "2", CONV)]
+KINDS = ("grey", "binary", "mixed", "photo", "patches")
 # The colour case: a 150x140 RGB crop of a sample photo through the shipped default for RGB
 # images (no fallback): 2x2 tiles of 128, decoded in a wavefront, the pixels outside the crop
 # not coded, on every variant.
@@ -51,7 +55,7 @@ for kind, k, threads, model in %r:
     source = f"{folder}/photo.png" if kind == "photo" else f"{folder}/{kind}.npy"
     blocks = ["--block-images", "64"] if threads != "1" else []
     chosen = ["--model", model] if model else []
-    chosen += ["--no-fallback"] if kind == "photo" else []
+    chosen += ["--no-fallback"] if kind in ("photo", "patches") else []
     cli(["-q", "compress", source, "-o", out, "-f", "--k-steps", str(k), "-T", threads, *blocks, *chosen],
         standalone_mode=False)
     print(hashlib.sha256(open(out, "rb").read()).hexdigest())
@@ -95,6 +99,7 @@ def written(tmp_path_factory, grey_test_images):
     np.save(folder / "mixed.npy", np.concatenate([images[:100], 255 - images[100:110], ramps]))
     with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_foggy-trees.png") as photo:
         Image.fromarray(np.asarray(photo)[60:210, 100:240]).save(folder / "photo.png")
+    np.save(folder / "patches.npy", random_patches(folder_images(Path(__file__).parents[1] / "samples" / "photos", 3), 32, 40, 0))
     for kind in KINDS:
         _pin(folder / SOURCES[kind])
     run = subprocess.run([sys.executable, "-c", WRITE, str(folder)], capture_output=True, text=True, check=True)
