@@ -42,11 +42,14 @@ def evaluate_command(out, model_spec, data, split, samples, iwae_k, oracle_epoch
         torch.set_num_threads(threads)
     model, _ = load_trained(model_spec)
     name = model_spec
+    codes = model.config.codes
     if not data:
-        data = "binary-mnist" if model.config.codes.two_valued else "mnist"
+        if codes.channels != 1 or codes.any_size or (codes.height, codes.width) != (28, 28):
+            raise click.UsageError(f"give DATA: {name} codes {codes.describe()} images")
+        data = "binary-mnist" if codes.two_valued else "mnist"
     images = load_any(data, split)[:limit]
-    if images.ndim != 3 or images.shape[1:] != (model.config.height, model.config.width):
-        raise BBZipError(f"{data}: images of shape {images.shape[1:]} do not fit {name}")
+    if codes.any_size or not codes.fits_shape(images):
+        raise BBZipError(f"{data}: images of shape {images.shape[1:]} do not fit {name} ({codes.describe()})")
     try:
         images = likelihood_input(model.config.likelihood, images, data)
     except ValueError as error:

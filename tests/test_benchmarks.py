@@ -104,3 +104,18 @@ def test_photos_quick(tmp_path):
     for name, record in result["per_image"].items():  # the default never costs more than the model alone
         assert record["bbzip (default)"] <= record["bbzip (model only)"] + 64, name
     assert 0 < totals["bbzip folder (default)"]["bpd"] < totals["PNG"]["bpd"]
+
+
+def test_patches_quick(tmp_path):
+    """The convolutional VAE on 100 photo patches: real archive bytes at K 0 and 2 for both
+    encoders, the classic codecs and the tiled model on the same patches."""
+    from bbzip.models.data import data_dir
+
+    if not (data_dir() / "photos" / "test").is_dir():
+        pytest.skip(f"the photo set is not at {data_dir() / 'photos'} (the team's ../shared/data)")
+    files = run_benchmark(tmp_path, "patches")
+    data = json.loads(files["patches-quick.json"].read_text())
+    assert {(r["encoder"], r["k"]) for r in data["vae"]} == {(e, k) for e in ("baseline", "rha") for k in (0, 2)}
+    for r in data["vae"]:
+        assert r["archive_bpd"] > 0.95 * r["elbo_bpd"]  # real bytes, never far below the model's own bound
+    assert {"PNG", "WebP lossless", "JPEG XL e7"} <= set(data["classic"]) and data["tiled_bytes"] > 0

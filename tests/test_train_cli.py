@@ -170,6 +170,11 @@ def test_the_convolutional_vae_trains_on_cifar_batches_and_on_patches(tmp_path):
     wrong = CliRunner().invoke(cli, ["train-encoder", str(tmp_path / "p.safetensors"), str(photos), "-o",
                                      str(tmp_path / "w.safetensors"), "--patch", "16"])
     assert wrong.exit_code == 2 and "8x8" in wrong.output
+    np.save(tmp_path / "stack.npy", np.random.default_rng(3).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8))
+    evaluated = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "e.safetensors"), str(tmp_path / "stack.npy")])
+    assert evaluated.exit_code == 0 and "on 5 images" in evaluated.output, evaluated.output
+    no_data = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "e.safetensors")])
+    assert no_data.exit_code == 2 and "give DATA" in no_data.output
 
 
 def test_a_two_process_data_parallel_run_gives_the_weights_of_one_process(tmp_path):
