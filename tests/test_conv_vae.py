@@ -186,3 +186,25 @@ def test_colour_stacks_round_trip_through_bbzip(tmp_path, rgb_model_file, fallba
     run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
     for name in ("stack.npy", "pair.npz"):
         assert (tmp_path / "out" / "arrays" / name).read_bytes() == (folder / name).read_bytes()
+
+
+def test_the_last_resort_default_takes_only_what_no_other_default_codes(tmp_path):
+    """conv-photo-patches-rha is a last-resort default: 32x32 colour arrays (which the tiled
+    photo model does not take from an array) go to it, 32x32 colour image files and the API's
+    arrays stay with the tiled photo model, which codes them smaller."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.main import cli
+    from bbzip.models.coder_choice import pick_default, pick_default_for_most
+
+    patches = _smooth_images(4, 3, 9, 32, 32)
+    assert pick_default([patches]).name == "tiled-rgb-photos"
+    assert pick_default_for_most([patches], [False]).name == "conv-photo-patches-rha"
+    assert pick_default_for_most([patches], [True]).name == "tiled-rgb-photos"
+    np.save(tmp_path / "stack.npy", patches)
+    Image.fromarray(patches[0]).save(tmp_path / "one.png")
+    for source, model in (("stack.npy", "conv-photo-patches-rha"), ("one.png", "tiled-rgb-photos")):
+        result = CliRunner().invoke(cli, ["compress", str(tmp_path / source), "-o", str(tmp_path / f"{source}.bb"),
+                                          "--no-fallback"])
+        assert result.exit_code == 0 and f"by {model}" in result.output, result.output
