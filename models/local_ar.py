@@ -86,8 +86,8 @@ class LocalARVAE(nn.Module):
         """x ~ p(x|z) as uint8 images (B, H, W), pixel by pixel in raster order."""
         c = self.config
         features = self.likelihood_params(z)["features"]
-        x = torch.zeros((len(z), c.height, c.width), dtype=torch.uint8)
-        padded = torch.zeros((len(z), c.height + c.radius, c.width + 2 * c.radius))
+        x = torch.zeros((len(z), c.height, c.width), dtype=torch.uint8, device=z.device)
+        padded = torch.zeros((len(z), c.height + c.radius, c.width + 2 * c.radius), device=z.device)
         offsets = context_offsets(c.radius)
         for i in range(c.height):
             for j in range(c.width):
@@ -101,8 +101,8 @@ class LocalARVAE(nn.Module):
     def _draw(self, params: dict[str, torch.Tensor], generator) -> torch.Tensor:
         """One pixel per image from its parameters."""
         if self.config.likelihood == "bernoulli":
-            u = torch.rand(params["logits"].shape, generator=generator)
+            u = torch.rand(params["logits"].shape, generator=generator).to(params["logits"].device)
             return (u < torch.sigmoid(params["logits"])).to(torch.uint8)
-        u = torch.rand(params["mean"].shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+        u = torch.rand(params["mean"].shape, generator=generator).to(params["mean"].device).clamp(1e-6, 1 - 1e-6)
         sample = params["mean"] + torch.exp(params["log_scale"]) * (torch.log(u) - torch.log1p(-u))
         return sample.round().clamp(0, 255).to(torch.uint8)

@@ -31,16 +31,16 @@ def reference_levels(context: torch.Tensor, config: TiledARConfig) -> torch.Tens
     k, offsets = config.channels, context_offsets(config.radius)
     left, up = offsets.index((0, -1)), offsets.index((-1, 0))
     west, north = context[..., left * k : (left + 1) * k], context[..., up * k : (up + 1) * k]
-    top, first = edge_flags(context.shape[1], context.shape[2])
+    top, first = edge_flags(context.shape[1], context.shape[2], context.device)
     top, first = top[..., None].bool(), first[..., None].bool()
     inside = torch.div(west + north, 2, rounding_mode="floor")
     return torch.where(top & first, MID_LEVEL, torch.where(top, west, torch.where(first, north, inside)))
 
 
-def edge_flags(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def edge_flags(height: int, width: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(H, W) floats: 1 on the tile's first row, and 1 in its first column."""
-    rows = torch.arange(height)[:, None].expand(height, width)
-    columns = torch.arange(width)[None, :].expand(height, width)
+    rows = torch.arange(height, device=device)[:, None].expand(height, width)
+    columns = torch.arange(width, device=device)[None, :].expand(height, width)
     return (rows == 0).float(), (columns == 0).float()
 
 
@@ -87,7 +87,7 @@ class TiledARVAE(nn.Module):
 
     def posterior_raw(self, x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.config.latent_channels:
-            empty = torch.zeros((len(x_uint8), 0))
+            empty = torch.zeros((len(x_uint8), 0), device=x_uint8.device)
             return empty, empty
         h = self.encoder(self._blocks(x_uint8))
         k = self.config.latent_channels
@@ -97,7 +97,7 @@ class TiledARVAE(nn.Module):
         c = self.config
         n, s = c.blocks, c.stride
         if not c.latent_channels:
-            return {"features": torch.zeros((len(z), c.tile, c.tile, 0))}
+            return {"features": torch.zeros((len(z), c.tile, c.tile, 0), device=z.device)}
         h = self.decoder(z.reshape(len(z), n, n, c.latent_channels))
         features = h.reshape(len(z), n, n, s, s, c.features).permute(0, 1, 3, 2, 4, 5)
         return {"features": features.reshape(len(z), c.tile, c.tile, c.features)}
@@ -112,7 +112,7 @@ class TiledARVAE(nn.Module):
         context = tile_context(x, c.radius)
         reference = reference_levels(context, c)
         differences = (context - reference.repeat(1, 1, 1, c.neighbours)) / DIFFERENCE_UNIT
-        flags = torch.stack(edge_flags(x.shape[1], x.shape[2]), dim=-1).expand(len(x), -1, -1, -1)
+        flags = torch.stack(edge_flags(x.shape[1], x.shape[2], x.device), dim=-1).expand(len(x), -1, -1, -1)
         return torch.cat([differences, reference / 255.0, flags, features], dim=-1), reference
 
     def pixel_params(self, x_uint8: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -151,7 +151,7 @@ class TiledARVAE(nn.Module):
         order R, G, B)."""
         c = self.config
         features = self.likelihood_params(z)["features"]
-        x = torch.zeros((len(z), c.tile, c.tile, c.channels), dtype=torch.uint8)
+        x = torch.zeros((len(z), c.tile, c.tile, c.channels), dtype=torch.uint8, device=z.device)
         for i in range(c.tile):
             for j in range(c.tile):
                 # The window of (i, j) only needs rows i - r .. i; recomputing a band keeps it simple.
@@ -162,10 +162,10 @@ class TiledARVAE(nn.Module):
         return x if c.channels > 1 else x[..., 0]
 
     def _draw(self, params: dict[str, torch.Tensor], generator) -> torch.Tensor:
-        drawn = torch.zeros(params["mean"].shape)
+        drawn = torch.zeros(params["mean"].shape, device=params["mean"].device)
         for k in range(self.config.channels):
             mean = self.channel_means(drawn, params)[..., k]
-            u = torch.rand(mean.shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+            u = torch.rand(mean.shape, generator=generator).to(mean.device).clamp(1e-6, 1 - 1e-6)
             sample = mean + torch.exp(params["log_scale"][..., k]) * (torch.log(u) - torch.log1p(-u))
             drawn[..., k] = sample.round().clamp(0, 255)
         return drawn.to(torch.uint8)
