@@ -32,7 +32,7 @@ from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 KERNEL, PADDING = 3, 1
 MEAN_CENTRE = 127.5  # the trained model's mean is 127.5 + 127.5 h (conv_vae.py), folded into the last layer
-LANES_PER_IMAGE = 8
+LANES_PER_IMAGE = 8  # rANS lanes an image codes on (lanes_per_unit: fewer decode steps, ~5 bits a lane)
 _CHUNK = 64  # images per pass through the networks: their widest unfolded input is ~1 MB an image
 
 
