@@ -201,7 +201,8 @@ def test_a_two_process_data_parallel_run_gives_the_weights_of_one_process(tmp_pa
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(bbzip),
                           *common, "-o", str(tmp_path / "two.safetensors")],
                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
-    assert two.returncode == 0, two.stdout + two.stderr
+    if two.returncode != 0:  # the end of the launcher's log says which process failed and why
+        pytest.fail(f"torchrun exited {two.returncode}:\n{(two.stdout + two.stderr)[-4000:]}")
     assert "data-parallel: 2 processes" in two.stderr + two.stdout
     first, second = load_file(tmp_path / "one.safetensors"), load_file(tmp_path / "two.safetensors")
     assert first.keys() == second.keys()
