@@ -121,6 +121,16 @@ def _held_out_bpd(model, held_out: np.ndarray, seed: int) -> float:
     return elbo_bpd(model, held_out, samples=1, seed=seed)
 
 
+def _where_to_train(command):
+    """--device and --shards, the same for train and train-encoder."""
+    command = click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024),
+                           help="Cut each batch into N shards, each with its own noise: what N processes of a "
+                                "data-parallel run (torchrun --nproc-per-node N) compute, one shard each; one process "
+                                "with --shards N computes the same weights (and resumes their checkpoints).")(command)
+    return click.option("--device", default="auto", show_default=True,
+                        help="Where to train: cpu, cuda, cuda:N; auto is cuda when torch sees a GPU, else cpu.")(command)
+
+
 @click.command("train")
 @click.argument("data")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -151,12 +161,7 @@ def _held_out_bpd(model, held_out: np.ndarray, seed: int) -> float:
 @click.option("--checkpoint-every", default=10, show_default=True, help="Epochs between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint.")
 @click.option("--threads", default=0, help="torch threads (0: torch's default).")
-@click.option("--device", default="auto", show_default=True,
-              help="Where to train: cpu, cuda, cuda:N; auto is cuda when torch sees a GPU, else cpu.")
-@click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024),
-              help="Cut each batch into N shards, each with its own noise: what N processes of a data-parallel run "
-                   "(torchrun --nproc-per-node N) compute, one shard each; one process with --shards N computes the "
-                   "same weights (and resumes their checkpoints).")
+@_where_to_train
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT.")
 @click.pass_obj
 @guard
@@ -267,12 +272,7 @@ def _patches(data: str, channels: int, size: int, count: int, seed: int) -> np.n
 @click.option("--checkpoint-every", default=10, show_default=True)
 @click.option("--resume", is_flag=True)
 @click.option("--threads", default=0)
-@click.option("--device", default="auto", show_default=True,
-              help="Where to train: cpu, cuda, cuda:N; auto is cuda when torch sees a GPU, else cpu.")
-@click.option("--shards", default=1, show_default=True, type=click.IntRange(1, 1024),
-              help="Cut each batch into N shards, each with its own noise: what N processes of a data-parallel run "
-                   "(torchrun --nproc-per-node N) compute, one shard each; one process with --shards N computes the "
-                   "same weights (and resumes their checkpoints).")
+@_where_to_train
 @click.option("-f", "--force", is_flag=True)
 @click.pass_obj
 @guard
