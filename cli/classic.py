@@ -20,19 +20,34 @@ _WEBP_MODES = {"RGB": "RGB", "RGBA": "RGBA", "L": "RGB"}
 # JPEG XL holds grey and colour, with or without alpha; a bitmap goes in as 0/255 grey.
 _JXL_MODES = {mode: mode for mode in jpegxl.MODES} | {"1": "L"}
 WEBP_METHOD = 4  # method 6 is 30x slower for 0.6% on MNIST-sized images
+# From this many pixels on, PNG and WebP spend less effort: a photo's smallest classic encoding
+# is nearly always JPEG XL's (or the model beats all three), and their thorough settings (PNG's
+# optimize pass, WebP's quality 100) take several times as long for a percent or two. Small
+# images, where PNG or WebP often win, keep the thorough ones (README, "Where the time goes").
+LARGE_IMAGE_PIXELS = 1 << 16
 
 
-def encodings(image: Image.Image) -> list[tuple[str, bytes]]:
-    """Every codec's lossless encoding of the image that its mode allows (unchecked)."""
-    found = []
-    png = io.BytesIO()
-    image.save(png, format="PNG", optimize=True)
-    found.append(("PNG", png.getvalue()))
+def png(image: Image.Image) -> bytes:
+    """The image as PNG, at the effort its size gets."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=not is_large(image))
+    return buffer.getvalue()
+
+
+def is_large(image: Image.Image) -> bool:
+    return image.width * image.height >= LARGE_IMAGE_PIXELS
+
+
+def encodings(image: Image.Image, png_blob: bytes | None = None) -> list[tuple[str, bytes]]:
+    """Every codec's lossless encoding of the image that its mode allows (unchecked);
+    `png_blob`, if given, is `png(image)`, already made."""
+    found = [("PNG", png_blob if png_blob is not None else png(image))]
     if image.mode in _WEBP_MODES:
         webp = io.BytesIO()
         try:
             # exact: keep the colour under fully transparent pixels (WebP drops it by default)
-            image.convert(_WEBP_MODES[image.mode]).save(webp, format="WEBP", lossless=True, quality=100,
+            image.convert(_WEBP_MODES[image.mode]).save(webp, format="WEBP", lossless=True,
+                                                       quality=75 if is_large(image) else 100,
                                                        method=WEBP_METHOD, exact=True)
             found.append(("WEBP", webp.getvalue()))
         except (OSError, KeyError):  # Pillow built without WebP
@@ -43,13 +58,14 @@ def encodings(image: Image.Image) -> list[tuple[str, bytes]]:
     return found
 
 
-def smallest_faithful(image: Image.Image, below: float | None = None) -> tuple[str, bytes] | None:
+def smallest_faithful(image: Image.Image, below: float | None = None,
+                      png_blob: bytes | None = None) -> tuple[str, bytes] | None:
     """(codec, blob): the smallest encoding that decodes to exactly the image (mode and
     pixels); None if none does, or (with `below`) none shorter than `below` bytes. Candidates
     are decoded smallest first, so usually only the one chosen is, and none where the smallest
     is not below `below` (the fallback's photos, which the model codes smaller)."""
     expected = None
-    for codec, blob in sorted(encodings(image), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
+    for codec, blob in sorted(encodings(image, png_blob), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
         if below is not None and len(blob) >= below:
             return None
         expected = expected or pixel_bytes(image)

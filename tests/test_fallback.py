@@ -311,3 +311,19 @@ def test_classic_candidates_are_decoded_smallest_first_and_only_while_they_could
     decoded.clear()
     assert classic.smallest_faithful(image, below=min(sizes.values())) is None and decoded == []
     assert classic.smallest_faithful(image, below=min(sizes.values()) + 1)[0] == codec
+
+
+def test_large_images_get_the_fast_png_and_webp_settings_and_their_png_is_made_once(monkeypatch, grey_test_images):
+    """From LARGE_IMAGE_PIXELS on, the PNG candidate is the plain PNG the fallback's first look
+    makes, so it is not made twice; smaller images keep PNG's optimize pass."""
+    from bbzip.cli import classic, fallback
+
+    small = Image.fromarray(np.tile(grey_test_images[0], (3, 3)))
+    large = Image.fromarray(np.tile(grey_test_images[0], (10, 10)))
+    assert not classic.is_large(small) and classic.is_large(large)
+    assert classic.png(small) != fallback._plain_png(small) and classic.png(large) == fallback._plain_png(large)
+    made = []
+    png = classic.png
+    monkeypatch.setattr(classic, "png", lambda image: made.append(image.size) or png(image))
+    found = fallback._classic_if_smaller(large, cost=1e9, share=0.0)
+    assert found is not None and made == [large.size]
