@@ -210,7 +210,7 @@ def _search_from_guess(d, params, cumulative, guess):
     miss = (target < start) | (target >= end)
     symbols, start, freq = k, start.astype(np.uint64), (end - start).astype(np.uint64)
     if miss.any():
-        sub = [np.broadcast_to(p, miss.shape)[miss] for p in params]
+        sub = [np.broadcast_to(p, miss.shape + p.shape[miss.ndim:])[miss] for p in params]
         found = search_boundaries(lambda j: d._cdf_inner(j, sub), cumulative[miss], n, d.precision)
         symbols[miss], start[miss], freq[miss] = found
     return symbols, start, freq
@@ -279,6 +279,79 @@ class DiscretisedLogistic(_BoundaryDistribution):
         k /= inverse_scale * (1.0 / (1 << EXP_BITS))
         k += shifted_mean * (1.0 / (1 << PARAM_BITS))
         return np.floor(k, out=k)
+
+
+class DiscretisedLogisticMixture(DiscretisedLogistic):
+    """A mixture of M logistics rounded to levels 0..n-1: `mean`, `log_scale` and `logits` are
+    int64 (..., M) in 2^-12 units, as DiscretisedLogistic's.
+
+    The weights are integers summing to 2^WEIGHT_BITS: each component's exp(logit - the
+    largest), from the integer exp table (a component more than 8 below the largest counts as
+    8 below), in proportion, floored, the remainder to the first largest. G is the weighted sum
+    of the components' integer G, shifted down by WEIGHT_BITS: non-decreasing, 0 and 2^32 at the
+    ends, so the CDF rule of tables.py applies unchanged.
+    """
+
+    WEIGHT_BITS = 16
+
+    def __init__(self, mean, log_scale, logits, precision: int = 24, levels: int = 256):
+        check_precision(precision, levels, MAX_TABLE_PRECISION)
+        mean, log_scale, logits = np.broadcast_arrays(as_fixed(mean, "mixture mean"), as_fixed(log_scale, "mixture log-scale"),
+                                                      as_fixed(logits, "mixture logits"))
+        self._set_mixture(mean, self.inverse_scales(log_scale), self.weights(logits), precision, levels)
+
+    @classmethod
+    def weights(cls, logits: np.ndarray) -> np.ndarray:
+        """The integer weights (..., M) of int64 logits (..., M), as the constructor computes them."""
+        relative = np.maximum(logits - logits.max(axis=-1, keepdims=True), -8 << PARAM_BITS)
+        unnormalised = interpolate(exp_table(), relative, PARAM_BITS)
+        weights = (unnormalised << cls.WEIGHT_BITS) // unnormalised.sum(axis=-1, keepdims=True)
+        first_largest = np.argmax(logits, axis=-1)[..., None]
+        remainder = (1 << cls.WEIGHT_BITS) - weights.sum(axis=-1, keepdims=True)
+        np.put_along_axis(weights, first_largest, np.take_along_axis(weights, first_largest, -1) + remainder, -1)
+        return weights
+
+    @classmethod
+    def with_weights(cls, mean, inverse_scale, weights, precision: int, levels: int = 256) -> "DiscretisedLogisticMixture":
+        """The mixture given `inverse_scales(log_scale)` and `weights(logits)` (int64 (..., M)
+        arrays of one shape, precision checked by the caller)."""
+        distribution = cls.__new__(cls)
+        distribution._set_mixture(mean, inverse_scale, weights, precision, levels)
+        return distribution
+
+    def _set_mixture(self, mean, inverse_scale, weights, precision: int, levels: int) -> None:
+        self._set(mean, inverse_scale, precision, levels)
+        self.params = self.params + (weights,)
+        self.shape = mean.shape[:-1]
+
+    def _cdf_inner(self, k, params):
+        # Each component's G (at most 2^32) times its weight (at most 2^16), summed: below 2^51.
+        shifted_mean, inverse_scale, weights = params
+        argument = (((k << PARAM_BITS)[..., None]) - shifted_mean) * inverse_scale
+        g = interpolate(sigmoid_table(), argument, PARAM_BITS + EXP_BITS)
+        g *= weights
+        return cdf_from_g(g.sum(axis=-1) >> self.WEIGHT_BITS, k, self.n_symbols, self.precision)
+
+    def _guess(self, cumulative, params):
+        # The heaviest component's quantile: a float hint only (see _search_from_guess). Newton
+        # steps on the mixture's own CDF miss less often, but cost more than the searches they
+        # save: a decoder's search costs per call, over a few hundred lanes, not per lane.
+        heaviest = np.argmax(params[2], axis=-1)[..., None]
+        one = tuple(np.take_along_axis(p, heaviest, -1)[..., 0] for p in params[:2])
+        return DiscretisedLogistic._guess(self, cumulative, one)
+
+    def interval(self, symbols):
+        symbols = _as_symbols(symbols, self.n_symbols)
+        params = [np.broadcast_to(p, symbols.shape + p.shape[-1:]) for p in self.params]
+        start, end = interval_at(lambda k: self._cdf_inner(k, params), symbols, self.n_symbols, self.precision)
+        return start.astype(np.uint64), (end - start).astype(np.uint64)
+
+    def symbol_at(self, cumulative):
+        cumulative = np.broadcast_to(np.asarray(cumulative, dtype=np.int64), self.shape)
+        return search_boundaries(lambda k: self._cdf_inner(k, self.params), cumulative, self.n_symbols, self.precision)
+
+    def stepwise(self, head_shape, shape):
+        raise NotImplementedError("a mixture is popped a step at a time by its model (bbans.pop_symbol)")
 
 
 class DiscretisedLogisticRGB:

@@ -40,6 +40,7 @@ from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 from bbzip.bbans.lookup import QUANTILE_BITS
 
 COEFF_LIMIT = 4 << PARAM_BITS  # bbans clips the colour coupling to +-4
+LOGIT_LIMIT = 16 << PARAM_BITS  # mixture logits (models/tiled_ar.py: LOGIT_LIMIT)
 # What a lane's final head costs over the information it holds (bbans/packing.py: its length),
 # counted in a tile's codelength: a tile of a smooth photo is a few kilobits, its lanes a few
 # hundred bits.
@@ -48,13 +49,17 @@ _HEAD_ROWS = 1 << 13  # pixel rows per chunk of the head's passes over whole til
 
 
 def _parameter_bounds(config: TiledARConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Clip bounds of the head's outputs (2^-12 units): means, log-scales, coefficients."""
-    k = config.channels
-    low = [float(MEAN_RANGE[0])] * k + [LOG_SCALE_MIN * (1 << PARAM_BITS)] * k
-    high = [float(MEAN_RANGE[1])] * k + [LOG_SCALE_MAX * (1 << PARAM_BITS)] * k
-    if k == 3:
-        low += [-float(COEFF_LIMIT)] * 3
-        high += [float(COEFF_LIMIT)] * 3
+    """Clip bounds of the head's outputs (2^-12 units), in their order (TiledARConfig.outputs):
+    means, log-scales, coefficients, mixture logits."""
+    rows = config.channels * config.mixtures
+    low = [float(MEAN_RANGE[0])] * rows + [LOG_SCALE_MIN * (1 << PARAM_BITS)] * rows
+    high = [float(MEAN_RANGE[1])] * rows + [LOG_SCALE_MAX * (1 << PARAM_BITS)] * rows
+    if config.channels == 3:
+        low += [-float(COEFF_LIMIT)] * 3 * config.mixtures
+        high += [float(COEFF_LIMIT)] * 3 * config.mixtures
+    if config.mixtures > 1:
+        low += [-float(LOGIT_LIMIT)] * rows
+        high += [float(LOGIT_LIMIT)] * rows
     return np.array(low), np.array(high)
 
 
@@ -111,8 +116,9 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             weight[:differences] *= 1.0 / DIFFERENCE_UNIT
             weight[differences : differences + config.channels] *= 1.0 / 255.0
         if name in ("head.2", "skip.0"):
-            weight[:, : config.channels] *= DIFFERENCE_UNIT  # the means are reference + unit x h
-            bias[: config.channels] *= DIFFERENCE_UNIT
+            means = config.channels * config.mixtures
+            weight[:, :means] *= DIFFERENCE_UNIT  # the means are reference + unit x h
+            bias[:means] *= DIFFERENCE_UNIT
         return weight, bias
 
     @classmethod
@@ -262,32 +268,66 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         return (np.concatenate(params).astype(np.int64).reshape(shape),
                 np.concatenate(references).astype(np.int64).reshape(shape))
 
-    def _effective(self, params: np.ndarray, reference: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(means, log-scales), each (..., channels) int64 in 2^-12 units, of each channel given
-        the pixel's values (..., channels) int64: the reference plus the head's mean, G's and
-        B's then moved by the coupling with the earlier channels' differences from theirs."""
-        k = self.config.channels
-        base = params[..., :k] + (reference << PARAM_BITS)
-        mean = np.stack([self._coupled(base, params, reference, values, channel) for channel in range(k)], axis=-1)
-        return mean, params[..., k : 2 * k]
+    def _columns(self, params: np.ndarray, first: int, count: int) -> np.ndarray:
+        """count rows of the mixture's components (..., count, M) of the parameters' columns
+        from `first` on (TiledARConfig.outputs has their order)."""
+        m = self.config.mixtures
+        return params[..., first : first + count * m].reshape(params.shape[:-1] + (count, m))
 
-    @staticmethod
-    def _coupled(base, params, reference, values, channel: int) -> np.ndarray:
-        """Channel's mean: its base mean (reference + head), G's moved by a0 (R - its
-        reference), B's by a1 (R - ...) + a2 (G - ...): integers (2^-12 units) as bbans's
-        DiscretisedLogisticRGB computes them."""
+    def _effective(self, params: np.ndarray, reference: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(means, log-scales), each (..., channels, M) int64 in 2^-12 units, of each channel's
+        components given the pixel's values (..., channels) int64: the reference plus the
+        head's mean, G's and B's then moved by the coupling with the earlier channels'
+        differences from theirs."""
+        k = self.config.channels
+        base = self._columns(params, 0, k) + (reference << PARAM_BITS)[..., None]
+        mean = np.stack([self._coupled(base, params, reference, values, channel) for channel in range(k)], axis=-2)
+        return mean, self._columns(params, k * self.config.mixtures, k)
+
+    def _coupled(self, base, params, reference, values, channel: int) -> np.ndarray:
+        """Channel's component means (..., M): its base means (reference + head), G's moved by
+        a0 (R - its reference), B's by a1 (R - ...) + a2 (G - ...), each component by its own
+        coefficients: integers (2^-12 units) as bbans's DiscretisedLogisticRGB computes them."""
         if channel == 0:
-            return base[..., 0]
-        red = values[..., 0] - reference[..., 0]
+            return base[..., 0, :]
+        a = self._columns(params, 2 * self.config.channels * self.config.mixtures, 3)
+        red = (values[..., 0] - reference[..., 0])[..., None]
         if channel == 1:
-            return base[..., 1] + params[..., 6] * red
-        return base[..., 2] + params[..., 7] * red + params[..., 8] * (values[..., 1] - reference[..., 1])
+            return base[..., 1, :] + a[..., 0, :] * red
+        return base[..., 2, :] + a[..., 1, :] * red + a[..., 2, :] * (values[..., 1] - reference[..., 1])[..., None]
+
+    def _logits(self, params: np.ndarray) -> np.ndarray:
+        k = self.config.channels
+        return self._columns(params, self.config.outputs - k * self.config.mixtures, k)
 
     def _distribution(self, params, reference, values, precision: int):
-        """The logistics of every value (flattened per tile: pixel-major, channel-minor)."""
+        """The distributions of every value (flattened per tile: pixel-major, channel-minor)."""
         mean, log_scale = self._effective(params, reference, values)
-        return bbans.distributions.DiscretisedLogistic(mean.reshape(len(mean), -1), log_scale.reshape(len(mean), -1),
-                                                       precision)
+        tiles, m = len(mean), self.config.mixtures
+        if m == 1:
+            return bbans.distributions.DiscretisedLogistic(mean.reshape(tiles, -1), log_scale.reshape(tiles, -1), precision)
+        return bbans.distributions.DiscretisedLogisticMixture(mean.reshape(tiles, -1, m), log_scale.reshape(tiles, -1, m),
+                                                              self._logits(params).reshape(tiles, -1, m), precision)
+
+    def _channel_distributions(self, params: np.ndarray, reference: np.ndarray, precision: int):
+        """For a decoder that pops a pixel's channels one by one: a function of (values so
+        far, channel) that gives the channel's distribution; scales and weights computed once."""
+        k, m = self.config.channels, self.config.mixtures
+        base = self._columns(params, 0, k) + (reference << PARAM_BITS)[..., None]
+        inverse_scales = bbans.distributions.DiscretisedLogistic.inverse_scales(self._columns(params, k * m, k))
+        if m == 1:
+            def channel_distribution(values, channel):
+                mean = self._coupled(base, params, reference, values, channel)[..., 0]
+                return bbans.distributions.DiscretisedLogistic.with_inverse_scales(mean, inverse_scales[..., channel, 0],
+                                                                                   precision)
+            return channel_distribution
+        mixture = bbans.distributions.DiscretisedLogisticMixture
+        weights = mixture.weights(self._logits(params))
+
+        def channel_mixture(values, channel):
+            mean = self._coupled(base, params, reference, values, channel)
+            return mixture.with_weights(mean, inverse_scales[..., channel, :], weights[..., channel, :], precision)
+        return channel_mixture
 
     def pixel_distribution(self, z_fixed, symbols, precision: int):
         symbols = symbols.astype(np.int64)
@@ -309,20 +349,15 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             canvas = np.zeros((lanes, self.canvas_pixels, k))
             inputs = np.empty((lanes, c.head_inputs))
             values = np.zeros((lanes, k), dtype=np.int64)
-            logistic = bbans.distributions.DiscretisedLogistic
             for pixel in range(c.pixels):
                 window = canvas[:, self.windows[pixel]]
                 top, first = bool(self.top[pixel]), bool(self.first[pixel])
                 reference = self._reference(window, top, first)
                 self._fill_inputs(window, reference, top, first, features[:, pixel], inputs)
                 params = self.head_forward(inputs)[-1].astype(np.int64)
-                reference = reference.astype(np.int64)
-                base = params[:, :k] + (reference << PARAM_BITS)  # each channel's mean before the coupling
-                inverse_scales = logistic.inverse_scales(params[:, k : 2 * k])
+                channel_distribution = self._channel_distributions(params, reference.astype(np.int64), precision)
                 for channel in range(k):
-                    mean = self._coupled(base, params, reference, values, channel)
-                    distribution = logistic.with_inverse_scales(mean, inverse_scales[:, channel], precision)
-                    message, values[:, channel] = bbans.pop_symbol(message, distribution)
+                    message, values[:, channel] = bbans.pop_symbol(message, channel_distribution(values, channel))
                 canvas[:, self.places[pixel]] = values
             return message, canvas[:, self.places].reshape(lanes, -1).astype(np.int64)
 
@@ -379,19 +414,15 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         def pop(message):
             canvas = np.zeros((len(extents), self.canvas_pixels, k), dtype=np.uint8)
             head, tail = message.head.copy(), message.tail
-            logistic = bbans.distributions.DiscretisedLogistic
             for number in range(wave.steps):
                 step = wave.step(number, extents)
                 if len(step.tiles):
                     params, reference = self._step_parameters(canvas, step)
-                    base = params[:, :k] + (reference << PARAM_BITS)  # each channel's mean before the coupling
-                    inverse_scales = logistic.inverse_scales(params[:, k : 2 * k])
+                    channel_distribution = self._channel_distributions(params, reference, precision)
                     values = np.zeros((len(params), k), dtype=np.int64)
                     lanes = bbans.Message(head[step.lanes], tail)
                     for channel in range(k):
-                        mean = self._coupled(base, params, reference, values, channel)
-                        distribution = logistic.with_inverse_scales(mean, inverse_scales[:, channel], precision)
-                        lanes, values[:, channel] = bbans.pop_symbol(lanes, distribution)
+                        lanes, values[:, channel] = bbans.pop_symbol(lanes, channel_distribution(values, channel))
                     head[step.lanes], tail = lanes.head, lanes.tail
                     canvas[step.tiles, self.places[step.pixels]] = values
                 self._fill_outside(canvas, step, extents)

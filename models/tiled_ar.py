@@ -21,6 +21,8 @@ from .vae import _mlp, discretised_logistic_log_prob, with_coder_floor
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 COEFF_LIMIT = 4.0  # the coder clips the colour coupling coefficients to +-4 (bbans)
+LOGIT_LIMIT = 16.0  # mixture logits are clipped to +-16 (the integer head's bounds) ...
+LOGIT_SPREAD = 8.0  # ... and a component more than 8 below the largest counts as 8 below (bbans)
 
 
 def reference_levels(context: torch.Tensor, config: TiledARConfig) -> torch.Tensor:
@@ -72,9 +74,11 @@ class TiledARVAE(nn.Module):
         self.skip = nn.Linear(c.head_inputs, c.outputs, bias=False)
         with torch.no_grad():
             self.skip.weight.zero_()
-            # Start at the reference with a scale of about 7 levels and no colour coupling.
+            # Start at the reference with a scale of about 7 levels (a mixture's components
+            # from about 3 to 20 levels) and no colour coupling.
             bias = torch.zeros(c.outputs)
-            bias[c.channels : 2 * c.channels] = 2.0
+            k, m = c.channels, c.mixtures
+            bias[k * m : 2 * k * m] = (2.0 + torch.linspace(-1.0, 1.0, m) if m > 1 else torch.full((1,), 2.0)).repeat(k)
             self.head[-1].bias.copy_(bias)
 
     # -- latent --------------------------------------------------------------------------------
@@ -120,29 +124,50 @@ class TiledARVAE(nn.Module):
         return self._named(self.head(inputs) + self.skip(inputs), reference)
 
     def _named(self, out: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
-        k = self.config.channels
-        params = {"mean": reference + DIFFERENCE_UNIT * out[..., :k], "reference": reference,
-                  "log_scale": out[..., k : 2 * k].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)}
+        """The head's outputs by name, each (..., rows, M): means (levels) and log-scales per
+        channel, the coupling coefficients (RGB), the mixture logits (with a mixture)."""
+        k, m = self.config.channels, self.config.mixtures
+
+        def rows(first: int, count: int) -> torch.Tensor:
+            return out[..., first : first + count * m].unflatten(-1, (count, m))
+
+        params = {"mean": reference[..., None] + DIFFERENCE_UNIT * rows(0, k), "reference": reference,
+                  "log_scale": rows(k * m, k).clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)}
         if k == 3:
-            params["coeffs"] = out[..., 6:9].clamp(-COEFF_LIMIT, COEFF_LIMIT)
+            params["coeffs"] = rows(2 * k * m, 3).clamp(-COEFF_LIMIT, COEFF_LIMIT)
+        if m > 1:
+            params["logits"] = rows(self.config.outputs - k * m, k).clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
         return params
 
     def channel_means(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Each channel's logistic mean given the earlier channels' values x (..., C) in levels:
-        G's moves with R's difference from its reference, B's with R's and G's."""
+        """Each channel's component means (..., C, M) given the earlier channels' values x
+        (..., C) in levels: G's move with R's difference from its reference, B's with R's and
+        G's, each component by its own coefficients."""
         mean = params["mean"]
         if self.config.channels == 1:
             return mean
-        a, d = params["coeffs"], x - params["reference"]
-        return torch.stack([mean[..., 0],
-                            mean[..., 1] + a[..., 0] * d[..., 0],
-                            mean[..., 2] + a[..., 1] * d[..., 0] + a[..., 2] * d[..., 1]], dim=-1)
+        a, d = params["coeffs"], (x - params["reference"])[..., None]
+        return torch.stack([mean[..., 0, :],
+                            mean[..., 1, :] + a[..., 0, :] * d[..., 0, :],
+                            mean[..., 2, :] + a[..., 1, :] * d[..., 0, :] + a[..., 2, :] * d[..., 1, :]], dim=-2)
+
+    @staticmethod
+    def log_weights(params: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """log mixture weights (..., C, M) as the coder forms them, or None without a mixture."""
+        if "logits" not in params:
+            return None
+        logits = params["logits"]
+        relative = (logits - logits.max(dim=-1, keepdim=True).values).clamp(min=-LOGIT_SPREAD)
+        return F.log_softmax(relative, dim=-1)
 
     def log_likelihood(self, x_uint8: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """log p(x|z) in nats per tile, under the distribution the coder codes with."""
         pixel = self.pixel_params(x_uint8, params["features"])
         x = as_channels_last(x_uint8, self.config.channels).float()
-        log_prob = discretised_logistic_log_prob(x, self.channel_means(x, pixel), pixel["log_scale"])
+        means = self.channel_means(x, pixel)
+        log_prob = discretised_logistic_log_prob(x[..., None].expand_as(means), means, pixel["log_scale"])
+        log_weights = self.log_weights(pixel)
+        log_prob = log_prob[..., 0] if log_weights is None else torch.logsumexp(log_prob + log_weights, dim=-1)
         return with_coder_floor(log_prob, 256).reshape(len(x), -1).sum(-1)
 
     @torch.no_grad()
@@ -162,10 +187,18 @@ class TiledARVAE(nn.Module):
         return x if c.channels > 1 else x[..., 0]
 
     def _draw(self, params: dict[str, torch.Tensor], generator) -> torch.Tensor:
-        drawn = torch.zeros(params["mean"].shape, device=params["mean"].device)
+        shape = params["mean"].shape[:-1]  # (..., C)
+        drawn = torch.zeros(shape, device=params["mean"].device)
+        log_weights = self.log_weights(params)
         for k in range(self.config.channels):
-            mean = self.channel_means(drawn, params)[..., k]
+            means, log_scales = self.channel_means(drawn, params)[..., k, :], params["log_scale"][..., k, :]
+            if log_weights is None:
+                component = torch.zeros(shape[:-1] + (1,), dtype=torch.long, device=means.device)
+            else:
+                component = torch.multinomial(log_weights[..., k, :].exp().reshape(-1, means.shape[-1]), 1,
+                                              generator=generator).reshape(shape[:-1] + (1,))
+            mean = means.gather(-1, component)[..., 0]
+            scale = log_scales.gather(-1, component)[..., 0].exp()
             u = torch.rand(mean.shape, generator=generator).to(mean.device).clamp(1e-6, 1 - 1e-6)
-            sample = mean + torch.exp(params["log_scale"][..., k]) * (torch.log(u) - torch.log1p(-u))
-            drawn[..., k] = sample.round().clamp(0, 255)
+            drawn[..., k] = (mean + scale * (torch.log(u) - torch.log1p(-u))).round().clamp(0, 255)
         return drawn.to(torch.uint8)

@@ -7,8 +7,9 @@ The model codes images of any size in square tiles of `tile` pixels a side. With
 - a per-block decoder MLP that turns each block's latent into `features` numbers per pixel;
 - a head: a per-pixel MLP (plus a linear skip from its input to its output) from each pixel's
   causal window of already-coded pixels (all channels; see context_offsets) and its features
-  to the pixel's likelihood: a discretised logistic per channel, the colour channels coupled
-  linearly (G given R, B given R and G, as PixelCNN++).
+  to the pixel's likelihood: per channel a discretised logistic, or a mixture of `mixtures`
+  of them with weights of their own, the colour channels coupled linearly (G given R, B given
+  R and G, as PixelCNN++; each component with its own coefficients).
 
 With `latent_channels` 0 the model has no latent, encoder or decoder: it is a local
 autoregressive model (as NeLLoC), coded directly, without bits back. Trained on photo patches
@@ -48,18 +49,23 @@ class TiledARConfig:
     head: int = 48  # width of the head's two hidden layers
     radius: int = 2  # context window: rows above and columns either side
     likelihood: str = "logistic"  # 8-bit levels (the only value set this model codes)
+    mixtures: int = 1  # logistics per channel (one: no mixture weights)
 
     def __post_init__(self):
         for name, value, low, top in (("channels", self.channels, 1, 3), ("tile", self.tile, 4, 256),
                                       ("stride", self.stride, 1, 16), ("latent_channels", self.latent_channels, 0, 16),
                                       ("hidden", self.hidden, 1, 1024), ("features", self.features, 1, 64),
-                                      ("head", self.head, 1, 256), ("radius", self.radius, 1, 4)):
+                                      ("head", self.head, 1, 256), ("radius", self.radius, 1, 4),
+                                      ("mixtures", self.mixtures, 1, 8)):
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= top:
                 raise ValueError(f"{name} must be an integer in {low}..{top}, got {value!r}")
         if self.channels == 2:
             raise ValueError("channels must be 1 (grey) or 3 (RGB)")
         if self.tile % self.stride:
             raise ValueError(f"tile ({self.tile}) must be a multiple of stride ({self.stride})")
+        if self.mixtures > 1 and self.latent_channels:
+            raise ValueError("a mixture head codes without a latent (latent_channels=0): the photo models' latent "
+                             "carries nothing, and bits back through a mixture is not built")
         if self.likelihood != "logistic":
             raise ValueError(f"a tiled model codes 8-bit levels (likelihood 'logistic'), got {self.likelihood!r}")
 
@@ -103,9 +109,11 @@ class TiledARConfig:
 
     @property
     def outputs(self) -> int:
-        """Likelihood parameters per pixel: a mean and log-scale per channel, and for RGB the
-        three coupling coefficients."""
-        return 2 if self.channels == 1 else 9
+        """Likelihood parameters per pixel, in this order: each channel's component means, then
+        their log-scales (channel-major), for RGB the three coupling coefficients of each
+        component (coefficient-major), and with a mixture each channel's component logits."""
+        k, m = self.channels, self.mixtures
+        return 2 * k * m + (3 * m if k == 3 else 0) + (k * m if m > 1 else 0)
 
     @property
     def codes(self) -> Pixels:
@@ -113,4 +121,9 @@ class TiledARConfig:
         return Pixels(channels=self.channels, two_valued=False, height=None, width=None, tile=self.tile)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Without a mixture the settings are those of the models made before mixtures: the
+        # same dict, so their files (which record it) and archives stay byte for byte the same.
+        values = asdict(self)
+        if values["mixtures"] == 1:
+            del values["mixtures"]
+        return values

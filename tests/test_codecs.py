@@ -176,3 +176,58 @@ def test_unnormalised_weights_at_high_precision_keep_their_proportions():
     np.testing.assert_allclose(freqs / (1 << 31), np.array([1000, 500, 1]) / 1501, rtol=1e-6)
     codec = bbans.Categorical(np.array([1000.0, 500.0, 1.0]), 31, (5,))
     check_roundtrip(codec, np.array([0, 1, 2, 1, 0]), Message.empty((5,)))
+
+
+def _mixture(lanes: int, precision: int, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    fixed = bbans.to_fixed
+    mean = rng.uniform(-60, 320, (lanes, 3))
+    log_scale = rng.uniform(-6, 6, (lanes, 3))
+    logits = rng.uniform(-20, 20, (lanes, 3))
+    logits[0] = [3.0, 3.0, 3.0]  # ties: the remainder goes to the first
+    return bbans.distributions.DiscretisedLogisticMixture(fixed(mean, 12), fixed(log_scale, 12), fixed(logits, 12),
+                                                          precision), (mean, log_scale, logits)
+
+
+def test_a_mixture_search_inverts_its_integer_cdf_exhaustively():
+    lanes, precision = 9, 10
+    distribution, floats = _mixture(lanes, precision)
+    wide = bbans.distributions.DiscretisedLogisticMixture(*(np.repeat(bbans.to_fixed(p, 12)[None], 256, axis=0) for p in floats),
+                                                          precision)
+    starts, freqs = (a.astype(np.int64) for a in wide.interval(np.tile(np.arange(256), (lanes, 1)).T.copy()))
+    assert np.all(freqs >= 1) and np.all(freqs.sum(axis=0) == 1 << precision)
+    lane = np.arange(lanes)
+    for c in range(1 << precision):
+        symbols, start, freq = distribution.search(np.full(lanes, c, dtype=np.uint64))
+        assert np.all((starts[symbols, lane] <= c) & (c < starts[symbols, lane] + freqs[symbols, lane])), c
+        assert np.array_equal(start.astype(np.int64), starts[symbols, lane]) and np.array_equal(freq.astype(np.int64), freqs[symbols, lane])
+
+
+def test_a_mixture_is_its_weighted_logistics_and_its_guess_only_a_hint(monkeypatch):
+    """The integer weights sum to 2^16 in the softmax's proportions; the frequencies are the
+    float mixture's probabilities to within the coder's rule; and a wrong guess (every symbol
+    guessed 0) still decodes every symbol."""
+    lanes, precision = 200, 16
+    distribution, (mean, log_scale, logits) = _mixture(lanes, precision)
+    weights = distribution.params[2]
+    assert np.all(weights.sum(axis=1) == 1 << 16) and weights[0].tolist() == [21846, 21845, 21845]
+    relative = np.maximum(logits - logits.max(axis=1, keepdims=True), -8)
+    softmax = np.exp(relative) / np.exp(relative).sum(axis=1, keepdims=True)
+    assert np.abs(weights / 65536 - softmax).max() < 1e-3
+    levels = np.arange(257)[None, :, None] - 0.5
+    with np.errstate(over="ignore"):
+        scale = np.exp(np.clip(log_scale, -4, 8))  # the coder's range of log-scales
+        cdf = (softmax[:, None] / (1 + np.exp(-(levels - mean[:, None]) / scale[:, None]))).sum(axis=2)
+    cdf[:, 0], cdf[:, -1] = 0, 1
+    symbols = np.tile(np.arange(256), (lanes, 1))
+    wide = bbans.distributions.DiscretisedLogisticMixture(*(np.repeat(bbans.to_fixed(p, 12)[:, None], 256, axis=1)
+                                                            for p in (mean, log_scale, logits)), precision)
+    _, freqs = wide.interval(symbols)
+    assert np.abs(freqs / 2.0**precision - np.diff(cdf, axis=1)).max() < 300 / 2.0**precision
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, lanes)
+    start, freq = distribution.interval(x)
+    message = Message.empty((lanes,)).push(start, freq, precision)
+    monkeypatch.setattr(bbans.distributions.DiscretisedLogisticMixture, "_guess", lambda self, c, p: np.zeros(c.shape))
+    _, decoded = bbans.pop_symbol(message, distribution)
+    assert np.array_equal(decoded, x)
