@@ -397,11 +397,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         k = c.channels
 
         def push(message, symbols):
-            symbols = symbols.astype(np.int64)
-            params, reference = self._parameters(symbols, np.zeros((len(symbols), c.pixels, 0)))
-            values = symbols.reshape(reference.shape)
-            start, freq = self._distribution(params, reference, values, precision).interval(symbols)
-            start, freq = start.reshape(values.shape), freq.reshape(values.shape)
+            start, freq = self._intervals(symbols, precision)
             head, tail = message.head.copy(), message.tail
             for number in reversed(range(wave.steps)):
                 step = wave.step(number, extents)
@@ -451,22 +447,30 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         source = np.where(past_width, places - 1, places - self.padded_width)
         canvas[step.outside_tiles, places] = canvas[step.outside_tiles, source]
 
+    def _intervals(self, symbols: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray]:
+        """(start, freq), uint32 (tiles, pixels, channels), of every value of tiles coded without
+        a latent, computed a chunk of tiles at a time: the parameters of a block's tiles at once
+        would take gigabytes (512 tiles of 128^2 pixels, 9 int64 numbers a pixel)."""
+        c = self.config
+        start = np.empty((len(symbols), c.pixels, c.channels), dtype=np.uint32)
+        freq = np.empty_like(start)
+        for lo, hi in self._chunks(len(symbols)):
+            chunk = symbols[lo:hi].astype(np.int64)
+            params, reference = self._parameters(chunk, np.zeros((hi - lo, c.pixels, 0)))
+            found = self._distribution(params, reference, chunk.reshape(reference.shape), precision).interval(chunk)
+            start[lo:hi], freq[lo:hi] = (part.reshape(reference.shape) for part in found)
+        return start, freq
+
     def codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None = None) -> np.ndarray:
-        """Per tile, a block's worth of tiles at a time (a large photo's tiles at once would hold
-        every pixel's parameters)."""
+        """Per tile, a chunk of tiles at a time."""
         if self.has_latent:
             return super().codelength_bits(symbols, settings)
-        step = self.config.codes.defaults.block_images
-        return np.concatenate([self._codelength_bits(symbols[lo : lo + step], settings,
-                                                     None if extents is None else extents[lo : lo + step])
-                               for lo in range(0, len(symbols), step)] or [np.zeros(0)])
-
-    def _codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None) -> np.ndarray:
-        likelihood = self.pixel_distribution(np.zeros((len(symbols), 0), dtype=np.int64), symbols,
-                                             settings.likelihood_precision)
-        _, freq = likelihood.interval(symbols)
-        bits = (settings.likelihood_precision - np.log2(freq)).reshape(len(symbols), self.config.pixels, -1).sum(axis=2)
-        bits = (bits * inside_image(self.rows, self.columns, extents)).sum(axis=1) if extents is not None else bits.sum(axis=1)
+        precision, bits = settings.likelihood_precision, np.empty(len(symbols))
+        for lo, hi in self._chunks(len(symbols)):
+            per_pixel = (precision - np.log2(self._intervals(symbols[lo:hi], precision)[1])).sum(axis=2)
+            if extents is not None:
+                per_pixel *= inside_image(self.rows, self.columns, extents[lo:hi])
+            bits[lo:hi] = per_pixel.sum(axis=1)
         return bits + LANE_HEAD_BITS * self.lanes_per_unit
 
     # -- K-step inference -----------------------------------------------------------------------
