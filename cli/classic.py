@@ -38,11 +38,13 @@ def is_large(image: Image.Image) -> bool:
     return image.width * image.height >= LARGE_IMAGE_PIXELS
 
 
-def encodings(image: Image.Image, png_blob: bytes | None = None) -> list[tuple[str, bytes]]:
-    """Every codec's lossless encoding of the image that its mode allows (unchecked);
+def encodings(image: Image.Image, png_blob: bytes | None = None, codecs=CODECS) -> list[tuple[str, bytes]]:
+    """Each of `codecs`'s lossless encoding of the image that its mode allows (unchecked);
     `png_blob`, if given, is `png(image)`, already made."""
-    found = [("PNG", png_blob if png_blob is not None else png(image))]
-    if image.mode in _WEBP_MODES:
+    found = []
+    if "PNG" in codecs:
+        found.append(("PNG", png_blob if png_blob is not None else png(image)))
+    if "WEBP" in codecs and image.mode in _WEBP_MODES:
         webp = io.BytesIO()
         try:
             # exact: keep the colour under fully transparent pixels (WebP drops it by default)
@@ -52,20 +54,20 @@ def encodings(image: Image.Image, png_blob: bytes | None = None) -> list[tuple[s
             found.append(("WEBP", webp.getvalue()))
         except (OSError, KeyError):  # Pillow built without WebP
             pass
-    if image.mode in _JXL_MODES:
+    if "JXL" in codecs and image.mode in _JXL_MODES:
         inner = image.convert(_JXL_MODES[image.mode])
         found.append(("JXL", jpegxl.encode_lossless(inner.mode, inner.width, inner.height, inner.tobytes())))
     return found
 
 
-def smallest_faithful(image: Image.Image, below: float | None = None,
-                      png_blob: bytes | None = None) -> tuple[str, bytes] | None:
-    """(codec, blob): the smallest encoding that decodes to exactly the image (mode and
-    pixels); None if none does, or (with `below`) none shorter than `below` bytes. Candidates
-    are decoded smallest first, so usually only the one chosen is, and none where the smallest
-    is not below `below` (the fallback's photos, which the model codes smaller)."""
+def smallest_faithful(image: Image.Image, below: float | None = None, png_blob: bytes | None = None,
+                      codecs=CODECS) -> tuple[str, bytes] | None:
+    """(codec, blob): the smallest encoding (of `codecs`) that decodes to exactly the image
+    (mode and pixels); None if none does, or (with `below`) none shorter than `below` bytes.
+    Candidates are decoded smallest first, so usually only the one chosen is, and none where the
+    smallest is not below `below` (the fallback's photos, which the model codes smaller)."""
     expected = None
-    for codec, blob in sorted(encodings(image, png_blob), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
+    for codec, blob in sorted(encodings(image, png_blob, codecs), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
         if below is not None and len(blob) >= below:
             return None
         expected = expected or pixel_bytes(image)

@@ -25,11 +25,22 @@ from PIL import Image
 
 from bbzip.models.blocks import block_bounds
 from bbzip.models.scheduler import Job, run_in_order
+from bbzip.models.tiling import tile_grid
 
 from . import classic
 from .file_entries import model_image
 
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
+# A photo of at least SAMPLED_TILE_ROWS rows of tiles is judged first on every SAMPLE_EVERY-th
+# row of its tiles (bands across its width): the model's exact codelength of those tiles against
+# each classic codec's size for the same bands, each band an image of its own. A codec that needs
+# more than SAMPLE_MARGIN over the model there is not tried on the whole image, and where none is
+# left the model takes the image: on a large photo the whole-image encodes took more time than
+# coding it, and most of compress's memory. The margin is wider than a third of a photo's rows
+# misjudged the whole by, on the train/ photos (README, "Where the time goes").
+SAMPLED_TILE_ROWS = 4
+SAMPLE_EVERY = 3
+SAMPLE_MARGIN = 0.06
 CHUNK_IMAGES = 1024
 WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
 
@@ -76,11 +87,43 @@ def route_image(model, pixels: np.ndarray, mode: str, settings, on_images=None) 
     the model's codelength for the image's tiles, else None."""
     codes = model.config.codes
     extents = codes.unit_extents(*pixels.shape[:2])
-    cost = model.codelength_bits(model.to_symbols(codes.to_units(pixels[None]))[0], settings, extents).sum() / 8
-    chosen = _classic_if_smaller(model_image(pixels, mode), cost, codes.defaults.quick_share)
+    symbols = model.to_symbols(codes.to_units(pixels[None]))[0]
+    sampled = _sampled_tile_rows(*pixels.shape[:2], codes.tile)
+    if sampled is None:
+        cost = model.codelength_bits(symbols, settings, extents).sum() / 8
+        chosen = _classic_if_smaller(model_image(pixels, mode), cost, codes.defaults.quick_share)
+    else:
+        tiles = np.concatenate([np.arange(lo, hi) for lo, hi in sampled.values()])
+        sampled_bits = model.codelength_bits(symbols[tiles], settings, extents[tiles]).sum()
+        codecs = _close_on_the_sample(pixels, mode, codes.tile, sampled, sampled_bits / 8)
+        chosen = None
+        if codecs:  # the rest of the tiles' codelength too, then the whole image by those codecs
+            rest = np.setdiff1d(np.arange(len(symbols)), tiles)
+            cost = (sampled_bits + model.codelength_bits(symbols[rest], settings, extents[rest]).sum()) / 8
+            chosen = classic.smallest_faithful(model_image(pixels, mode), cost - TABLE_COST, codecs=codecs)
     if on_images:
         on_images(1)
     return chosen
+
+
+def _sampled_tile_rows(height: int, width: int, tile: int) -> dict[int, tuple[int, int]] | None:
+    """{row of tiles: (first tile, end)} of the rows an image is judged on first, or None for
+    an image of fewer than SAMPLED_TILE_ROWS rows of tiles."""
+    rows, columns = tile_grid(height, width, tile)
+    if rows < SAMPLED_TILE_ROWS:
+        return None
+    return {row: (row * columns, (row + 1) * columns) for row in range(1, rows, SAMPLE_EVERY)}
+
+
+def _close_on_the_sample(pixels: np.ndarray, mode: str, tile: int, sampled: dict, model_bytes: float) -> tuple[str, ...]:
+    """The classic codecs that code the sampled rows (each band of `tile` pixel rows an image
+    of its own) in at most SAMPLE_MARGIN over the model's `model_bytes` for them."""
+    sizes = {}
+    for row in sampled:
+        band = model_image(np.ascontiguousarray(pixels[row * tile : (row + 1) * tile]), mode)
+        for codec, blob in classic.encodings(band):
+            sizes[codec] = sizes.get(codec, 0) + len(blob)
+    return tuple(codec for codec, size in sizes.items() if size <= (1 + SAMPLE_MARGIN) * model_bytes)
 
 
 def _classic_if_smaller(image: Image.Image, cost: float, share: float) -> tuple[str, bytes] | None:

@@ -327,3 +327,38 @@ def test_large_images_get_the_fast_png_and_webp_settings_and_their_png_is_made_o
     monkeypatch.setattr(classic, "png", lambda image: made.append(image.size) or png(image))
     found = fallback._classic_if_smaller(large, cost=1e9, share=0.0)
     assert found is not None and made == [large.size]
+
+
+def _tall_photo() -> np.ndarray:
+    """The two shipped sample photos one above the other: at least four rows of 128-pixel tiles."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "samples" / "photos"
+    photos = [np.asarray(Image.open(folder / name).convert("RGB")) for name in ("e_foggy-trees.png", "e_red-maple.png")]
+    width = min(photo.shape[1] for photo in photos)
+    return np.concatenate([photo[:, :width] for photo in photos])
+
+
+def test_a_large_photo_is_judged_on_sampled_rows_and_tried_whole_only_by_codecs_close_there(monkeypatch):
+    """Every third row of tiles decides which classic codecs are worth a whole-image try: on a
+    photo PNG is far behind on the sample and never codes the whole image; an image the
+    classic codecs clearly win (a smooth ramp) still goes to them."""
+    from bbzip.cli import classic, fallback
+
+    coder = load_coder("tiled-rgb-photos")
+    photo = _tall_photo()
+    tile = coder.model.config.codes.tile
+    assert photo.shape[0] >= fallback.SAMPLED_TILE_ROWS * tile
+    calls = []
+    encodings = classic.encodings
+    monkeypatch.setattr(classic, "encodings", lambda image, png_blob=None, codecs=classic.CODECS:
+                        calls.append((image.height, codecs)) or encodings(image, png_blob, codecs))
+    assert fallback.route_image(coder.model, photo, "RGB", default_settings(coder, 1)) is None
+    sampled = {height for height, codecs in calls if height <= tile}
+    whole = [codecs for height, codecs in calls if height == photo.shape[0]]
+    assert sampled and all("PNG" not in codecs for codecs in whole)
+    calls.clear()
+    rows, columns = np.mgrid[:640, :512]
+    ramp = np.stack([(rows + columns) // 5 + 20 * channel for channel in range(3)], axis=-1).astype(np.uint8)
+    codec, _ = fallback.route_image(coder.model, ramp, "RGB", default_settings(coder, 1))
+    assert codec in classic.CODECS and any(height == 640 for height, _ in calls)
