@@ -154,6 +154,7 @@ class _BoundaryDistribution:
     n_symbols: int
     precision: int
     params: tuple
+    shape: tuple  # the symbols' shape (a mixture's parameters have one more axis)
 
     def _cdf_inner(self, k, params):
         raise NotImplementedError
@@ -176,7 +177,7 @@ class _BoundaryDistribution:
     def symbol_at(self, cumulative):
         """(symbols, start, freq) of the symbols whose intervals hold the cumulative frequencies
         (an int array of the parameters' shape): a sample, given uniform cumulative values."""
-        cumulative = np.broadcast_to(np.asarray(cumulative, dtype=np.int64), self.params[0].shape)
+        cumulative = np.broadcast_to(np.asarray(cumulative, dtype=np.int64), self.shape)
         return search_boundaries(lambda k: self._cdf_inner(k, self.params), cumulative, self.n_symbols, self.precision)
 
 
@@ -345,10 +346,6 @@ class DiscretisedLogisticMixture(DiscretisedLogistic):
         params = [np.broadcast_to(p, symbols.shape + p.shape[-1:]) for p in self.params]
         start, end = interval_at(lambda k: self._cdf_inner(k, params), symbols, self.n_symbols, self.precision)
         return start.astype(np.uint64), (end - start).astype(np.uint64)
-
-    def symbol_at(self, cumulative):
-        cumulative = np.broadcast_to(np.asarray(cumulative, dtype=np.int64), self.shape)
-        return search_boundaries(lambda k: self._cdf_inner(k, self.params), cumulative, self.n_symbols, self.precision)
 
     def stepwise(self, head_shape, shape):
         raise NotImplementedError("a mixture is popped a step at a time by its model (bbans.pop_symbol)")

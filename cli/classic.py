@@ -27,23 +27,33 @@ WEBP_METHOD = 4  # method 6 is 30x slower for 0.6% on MNIST-sized images
 LARGE_IMAGE_PIXELS = 1 << 16
 
 
-def png(image: Image.Image) -> bytes:
-    """The image as PNG, at the effort its size gets."""
+def plain_png(image: Image.Image) -> bytes:
+    """The image as PNG without the optimize pass."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=not is_large(image))
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png(image: Image.Image, plain: bytes | None = None) -> bytes:
+    """The image as PNG, at the effort its size gets: a large image's is its plain PNG
+    (`plain`, if already made)."""
+    if not is_large(image):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+        return buffer.getvalue()
+    return plain if plain is not None else plain_png(image)
 
 
 def is_large(image: Image.Image) -> bool:
     return image.width * image.height >= LARGE_IMAGE_PIXELS
 
 
-def encodings(image: Image.Image, png_blob: bytes | None = None, codecs=CODECS) -> list[tuple[str, bytes]]:
+def encodings(image: Image.Image, plain: bytes | None = None, codecs=CODECS) -> list[tuple[str, bytes]]:
     """Each of `codecs`'s lossless encoding of the image that its mode allows (unchecked);
-    `png_blob`, if given, is `png(image)`, already made."""
+    `plain`, if given, is `plain_png(image)`, already made."""
     found = []
     if "PNG" in codecs:
-        found.append(("PNG", png_blob if png_blob is not None else png(image)))
+        found.append(("PNG", png(image, plain)))
     if "WEBP" in codecs and image.mode in _WEBP_MODES:
         webp = io.BytesIO()
         try:
@@ -60,14 +70,14 @@ def encodings(image: Image.Image, png_blob: bytes | None = None, codecs=CODECS) 
     return found
 
 
-def smallest_faithful(image: Image.Image, below: float | None = None, png_blob: bytes | None = None,
+def smallest_faithful(image: Image.Image, below: float | None = None, plain: bytes | None = None,
                       codecs=CODECS) -> tuple[str, bytes] | None:
     """(codec, blob): the smallest encoding (of `codecs`) that decodes to exactly the image
     (mode and pixels); None if none does, or (with `below`) none shorter than `below` bytes.
     Candidates are decoded smallest first, so usually only the one chosen is, and none where the
     smallest is not below `below` (the fallback's photos, which the model codes smaller)."""
     expected = None
-    for codec, blob in sorted(encodings(image, png_blob, codecs), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
+    for codec, blob in sorted(encodings(image, plain, codecs), key=lambda found: len(found[1])):  # stable: ties keep CODECS order
         if below is not None and len(blob) >= below:
             return None
         expected = expected or pixel_bytes(image)

@@ -18,7 +18,6 @@ depend on the number of cores, so the archive does not either.
 """
 from __future__ import annotations
 
-import io
 
 import numpy as np
 from PIL import Image
@@ -130,15 +129,7 @@ def _classic_if_smaller(image: Image.Image, cost: float, share: float) -> tuple[
     """(codec, blob) of the image's smallest faithful classic encoding if it, with its table
     cost, is smaller than the model's `cost` (bytes); not tried when the model's cost is under
     `share` of the image's plain PNG size."""
-    if classic.is_large(image):  # its PNG candidate is the plain PNG: made once
-        plain = classic.png(image)
-        return None if cost < share * len(plain) else classic.smallest_faithful(image, cost - TABLE_COST, plain)
-    if cost < share * len(_plain_png(image)):
+    plain = classic.plain_png(image)  # a large image's PNG candidate too: made once
+    if cost < share * len(plain):
         return None
-    return classic.smallest_faithful(image, below=cost - TABLE_COST)
-
-
-def _plain_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return classic.smallest_faithful(image, below=cost - TABLE_COST, plain=plain)

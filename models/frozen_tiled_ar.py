@@ -455,11 +455,15 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         start = np.empty((len(symbols), c.pixels, c.channels), dtype=np.uint32)
         freq = np.empty_like(start)
         for lo, hi in self._chunks(len(symbols)):
-            chunk = symbols[lo:hi].astype(np.int64)
-            params, reference = self._parameters(chunk, np.zeros((hi - lo, c.pixels, 0)))
-            found = self._distribution(params, reference, chunk.reshape(reference.shape), precision).interval(chunk)
-            start[lo:hi], freq[lo:hi] = (part.reshape(reference.shape) for part in found)
+            start[lo:hi], freq[lo:hi] = self._chunk_intervals(symbols[lo:hi], precision)
         return start, freq
+
+    def _chunk_intervals(self, chunk: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray]:
+        """(start, freq), each (tiles, pixels, channels), of one chunk of tiles (_chunks)."""
+        chunk = chunk.astype(np.int64)
+        params, reference = self._parameters(chunk, np.zeros((len(chunk), self.config.pixels, 0)))
+        found = self._distribution(params, reference, chunk.reshape(reference.shape), precision).interval(chunk)
+        return tuple(part.reshape(reference.shape) for part in found)
 
     def codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None = None) -> np.ndarray:
         """Per tile, a chunk of tiles at a time."""
@@ -467,7 +471,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return super().codelength_bits(symbols, settings)
         precision, bits = settings.likelihood_precision, np.empty(len(symbols))
         for lo, hi in self._chunks(len(symbols)):
-            per_pixel = (precision - np.log2(self._intervals(symbols[lo:hi], precision)[1])).sum(axis=2)
+            per_pixel = (precision - np.log2(self._chunk_intervals(symbols[lo:hi], precision)[1])).sum(axis=2)
             if extents is not None:
                 per_pixel *= inside_image(self.rows, self.columns, extents[lo:hi])
             bits[lo:hi] = per_pixel.sum(axis=1)

@@ -321,10 +321,10 @@ def test_large_images_get_the_fast_png_and_webp_settings_and_their_png_is_made_o
     small = Image.fromarray(np.tile(grey_test_images[0], (3, 3)))
     large = Image.fromarray(np.tile(grey_test_images[0], (10, 10)))
     assert not classic.is_large(small) and classic.is_large(large)
-    assert classic.png(small) != fallback._plain_png(small) and classic.png(large) == fallback._plain_png(large)
+    assert classic.png(small) != classic.plain_png(small) and classic.png(large) == classic.plain_png(large)
     made = []
-    png = classic.png
-    monkeypatch.setattr(classic, "png", lambda image: made.append(image.size) or png(image))
+    plain_png = classic.plain_png
+    monkeypatch.setattr(classic, "plain_png", lambda image: made.append(image.size) or plain_png(image))
     found = fallback._classic_if_smaller(large, cost=1e9, share=0.0)
     assert found is not None and made == [large.size]
 
@@ -351,8 +351,8 @@ def test_a_large_photo_is_judged_on_sampled_rows_and_tried_whole_only_by_codecs_
     assert photo.shape[0] >= fallback.SAMPLED_TILE_ROWS * tile
     calls = []
     encodings = classic.encodings
-    monkeypatch.setattr(classic, "encodings", lambda image, png_blob=None, codecs=classic.CODECS:
-                        calls.append((image.height, codecs)) or encodings(image, png_blob, codecs))
+    monkeypatch.setattr(classic, "encodings", lambda image, plain=None, codecs=classic.CODECS:
+                        calls.append((image.height, codecs)) or encodings(image, plain, codecs))
     assert fallback.route_image(coder.model, photo, "RGB", default_settings(coder, 1)) is None
     sampled = {height for height, codecs in calls if height <= tile}
     whole = [codecs for height, codecs in calls if height == photo.shape[0]]
