@@ -1,7 +1,6 @@
 """`bbzip compress`, `decompress`, `test` and `list`."""
 from __future__ import annotations
 
-import math
 import shutil
 import sys
 import tempfile
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from bbzip.models import api
 from bbzip.models.architectures import NUMERICS_VERSION
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
@@ -26,6 +24,7 @@ from .entries import KINDS, input_fingerprint, read_entry
 from .inputs import collect_inputs
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import Staging, check_room
+from .table import has_alpha_blob
 from .spool import Spool
 
 
@@ -216,15 +215,12 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     archive_size = len(head) + header["payload_length"]
     seconds = time.perf_counter() - started
     if coder and n_items:
-        config = coder.model.config
-        stream_bpd = 8 * header["model_stream"]["length"] / (n_items * api.unit_values(config.to_dict()))
-        if config.codes.any_size:  # items are tiles: count the images they make, and their values
-            by_model = [e for e in entries if e.meta.get("store") == "model"]
-            stream_bpd = 8 * header["model_stream"]["length"] / sum(math.prod(e.kind.image_shape(e.meta)) for e in by_model)
-            by_model = len(by_model)
+        coded_images = [coding.model_images(e.kind, e.meta, len(e.items)) for e in entries]
+        stream_bpd = 8 * header["model_stream"]["length"] / sum(values for _, values in coded_images)
+        by_model = sum(images for images, _ in coded_images)
+        coded = f"{_count(by_model, 'image')} by {coder.name}"
+        if coder.model.config.codes.any_size:  # items are tiles
             coded = f"{_count(by_model, 'image')} ({_count(n_items, 'tile')}) by {coder.name}"
-        else:
-            by_model, coded = n_items, f"{_count(n_items, 'image')} by {coder.name}"
         rate = f"{candidates / seconds:.0f} images/s" if candidates >= seconds else f"{seconds / candidates:.1f} s an image"
         out.info(f"{_count(len(entries), 'file')}, {coded} (K={k_steps}{_classic_note(candidates - by_model)}): "
                  f"{archive_size} bytes, model stream {stream_bpd:.4f} bpd, {rate} chosen, coded and checked")
@@ -336,25 +332,28 @@ def _list(parsed, archive: str) -> None:
     record = coding.model_description(parsed)
     total = Path(archive).stat().st_size if archive != "-" else None  # _load read it: it is a file
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
+    coded = [coding.model_images(KINDS[entry["kind"]], entry, entry["items"]) for entry in header["entries"]]
     if record:
         model, stream = record.model, header["model_stream"]
-        pixels = max(1, record.images * api.unit_values(model["config"]))
+        images, values = sum(n for n, _ in coded), sum(v for _, v in coded)
+        units = f" ({_count(record.images, 'tile')})" if images != record.images else ""
         click.echo(f"model:   {model['name']}  ({model['architecture']}, numerics {NUMERICS_VERSION})  sha256 {model['sha256']}")
         click.echo("coding:  " + ", ".join(f"{k}={v}" for k, v in sorted(record.settings.to_dict().items())))
-        click.echo(f"stream:  {record.images} images, {stream['length']} bytes, {8 * stream['length'] / pixels:.4f} bpd")
+        click.echo(f"stream:  {_count(images, 'image')}{units}, {stream['length']} bytes, {8 * stream['length'] / max(1, values):.4f} bpd")
     click.echo(f"{'kept as':<13} {'format':<6} {'size':>11} {'images':>7} {'stored':>10}  name")
     declared = 0  # bytes the stored files and .npz members restore to, as the table says
-    for name, entry in zip(parsed.names, header["entries"]):
+    for name, entry, (images, _) in zip(parsed.names, header["entries"], coded):
         store = entry["store"]
         size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
         # an array some of whose images are kept classic (their bytes are in `stored`)
         label = "model+classic" if "fallback" in entry else f"{store}/{entry.get('codec', '')}".rstrip("/")
+        label = "model+alpha" if has_alpha_blob(entry) else label  # its alpha plane's bytes are in `stored`
         # Bytes of this entry outside the model stream (its images are in the stream's total).
         stored = sum(blob["length"] for blob in entry["blobs"])
-        click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {entry['items']:>7} {stored:>10}  {_printable(name)}")
+        click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {images:>7} {stored:>10}  {_printable(name)}")
         declared += entry.get("size", 0) + sum(m.get("size", 0) for m in entry.get("members", []))
     click.echo(f"total:   {_count(len(header['entries']), 'entry', 'entries')}, "
-               f"{_count(_model_items(parsed), 'model image')}, stored bytes restore to {declared} bytes (declared)")
+               f"{_count(sum(images for images, _ in coded), 'model image')}, stored bytes restore to {declared} bytes (declared)")
 
 
 def _printable(name: str) -> str:

@@ -22,13 +22,14 @@ from .xz import unxz, xz
 
 
 class Array(EntryKind):
-    """An .npy file holding a uint8 stack (N, H, W) of the model's images."""
+    """An .npy file holding uint8 images for the model: a stack (N, H, W[, 3]), or one image
+    (H, W) or (H, W, 3) ("single")."""
 
     name = "array"
     stores = frozenset({"model"})
     required = frozenset({"shape"})
-    optional = frozenset({"fortran_order", "scale", "fallback"}) | ATTRIBUTES
-    extras = ("shape", "fortran_order", "fallback")  # fallback: where its classic images are (cli/coding.py)
+    optional = frozenset({"fortran_order", "single", "scale", "fallback"}) | ATTRIBUTES
+    extras = ("shape", "fortran_order", "single", "fallback")  # fallback: where its classic images are (cli/coding.py)
 
     @staticmethod
     def read(name: str, path: Path, fits_model) -> Entry:
@@ -40,7 +41,11 @@ class Array(EntryKind):
 
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
-        return tuple(meta["shape"][1:]) if "shape" in meta else (0, 0)
+        return stack_shape(meta)[1:] if "shape" in meta else (0, 0)
+
+    @staticmethod
+    def image_count(meta) -> int:
+        return stack_shape(meta)[0]
 
     @staticmethod
     def least_bytes(meta) -> int:
@@ -49,7 +54,7 @@ class Array(EntryKind):
     @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         fingerprint = Fingerprint()
-        _write_npy(sink, fingerprint, feed, meta["shape"], meta.get("fortran_order", False))
+        _write_npy(sink, fingerprint, feed, meta)
         return fingerprint
 
 
@@ -76,7 +81,11 @@ class Npz(EntryKind):
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
         first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
-        return tuple(first["shape"][1:]) if first else (0, 0)
+        return stack_shape(first)[1:] if first else (0, 0)
+
+    @staticmethod
+    def image_count(meta) -> int:
+        return sum(stack_shape(member)[0] for member in meta.get("members", ()) if member["store"] == "model")
 
     @staticmethod
     def least_bytes(meta) -> int:
@@ -98,13 +107,36 @@ class Npz(EntryKind):
                 _add_member(fingerprint, member["member"], b"")
                 with _member_stream(archive, member) as stream:
                     if member["store"] == "model":
-                        _write_npy(stream, fingerprint, feed, member["shape"], member.get("fortran_order", False))
+                        _write_npy(stream, fingerprint, feed, member)
                     else:
                         content = unxz(next(stored), member["size"])
                         fingerprint.update(content)
                         if stream is not None:
                             stream.write(content)
         return fingerprint
+
+
+COLOUR_CHANNELS = (3,)  # the last axis of a colour image
+
+
+def stack_shape(fields) -> tuple[int, ...]:
+    """(N, H, W[, C]): the image stack of an array's header fields (an entry's or an .npz
+    member's), a single image as a stack of one."""
+    shape = tuple(fields["shape"])
+    return (1, *shape) if fields.get("single") else shape
+
+
+def _as_images(array) -> tuple[object, bool] | None:
+    """(stack (N, H, W[, C]), single) of a uint8 array bbzip reads as images, or None. A 2-d
+    array is one grey image; a 3-d one is one colour image if its last axis is 3 (a stack of
+    grey images three pixels wide is not what anyone keeps), else a stack of grey images; a 4-d
+    one a stack of colour images. Either reading gives the same array back: the rule only
+    decides how well it is compressed."""
+    if array.dtype != np.uint8 or 0 in array.shape:
+        return None
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in COLOUR_CHANNELS):
+        return array[None], True
+    return (array, False) if array.ndim in (3, 4) else None
 
 
 def _npy_read_as_needed(name: str, path: Path, fits_model) -> Entry | None:
@@ -140,22 +172,24 @@ def _npy_header(stream) -> tuple[tuple, bool, np.dtype, int] | None:
 
 
 def _npy_layout(stream, size: int) -> tuple[int, tuple] | None:
-    """(bytes before the images, shape) of an .npy stream holding a C-order uint8 3-d array
-    and nothing after it; None for anything else."""
+    """(bytes before the images, shape) of an .npy stream holding a C-order uint8 stack of grey
+    images (N, H, W) and nothing after it; None for anything else (read whole)."""
     header = _npy_header(stream)
     if header is None:
         return None
     shape, fortran_order, dtype, offset = header
-    if dtype != np.uint8 or fortran_order or len(shape) != 3 or size != offset + math.prod(shape):
+    if dtype != np.uint8 or fortran_order or len(shape) != 3 or shape[-1] in COLOUR_CHANNELS or size != offset + math.prod(shape):
         return None
     return offset, tuple(shape)
 
 
 def _read_npy(name, raw, fits_model) -> Entry:
     array = _npy_array(raw)
-    if array is not None and _is_image_stack(array, fits_model):
+    found = _as_images(array) if array is not None else None
+    if found is not None and _is_image_stack(found[0], fits_model):
+        stack, single = found
         meta = {"format": "NPY", "shape": list(array.shape), "store": "model", "fortran_order": _fortran(array)}
-        return Entry(name, Array, meta, items=np.ascontiguousarray(array))
+        return Entry(name, Array, {**meta, "single": True} if single else meta, items=np.ascontiguousarray(stack))
     return Stored.read(name, raw, {"format": "NPY"})
 
 
@@ -197,14 +231,18 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
                           "external_attr": info.external_attr, "create_system": info.create_system,
                           "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
                 content = _npz_member(archive, info, stamp, fits_model)
+                if not isinstance(content, bytes) and stacks and _images_of(content)[0].shape[1:] != stacks[0].shape[1:]:
+                    content = archive.read(info)  # an entry's images have one shape: the first image member's
                 if isinstance(content, bytes):
                     meta["members"].append({**fields, "store": "stored", "size": len(content)})
                     blobs.append(xz(content))
                 else:
+                    stack, single = _images_of(content)
                     fortran = isinstance(content, np.ndarray) and _fortran(content)
-                    meta["members"].append({**fields, "store": "model", "shape": list(content.shape), "fortran_order": fortran})
-                    content = np.ascontiguousarray(content) if fortran else content
-                    stacks.append(content)
+                    member = {**fields, "store": "model", "shape": list(content.shape), "fortran_order": fortran}
+                    meta["members"].append({**member, "single": True} if single else member)
+                    stacks.append(np.ascontiguousarray(stack) if fortran else stack)
+                    content = stacks[-1]
                 _add_member(fingerprint, info.filename, content)
     items = StackedImages(stacks) if stacks else NO_IMAGES
     return Entry(name, Npz, meta, items=items, blobs=blobs, fingerprint=fingerprint, stamp=stamp)
@@ -224,9 +262,14 @@ def plain_member(name: str, external_attr: int) -> bool:
 ZIP_FILE_TYPE, ZIP_REGULAR_FILE = 0o170000, 0o100000  # st_mode bits in a zip member's external attributes (high 16 bits)
 
 
+def _images_of(content) -> tuple[object, bool]:
+    """(stack, single) of an .npz member kept as images (a stack read as needed is a stack)."""
+    return _as_images(content) if isinstance(content, np.ndarray) else (content, False)
+
+
 def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_model):
-    """An .npz member as an image stack (a C-order uint8 one read through the zip as it is
-    needed; a Fortran-order one as its array, read whole), or else its bytes."""
+    """An .npz member as images: a C-order uint8 stack of grey images read through the zip as it
+    is needed, any other image array read whole; or else its bytes."""
     if not info.filename.endswith(".npy"):
         return archive.read(info)
     with archive.open(info) as stream:
@@ -235,8 +278,9 @@ def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_mod
         stack = sources.NpzMemberImages(stamp, info.filename, *found)
         return stack if _is_image_stack(stack, fits_model) else archive.read(info)
     content = archive.read(info)
-    array = _npy_array(content)  # not a C-order uint8 stack: an image stack only in Fortran order
-    return array if array is not None and _is_image_stack(array, fits_model) else content
+    array = _npy_array(content)
+    found = _as_images(array) if array is not None else None
+    return array if found is not None and _is_image_stack(found[0], fits_model) else content
 
 
 def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
@@ -262,26 +306,28 @@ def npy_header(shape, fortran_order: bool) -> bytes:
     return header.getvalue()
 
 
-def _write_npy(sink, fingerprint: "Fingerprint", feed, shape, fortran_order: bool) -> None:
-    """An .npy file's bytes from the entry's images: a C-order array run by run as the images
-    come (the fingerprint covers the pixels in C order either way); a Fortran-order one, whose
-    bytes interleave all images, whole."""
+def _write_npy(sink, fingerprint: "Fingerprint", feed, fields) -> None:
+    """An .npy file's bytes from the entry's images, its shape and order from its header fields
+    (an entry's or an .npz member's): a C-order array run by run as the images come (the
+    fingerprint covers the pixels in C order either way); a Fortran-order one, whose bytes
+    interleave all images, whole."""
+    shape, fortran_order = fields["shape"], fields.get("fortran_order", False)
     if sink is not None:
         sink.write(npy_header(shape, fortran_order))
     if not fortran_order:
-        for run in feed.take(shape[0]):
+        for run in feed.take(stack_shape(fields)[0]):
             fingerprint.update(run)
             if sink is not None:
                 sink.write(memoryview(np.ascontiguousarray(run)).cast("B"))
         return
-    array = feed.whole(shape[0]).reshape(shape)
+    array = feed.whole(stack_shape(fields)[0]).reshape(shape)
     fingerprint.update(array)
     if sink is not None:
         sink.write(memoryview(np.asfortranarray(array).T).cast("B"))
 
 
-def _is_image_stack(array, fits_model) -> bool:
-    return array.dtype == np.uint8 and array.ndim in (3, 4) and len(array) > 0 and fits_model(array, image_file=False)
+def _is_image_stack(stack, fits_model) -> bool:
+    return stack.dtype == np.uint8 and stack.ndim in (3, 4) and len(stack) > 0 and fits_model(stack)
 
 
 def _member_stream(archive: zipfile.ZipFile | None, member: dict):

@@ -21,18 +21,18 @@ from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
 from .entries import KINDS, file_attributes, input_fingerprint, restore
 from .entry_kind import Entry
-from .file_entries import ImageFile, model_image
+from .file_entries import ImageFile, alpha_bytes, model_image, pixels_as_read
 from .feed import ImageFeed
 from .fingerprint import archive_digest
 from .errors import BBZipError
 from .spool import Spool
-from .table import CHECKED_STORES, FALLBACK_CODES
+from .table import FALLBACK_CODES, carries_crc32
 
 
 def fits(model):
-    """fits(stack, image_file): whether one entry's uint8 stack (N, H, W[, C]) can go to `model`
+    """fits(stack): whether one entry's uint8 stack (N, H, W[, C]) can go to `model`
     (models.coder_choice.takes)."""
-    return lambda stack, image_file=True: takes(model.config.codes, stack, image_file)
+    return lambda stack: takes(model.config.codes, stack)
 
 
 def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, list[Entry]]:
@@ -44,10 +44,10 @@ def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, li
     holders = [e for e in entries if len(e.items)]
     if not holders:
         return None, entries
-    coder = pick_default_for_most([e.items for e in holders], [e.kind is ImageFile for e in holders])
+    coder = pick_default_for_most([e.items for e in holders])
     chosen = []
     for entry in entries:
-        if not len(entry.items) or takes(coder.model.config.codes, entry.items, entry.kind is ImageFile):
+        if not len(entry.items) or takes(coder.model.config.codes, entry.items):
             chosen.append(entry)
         elif entry.kind is ImageFile:
             chosen.append(_kept_classic(entry, spool))
@@ -60,7 +60,7 @@ def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, li
 def _kept_classic(entry: Entry, spool: Spool, found: tuple[str, bytes] | None = None) -> Entry:
     """An image entry read for a model (its pixels as read), kept by a classic encoding instead:
     `found` (codec, blob), or its smallest faithful one."""
-    image = model_image(entry.items[0], entry.meta["mode"])
+    image = model_image(pixels_as_read(entry), entry.meta["mode"])
     found = found or classic.smallest_faithful(image)
     meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
     kept = ImageFile.classic(entry.name, meta, image, *found)  # PNG keeps every L, 1 or RGB image
@@ -121,25 +121,39 @@ def _prepare_fixed_size(holders: list[Entry], coder: Coder, settings, spool: Spo
 
 def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
                    on_images) -> list[Entry]:
-    """For a model of any size: each image file's image goes to the model as its tiles or, with
-    `use_fallback`, becomes a classic entry where the classic codecs keep it smaller (decided
-    per image: its tiles' codelength against its smallest faithful classic encoding)."""
+    """For a model of any size: each entry's images (an image file's one, an array's every one)
+    go to the model as their tiles or, with `use_fallback`, to a classic codec where it keeps
+    the image smaller than the model codes its tiles (decided per image): an image file then
+    becomes a classic entry, an array keeps the image as a classic blob beside its model images."""
     codes = coder.model.config.codes
-    kept_classic = {}
+    chosen = {}  # holder -> [(index in it, codec, blob)]
     if use_fallback:
-        kept_classic = dict((index, (codec, blob)) for index, codec, blob in fallback.route_images(
-            coder.model, [(entry.items[0], entry.meta["mode"]) for entry in holders], settings, cores, on_images))
-    # The fingerprint is of the image as read, before it is cut into tiles.
-    return [_kept_classic(entry, spool, kept_classic[index]) if index in kept_classic
-            else entry.changed(items=codes.to_units(entry.items), fingerprint=input_fingerprint(entry))
-            for index, entry in enumerate(holders)]
+        stacks = [(pixels_as_read(entry)[None], entry.meta["mode"], alpha_bytes(entry)) if entry.kind is ImageFile
+                  else (entry.items, _array_mode(entry.items), 0) for entry in holders]
+        for holder, index, codec, blob in fallback.route_stacks(coder.model, stacks, settings, cores, on_images):
+            chosen.setdefault(holder, []).append((index, codec, blob))
+    prepared = []
+    for holder, entry in enumerate(holders):
+        entry = entry.changed(fingerprint=input_fingerprint(entry))  # of the images as read, before tiles
+        if holder in chosen and entry.kind is ImageFile:
+            prepared.append(_kept_classic(entry, spool, chosen[holder][0][1:]))
+            continue
+        if holder in chosen:
+            entry = _take_out(entry, entry, [(index, codec, spool.add(blob)) for index, codec, blob in chosen[holder]], spool)
+        prepared.append(entry.changed(items=sources.TilesOf(entry.items, codes)))
+    return prepared
+
+
+def _array_mode(stack) -> str:
+    """How a classic codec keeps an array's images: grey (N, H, W) or colour (N, H, W, 3)."""
+    return "RGB" if stack.ndim == 4 else "L"
 
 
 def _take_out(read: Entry, model: Entry, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> Entry:
     """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order;
     `read` is the entry as read (its pixels), `model` the same entry in the model's domain."""
     if read.kind is ImageFile:  # its one image: kept as the smallest faithful encoding of its own mode
-        image = model_image(read.items[:1][0], read.meta["mode"])
+        image = model_image(pixels_as_read(read), read.meta["mode"])
         found = classic.smallest_faithful(image)
         if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
             return model
@@ -188,7 +202,7 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     header = {"entries": []}
     if stacks:
         images = StackedImages(stacks)
-        extents = record_extents([(entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
+        extents = record_extents([(entry.kind, entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
         length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch,
                                   extents=extents)
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
@@ -198,10 +212,7 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
             blobs.append({"offset": length, "length": len(blob)})
             length += payload.write(blob if isinstance(blob, bytes) else blob.read())
         fields = entry.header(blobs)
-        # Classic images and JPEG transcodes carry a crc32 of their pixels or bytes (the
-        # encoding is bbzip's, checked here); model images are covered by their block's sha256,
-        # stored bytes by xz's check.
-        if entry.store in CHECKED_STORES:
+        if carries_crc32(fields):
             fields["crc32"] = entry.fingerprint.crc32
         header["entries"].append(fields)
     header["payload_length"] = length
@@ -209,18 +220,30 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     return header
 
 
+def model_images(kind, meta, items: int) -> tuple[int, int]:
+    """(images, values) an entry's model items code: the images not kept classic (a tiled
+    model's items are their tiles) and the values of those images."""
+    if not items:
+        return 0, 0
+    images = kind.image_count(meta) - _classic_count(meta)
+    return images, images * int(np.prod(kind.image_shape(meta), dtype=np.int64))
+
+
 def record_extents(entries, codes) -> np.ndarray | None:
     """For a model of any size: the extents (models/wavefront.py) of every tile of the model
-    stream, from its entries' (metadata, model item count) in order, each entry one image;
-    None for a model of fixed size."""
+    stream, from its entries' (kind, header fields, model item count) in order, each entry's
+    images of one shape; None for a model of fixed size. BBZipError where an entry's tiles do
+    not make whole images of its shape (a damaged archive)."""
     if not codes.any_size:
         return None
     parts = []
-    for meta, items in entries:
+    for kind, meta, items in entries:
         if items:
-            if not (isinstance(meta.get("height"), int) and isinstance(meta.get("width"), int)):
-                raise BBZipError("damaged archive (a tiled image entry without its size)")
-            parts.append(codes.unit_extents(meta["height"], meta["width"]))
+            height, width = kind.image_shape(meta)[:2]
+            images = kind.image_count(meta) - _classic_count(meta)
+            if images < 1 or codes.units_per_image(height, width) * images != items:
+                raise BBZipError("damaged archive (an entry's tiles do not make its images)")
+            parts.append(np.tile(codes.unit_extents(height, width), (images, 1)))
     return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
 
 
@@ -302,7 +325,7 @@ class EntryReader:
             return str(error)
         except (OSError, ValueError, KeyError, EOFError, lzma.LZMAError) as error:
             return f"damaged entry ({error})"
-        if meta.get("store") in CHECKED_STORES and fingerprint.crc32 != meta["crc32"]:
+        if carries_crc32(meta) and fingerprint.crc32 != meta["crc32"]:
             return "decoded pixels do not match the archive's checksum (damaged archive)"
         self.sha256 = fingerprint.sha256
         return None
@@ -353,8 +376,8 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     for index in chosen:
         scale = entries[index].get("scale", 1)
         runs = model_runs(int(starts[index]), int(starts[index + 1]), scale)
-        if codes is not None and codes.any_size and entries[index].get("store") == "model" and entries[index]["kind"] == ImageFile.name:
-            runs = _joined_tiles(runs, codes, entries[index])
+        if codes is not None and codes.any_size and entries[index]["items"]:
+            runs = _joined_tiles(runs, codes, KINDS[entries[index]["kind"]].image_shape(entries[index]))
         elif codes is not None and not codes.any_size:
             runs = _of_the_model_shape(runs, codes, entries[index])
         reader = EntryReader(archive, index, runs)
@@ -369,13 +392,24 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
                              "parts moved, repeated or re-routed)")
 
 
-def _joined_tiles(runs, codes, meta: dict):
-    """An image entry's tiles (its runs, as decoded) joined into its one image."""
-    tiles = list(runs)
-    units = np.concatenate(tiles) if tiles else np.zeros((0, *codes.shape), dtype=np.uint8)
-    if len(units) != codes.units_per_image(meta["height"], meta["width"]):
+def _joined_tiles(runs, codes, shape: tuple[int, ...]):
+    """An entry's tiles (its runs, as decoded) joined into its images of `shape` (height, width
+    [, channels]), a run of whole images at a time."""
+    if tuple(shape[2:]) != tuple(codes.shape[2:]):
+        raise BBZipError("damaged entry (its images do not have the model's channels)")
+    height, width = shape[:2]
+    per_image = codes.units_per_image(height, width)
+    held, count = [], 0
+    for run in runs:
+        held.append(run)
+        count += len(run)
+        if count >= per_image:
+            tiles = np.concatenate(held) if len(held) > 1 else held[0]
+            whole = count - count % per_image
+            yield codes.from_units(tiles[:whole], height, width)
+            held, count = [tiles[whole:]], count - whole
+    if count:
         raise BBZipError("damaged entry (its tile count does not fit its size)")
-    yield codes.from_units(units, meta["height"], meta["width"])
 
 
 def _of_the_model_shape(runs, codes, meta: dict):
@@ -422,7 +456,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     except api.StreamError as error:
         raise BBZipError(str(error)) from None
     entries = archive.header["entries"]
-    extents = record_extents([(entry, entry["items"]) for entry in entries], coder.model.config.codes)
+    extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for entry in entries], coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
     stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
     decoded = {}

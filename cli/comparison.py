@@ -19,7 +19,8 @@ from PIL import Image
 
 from . import jpegxl
 from .entry_kind import Entry
-from .file_entries import ImageFile, model_image
+from .coding import record_extents
+from .file_entries import ImageFile, model_image, pixels_as_read
 
 
 @dataclass
@@ -46,15 +47,16 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
         if not len(entry.items):
             continue
         group = groups.setdefault(group_name(entry), Group(group_name(entry)))
-        mode = entry.meta.get("mode", "L")
+        mode = entry.meta["mode"] if entry.kind is ImageFile else ("RGB" if entry.items.ndim == 4 else "L")
         for start in range(0, len(entry.items), 1024):
-            run = entry.items[start : start + 1024]  # read once (a large array is read from its file)
+            # read once (a large array is read from its file); an image file with its alpha plane
+            run = pixels_as_read(entry)[None] if entry.kind is ImageFile else entry.items[start : start + 1024]
             for pixels in run:
                 image = model_image(pixels, mode)
                 group.images += 1
                 group.pixels += pixels.size
                 group.png_bytes += _png_size(image)
-                plain = image if image.mode == "RGB" else image.convert("L")  # a bitmap as 0/255 grey
+                plain = image if image.mode in ("RGB", "RGBA", "LA") else image.convert("L")  # a bitmap as 0/255 grey
                 group.jpegxl_bytes += len(jpegxl.encode_lossless(plain.mode, plain.width, plain.height, plain.tobytes()))
             if on_images:
                 on_images(len(run))
@@ -68,8 +70,8 @@ def model_codelengths(entries: list[Entry], model, settings) -> list[float]:
     lengths = []
     for entry in entries:
         bits = 0.0
-        # A tiled model's entry is one image, its items its tiles (of which only the image is coded).
-        extents = codes.unit_extents(entry.meta["height"], entry.meta["width"]) if codes.any_size and len(entry.items) else None
+        # A tiled model's items are its images' tiles (of which only the images are coded).
+        extents = record_extents([(entry.kind, entry.meta, len(entry.items))], codes) if codes.any_size else None
         for start in range(0, len(entry.items), 1024):
             symbols, _ = model.to_symbols(entry.items[start : start + 1024])
             part = () if extents is None else (extents[start : start + 1024],)

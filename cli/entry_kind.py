@@ -34,6 +34,11 @@ class EntryKind:
         return 0, 0
 
     @staticmethod
+    def image_count(meta) -> int:
+        """How many images the entry holds for the model (its classic fallback images too)."""
+        return 0
+
+    @staticmethod
     def least_bytes(meta) -> int:
         """At least how many bytes the restored file takes, from its header fields (checked
         against the room on the output's file system before anything is written)."""

@@ -27,7 +27,7 @@ from bbzip.models.scheduler import Job, run_in_order
 from bbzip.models.tiling import tile_grid
 
 from . import classic
-from .file_entries import model_image
+from .file_entries import colour_of, model_image
 
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
 # A photo of at least SAMPLED_TILE_ROWS rows of tiles is judged first on every SAMPLE_EVERY-th
@@ -41,6 +41,7 @@ SAMPLED_TILE_ROWS = 4
 SAMPLE_EVERY = 3
 SAMPLE_MARGIN = 0.06
 CHUNK_IMAGES = 1024
+CHUNK_PIXELS = 1 << 18  # of small images judged in one job by a tiled model
 WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
 
 
@@ -71,38 +72,66 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
     return chosen
 
 
-def route_images(model, images: list[tuple[np.ndarray, str]], settings, cores: int, on_images=None):
-    """For a model of any size (a tiled model): yields (index, codec, blob) of each image, given
-    as (pixels, mode), that the classic codecs keep smaller than the model codes its tiles, in
-    order; one job per image, so a folder of photos is judged on every core."""
-    jobs = (Job(route_image, (pixels, mode, settings), 1) for pixels, mode in images)
-    for index, chosen in enumerate(run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)):
-        if chosen is not None:
-            yield index, *chosen
+def route_stacks(model, stacks: list[tuple[object, str, int]], settings, cores: int, on_images=None):
+    """For a model of any size (a tiled model): yields (stack, index, codec, blob) of each image
+    of the stacks, given as (images (N, H, W[, C]) as read, their mode, bytes each costs beside
+    the model's codelength: an alpha plane's blob), that the classic codecs keep smaller than
+    the model codes its tiles, in order. A large image is a job of its own, small
+    ones go in chunks of about CHUNK_PIXELS, so that a folder of photos, or an array of many
+    small images, is judged on every core."""
+    spans = [(number, lo, hi) for number, (images, _, _) in enumerate(stacks)
+             for lo, hi in block_bounds(len(images), _images_per_chunk(images.shape[1:3]))]
+    jobs = (Job(route_chunk_of_tiles, (stacks[number][0][lo:hi], *stacks[number][1:], settings), hi - lo)
+            for number, lo, hi in spans)
+    results = run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
+    for (number, lo, _), chosen in zip(spans, results):
+        for index in sorted(chosen):
+            yield number, lo + index, *chosen[index]
 
 
-def route_image(model, pixels: np.ndarray, mode: str, settings, on_images=None) -> tuple[str, bytes] | None:
-    """(codec, blob) of the image's smallest faithful classic encoding if it is smaller than
-    the model's codelength for the image's tiles, else None."""
+def _images_per_chunk(image_shape) -> int:
+    return max(1, min(CHUNK_IMAGES, CHUNK_PIXELS // (image_shape[0] * image_shape[1])))
+
+
+def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int, settings,
+                         on_images=None) -> dict[int, tuple[str, bytes]]:
+    """{index: (codec, blob)} of the images (of one size, in `mode`) whose smallest faithful
+    classic encoding is smaller than the model's codelength for their tiles plus `extra_bytes`
+    (what the model's image needs beside its codelength: an alpha plane's blob)."""
+    codes = model.config.codes
+    height, width = images.shape[1:3]
+    if _sampled_tile_rows(height, width, codes.tile) is not None:
+        chosen = {index: _large_image(model, image, mode, extra_bytes, settings) for index, image in enumerate(images)}
+    else:
+        extents = np.tile(codes.unit_extents(height, width), (len(images), 1))
+        bits = model.codelength_bits(model.to_symbols(codes.to_units(colour_of(images, mode)))[0], settings, extents)
+        costs = bits.reshape(len(images), -1).sum(axis=1) / 8 + extra_bytes
+        share = codes.defaults.quick_share
+        chosen = {index: _classic_if_smaller(model_image(image, mode), cost, share)
+                  for index, (image, cost) in enumerate(zip(images, costs.tolist()))}
+    if on_images:
+        on_images(len(images))
+    return {index: found for index, found in chosen.items() if found is not None}
+
+
+def _large_image(model, pixels: np.ndarray, mode: str, extra_bytes: int, settings) -> tuple[str, bytes] | None:
+    """(codec, blob) of a large image's smallest faithful classic encoding if it is smaller than
+    the model's codelength for its tiles plus `extra_bytes`, judged first on bands of it
+    (SAMPLE_EVERY)."""
     codes = model.config.codes
     extents = codes.unit_extents(*pixels.shape[:2])
-    symbols = model.to_symbols(codes.to_units(pixels[None]))[0]
+    symbols = model.to_symbols(codes.to_units(colour_of(pixels, mode)[None]))[0]
     sampled = _sampled_tile_rows(*pixels.shape[:2], codes.tile)
-    if sampled is None:
-        cost = model.codelength_bits(symbols, settings, extents).sum() / 8
-        chosen = _classic_if_smaller(model_image(pixels, mode), cost, codes.defaults.quick_share)
-    else:
-        tiles = np.concatenate([np.arange(lo, hi) for lo, hi in sampled.values()])
-        sampled_bits = model.codelength_bits(symbols[tiles], settings, extents[tiles]).sum()
-        codecs = _close_on_the_sample(pixels, mode, codes.tile, sampled, sampled_bits / 8)
-        chosen = None
-        if codecs:  # the rest of the tiles' codelength too, then the whole image by those codecs
-            rest = np.setdiff1d(np.arange(len(symbols)), tiles)
-            cost = (sampled_bits + model.codelength_bits(symbols[rest], settings, extents[rest]).sum()) / 8
-            chosen = classic.smallest_faithful(model_image(pixels, mode), cost - TABLE_COST, codecs=codecs)
-    if on_images:
-        on_images(1)
-    return chosen
+    tiles = np.concatenate([np.arange(lo, hi) for lo, hi in sampled.values()])
+    sampled_bits = model.codelength_bits(symbols[tiles], settings, extents[tiles]).sum()
+    # the extra bytes in proportion to the tiles sampled
+    codecs = _close_on_the_sample(pixels, mode, codes.tile, sampled, sampled_bits / 8 + extra_bytes * len(tiles) / len(symbols))
+    if not codecs:
+        return None
+    # The rest of the tiles' codelength too, then the whole image by those codecs.
+    rest = np.setdiff1d(np.arange(len(symbols)), tiles)
+    cost = (sampled_bits + model.codelength_bits(symbols[rest], settings, extents[rest]).sum()) / 8 + extra_bytes
+    return classic.smallest_faithful(model_image(pixels, mode), cost - TABLE_COST, codecs=codecs)
 
 
 def _sampled_tile_rows(height: int, width: int, tile: int) -> dict[int, tuple[int, int]] | None:

@@ -15,10 +15,17 @@ from .fingerprint import Fingerprint
 from .xz import unxz, xz
 
 
+# A mode with alpha: the model codes its colour, and the alpha plane is the entry's blob, kept
+# by the classic codec that keeps it smallest (PNG, WebP or JPEG XL; mostly a constant or a
+# few edges, which they keep in a few bytes). Fully transparent pixels keep their colour.
+ALPHA_MODES = {"RGBA": "RGB", "LA": "L"}
+
+
 class ImageFile(EntryKind):
-    """A plain 8-bit (or 1-bit grey) PNG or 8-bit PNM: its one image to the model ("model"), or
-    kept as the smallest lossless PNG, WebP or JPEG XL that decodes to exactly its pixels
-    ("classic", cli/classic.py), and written back in its own format and mode."""
+    """A plain 8-bit (or 1-bit grey) PNG or 8-bit PNM: its one image to the model ("model"; a
+    mode with alpha: its colour, and its alpha plane as a classic blob), or kept as the smallest
+    lossless PNG, WebP or JPEG XL that decodes to exactly its pixels ("classic", cli/classic.py),
+    and written back in its own format and mode."""
 
     name = "image"
     stores = frozenset({"model", "classic"})
@@ -34,10 +41,15 @@ class ImageFile(EntryKind):
             return Stored.transcoded(name, raw, meta)
         if not _rewritable(raw, image):
             return Stored.read(name, raw, meta)
-        if image.mode in ("L", "1", "RGB"):
+        if image.mode in ("L", "1", "RGB", *ALPHA_MODES):
             pixels = np.asarray(image, dtype=np.uint8)
-            if fits_model(pixels[None]):
-                return Entry(name, ImageFile, {**meta, "store": "model"}, items=pixels[None])
+            colour = colour_of(pixels, image.mode)
+            if fits_model(colour[None]):
+                if image.mode not in ALPHA_MODES:
+                    return Entry(name, ImageFile, {**meta, "store": "model"}, items=pixels[None])
+                codec, blob = classic.smallest_faithful(Image.fromarray(np.ascontiguousarray(pixels[..., -1]), mode="L"))
+                return Entry(name, ImageFile, {**meta, "store": "model", "codec": codec}, items=colour[None], blobs=[blob],
+                             fingerprint=Fingerprint(pixels))
         found = classic.smallest_faithful(image)
         if found is None:
             return Stored.read(name, raw, meta)
@@ -51,13 +63,21 @@ class ImageFile(EntryKind):
 
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
-        return (meta["height"], meta["width"], 3) if meta.get("mode") == "RGB" else (meta["height"], meta["width"])
+        """Of its model image: a mode with alpha's colour."""
+        return (meta["height"], meta["width"], 3) if meta.get("mode") in ("RGB", "RGBA") else (meta["height"], meta["width"])
+
+    @staticmethod
+    def image_count(meta) -> int:
+        return 1 if meta.get("store") == "model" else 0
 
     @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         fingerprint = Fingerprint()
         if meta["store"] == "model":
             pixels = feed.whole(1)[0]
+            if meta["mode"] in ALPHA_MODES:
+                alpha = classic.decode(blobs[0], meta["codec"], "L", meta["width"], meta["height"])
+                pixels = np.dstack([pixels, np.asarray(alpha, dtype=np.uint8)])
             image = model_image(pixels, meta["mode"])
             fingerprint.update(pixels)
         else:
@@ -71,9 +91,32 @@ class ImageFile(EntryKind):
 
 
 def model_image(pixels: np.ndarray, mode: str) -> Image.Image:
-    """A model image (H, W) or (H, W, 3) uint8 as the file's mode: "1" (0 black, anything else
-    white), "L" or "RGB"."""
+    """Pixels (H, W) or (H, W, C) uint8 as an image of the file's mode: "1" (0 black, anything
+    else white), "L", "RGB", "LA" or "RGBA"."""
     return Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray(pixels, mode=mode)
+
+
+def colour_of(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """What the model codes of an image's pixels: all of them, or a mode with alpha's colour."""
+    if mode not in ALPHA_MODES:
+        return pixels
+    return pixels[..., :3] if mode == "RGBA" else pixels[..., 0]
+
+
+def pixels_as_read(entry: Entry) -> np.ndarray:
+    """An image entry's pixels in its own mode: its model image, with its alpha plane back for a
+    mode with alpha."""
+    pixels = entry.items[0]
+    if entry.meta["mode"] not in ALPHA_MODES:
+        return pixels
+    blob = entry.blobs[0] if isinstance(entry.blobs[0], bytes) else entry.blobs[0].read()
+    alpha = classic.decode(blob, entry.meta["codec"], "L", entry.meta["width"], entry.meta["height"])
+    return np.dstack([pixels, np.asarray(alpha, dtype=np.uint8)])
+
+
+def alpha_bytes(entry: Entry) -> int:
+    """Bytes of an image entry's alpha plane blob (0 for a mode without alpha)."""
+    return len(entry.blobs[0]) if entry.kind is ImageFile and entry.meta.get("mode") in ALPHA_MODES else 0
 
 
 class Stored(EntryKind):

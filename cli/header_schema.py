@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 from .array_entries import plain_member
 from .entries import KINDS
-from .table import CHECKED_STORES, FALLBACK_CODES, MAX_ENTRIES
+from .table import FALLBACK_CODES, MAX_ENTRIES, carries_crc32, has_alpha_blob
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
@@ -134,10 +134,10 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
         _fail(where, f"unknown kind {kind!r}")
     common = {"name", "kind", "items", "blobs", "format", "store"}
     _keys(entry, where, common | KINDS[kind].required, KINDS[kind].optional)
-    if entry["store"] in CHECKED_STORES:
+    if carries_crc32(entry):
         _int(entry.get("crc32"), f"{where}.crc32", 0, (1 << 32) - 1)
     elif "crc32" in entry:
-        _fail(f"{where}.crc32", "only classic images and transcoded JPEGs have one")
+        _fail(f"{where}.crc32", "only classic images, transcoded JPEGs and alpha planes have one")
     _str(entry["format"], f"{where}.format", 16)
     if "permissions" in entry or "mtime_ns" in entry:
         _int(entry.get("permissions"), f"{where}.permissions", 0, 0o777)
@@ -154,7 +154,7 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     if not _among(store, STORES_OF_KIND[kind]):
         _fail(f"{where}.store", f"{store!r} is not how a {kind} entry is kept")
     expected_blobs = {"link": 0, "stored": 1, "transcoded": 1, "classic": 1, "model": 0}.get(store)
-    classic_images = _fallback_images(entry["fallback"], f"{where}.fallback", items) if "fallback" in entry else 0
+    classic_images, classic_span = _fallback_images(entry["fallback"], f"{where}.fallback") if "fallback" in entry else (0, 0)
     if kind == "link":
         _str(entry["target"], f"{where}.target")
     if kind == "stored":
@@ -168,24 +168,29 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
         _str(entry["mode"], f"{where}.mode", 16)
         width = _int(entry["width"], f"{where}.width", 1, MAX_PIXELS)
         height = _int(entry["height"], f"{where}.height", 1, MAX_PIXELS // width)
-        if store == "classic" and not _among(entry.get("codec"), CODECS):
-            _fail(f"{where}.codec", "expected PNG or WEBP")
+        if (store == "classic" or has_alpha_blob(entry)) and not _among(entry.get("codec"), CODECS):
+            _fail(f"{where}.codec", "expected PNG, WEBP or JXL")
+        if has_alpha_blob(entry):
+            expected_blobs = 1
         # An image of a model of fixed size is one item; of a model of any size, its tiles (at
         # least one, at most one a pixel: the model stream's tile size says how many exactly).
         if store == "model" and (not 1 <= items <= width * height or entry["format"] not in IMAGE_FORMATS
-                                 or entry["mode"] not in ("L", "1", "RGB")):
+                                 or entry["mode"] not in ("L", "1", "RGB", "RGBA", "LA")):
             _fail(where, "not a model image")
         if not _among(entry["format"], IMAGE_FORMATS):
             _fail(f"{where}.format", "not a format bbzip re-encodes")
     if kind == "array":
-        shape = _shape(entry["shape"], f"{where}.shape")
-        if shape[0] != items + classic_images or entry["format"] != "NPY":
-            _fail(where, "shape does not match its images")
+        stack = _stack(entry, f"{where}.shape")
+        if entry["format"] != "NPY":
+            _fail(where, "not an .npy file")
         if not isinstance(entry.get("fortran_order", False), bool):
             _fail(f"{where}.fortran_order", "expected true or false")
+        _model_items(items, stack, classic_images, classic_span, where)
         expected_blobs = classic_images
     if kind == "npz":
-        expected_blobs = _check_members(entry, where, items + classic_images) + classic_images
+        stored, stack = _check_members(entry, where)
+        _model_items(items, stack, classic_images, classic_span, where)
+        expected_blobs = stored + classic_images
     if kind in ("link", "stored") and items:
         _fail(where, "holds no model images")
     if expected_blobs is not None and len(blobs) != expected_blobs:
@@ -193,47 +198,66 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     return items
 
 
-def _fallback_images(fallback, where: str, model_images: int) -> int:
-    """How many classic images an array keeps beside its model images: runs [gap, length, ...]
-    of positions (the gaps are model images), one codec letter per image, a crc32 over their
-    pixels."""
+def _fallback_images(fallback, where: str) -> tuple[int, int]:
+    """(how many classic images an array keeps beside its model images, the positions their runs
+    span): runs [gap, length, ...] of positions (the gaps are model images), one codec letter
+    per image, a crc32 over their pixels. That they lie within the array is _model_items's
+    check."""
     _keys(fallback, where, {"runs", "codecs", "crc32"})
     runs, codecs = fallback["runs"], fallback["codecs"]
     if not isinstance(runs, list) or not runs or len(runs) % 2 or len(runs) > 2 * MAX_ITEMS:
         _fail(f"{where}.runs", "expected [gap, length, ...]")
     for number, value in enumerate(runs):
         _int(value, f"{where}.runs[{number}]", number % 2, MAX_ITEMS)
-    if sum(runs[::2]) > model_images:
-        _fail(f"{where}.runs", "beyond the array")
     if not isinstance(codecs, str) or sum(runs[1::2]) != len(codecs) or set(codecs) - set(FALLBACK_CODES.values()):
         _fail(f"{where}.codecs", "expected one codec letter per classic image")
     _int(fallback["crc32"], f"{where}.crc32", 0, (1 << 32) - 1)
-    return len(codecs)
+    return len(codecs), sum(runs)
 
 
-def _shape(shape, where: str) -> list[int]:
-    """An array's stack of images: [images, height, width], or [images, height, width, 3]."""
-    if not isinstance(shape, list) or len(shape) not in (3, 4):
-        _fail(where, "expected [images, height, width] or [images, height, width, 3]")
-    for number, size in enumerate(shape[:3]):
-        _int(size, f"{where}[{number}]", 1, MAX_ITEMS if number == 0 else 1 << 12)
-    if len(shape) == 4 and shape[3] != 3:
-        _fail(f"{where}[3]", "expected 3 channels")
-    return shape
+def _stack(fields, where: str) -> tuple[int, ...]:
+    """The image stack (images, height, width[, 3]) of an array's fields (an entry's or an .npz
+    member's): its shape [images, height, width] or [images, height, width, 3], or with
+    "single" one image's [height, width] or [height, width, 3]."""
+    single = fields.get("single", False)
+    if single is not True and "single" in fields:
+        _fail(where, "single: expected true")
+    shape = fields["shape"]
+    if not isinstance(shape, list) or len(shape) + single not in (3, 4):
+        _fail(where, "expected [images, height, width] or [images, height, width, 3], or one image's [height, width[, 3]]")
+    stack = [1, *shape] if single else shape
+    _int(stack[0], f"{where}[0]", 1, MAX_ITEMS)
+    width = _int(stack[2], f"{where} width", 1, MAX_PIXELS)
+    _int(stack[1], f"{where} height", 1, MAX_PIXELS // width)
+    if len(stack) == 4 and stack[3] != 3:
+        _fail(where, "expected 3 channels")
+    return tuple(stack)
 
 
-def _check_members(entry, where: str, items: int) -> int:
+def _model_items(items: int, stack: tuple[int, ...], classic_images: int, classic_span: int, where: str) -> None:
+    """An array's model items against its images: each image not kept classic is one item (a
+    model of fixed size) or its tiles (a model of any size: at least one, at most one a pixel;
+    the model stream's tile size says how many exactly, cli/coding.py)."""
+    images = stack[0] - classic_images
+    if classic_span > stack[0]:
+        _fail(f"{where}.fallback", "beyond the array")
+    if images < 0 or not images <= items <= images * stack[1] * stack[2]:
+        _fail(where, "shape does not match its images")
+
+
+def _check_members(entry, where: str) -> tuple[int, tuple[int, ...]]:
+    """(stored members, the image stack its model members make: their images, of one shape)."""
     if not isinstance(entry["compressed"], bool) or entry["format"] != "NPZ":
         _fail(where, "bad npz fields")
     members = entry["members"]
     if not isinstance(members, list) or len(members) > MAX_ENTRIES:
         _fail(f"{where}.members", "expected a list")
     fields = {"member", "store", "date_time", "compress_type", "external_attr", "create_system"}
-    model_items, stored, names = 0, 0, set()
+    images, image_shape, stored, names = 0, None, 0, set()
     for number, member in enumerate(members):
         place = f"{where}.members[{number}]"
         store = member.get("store") if isinstance(member, dict) else None
-        _keys(member, place, fields | ({"shape"} if store == "model" else {"size"}), {"fortran_order", "zip64"})
+        _keys(member, place, fields | ({"shape"} if store == "model" else {"size"}), {"fortran_order", "zip64", "single"})
         if not isinstance(member.get("zip64", False), bool) or not isinstance(member.get("fortran_order", False), bool):
             _fail(place, "expected true or false")
         name = _str(member["member"], f"{place}.member")
@@ -250,12 +274,13 @@ def _check_members(entry, where: str, items: int) -> int:
             _fail(f"{place}.compress_type", "unknown zip method")
         _int(member["create_system"], f"{place}.create_system", 0, 255)
         if store == "model":
-            model_items += _shape(member["shape"], f"{place}.shape")[0]
+            stack = _stack(member, f"{place}.shape")
+            if image_shape not in (None, stack[1:]):
+                _fail(place, "an image member of another shape than the first")
+            images, image_shape = images + stack[0], stack[1:]
         elif store == "stored":
             _int(member["size"], f"{place}.size", 0, MAX_FILE_SIZE)
             stored += 1
         else:
             _fail(f"{place}.store", f"unknown store {store!r}")
-    if model_items != items:
-        _fail(where, "members' images do not add up")
-    return stored
+    return stored, (images, *(image_shape or (1, 1)))

@@ -47,11 +47,10 @@ def _key(status: os.stat_result) -> tuple:
 
 
 class ImageRuns:
-    """What every stack here shares: uint8 images (N, H, W), read a run (a plain slice) at a
-    time, each run a new array."""
+    """What every stack here shares: uint8 images (N, H, W[, C]), read a run (a plain slice) at
+    a time, each run a new array."""
 
     dtype = np.dtype(np.uint8)
-    ndim = 3
 
     def __init__(self, shape):
         self.shape = tuple(int(n) for n in shape)
@@ -59,6 +58,10 @@ class ImageRuns:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def _span(self, span: slice) -> tuple[int, int]:
         lo, hi, step = span.indices(len(self))
@@ -176,3 +179,22 @@ class ScaledDown(ImageRuns):
 
     def __getitem__(self, span: slice) -> np.ndarray:
         return self._source[span] // self._scale
+
+
+class TilesOf(ImageRuns):
+    """The tiles a model of any size codes of a stack of images of one size (`codes`, models/
+    pixels.py), image after image: a slice cuts only the images that hold its tiles."""
+
+    def __init__(self, source, codes):
+        self._per_image = codes.units_per_image(*source.shape[1:3])
+        super().__init__((len(source) * self._per_image, *codes.shape))
+        self._source, self._codes = source, codes
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi = self._span(span)
+        if hi <= lo:
+            return np.zeros((0, *self.shape[1:]), dtype=np.uint8)
+        first, last = lo // self._per_image, (hi - 1) // self._per_image
+        tiles = self._codes.to_units(np.asarray(self._source[first : last + 1]))
+        offset = first * self._per_image
+        return tiles[lo - offset : hi - offset]

@@ -27,6 +27,7 @@ import lzma
 import numpy as np
 
 from .entries import KINDS as ENTRY_KINDS
+from .file_entries import ALPHA_MODES
 
 KINDS = tuple(ENTRY_KINDS)  # the kind column's values, in the order of cli/entries.py's KINDS (the format's)
 # members: an .npz, kept member by member; transcoded: a JPEG file kept as JPEG XL
@@ -39,7 +40,7 @@ COLUMNS = ("kind", "store", "format", "mode", "codec", "width", "height", "items
 WIDTHS = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i8": np.int64}
 # The fields each kind keeps in the extras list (cli/entry_kind.py)
 EXTRA_FIELDS = {name: kind.extras for name, kind in ENTRY_KINDS.items() if kind.extras}
-CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their column
+CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their column (and carries_crc32's)
 # One letter per classic image of an array, in its extras' `fallback` (cli/coding.py)
 FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}
 MAX_TABLE = 1 << 28  # bytes of the table once decompressed
@@ -54,6 +55,20 @@ _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_s
 
 class TableError(ValueError):
     """The table is damaged or breaks its own layout; the message says where."""
+
+
+def has_alpha_blob(entry: dict) -> bool:
+    """A model image of a mode with alpha, whose alpha plane is its one blob (cli/file_entries.py)."""
+    mode = entry.get("mode")
+    return entry.get("kind") == "image" and entry.get("store") == "model" and isinstance(mode, str) and mode in ALPHA_MODES
+
+
+def carries_crc32(entry: dict) -> bool:
+    """Whether an entry has a crc32 of what it gives back: classic images and transcoded JPEGs
+    (their encoding is bbzip's, checked here), and model images with an alpha blob (which no
+    block sha256 covers). Model images are covered by their block's sha256, stored bytes by xz's
+    check."""
+    return entry.get("store") in CHECKED_STORES or has_alpha_blob(entry)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -86,7 +101,7 @@ def encode_table(header: dict) -> tuple[bytes, int]:
         columns["mtime_delta"].append(mtime - previous_mtime)
         previous_mtime = mtime
         columns["blob_length"] += [blob["length"] for blob in entry["blobs"]]
-        if entry["store"] in CHECKED_STORES:
+        if carries_crc32(entry):
             columns["crc32"].append(entry["crc32"])
         if entry["kind"] == "stored":
             columns["size"].append(entry["size"])
@@ -234,12 +249,14 @@ class Table:
         """Per entry: where its extras, first blob, crc32 and size are (-1 where it has none), how
         many blobs it has; per blob: its offset in the payload (after the model stream)."""
         stores, kinds = self.columns["store"], self.columns["kind"]
-        checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES])
+        alpha_modes = [index for index, mode in enumerate(self.layout["modes"]) if mode in ALPHA_MODES]
+        alpha = (kinds == KINDS.index("image")) & (stores == STORES.index("model")) & np.isin(self.columns["mode"], alpha_modes)
+        checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES]) | alpha
         stored = kinds == KINDS.index("stored")
         if int(checked.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
             raise TableError("crc32 or size column does not match the entries")
         extra_index = np.cumsum(self._has_extras) - 1
-        blob_counts = (stored | (stores == STORES.index("classic"))).astype(np.int64)
+        blob_counts = (stored | (stores == STORES.index("classic")) | alpha).astype(np.int64)
         for index in np.flatnonzero(self._has_extras).tolist():
             extra = self._extras[extra_index[index]]
             if kinds[index] == KINDS.index("npz"):
@@ -286,7 +303,7 @@ class Table:
             entry["scale"] = SCALES[c["scale"][index]]
         if c["permissions"][index] != NO_PERMISSIONS:
             entry["permissions"], entry["mtime_ns"] = int(c["permissions"][index]), int(self._mtimes[index])
-        if store in CHECKED_STORES:
+        if carries_crc32(entry):
             entry["crc32"] = int(c["crc32"][self._crc_index[index]])
         if kind == "stored":
             entry["size"] = int(c["size"][self._size_index[index]])

@@ -43,10 +43,10 @@ def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, c
 
 
 class StackedImages:
-    """Several image stacks (n_i, H, W) read as one (N, H, W) without joining them: a slice
+    """Several image stacks (n_i, H, W[, C]) read as one (N, H, W[, C]) without joining them: a slice
     gives a copy of only the images in its range (a block's or a chunk's)."""
 
-    dtype, ndim = np.dtype(np.uint8), 3
+    dtype = np.dtype(np.uint8)
 
     def __init__(self, stacks: list):
         """stacks: arrays, or anything that gives arrays for slices (cli/sources.py)."""
@@ -56,6 +56,10 @@ class StackedImages:
 
     def __len__(self) -> int:
         return int(self.starts[-1])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __getitem__(self, span: slice) -> np.ndarray:
         lo, hi, step = span.indices(len(self))

@@ -12,7 +12,7 @@ from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
 from .pixels import Pixels
-from .shipped import default_models, find_by_id, last_resort_defaults, load_shipped_frozen
+from .shipped import default_models, find_by_id, load_shipped_frozen
 from .vae_config import LIKELIHOOD_PRECISION
 
 # Lanes (images coded side by side) grow from bits already on the stack, so what a lane costs is
@@ -66,30 +66,20 @@ def load_coder(spec: str | Path) -> Coder:
 def default_codes() -> list[tuple[str, Pixels]]:
     """The shipped default models and what each codes, the narrowest value set first (so that
     two-valued images go to a two-valued model, the rest to an 8-bit one), models of a fixed
-    size before those of any size (28x28 digits go to the MNIST models, photos to a tiled one),
-    and last-resort defaults last."""
-    last = last_resort_defaults()
-    return sorted(((name, config.codes) for name, config in default_models()),
-                  key=lambda item: (item[0] in last, item[1].values, item[1].any_size))
+    size before those of any size (28x28 digits go to the MNIST models, photos to a tiled one)."""
+    return sorted(((name, config.codes) for name, config in default_models()), key=lambda item: (item[1].values, item[1].any_size))
 
 
-def _takes_kind(codes: Pixels, image_file: bool) -> bool:
-    """On the command line a model of any size takes image files only (an archive joins the
-    tiles of an image file's entry; an array's images are not cut into tiles yet), so an array
-    of such images is kept as its bytes."""
-    return image_file or not codes.any_size
-
-
-def takes(codes: Pixels, stack, image_file: bool = True) -> bool:
+def takes(codes: Pixels, stack) -> bool:
     """Whether a model of these Pixels codes the stack (of an image file, or an array)."""
-    return codes.accepts(stack) and _takes_kind(codes, image_file)
+    return codes.accepts(stack)
 
 
 def fits_a_default():
-    """Before a model is chosen: fits(stack, image_file), whether a default model takes images
-    of the stack's shape (the store is read once, here, not for every file)."""
+    """Before a model is chosen: fits(stack), whether a default model takes images of the
+    stack's shape (the store is read once, here, not for every file)."""
     codes = [codes for _, codes in default_codes()]
-    return lambda stack, image_file=True: any(each.fits_shape(stack) and _takes_kind(each, image_file) for each in codes)
+    return lambda stack: any(each.fits_shape(stack) for each in codes)
 
 
 def pick_default(stacks) -> Coder | None:
@@ -101,28 +91,22 @@ def pick_default(stacks) -> Coder | None:
     return None
 
 
-def pick_default_for_most(stacks, image_files=None) -> Coder | None:
+def pick_default_for_most(stacks) -> Coder | None:
     """The shipped default model that codes the most pixels of these stacks (None if it codes
     none of them). A model of any size counts only the stacks no default of a fixed size codes
     (a folder of 28x28 digits with an odd-sized bitmap stays with the MNIST model; grey photos
-    with a few digits go to the grey photo model, digits and all); a last-resort default counts
-    only the stacks no other default codes. Of two that code as many, the first in
-    default_codes' order (the narrower)."""
-    image_files = image_files or [True] * len(stacks)
-    defaults, last = default_codes(), last_resort_defaults()
-    usual = [(name, codes) for name, codes in defaults if name not in last]
-    claimed = [any(not codes.any_size and takes(codes, stack, file) for _, codes in usual)
-               for stack, file in zip(stacks, image_files)]
-    taken = [any(takes(codes, stack, file) for _, codes in usual) for stack, file in zip(stacks, image_files)]
+    with a few digits go to the grey photo model, digits and all). Of two that code as many, the
+    first in default_codes' order (the narrower)."""
+    defaults = default_codes()
+    claimed = [any(not codes.any_size and takes(codes, stack) for _, codes in defaults) for stack in stacks]
 
-    def pixels(name, codes):
+    def pixels(codes):
         return sum(int(np.prod(stack.shape, dtype=np.int64))
-                   for stack, file, fixed, other in zip(stacks, image_files, claimed, taken)
-                   if takes(codes, stack, file) and not (codes.any_size and fixed) and not (name in last and other))
+                   for stack, fixed in zip(stacks, claimed) if takes(codes, stack) and not (codes.any_size and fixed))
 
     best, chosen = 0, None
     for name, codes in defaults:
-        coded = pixels(name, codes)
+        coded = pixels(codes)
         if coded > best:
             best, chosen = coded, name
     return load_coder(chosen) if chosen else None

@@ -1,6 +1,6 @@
 """Maintainer tool: put a trained model into the store of shipped models (models/shipped.py).
 
-    python -m bbzip.models.ship NAME FILE --description "..." [--default | --last-resort] [--tile N]   # freeze FILE, store its parts
+    python -m bbzip.models.ship NAME FILE --description "..." [--default] [--tile N]   # freeze FILE, store its parts
     python -m bbzip.models.ship --remove NAME
 
 The frozen integers are stored as a decoder part and an encoder part; a decoder that the store
@@ -18,15 +18,14 @@ import numpy as np
 
 from .architectures import NUMERICS_VERSION, freeze, narrowest
 from .files import sha256_of
-from .shipped import (LAST_RESORT, WEIGHTS_DIR, config_json, files_in_use, manifest, model_id,
+from .shipped import (WEIGHTS_DIR, config_json, files_in_use, manifest, model_id,
                       read_part, split_tensors, update_entry, write_part)
 from .weights import load_model
 
 
-def ship(name: str, source: Path, description: str, default: bool | str = False, tile: int | None = None) -> dict:
+def ship(name: str, source: Path, description: str, default: bool = False, tile: int | None = None) -> dict:
     """Freeze the trained file `source` and store it as `name`; returns its manifest entry.
-    `default`: `bbzip compress` picks it for the images it codes when not given a model (True),
-    or only for those no other default codes (shipped.LAST_RESORT)."""
+    `default`: `bbzip compress` picks it for the images it codes when not given a model."""
     model, metadata = load_model(source)  # refuses anything that is not a bbzip model
     info = {"trained_from": sha256_of(source)}
     frozen, command = freeze(model), metadata.get("command", "unknown")
@@ -95,15 +94,12 @@ def main() -> None:
     parser.add_argument("--description")
     parser.add_argument("--remove", action="store_true", help="take NAME out of the store")
     parser.add_argument("--default", action="store_true", help="a default model: bbzip compress picks it")
-    parser.add_argument("--last-resort", action="store_true",
-                        help="a default only for images no other default codes (bbzip compress picks it for those)")
     parser.add_argument("--tile", type=int, help="a tiled model without a latent: the tile it codes in")
     args = parser.parse_args()
     if args.remove:
         remove(args.name)
     elif args.file and args.description:
-        default = LAST_RESORT if args.last_resort else args.default
-        print(ship(args.name, args.file, args.description, default, args.tile))
+        print(ship(args.name, args.file, args.description, args.default, args.tile))
     else:
         parser.error("give NAME FILE --description, or --remove NAME")
 

@@ -64,12 +64,9 @@ def find_by_id(sha256: str) -> str | None:
     return next((name for name, shipped in manifest().items() if shipped["sha256"] == sha256), None)
 
 
-LAST_RESORT = "last-resort"  # a manifest's "default" value: picked only for images no other default codes
-
-
 def default_models() -> list[tuple[str, object]]:
-    """(name, config) of the shipped models marked as defaults ("default": true, or
-    "last-resort"): the models `bbzip compress` picks from when it is not given one. Read from
+    """(name, config) of the shipped models marked as defaults ("default": true): the models
+    `bbzip compress` picks from when it is not given one. Read from
     the decoder parts' metadata (the tensors are loaded, and every part checked, only for the
     model picked)."""
     found = []
@@ -188,8 +185,3 @@ def update_entry(name: str, update) -> None:
 def files_in_use() -> set[str]:
     return {shipped[part]["file"] for shipped in manifest().values() for part in PARTS}
 
-
-def last_resort_defaults() -> set[str]:
-    """The defaults picked only for images no other default codes (a model weaker than the
-    others where they overlap: the convolutional VAE, on 32 x 32 colour arrays)."""
-    return {name for name, shipped in manifest().items() if shipped.get("default") == LAST_RESORT}

@@ -188,10 +188,9 @@ def test_colour_stacks_round_trip_through_bbzip(tmp_path, rgb_model_file, fallba
         assert (tmp_path / "out" / "arrays" / name).read_bytes() == (folder / name).read_bytes()
 
 
-def test_the_last_resort_default_takes_only_what_no_other_default_codes(tmp_path):
-    """conv-photo-patches-rha is a last-resort default: 32x32 colour arrays (which the tiled
-    photo model does not take from an array) go to it, 32x32 colour image files and the API's
-    arrays stay with the tiled photo model, which codes them smaller."""
+def test_small_colour_arrays_go_to_the_tiled_default_and_to_the_conv_vae_when_asked(tmp_path):
+    """32x32 colour arrays and image files go to the tiled photo model by default (it codes them
+    smaller); --model conv-photo-patches-rha codes the array with the paper's system."""
     from click.testing import CliRunner
     from PIL import Image
 
@@ -199,12 +198,11 @@ def test_the_last_resort_default_takes_only_what_no_other_default_codes(tmp_path
     from bbzip.models.coder_choice import pick_default, pick_default_for_most
 
     patches = _smooth_images(4, 3, 9, 32, 32)
-    assert pick_default([patches]).name == "tiled-rgb-photos"
-    assert pick_default_for_most([patches], [False]).name == "conv-photo-patches-rha"
-    assert pick_default_for_most([patches], [True]).name == "tiled-rgb-photos"
+    assert pick_default([patches]).name == pick_default_for_most([patches]).name == "tiled-rgb-photos"
     np.save(tmp_path / "stack.npy", patches)
     Image.fromarray(patches[0]).save(tmp_path / "one.png")
-    for source, model in (("stack.npy", "conv-photo-patches-rha"), ("one.png", "tiled-rgb-photos")):
+    for source, model in (("stack.npy", None), ("one.png", None), ("stack.npy", "conv-photo-patches-rha")):
+        chosen = ["--model", model] if model else []
         result = CliRunner().invoke(cli, ["compress", str(tmp_path / source), "-o", str(tmp_path / f"{source}.bb"),
-                                          "--no-fallback"])
-        assert result.exit_code == 0 and f"by {model}" in result.output, result.output
+                                          "--no-fallback", "-f", *chosen])
+        assert result.exit_code == 0 and f"by {model or 'tiled-rgb-photos'}" in result.output, result.output

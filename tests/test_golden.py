@@ -27,11 +27,10 @@ CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0,
          "grey-k2": ("grey", 2, None, MLP["grey"]), "grey-k0-blocks": ("grey", 0, 16, MLP["grey"]),
          "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None),
          "photo-k0": ("photo", 0, None, None), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
-         "patches-k0": ("patches", 0, None, None),
+         "patches-k0": ("patches", 0, None, "conv-photo-patches-rha"),
          "patches-k2": ("patches", 2, None, "conv-photo-patches-rha")}
-# The convolutional VAE's cases: 12 colour patches of 32x32 (an array, which the tiled photo model
-# does not take: the last-resort default codes it, with the fallback), and the same through it
-# alone at K=2.
+# The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
+# them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
 NO_FALLBACK = {"patches-k2"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
 # shipped default for RGB images of any size, and by the tiled model with a mixture of logistics).

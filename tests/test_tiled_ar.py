@@ -187,12 +187,174 @@ def test_rgb_image_files_of_any_size_round_trip_through_bbzip(tmp_path, rgb_mode
     run("compress", photos, "-o", tmp_path / "p.bb", "--model", rgb_model_file, fallback)
     listing = run("list", tmp_path / "p.bb")
     if fallback == "--no-fallback":  # both RGB images in the model stream: 3 x 3 + 5 x 5 tiles of 8 x 8
-        assert "stream:  34 images" in listing
+        assert "stream:  2 images (34 tiles)" in listing
     run("decompress", tmp_path / "p.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
     for name in ("small.png", "wide.ppm", "grey.png"):
         with Image.open(photos / name) as before, Image.open(tmp_path / "out" / "photos" / name) as after:
             assert before.mode == after.mode and np.array_equal(np.asarray(before), np.asarray(after))
     assert (tmp_path / "out" / "photos" / "notes.txt").read_text() == "not an image"
+
+
+def _array_folder(folder):
+    """Arrays of colour images of any size, in every layout bbzip reads as images, and grey ones
+    (which an RGB model does not take)."""
+    folder.mkdir()
+    photo = _smooth_tiles(1, 3, 40, 6)[0]
+    np.save(folder / "one.npy", photo[:19, :33])  # a single (H, W, 3) image
+    np.save(folder / "fortran.npy", np.asfortranarray(photo[:11, :17]))
+    np.save(folder / "stack.npy", _smooth_tiles(3, 3, 24, 7)[:, :21])  # (N, H, W, 3)
+    np.save(folder / "grey.npy", _smooth_tiles(1, 1, 24, 8)[0])  # a single (H, W) grey image
+    np.savez(folder / "members.npz", first=_smooth_tiles(2, 3, 16, 9)[:, :, :9], labels=np.arange(4),
+             second=_smooth_tiles(1, 3, 16, 10)[:, :, :9], other=_smooth_tiles(1, 3, 12, 11))
+    return folder
+
+
+@pytest.mark.parametrize("fallback", ["--no-fallback", "--fallback"])
+def test_arrays_of_colour_images_of_any_size_round_trip_through_a_tiled_model(tmp_path, rgb_model_file, fallback):
+    """Single images (H, W, 3) in C or Fortran order, stacks (N, H, W, 3) and .npz members go to
+    the model as tiles and come back byte for byte; an .npz member of another image shape than
+    the first, and grey arrays (an RGB model does not take them), are kept as bytes."""
+    from click.testing import CliRunner
+
+    from bbzip.cli.main import cli
+
+    def run(*args):
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    arrays = _array_folder(tmp_path / "arrays")
+    run("compress", arrays, "-o", tmp_path / "a.bb", "--model", rgb_model_file, fallback)
+    listing = run("list", tmp_path / "a.bb")
+    rows = [line.split() for line in listing.splitlines() if line.endswith((".npy", ".npz"))]
+    images = {row[-1]: int(row[-3]) for row in rows if row[0] in ("model", "members")}
+    assert images == {"arrays/one.npy": 1, "arrays/fortran.npy": 1, "arrays/stack.npy": 3, "arrays/members.npz": 3} \
+        or fallback == "--fallback"
+    assert [row[0] for row in rows if row[-1] == "arrays/grey.npy"] == ["stored"]
+    run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
+    for path in sorted(arrays.iterdir()):
+        assert (tmp_path / "out" / "arrays" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("shape", [[13000, 13000, 3], [38, 19, 3], [2, 19, 33, 3], [19, 33]])
+def test_an_array_whose_tiles_do_not_make_its_images_is_one_line(tmp_path, rgb_model_file, shape):
+    """A table forged to give a tiled array's one image another shape (a huge one, other tile
+    counts, two images, grey) is damage in one line, and nothing the size of what it claims is
+    allocated."""
+    from click.testing import CliRunner
+
+    from bbzip.cli.archive import write_archive
+    from bbzip.cli.main import cli
+    from tests.test_hostile import _as_dicts, _outcome
+
+    folder = _array_folder(tmp_path / "arrays")
+    result = CliRunner().invoke(cli, ["compress", str(folder / "one.npy"), "-o", str(tmp_path / "a.bb"),
+                                      "--model", str(rgb_model_file), "--no-fallback"])
+    assert result.exit_code == 0, result.output
+    header, payload = _as_dicts((tmp_path / "a.bb").read_bytes())
+    header["entries"][0]["shape"] = shape
+    code, output, _ = _outcome(tmp_path, write_archive(header, payload), rgb_model_file)
+    assert code == 1 and "damaged" in output, output
+
+
+def test_a_tiled_default_takes_arrays_of_photos(tmp_path):
+    """With no --model, a single RGB photo array and a grey stack of photo crops go to the shipped
+    tiled models (they were kept as xz bytes, at several times the size)."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.main import cli
+
+    samples = Path(__file__).parents[1] / "samples"
+    with Image.open(samples / "photos" / "e_foggy-trees.png") as photo:
+        pixels = np.asarray(photo.convert("RGB"))[:70, :90]
+    for name, array in (("photo.npy", pixels), ("grey.npy", np.stack([pixels[..., 0], pixels[..., 1]]))):
+        np.save(tmp_path / name, array)
+        result = CliRunner().invoke(cli, ["compress", str(tmp_path / name), "-o", str(tmp_path / f"{name}.bb"), "--no-fallback"])
+        assert result.exit_code == 0, result.output
+        listing = CliRunner().invoke(cli, ["list", str(tmp_path / f"{name}.bb")]).output
+        assert ("tiled-rgb-photos" if name == "photo.npy" else "tiled-grey-photos") in listing
+        assert (tmp_path / f"{name}.bb").stat().st_size < 0.5 * array.nbytes
+        result = CliRunner().invoke(cli, ["decompress", str(tmp_path / f"{name}.bb"), "-o", str(tmp_path / name[:-4])])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name[:-4] / name).read_bytes() == (tmp_path / name).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def grey_model_file(tmp_path_factory):
+    from bbzip.models.architectures import save_frozen
+
+    path = tmp_path_factory.mktemp("tiled") / "grey.safetensors"
+    save_frozen(FrozenTiledARVAE.freeze(_trained(1, 0)), path)
+    return path
+
+
+def _with_alpha(colour: np.ndarray, seed: int) -> np.ndarray:
+    """Colour pixels with an alpha plane: opaque, a fully transparent band (whose colour must come
+    back too) and a half-transparent one."""
+    alpha = np.full(colour.shape[:2], 255, dtype=np.uint8)
+    alpha[:, : 3 + seed] = 0
+    alpha[5 : 7 + seed] = 128
+    return np.dstack([colour, alpha])
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+@pytest.mark.parametrize("fallback", ["--no-fallback", "--fallback"])
+def test_images_with_alpha_go_to_the_model_with_their_alpha_plane_beside(tmp_path, rgb_model_file, grey_model_file,
+                                                                         mode, fallback):
+    """An RGBA (LA) image file's colour goes to the RGB (grey) model, its alpha plane beside it as
+    a classic blob; both come back exactly, the colour of fully transparent pixels too."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.main import cli
+
+    model = rgb_model_file if mode == "RGBA" else grey_model_file
+    channels = 3 if mode == "RGBA" else 1
+    folder = tmp_path / "alpha"
+    folder.mkdir()
+    for seed, (height, width) in enumerate([(19, 26), (24, 24)]):
+        colour = _smooth_tiles(1, channels, 32, seed)[0][:height, :width]
+        Image.fromarray(_with_alpha(colour, seed), mode=mode).save(folder / f"{seed}.png")
+    result = CliRunner().invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "a.bb"), "--model", str(model), fallback])
+    assert result.exit_code == 0, result.output
+    listing = CliRunner().invoke(cli, ["list", str(tmp_path / "a.bb")]).output
+    kept = [line.split()[0] for line in listing.splitlines() if line.endswith(".png")]
+    assert kept == ["model+alpha"] * 2 or fallback == "--fallback", listing
+    result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "a.bb"), "-o", str(tmp_path / "out"), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    for path in sorted(folder.iterdir()):
+        with Image.open(path) as before, Image.open(tmp_path / "out" / "alpha" / path.name) as after:
+            assert before.mode == after.mode == mode and np.array_equal(np.asarray(before), np.asarray(after))
+
+
+def test_an_alpha_plane_swapped_for_another_is_damage(tmp_path, rgb_model_file):
+    """Two RGBA images' alpha blobs swapped: each decodes as a plane of the right size, so only
+    the entry's crc32 (of its pixels, alpha and all) tells; the entry taken alone is damaged."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.archive import write_archive
+    from bbzip.cli.main import cli
+    from tests.test_hostile import _as_dicts, _with_blob
+
+    folder = tmp_path / "alpha"
+    folder.mkdir()
+    for seed in (0, 1):
+        Image.fromarray(_with_alpha(_smooth_tiles(1, 3, 16, seed)[0], seed), mode="RGBA").save(folder / f"{seed}.png")
+    result = CliRunner().invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "a.bb"), "--model", str(rgb_model_file),
+                                      "--no-fallback"])
+    assert result.exit_code == 0, result.output
+    header, payload = _as_dicts((tmp_path / "a.bb").read_bytes())
+    first, second = header["entries"]
+    blobs = [payload[e["blobs"][0]["offset"] :][: e["blobs"][0]["length"]] for e in (first, second)]
+    first["codec"], second["codec"] = second["codec"], first["codec"]
+    header, payload = _with_blob(header, payload, first["name"], blobs[1])
+    header, payload = _with_blob(header, payload, second["name"], blobs[0])
+    (tmp_path / "forged.bb").write_bytes(write_archive(header, payload))
+    result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "forged.bb"), "alpha/0.png", "-o", str(tmp_path / "out"),
+                                      "--model", str(rgb_model_file)])
+    assert result.exit_code == 1 and "checksum" in result.output, result.output
 
 
 def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
@@ -311,10 +473,10 @@ def test_a_model_without_a_latent_codes_in_any_tile(rgb_model_file):
         FrozenTiledARVAE.freeze(_trained(3, 2, steps=1)).with_tile(16)
 
 
-def test_grey_arrays_of_other_sizes_are_kept_beside_grey_photos_for_the_model(tmp_path):
-    """A grey image file of any size goes to the grey photo model; a grey array of such images
-    is kept as its bytes (the model of any size takes image files only), and both come back
-    (before, the array went to the tiled model and compress crashed)."""
+def test_grey_arrays_of_other_sizes_go_to_the_grey_photo_model_beside_grey_photos(tmp_path):
+    """A grey image file of any size and a grey array of such images both go to the grey photo
+    model, and both come back (before arrays went to it as tiles, compress crashed on them, then
+    kept them as bytes)."""
     from click.testing import CliRunner
     from PIL import Image
 
@@ -329,7 +491,7 @@ def test_grey_arrays_of_other_sizes_are_kept_beside_grey_photos_for_the_model(tm
     assert result.exit_code == 0, result.output
     listing = CliRunner().invoke(cli, ["list", str(tmp_path / "g.bb")]).output
     kept = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if line.rstrip().endswith(("png", "npy"))}
-    assert "tiled-grey-photos" in listing and kept["grey/stack.npy"] == "stored", listing
+    assert "tiled-grey-photos" in listing and kept["grey/stack.npy"] == kept["grey/scan.png"] == "model", listing
     result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "g.bb"), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert np.array_equal(np.load(tmp_path / "out" / "grey" / "stack.npy"), tiles[1:, :40, :45])
