@@ -127,21 +127,58 @@ def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, u
     becomes a classic entry, an array keeps the image as a classic blob beside its model images."""
     codes = coder.model.config.codes
     chosen = {}  # holder -> [(index in it, codec, blob)]
+    known = _KnownIntervals()
     if use_fallback:
         stacks = [(pixels_as_read(entry)[None], entry.meta["mode"], alpha_bytes(entry)) if entry.kind is ImageFile
                   else (entry.items, _array_mode(entry.items), 0) for entry in holders]
-        for holder, index, codec, blob in fallback.route_stacks(coder.model, stacks, settings, cores, on_images):
-            chosen.setdefault(holder, []).append((index, codec, blob))
+        for holder, first, found, intervals in fallback.route_stacks(coder.model, stacks, settings, cores, on_images):
+            chosen.setdefault(holder, []).extend((first + index, *found[index]) for index in sorted(found))
+            known.add(holder, intervals)
     prepared = []
     for holder, entry in enumerate(holders):
         entry = entry.changed(fingerprint=input_fingerprint(entry))  # of the images as read, before tiles
-        if holder in chosen and entry.kind is ImageFile:
+        if chosen.get(holder) and entry.kind is ImageFile:
             prepared.append(_kept_classic(entry, spool, chosen[holder][0][1:]))
             continue
-        if holder in chosen:
+        classic_images = [index for index, _, _ in chosen.get(holder, ())]
+        if classic_images:
             entry = _take_out(entry, entry, [(index, codec, spool.add(blob)) for index, codec, blob in chosen[holder]], spool)
-        prepared.append(entry.changed(items=sources.TilesOf(entry.items, codes)))
+        tiles = sources.TilesOf(entry.items, codes)
+        intervals = known.of_model_tiles(holder, classic_images, codes.units_per_image(*entry.items.shape[1:3]))
+        prepared.append(entry.changed(items=tiles if intervals is None else sources.WithIntervals(tiles, intervals)))
     return prepared
+
+
+class _KnownIntervals:
+    """The intervals the fallback computed for each entry's tiles (cli/fallback.py), kept for the
+    encoder while they take at most KEEP_INTERVALS bytes in all: an entry has them only if every
+    chunk of its images came with them."""
+
+    KEEP_INTERVALS = 1 << 28
+
+    def __init__(self):
+        self._parts, self._bytes = {}, 0
+
+    def add(self, holder: int, intervals) -> None:
+        size = 0 if intervals is None else sum(part.nbytes for part in intervals)
+        if intervals is None or self._bytes + size > self.KEEP_INTERVALS or self._parts.get(holder, []) is None:
+            self._parts[holder] = None
+            return
+        self._parts.setdefault(holder, []).append(intervals)
+        self._bytes += size
+
+    def of_model_tiles(self, holder: int, classic_images: list[int], per_image: int):
+        """(start, freq) of an entry's model tiles (those of its classic images left out), or None."""
+        parts = self._parts.get(holder)
+        if not parts:
+            return None
+        start, freq = (np.concatenate([part[n] for part in parts]) for n in (0, 1))
+        if classic_images:
+            keep = np.ones(len(start) // per_image, dtype=bool)
+            keep[classic_images] = False
+            start, freq = (part.reshape(len(keep), per_image, *part.shape[1:])[keep].reshape(-1, *part.shape[1:])
+                           for part in (start, freq))
+        return start, freq
 
 
 def _array_mode(stack) -> str:
@@ -203,8 +240,9 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     if stacks:
         images = StackedImages(stacks)
         extents = record_extents([(entry.kind, entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
+        known = _record_intervals(stacks)
         length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch,
-                                  extents=extents)
+                                  extents=extents, known=known)
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     for entry in entries:
         blobs = []
@@ -227,6 +265,26 @@ def model_images(kind, meta, items: int) -> tuple[int, int]:
         return 0, 0
     images = kind.image_count(meta) - _classic_count(meta)
     return images, images * int(np.prod(kind.image_shape(meta), dtype=np.int64))
+
+
+def _record_intervals(stacks):
+    """known(lo, hi): (start, freq) of the record's tiles lo..hi where the fallback handed them
+    on for every one of them (cli/sources.WithIntervals), else None; None if it handed on none."""
+    parts = [getattr(stack, "known", None) for stack in stacks]
+    if all(part is None for part in parts):
+        return None
+    starts = np.cumsum([0] + [len(stack) for stack in stacks])
+
+    def known(lo: int, hi: int):
+        pieces = []
+        for number in range(int(np.searchsorted(starts, lo, side="right")) - 1, int(np.searchsorted(starts, hi - 1, side="right"))):
+            if parts[number] is None:
+                return None
+            first, end = max(lo, starts[number]) - starts[number], min(hi, starts[number + 1]) - starts[number]
+            pieces.append([part[first:end] for part in parts[number]])
+        return tuple(np.concatenate(column) if len(column) > 1 else column[0] for column in zip(*pieces))
+
+    return known
 
 
 def record_extents(entries, codes) -> np.ndarray | None:

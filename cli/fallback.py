@@ -73,65 +73,91 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
 
 
 def route_stacks(model, stacks: list[tuple[object, str, int]], settings, cores: int, on_images=None):
-    """For a model of any size (a tiled model): yields (stack, index, codec, blob) of each image
-    of the stacks, given as (images (N, H, W[, C]) as read, their mode, bytes each costs beside
-    the model's codelength: an alpha plane's blob), that the classic codecs keep smaller than
-    the model codes its tiles, in order. A large image is a job of its own, small
-    ones go in chunks of about CHUNK_PIXELS, so that a folder of photos, or an array of many
-    small images, is judged on every core."""
+    """For a model of any size (a tiled model), the stacks given as (images (N, H, W[, C]) as
+    read, their mode, bytes each costs beside the model's codelength: an alpha plane's blob):
+    yields (stack, first image, chosen, intervals) of each chunk of images in order, `chosen`
+    {index in the chunk: (codec, blob)} of the images the classic codecs keep smaller than the
+    model codes their tiles, `intervals` the model's (start, freq) of the chunk's tiles where
+    they were computed for its codelength (route_chunk_of_tiles), else None. A large image is a
+    job of its own, small ones go in chunks of about CHUNK_PIXELS, so that a folder of photos,
+    or an array of many small images, is judged on every core."""
     spans = [(number, lo, hi) for number, (images, _, _) in enumerate(stacks)
              for lo, hi in block_bounds(len(images), _images_per_chunk(images.shape[1:3]))]
     jobs = (Job(route_chunk_of_tiles, (stacks[number][0][lo:hi], *stacks[number][1:], settings), hi - lo)
             for number, lo, hi in spans)
     results = run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
-    for (number, lo, _), chosen in zip(spans, results):
-        for index in sorted(chosen):
-            yield number, lo + index, *chosen[index]
+    for (number, lo, _), (chosen, intervals) in zip(spans, results):
+        yield number, lo, chosen, intervals
 
 
 def _images_per_chunk(image_shape) -> int:
     return max(1, min(CHUNK_IMAGES, CHUNK_PIXELS // (image_shape[0] * image_shape[1])))
 
 
-def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int, settings,
-                         on_images=None) -> dict[int, tuple[str, bytes]]:
-    """{index: (codec, blob)} of the images (of one size, in `mode`) whose smallest faithful
-    classic encoding is smaller than the model's codelength for their tiles plus `extra_bytes`
-    (what the model's image needs beside its codelength: an alpha plane's blob)."""
+def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int, settings, on_images=None):
+    """({index: (codec, blob)}, intervals): the images (of one size, in `mode`) whose smallest
+    faithful classic encoding is smaller than the model's codelength for their tiles plus
+    `extra_bytes` (what the model's image needs beside its codelength: an alpha plane's blob),
+    and the (start, freq) of all their tiles from which that codelength was taken, for the
+    encoder to reuse (a model without a latent codes tiles by their pixels alone: models/
+    frozen_tiled_ar.py), or None (a model with a latent; an image too large to keep them for)."""
     codes = model.config.codes
     height, width = images.shape[1:3]
-    if _sampled_tile_rows(height, width, codes.tile) is not None:
-        chosen = {index: _large_image(model, image, mode, extra_bytes, settings) for index, image in enumerate(images)}
-    else:
-        extents = np.tile(codes.unit_extents(height, width), (len(images), 1))
-        bits = model.codelength_bits(model.to_symbols(codes.to_units(colour_of(images, mode)))[0], settings, extents)
-        costs = bits.reshape(len(images), -1).sum(axis=1) / 8 + extra_bytes
-        share = codes.defaults.quick_share
-        chosen = {index: _classic_if_smaller(model_image(image, mode), cost, share)
-                  for index, (image, cost) in enumerate(zip(images, costs.tolist()))}
+    judged = [_judged(model, image[None], mode, extra_bytes, settings) for image in images] \
+        if _sampled_tile_rows(height, width, codes.tile) is not None else [_judged(model, images, mode, extra_bytes, settings)]
+    chosen = {}
+    for offset, (found, _) in enumerate(judged):  # one part of all the images, or one part an image
+        chosen.update({offset + index: codec_and_blob for index, codec_and_blob in found.items()})
+    intervals = [intervals for _, intervals in judged]
     if on_images:
         on_images(len(images))
-    return {index: found for index, found in chosen.items() if found is not None}
+    if any(part is None for part in intervals):
+        return chosen, None
+    return chosen, tuple(np.concatenate([part[n] for part in intervals]) if len(intervals) > 1 else intervals[0][n] for n in (0, 1))
 
 
-def _large_image(model, pixels: np.ndarray, mode: str, extra_bytes: int, settings) -> tuple[str, bytes] | None:
-    """(codec, blob) of a large image's smallest faithful classic encoding if it is smaller than
-    the model's codelength for its tiles plus `extra_bytes`, judged first on bands of it
-    (SAMPLE_EVERY)."""
+KEEP_IMAGE_INTERVALS = 1 << 26  # bytes of one image's intervals the fallback computes whole and hands on
+
+
+def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
+    """({index: (codec, blob)} of those the classic codecs keep smaller, intervals or None) of
+    images of one size: all of them judged whole, or one large image judged first on bands
+    (SAMPLE_EVERY). Where the model has no latent and the intervals fit KEEP_IMAGE_INTERVALS,
+    every tile's are computed (the encoder needs them all anyway) and handed on."""
     codes = model.config.codes
-    extents = codes.unit_extents(*pixels.shape[:2])
-    symbols = model.to_symbols(codes.to_units(colour_of(pixels, mode)[None]))[0]
-    sampled = _sampled_tile_rows(*pixels.shape[:2], codes.tile)
+    precision = settings.likelihood_precision
+    height, width = images.shape[1:3]
+    extents = np.tile(codes.unit_extents(height, width), (len(images), 1))
+    symbols = model.to_symbols(codes.to_units(colour_of(images, mode)))[0]
+    intervals = None
+    if not model.has_latent and 8 * symbols.size <= KEEP_IMAGE_INTERVALS * len(images):
+        intervals = model.intervals(symbols, precision)
+    sampled = _sampled_tile_rows(height, width, codes.tile)
+    if sampled is None:
+        bits = model.codelength_bits(symbols, settings, extents) if intervals is None else \
+            model.codelength_of(intervals[1], precision, extents)
+        costs = bits.reshape(len(images), -1).sum(axis=1) / 8 + extra_bytes
+        chosen = {index: _classic_if_smaller(model_image(image, mode), cost, codes.defaults.quick_share)
+                  for index, (image, cost) in enumerate(zip(images, costs.tolist()))}
+        return {index: found for index, found in chosen.items() if found is not None}, intervals
+    pixels = images[0]
     tiles = np.concatenate([np.arange(lo, hi) for lo, hi in sampled.values()])
-    sampled_bits = model.codelength_bits(symbols[tiles], settings, extents[tiles]).sum()
+    rest = np.setdiff1d(np.arange(len(symbols)), tiles)
+
+    def bits_of(which):
+        if intervals is None:
+            return model.codelength_bits(symbols[which], settings, extents[which]).sum()
+        return model.codelength_of(intervals[1][which], precision, extents[which]).sum()
+
+    sampled_bits = bits_of(tiles)
     # the extra bytes in proportion to the tiles sampled
     codecs = _close_on_the_sample(pixels, mode, codes.tile, sampled, sampled_bits / 8 + extra_bytes * len(tiles) / len(symbols))
     if not codecs:
-        return None
+        return {}, intervals
     # The rest of the tiles' codelength too, then the whole image by those codecs.
-    rest = np.setdiff1d(np.arange(len(symbols)), tiles)
-    cost = (sampled_bits + model.codelength_bits(symbols[rest], settings, extents[rest]).sum()) / 8 + extra_bytes
-    return classic.smallest_faithful(model_image(pixels, mode), cost - TABLE_COST, codecs=codecs)
+    cost = (sampled_bits + bits_of(rest)) / 8 + extra_bytes
+    found = classic.smallest_faithful(model_image(pixels, mode), cost - TABLE_COST, codecs=codecs)
+    return ({0: found} if found else {}), intervals
 
 
 def _sampled_tile_rows(height: int, width: int, tile: int) -> dict[int, tuple[int, int]] | None:

@@ -198,3 +198,16 @@ class TilesOf(ImageRuns):
         tiles = self._codes.to_units(np.asarray(self._source[first : last + 1]))
         offset = first * self._per_image
         return tiles[lo - offset : hi - offset]
+
+
+class WithIntervals(ImageRuns):
+    """Tiles with the intervals a tiled model without a latent codes them by, already computed
+    (its `intervals`: `known`, each sliceable like the tiles), which the encoder reuses instead
+    of running the network again."""
+
+    def __init__(self, tiles, known: tuple):
+        super().__init__(tiles.shape)
+        self._tiles, self.known = tiles, known
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        return self._tiles[span]

@@ -140,12 +140,14 @@ def _stack_extents(codes, image_shape, count: int) -> np.ndarray | None:
 
 def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,
                  cores: int | None = None, on_batch=None, image_shape: tuple[int, int] | None = None,
-                 extents: np.ndarray | None = None) -> int:
+                 extents: np.ndarray | None = None, known=None) -> int:
     """Write the record of `images` (an (N, H, W) uint8 array, or anything that gives arrays for
     slices of images: blocks.StackedImages, cli/sources.py) through `write`, block by block as
     they are coded (one wave of blocks is held, not the record); returns its length in bytes.
     `extents` (N, 2): for tiles, the rows and columns of each inside its image (None: all);
-    the decoder must be given the same (decode_blocks)."""
+    the decoder must be given the same (decode_blocks). `known(lo, hi)`: for a tiled model
+    without a latent, (start, freq) of tiles lo..hi's intervals where they were already
+    computed (its `intervals`), else None; or `known` None."""
     block_images = block_images or default_block_images(coder, len(images))
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
@@ -164,7 +166,8 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
         for number, (lo, hi) in enumerate(bounds):
             block = images[lo:hi]
             digests.append(block_digest(number, block))
-            yield coder.model.to_symbols(block, scale)[0], None if extents is None else extents[lo:hi]
+            yield (coder.model.to_symbols(block, scale)[0], None if extents is None else extents[lo:hi],
+                   None if known is None else known(lo, hi))
 
     messages = blocks.encode_blocks(coder.model, block_symbols(), settings, cores or threads.available_cores(), on_batch)
     for number, message in enumerate(messages):

@@ -27,8 +27,9 @@ def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
 
 def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None):
     """block_symbols: an iterable of each block's (symbols (n, pixels) uint8, extents (n, 2) or
-    None: models/stream.py), taken as cores come free; yields one message per block, in order."""
-    jobs = (Job(stream.encode, (symbols, settings, extents), len(symbols)) for symbols, extents in block_symbols)
+    None, known intervals or None: models/stream.py), taken as cores come free; yields one
+    message per block, in order."""
+    jobs = (Job(stream.encode, (symbols, settings, extents, known), len(symbols)) for symbols, extents, known in block_symbols)
     return run_in_order(model, jobs, cores, on_images)
 
 

@@ -385,19 +385,23 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return stream.BITS_BACK_GROWTH
         return max(2.0, float(self.config.dims // (64 * self.lanes_per_unit)))
 
-    def batch_codec(self, settings, first_index: int, n_images: int, extents: np.ndarray | None = None) -> bbans.Codec:
+    def batch_codec(self, settings, first_index: int, n_images: int, extents: np.ndarray | None = None,
+                    known: tuple[np.ndarray, np.ndarray] | None = None) -> bbans.Codec:
+        """`known`: the batch's intervals (`intervals`), where they were already computed for
+        these tiles at the settings' precision (the fallback's codelength): pushing then runs
+        no network."""
         if self.has_latent:
             return super().batch_codec(settings, first_index, n_images)
         extents = full_extents(n_images, self.config.tile) if extents is None else extents
-        return self._wavefront_codec(extents, settings.likelihood_precision)
+        return self._wavefront_codec(extents, settings.likelihood_precision, known)
 
-    def _wavefront_codec(self, extents: np.ndarray, precision: int) -> bbans.Codec:
+    def _wavefront_codec(self, extents: np.ndarray, precision: int, known=None) -> bbans.Codec:
         """Tiles (symbols (n, pixels x channels)) on n x lanes_per_unit lanes, step by step."""
         c, wave = self.config, self.wavefront
         k = c.channels
 
         def push(message, symbols):
-            start, freq = self._intervals(symbols, precision)
+            start, freq = self.intervals(symbols, precision) if known is None else known
             head, tail = message.head.copy(), message.tail
             for number in reversed(range(wave.steps)):
                 step = wave.step(number, extents)
@@ -447,10 +451,11 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         source = np.where(past_width, places - 1, places - self.padded_width)
         canvas[step.outside_tiles, places] = canvas[step.outside_tiles, source]
 
-    def _intervals(self, symbols: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray]:
+    def intervals(self, symbols: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray]:
         """(start, freq), uint32 (tiles, pixels, channels), of every value of tiles coded without
         a latent, computed a chunk of tiles at a time: the parameters of a block's tiles at once
-        would take gigabytes (512 tiles of 128^2 pixels, 9 int64 numbers a pixel)."""
+        would take gigabytes (512 tiles of 128^2 pixels, 9 int64 numbers a pixel). They depend
+        on the tiles alone, so what one pass computes another can reuse (batch_codec's `known`)."""
         c = self.config
         start = np.empty((len(symbols), c.pixels, c.channels), dtype=np.uint32)
         freq = np.empty_like(start)
@@ -471,11 +476,17 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return super().codelength_bits(symbols, settings)
         precision, bits = settings.likelihood_precision, np.empty(len(symbols))
         for lo, hi in self._chunks(len(symbols)):
-            per_pixel = (precision - np.log2(self._chunk_intervals(symbols[lo:hi], precision)[1])).sum(axis=2)
-            if extents is not None:
-                per_pixel *= inside_image(self.rows, self.columns, extents[lo:hi])
-            bits[lo:hi] = per_pixel.sum(axis=1)
-        return bits + LANE_HEAD_BITS * self.lanes_per_unit
+            part = None if extents is None else extents[lo:hi]
+            bits[lo:hi] = self.codelength_of(self._chunk_intervals(symbols[lo:hi], precision)[1], precision, part)
+        return bits
+
+    def codelength_of(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:
+        """Per tile, the bits of tiles whose intervals have these widths (`intervals`): what
+        codelength_bits gives for them."""
+        per_pixel = (precision - np.log2(freq)).sum(axis=2)
+        if extents is not None:
+            per_pixel *= inside_image(self.rows, self.columns, extents)
+        return per_pixel.sum(axis=1) + LANE_HEAD_BITS * self.lanes_per_unit
 
     # -- K-step inference -----------------------------------------------------------------------
     def likelihood_gradient(self, pixels, z):

@@ -76,16 +76,19 @@ def _lanes_before(bounds, per_unit: int = 1) -> list[int]:
     return lanes
 
 
-def _codec(model, settings, lo: int, hi: int, extents):
+def _codec(model, settings, lo: int, hi: int, extents, known=None):
     if extents is None:
         return model.batch_codec(settings, lo, hi - lo)
-    return model.batch_codec(settings, lo, hi - lo, extents[lo:hi])
+    if known is None:
+        return model.batch_codec(settings, lo, hi - lo, extents[lo:hi])
+    return model.batch_codec(settings, lo, hi - lo, extents[lo:hi], known=tuple(part[lo:hi] for part in known))
 
 
-def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, on_batch=None) -> bytes:
+def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, known=None, on_batch=None) -> bytes:
     """symbols: (N, ...) integers the model codes (0/1 for Bernoulli, 0..255 for logistic);
     `model` is a frozen architecture (see architectures.py); `extents` (N, 2) for a tiled
-    model's tiles, or None (whole)."""
+    model's tiles, or None (whole); `known`, for a tiled model without a latent, the tiles'
+    intervals if they were already computed (its `intervals`), or None."""
     n = len(symbols)
     flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
     message = Message.empty((1,), seed=settings.seed)
@@ -94,7 +97,7 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, o
         lanes = (hi - lo) * per_unit
         if lanes > message.shape[0]:
             message = message.grow(lanes - message.shape[0])
-        codec = _codec(model, settings, lo, hi, extents)
+        codec = _codec(model, settings, lo, hi, extents, known)
         batch = flat[lo:hi].astype(np.int64)
         message, _ = _on_first_lanes(message, lanes, lambda m: (codec.push(m, batch), None))
         if on_batch:

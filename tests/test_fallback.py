@@ -353,12 +353,12 @@ def test_a_large_photo_is_judged_on_sampled_rows_and_tried_whole_only_by_codecs_
     encodings = classic.encodings
     monkeypatch.setattr(classic, "encodings", lambda image, plain=None, codecs=classic.CODECS:
                         calls.append((image.height, codecs)) or encodings(image, plain, codecs))
-    assert fallback.route_chunk_of_tiles(coder.model, photo[None], "RGB", 0, default_settings(coder, 1)) == {}
+    assert fallback.route_chunk_of_tiles(coder.model, photo[None], "RGB", 0, default_settings(coder, 1))[0] == {}
     sampled = {height for height, codecs in calls if height <= tile}
     whole = [codecs for height, codecs in calls if height == photo.shape[0]]
     assert sampled and all("PNG" not in codecs for codecs in whole)
     calls.clear()
     rows, columns = np.mgrid[:640, :512]
     ramp = np.stack([(rows + columns) // 5 + 20 * channel for channel in range(3)], axis=-1).astype(np.uint8)
-    codec, _ = fallback.route_chunk_of_tiles(coder.model, ramp[None], "RGB", 0, default_settings(coder, 1))[0]
+    codec, _ = fallback.route_chunk_of_tiles(coder.model, ramp[None], "RGB", 0, default_settings(coder, 1))[0][0]
     assert codec in classic.CODECS and any(height == 640 for height, _ in calls)

@@ -1,6 +1,7 @@
 """The tiled local autoregressive VAE: its torch form, its integer form, and exact coding."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -355,6 +356,45 @@ def test_an_alpha_plane_swapped_for_another_is_damage(tmp_path, rgb_model_file):
     result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "forged.bb"), "alpha/0.png", "-o", str(tmp_path / "out"),
                                       "--model", str(rgb_model_file)])
     assert result.exit_code == 1 and "checksum" in result.output, result.output
+
+
+def test_known_intervals_give_the_same_stream(rgb_model_file):
+    """The encoder given the tiles' intervals (as the fallback computed them) writes the stream
+    it writes when it computes them itself."""
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+
+    frozen = load_frozen(rgb_model_file)
+    symbols = to_tiles(_smooth_tiles(1, 3, 24, 12)[0][:13, :21], 8).reshape(6, -1)
+    extents, settings = tile_extents(13, 21, 8), CodingSettings(batch_size=6)
+    known = frozen.intervals(symbols, settings.likelihood_precision)
+    assert stream.encode(frozen, symbols, settings, extents, known) == stream.encode(frozen, symbols, settings, extents)
+
+
+def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file, monkeypatch):
+    """With the fallback, the intervals its codelength took are handed to the encoder: the
+    network runs over each tile once before the check decodes (it ran twice: fallback, then
+    encoder)."""
+    from click.testing import CliRunner
+
+    from bbzip.cli import fallback
+    from bbzip.cli.main import cli
+
+    monkeypatch.setattr(fallback, "_classic_if_smaller", lambda image, cost, share: None)  # the model keeps every image
+    counted = []
+    chunk_intervals = FrozenTiledARVAE._chunk_intervals
+    monkeypatch.setattr(FrozenTiledARVAE, "_chunk_intervals",
+                        lambda self, chunk, precision: counted.append(len(chunk)) or chunk_intervals(self, chunk, precision))
+    arrays = _array_folder(tmp_path / "arrays")
+    result = CliRunner().invoke(cli, ["compress", str(arrays), "-o", str(tmp_path / "a.bb"), "--model", str(rgb_model_file),
+                                      "-T", "1"])
+    assert result.exit_code == 0, result.output
+    coded = int(re.search(r"\((\d+) tiles?\)", result.output).group(1))  # of the images the model kept
+    colour = [np.load(path) for path in sorted(arrays.glob("*.npy")) if np.load(path).shape[-1] == 3]
+    with np.load(arrays / "members.npz") as members:
+        colour += [members["first"], members["second"]]
+    judged = sum(math.ceil(a.shape[-3] / 8) * math.ceil(a.shape[-2] / 8) * (len(a) if a.ndim == 4 else 1) for a in colour)
+    assert coded == sum(counted) == judged  # each tile judged once, and not again to be coded
 
 
 def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
