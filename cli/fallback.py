@@ -41,7 +41,7 @@ SAMPLED_TILE_ROWS = 4
 SAMPLE_EVERY = 3
 SAMPLE_MARGIN = 0.06
 CHUNK_IMAGES = 1024
-CHUNK_PIXELS = 1 << 18  # of small images judged in one job by a tiled model
+CHUNK_PIXELS = 1 << 18  # tile pixels of small images judged in one job by a tiled model
 WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held, against cores left idle
 
 
@@ -81,8 +81,9 @@ def route_stacks(model, stacks: list[tuple[object, str, int]], settings, cores: 
     they were computed for its codelength (route_chunk_of_tiles), else None. A large image is a
     job of its own, small ones go in chunks of about CHUNK_PIXELS, so that a folder of photos,
     or an array of many small images, is judged on every core."""
+    codes = model.config.codes
     spans = [(number, lo, hi) for number, (images, _, _) in enumerate(stacks)
-             for lo, hi in block_bounds(len(images), _images_per_chunk(images.shape[1:3]))]
+             for lo, hi in block_bounds(len(images), _images_per_chunk(codes, images.shape[1:3]))]
     jobs = (Job(route_chunk_of_tiles, (stacks[number][0][lo:hi], *stacks[number][1:], settings), hi - lo)
             for number, lo, hi in spans)
     results = run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
@@ -90,8 +91,11 @@ def route_stacks(model, stacks: list[tuple[object, str, int]], settings, cores: 
         yield number, lo, chosen, intervals
 
 
-def _images_per_chunk(image_shape) -> int:
-    return max(1, min(CHUNK_IMAGES, CHUNK_PIXELS // (image_shape[0] * image_shape[1])))
+def _images_per_chunk(codes, image_shape) -> int:
+    """Images of this shape a job judges: about CHUNK_PIXELS of their tiles (what the network
+    runs over, and what their intervals take, 8 bytes a value: a 32x32 image is a whole tile)."""
+    tile_pixels = codes.units_per_image(*image_shape) * codes.tile * codes.tile
+    return max(1, min(CHUNK_IMAGES, CHUNK_PIXELS // tile_pixels))
 
 
 def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int, settings, on_images=None):
