@@ -153,7 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="conv-photo-patches-baseline")
     parser.add_argument("--rha", default="conv-photo-patches-rha")
-    parser.add_argument("--tiled", default="tiled-rgb-photos", help="the photo model to compare with ('' to skip)")
+    parser.add_argument("--tiled", nargs="*", default=["tiled-rgb-photos"],
+                        help="the photo models to compare with (none: --tiled alone)")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--data", help="a stack of 32 x 32 RGB images instead of the photo patches (e.g. CIFAR's test_batch)")
     parser.add_argument("--k", nargs="+", type=int, default=[0, 1, 2, 4, 8])
@@ -179,10 +180,10 @@ def main() -> None:
         classic[label] = {"each_bytes": each, "each_bpd": 8 * each / pixels, "mosaic_bytes": whole, "mosaic_bpd": 8 * whole / pixels}
         rows.append([f"{label}, each patch a file", "", each, 8 * each / pixels, "", "", ""])
         rows.append([f"{label}, one mosaic", "", whole, 8 * whole / pixels, "", "", ""])
-    tiled = None
-    if args.tiled:
-        tiled = tiled_model_bytes(args.tiled, images)
-        rows.append([f"{args.tiled} (the tiled photo model), one record", "", tiled, 8 * tiled / pixels, "", "", ""])
+    tiled = {}
+    for name in args.tiled:
+        tiled[name] = tiled_model_bytes(name, images)
+        rows.append([f"{name} (a tiled photo model), one record", "", tiled[name], 8 * tiled[name] / pixels, "", "", ""])
     rates = product_rates(args.baseline, images[:200])
     table = markdown_table(["coder", "K", "bytes", "bpd", "-ELBO bpd", "compress img/s", "decompress img/s"], rows)
     note = (f"{source}. Conv VAE rows: one archive of the stack (`bbzip compress --no-fallback`, real bytes); speeds "

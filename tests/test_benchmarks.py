@@ -118,4 +118,4 @@ def test_patches_quick(tmp_path):
     assert {(r["encoder"], r["k"]) for r in data["vae"]} == {(e, k) for e in ("baseline", "rha") for k in (0, 2)}
     for r in data["vae"]:
         assert r["archive_bpd"] > 0.95 * r["elbo_bpd"]  # real bytes, never far below the model's own bound
-    assert {"PNG", "WebP lossless", "JPEG XL e7"} <= set(data["classic"]) and data["tiled_bytes"] > 0
+    assert {"PNG", "WebP lossless", "JPEG XL e7"} <= set(data["classic"]) and data["tiled_bytes"]["tiled-rgb-photos"] > 0
