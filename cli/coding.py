@@ -39,8 +39,8 @@ def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, li
     """The shipped default model for the model entries (models.coder_choice.pick_default_for_most:
     the one that codes the most of their pixels, 28x28 digits counted for the MNIST models), and
     the entries as that model leaves them. An archive codes its images with one model: every
-    image file it does not code (photos beside digits) is kept by a classic codec; an array it
-    does not code is refused, naming the entry."""
+    image it does not code (photos beside digits, a grey array beside colour ones) is kept by a
+    classic codec, an image file as a classic entry, an array's images as its classic blobs."""
     holders = [e for e in entries if len(e.items)]
     if not holders:
         return None, entries
@@ -52,8 +52,7 @@ def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, li
         elif entry.kind is ImageFile:
             chosen.append(_kept_classic(entry, spool))
         else:
-            raise BBZipError(f"{entry.name}: one archive codes its images with one model, and {coder.name} "
-                             f"(taken for most of the images) does not code this one's; compress it on its own")
+            chosen.append(_all_classic(entry, spool))
     return coder, chosen
 
 
@@ -65,6 +64,17 @@ def _kept_classic(entry: Entry, spool: Spool, found: tuple[str, bytes] | None = 
     meta = {key: value for key, value in entry.meta.items() if key not in ("store", "scale")}
     kept = ImageFile.classic(entry.name, meta, image, *found)  # PNG keeps every L, 1 or RGB image
     return kept.changed(blobs=[spool.add(blob) for blob in kept.blobs])
+
+
+def _all_classic(entry: Entry, spool: Spool) -> Entry:
+    """An array whose images the archive's model does not code, each image kept by its smallest
+    faithful classic encoding (read one at a time)."""
+    mode = _array_mode(entry.items)
+    kept = []
+    for index in range(len(entry.items)):
+        codec, blob = classic.smallest_faithful(model_image(np.asarray(entry.items[index : index + 1])[0], mode))
+        kept.append((index, codec, spool.add(blob)))
+    return _take_out(entry, entry.changed(fingerprint=input_fingerprint(entry)), kept, spool)
 
 
 def _in_model_domain(entry: Entry, coder: Coder) -> Entry:

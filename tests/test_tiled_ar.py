@@ -397,6 +397,33 @@ def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file,
     assert coded == sum(counted) == judged  # each tile judged once, and not again to be coded
 
 
+def test_an_array_the_archive_s_model_does_not_code_keeps_its_images_classic(tmp_path):
+    """A grey array beside a colour one: the RGB photo model, which codes most of the pixels,
+    takes the colour array, and the grey array's images are kept by classic codecs in its entry
+    (compress refused the folder before)."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from bbzip.cli.main import cli
+
+    samples = Path(__file__).parents[1] / "samples"
+    with Image.open(samples / "photos" / "e_foggy-trees.png") as photo:
+        pixels = np.asarray(photo.convert("RGB"))[:70, :90]
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    np.save(folder / "colour.npy", pixels)
+    np.save(folder / "grey.npy", np.stack([pixels[:40, :50, 0], pixels[:40, :50, 1]]))
+    result = CliRunner().invoke(cli, ["compress", str(folder), "-o", str(tmp_path / "a.bb")])
+    assert result.exit_code == 0, result.output
+    listing = CliRunner().invoke(cli, ["list", str(tmp_path / "a.bb")]).output
+    kept = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if line.endswith(".npy")}
+    assert "tiled-rgb-photos" in listing and kept["arrays/grey.npy"] == "model+classic", listing
+    result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "a.bb"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for name in ("colour.npy", "grey.npy"):
+        assert (tmp_path / "out" / "arrays" / name).read_bytes() == (folder / name).read_bytes()
+
+
 def test_photos_beside_digits_go_to_the_model_of_most_pixels(tmp_path):
     """One archive, one model: the shipped RGB default takes the photo (most pixels), and the
     28x28 grey digit, which it does not code, is kept by a classic codec, both restored (before,
