@@ -119,6 +119,11 @@ class Npz(EntryKind):
 COLOUR_CHANNELS = (3,)  # the last axis of a colour image
 
 
+def array_mode(stack) -> str:
+    """How a classic codec keeps an array's images: grey (N, H, W) or colour (N, H, W, 3)."""
+    return "RGB" if stack.ndim == 4 else "L"
+
+
 def stack_shape(fields) -> tuple[int, ...]:
     """(N, H, W[, C]): the image stack of an array's header fields (an entry's or an .npz
     member's), a single image as a stack of one."""

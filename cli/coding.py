@@ -19,6 +19,7 @@ from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
+from .array_entries import array_mode
 from .entries import KINDS, file_attributes, input_fingerprint, restore
 from .entry_kind import Entry
 from .file_entries import ImageFile, alpha_bytes, model_image, pixels_as_read
@@ -69,7 +70,7 @@ def _kept_classic(entry: Entry, spool: Spool, found: tuple[str, bytes] | None = 
 def _all_classic(entry: Entry, spool: Spool) -> Entry:
     """An array whose images the archive's model does not code, each image kept by its smallest
     faithful classic encoding (read one at a time)."""
-    mode = _array_mode(entry.items)
+    mode = array_mode(entry.items)
     kept = []
     for index in range(len(entry.items)):
         codec, blob = classic.smallest_faithful(model_image(np.asarray(entry.items[index : index + 1])[0], mode))
@@ -140,7 +141,7 @@ def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, u
     known = _KnownIntervals()
     if use_fallback:
         stacks = [(pixels_as_read(entry)[None], entry.meta["mode"], alpha_bytes(entry)) if entry.kind is ImageFile
-                  else (entry.items, _array_mode(entry.items), 0) for entry in holders]
+                  else (entry.items, array_mode(entry.items), 0) for entry in holders]
         for holder, first, found, intervals in fallback.route_stacks(coder.model, stacks, settings, cores, on_images):
             chosen.setdefault(holder, []).extend((first + index, *found[index]) for index in sorted(found))
             known.add(holder, intervals)
@@ -170,11 +171,15 @@ class _KnownIntervals:
         self._parts, self._bytes = {}, 0
 
     def add(self, holder: int, intervals) -> None:
+        parts = self._parts.setdefault(holder, [])
+        if parts is None:
+            return
         size = 0 if intervals is None else sum(part.nbytes for part in intervals)
-        if intervals is None or self._bytes + size > self.KEEP_INTERVALS or self._parts.get(holder, []) is None:
+        if intervals is None or self._bytes + size > self.KEEP_INTERVALS:  # the entry's tiles are computed again to code
+            self._bytes -= sum(part.nbytes for pair in parts for part in pair)
             self._parts[holder] = None
             return
-        self._parts.setdefault(holder, []).append(intervals)
+        parts.append(intervals)
         self._bytes += size
 
     def of_model_tiles(self, holder: int, classic_images: list[int], per_image: int):
@@ -189,11 +194,6 @@ class _KnownIntervals:
             start, freq = (part.reshape(len(keep), per_image, *part.shape[1:])[keep].reshape(-1, *part.shape[1:])
                            for part in (start, freq))
         return start, freq
-
-
-def _array_mode(stack) -> str:
-    """How a classic codec keeps an array's images: grey (N, H, W) or colour (N, H, W, 3)."""
-    return "RGB" if stack.ndim == 4 else "L"
 
 
 def _take_out(read: Entry, model: Entry, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> Entry:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from . import jpegxl
 from .entry_kind import Entry
+from .array_entries import array_mode
 from .coding import record_extents
 from .file_entries import ImageFile, model_image, pixels_as_read
 
@@ -47,7 +48,7 @@ def classic_sizes(entries: list[Entry], on_images=None) -> dict[str, Group]:
         if not len(entry.items):
             continue
         group = groups.setdefault(group_name(entry), Group(group_name(entry)))
-        mode = entry.meta["mode"] if entry.kind is ImageFile else ("RGB" if entry.items.ndim == 4 else "L")
+        mode = entry.meta["mode"] if entry.kind is ImageFile else array_mode(entry.items)
         for start in range(0, len(entry.items), 1024):
             # read once (a large array is read from its file); an image file with its alpha plane
             run = pixels_as_read(entry)[None] if entry.kind is ImageFile else entry.items[start : start + 1024]

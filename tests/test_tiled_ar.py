@@ -260,7 +260,8 @@ def test_an_array_whose_tiles_do_not_make_its_images_is_one_line(tmp_path, rgb_m
 
 def test_a_tiled_default_takes_arrays_of_photos(tmp_path):
     """With no --model, a single RGB photo array and a grey stack of photo crops go to the shipped
-    tiled models (they were kept as xz bytes, at several times the size)."""
+    tiled models (they were kept as xz bytes, at several times the size); --compare sets each
+    beside its PNG and JPEG XL files."""
     from click.testing import CliRunner
     from PIL import Image
 
@@ -271,8 +272,10 @@ def test_a_tiled_default_takes_arrays_of_photos(tmp_path):
         pixels = np.asarray(photo.convert("RGB"))[:70, :90]
     for name, array in (("photo.npy", pixels), ("grey.npy", np.stack([pixels[..., 0], pixels[..., 1]]))):
         np.save(tmp_path / name, array)
-        result = CliRunner().invoke(cli, ["compress", str(tmp_path / name), "-o", str(tmp_path / f"{name}.bb"), "--no-fallback"])
-        assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(cli, ["compress", str(tmp_path / name), "-o", str(tmp_path / f"{name}.bb"), "--no-fallback",
+                                          "--compare"])
+        assert result.exit_code == 0 and re.search(rf"^{name}\s+{len(array) if name == 'grey.npy' else 1}\s", result.output,
+                                                   re.MULTILINE), result.output
         listing = CliRunner().invoke(cli, ["list", str(tmp_path / f"{name}.bb")]).output
         assert ("tiled-rgb-photos" if name == "photo.npy" else "tiled-grey-photos") in listing
         assert (tmp_path / f"{name}.bb").stat().st_size < 0.5 * array.nbytes
