@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bbzip.models.tiling import tile_grid
+
 from .errors import BBZipError
 
 
@@ -183,10 +185,13 @@ class ScaledDown(ImageRuns):
 
 class TilesOf(ImageRuns):
     """The tiles a model of any size codes of a stack of images of one size (`codes`, models/
-    pixels.py), image after image: a slice cuts only the images that hold its tiles."""
+    pixels.py), image after image: a slice cuts only the images that hold its tiles, and of a
+    slice within one image (a block of a large photo) only the rows of tiles that hold it
+    (models/tiling.py: a band of rows of tiles cuts into the same tiles as the whole image)."""
 
     def __init__(self, source, codes):
         self._per_image = codes.units_per_image(*source.shape[1:3])
+        self._columns = tile_grid(*source.shape[1:3], codes.tile)[1]
         super().__init__((len(source) * self._per_image, *codes.shape))
         self._source, self._codes = source, codes
 
@@ -195,8 +200,13 @@ class TilesOf(ImageRuns):
         if hi <= lo:
             return np.zeros((0, *self.shape[1:]), dtype=np.uint8)
         first, last = lo // self._per_image, (hi - 1) // self._per_image
-        tiles = self._codes.to_units(np.asarray(self._source[first : last + 1]))
-        offset = first * self._per_image
+        images, offset = np.asarray(self._source[first : last + 1]), first * self._per_image
+        if first == last:
+            rows = range((lo - offset) // self._columns, (hi - 1 - offset) // self._columns + 1)
+            tile = self._codes.tile
+            images = images[:, rows.start * tile : rows.stop * tile]
+            offset += rows.start * self._columns
+        tiles = self._codes.to_units(images)
         return tiles[lo - offset : hi - offset]
 
 

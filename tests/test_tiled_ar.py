@@ -160,6 +160,17 @@ def test_tiles_are_cut_and_joined_back():
     assert np.array_equal(from_tiles(tiles, 13, 21), image)
 
 
+def _bbzip(*args) -> str:
+    """bbzip's output for these arguments, which it must run without an error."""
+    from click.testing import CliRunner
+
+    from bbzip.cli.main import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def _photo_folder(folder):
     from PIL import Image
 
@@ -174,22 +185,14 @@ def _photo_folder(folder):
 
 @pytest.mark.parametrize("fallback", ["--no-fallback", "--fallback"])
 def test_rgb_image_files_of_any_size_round_trip_through_bbzip(tmp_path, rgb_model_file, fallback):
-    from click.testing import CliRunner
     from PIL import Image
 
-    from bbzip.cli.main import cli
-
-    def run(*args):
-        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
-
     photos = _photo_folder(tmp_path / "photos")
-    run("compress", photos, "-o", tmp_path / "p.bb", "--model", rgb_model_file, fallback)
-    listing = run("list", tmp_path / "p.bb")
+    _bbzip("compress", photos, "-o", tmp_path / "p.bb", "--model", rgb_model_file, fallback)
+    listing = _bbzip("list", tmp_path / "p.bb")
     if fallback == "--no-fallback":  # both RGB images in the model stream: 3 x 3 + 5 x 5 tiles of 8 x 8
         assert "stream:  2 images (34 tiles)" in listing
-    run("decompress", tmp_path / "p.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
+    _bbzip("decompress", tmp_path / "p.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
     for name in ("small.png", "wide.ppm", "grey.png"):
         with Image.open(photos / name) as before, Image.open(tmp_path / "out" / "photos" / name) as after:
             assert before.mode == after.mode and np.array_equal(np.asarray(before), np.asarray(after))
@@ -215,24 +218,15 @@ def test_arrays_of_colour_images_of_any_size_round_trip_through_a_tiled_model(tm
     """Single images (H, W, 3) in C or Fortran order, stacks (N, H, W, 3) and .npz members go to
     the model as tiles and come back byte for byte; an .npz member of another image shape than
     the first, and grey arrays (an RGB model does not take them), are kept as bytes."""
-    from click.testing import CliRunner
-
-    from bbzip.cli.main import cli
-
-    def run(*args):
-        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.output
-
     arrays = _array_folder(tmp_path / "arrays")
-    run("compress", arrays, "-o", tmp_path / "a.bb", "--model", rgb_model_file, fallback)
-    listing = run("list", tmp_path / "a.bb")
+    _bbzip("compress", arrays, "-o", tmp_path / "a.bb", "--model", rgb_model_file, fallback)
+    listing = _bbzip("list", tmp_path / "a.bb")
     rows = [line.split() for line in listing.splitlines() if line.endswith((".npy", ".npz"))]
     images = {row[-1]: int(row[-3]) for row in rows if row[0] in ("model", "members")}
     assert images == {"arrays/one.npy": 1, "arrays/fortran.npy": 1, "arrays/stack.npy": 3, "arrays/members.npz": 3} \
         or fallback == "--fallback"
     assert [row[0] for row in rows if row[-1] == "arrays/grey.npy"] == ["stored"]
-    run("decompress", tmp_path / "a.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
+    _bbzip("decompress", tmp_path / "a.bb", "-o", tmp_path / "out", "--model", rgb_model_file)
     for path in sorted(arrays.iterdir()):
         assert (tmp_path / "out" / "arrays" / path.name).read_bytes() == path.read_bytes(), path.name
 
@@ -482,6 +476,22 @@ def test_the_wavefront_decodes_each_pixel_once_after_its_window(tile, radius):
         for di, dj in context_offsets(radius):
             if 0 <= row + di and 0 <= column + dj < tile:
                 assert step_of[(row + di) * tile + column + dj] < step_of[pixel]
+
+
+@pytest.mark.parametrize("shape", [(2, 13, 21, 3), (1, 40, 17, 3), (3, 8, 8, 3), (1, 9, 30)])
+def test_tiles_cut_a_slice_at_a_time_are_the_tiles_of_the_whole_stack(shape):
+    """Every slice of TilesOf (a block's share: within one image only its rows of tiles are cut)
+    gives the tiles of the whole stack cut at once."""
+    from bbzip.cli.sources import TilesOf
+    from bbzip.models.pixels import Pixels
+
+    images = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    codes = Pixels(3 if len(shape) == 4 else 1, False, None, None, 8)
+    whole, tiles = codes.to_units(images), TilesOf(images, codes)
+    assert len(tiles) == len(whole)
+    for lo in range(len(whole)):
+        for hi in range(lo, len(whole) + 1):
+            assert np.array_equal(tiles[lo:hi], whole[lo:hi]), (lo, hi)
 
 
 def test_tile_extents_say_what_lies_inside_the_image():
