@@ -14,7 +14,7 @@ import numpy as np
 
 from bbzip.models import api
 from bbzip.models.blocks import StackedImages
-from bbzip.models.coder_choice import Coder, pick_default_for_most, takes
+from bbzip.models.coder_choice import Coder, pick_default_for_most
 from bbzip.models.files import ByteSource
 
 from . import classic, fallback, sources
@@ -32,8 +32,8 @@ from .table import FALLBACK_CODES, carries_crc32
 
 def fits(model):
     """fits(stack): whether one entry's uint8 stack (N, H, W[, C]) can go to `model`
-    (models.coder_choice.takes)."""
-    return lambda stack: takes(model.config.codes, stack)
+    (models/pixels.py: Pixels.accepts)."""
+    return model.config.codes.accepts
 
 
 def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, list[Entry]]:
@@ -48,7 +48,7 @@ def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, li
     coder = pick_default_for_most([e.items for e in holders])
     chosen = []
     for entry in entries:
-        if not len(entry.items) or takes(coder.model.config.codes, entry.items):
+        if not len(entry.items) or coder.model.config.codes.accepts(entry.items):
             chosen.append(entry)
         elif entry.kind is ImageFile:
             chosen.append(_kept_classic(entry, spool))
@@ -308,10 +308,10 @@ def record_extents(entries, codes) -> np.ndarray | None:
     for kind, meta, items in entries:
         if items:
             height, width = kind.image_shape(meta)[:2]
-            images = kind.image_count(meta) - _classic_count(meta)
+            images = model_images(kind, meta, items)[0]
             if images < 1 or codes.units_per_image(height, width) * images != items:
                 raise BBZipError("damaged archive (an entry's tiles do not make its images)")
-            parts.append(np.tile(codes.unit_extents(height, width), (images, 1)))
+            parts.append(codes.unit_extents(height, width, images))
     return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
 
 

@@ -131,7 +131,7 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
     codes = model.config.codes
     precision = settings.likelihood_precision
     height, width = images.shape[1:3]
-    extents = np.tile(codes.unit_extents(height, width), (len(images), 1))
+    extents = codes.unit_extents(height, width, len(images))
     symbols = model.to_symbols(codes.to_units(colour_of(images, mode)))[0]
     intervals = None
     if not model.has_latent and 8 * symbols.size <= KEEP_IMAGE_INTERVALS * len(images):

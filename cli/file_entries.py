@@ -64,7 +64,8 @@ class ImageFile(EntryKind):
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
         """Of its model image: a mode with alpha's colour."""
-        return (meta["height"], meta["width"], 3) if meta.get("mode") in ("RGB", "RGBA") else (meta["height"], meta["width"])
+        colour = ALPHA_MODES.get(meta.get("mode"), meta.get("mode"))
+        return (meta["height"], meta["width"], 3) if colour == "RGB" else (meta["height"], meta["width"])
 
     @staticmethod
     def image_count(meta) -> int:
@@ -74,10 +75,7 @@ class ImageFile(EntryKind):
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         fingerprint = Fingerprint()
         if meta["store"] == "model":
-            pixels = feed.whole(1)[0]
-            if meta["mode"] in ALPHA_MODES:
-                alpha = classic.decode(blobs[0], meta["codec"], "L", meta["width"], meta["height"])
-                pixels = np.dstack([pixels, np.asarray(alpha, dtype=np.uint8)])
+            pixels = _with_alpha(feed.whole(1)[0], meta, blobs[0] if blobs else None)
             image = model_image(pixels, meta["mode"])
             fingerprint.update(pixels)
         else:
@@ -106,12 +104,17 @@ def colour_of(pixels: np.ndarray, mode: str) -> np.ndarray:
 def pixels_as_read(entry: Entry) -> np.ndarray:
     """An image entry's pixels in its own mode: its model image, with its alpha plane back for a
     mode with alpha."""
-    pixels = entry.items[0]
-    if entry.meta["mode"] not in ALPHA_MODES:
-        return pixels
-    blob = entry.blobs[0] if isinstance(entry.blobs[0], bytes) else entry.blobs[0].read()
-    alpha = classic.decode(blob, entry.meta["codec"], "L", entry.meta["width"], entry.meta["height"])
-    return np.dstack([pixels, np.asarray(alpha, dtype=np.uint8)])
+    blob = entry.blobs[0] if entry.blobs else None
+    return _with_alpha(entry.items[0], entry.meta, blob if blob is None or isinstance(blob, bytes) else blob.read())
+
+
+def _with_alpha(colour: np.ndarray, meta, blob: bytes | None) -> np.ndarray:
+    """An image entry's pixels in its mode from its model image: a mode with alpha gets its
+    alpha plane back from its blob."""
+    if meta["mode"] not in ALPHA_MODES:
+        return colour
+    alpha = classic.decode(blob, meta["codec"], "L", meta["width"], meta["height"])
+    return np.dstack([colour, np.asarray(alpha, dtype=np.uint8)])
 
 
 def alpha_bytes(entry: Entry) -> int:

@@ -135,7 +135,7 @@ def _stack_extents(codes, image_shape, count: int) -> np.ndarray | None:
     """The extents of every tile of `count` images of image_shape (None: whole units)."""
     if image_shape is None:
         return None
-    return np.tile(codes.unit_extents(*image_shape), (count, 1))
+    return codes.unit_extents(*image_shape, count)
 
 
 def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,

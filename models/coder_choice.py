@@ -70,11 +70,6 @@ def default_codes() -> list[tuple[str, Pixels]]:
     return sorted(((name, config.codes) for name, config in default_models()), key=lambda item: (item[1].values, item[1].any_size))
 
 
-def takes(codes: Pixels, stack) -> bool:
-    """Whether a model of these Pixels codes the stack (of an image file, or an array)."""
-    return codes.accepts(stack)
-
-
 def fits_a_default():
     """Before a model is chosen: fits(stack), whether a default model takes images of the
     stack's shape (the store is read once, here, not for every file)."""
@@ -98,11 +93,11 @@ def pick_default_for_most(stacks) -> Coder | None:
     with a few digits go to the grey photo model, digits and all). Of two that code as many, the
     first in default_codes' order (the narrower)."""
     defaults = default_codes()
-    claimed = [any(not codes.any_size and takes(codes, stack) for _, codes in defaults) for stack in stacks]
+    claimed = [any(not codes.any_size and codes.accepts(stack) for _, codes in defaults) for stack in stacks]
 
     def pixels(codes):
         return sum(int(np.prod(stack.shape, dtype=np.int64))
-                   for stack, fixed in zip(stacks, claimed) if takes(codes, stack) and not (codes.any_size and fixed))
+                   for stack, fixed in zip(stacks, claimed) if codes.accepts(stack) and not (codes.any_size and fixed))
 
     best, chosen = 0, None
     for name, codes in defaults:

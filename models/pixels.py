@@ -136,11 +136,11 @@ class Pixels:
         """Units (images or tiles) one image of height x width is coded as."""
         return tile_count((height, width), self.tile) if self.any_size else 1
 
-    def unit_extents(self, height: int, width: int) -> np.ndarray | None:
-        """(units, 2): the rows and columns of each unit of one image that lie inside it (the
-        rest of a tile is edge repetition, not coded: models/wavefront.py); None for a model
-        of fixed size, whose unit is the image."""
-        return tile_extents(height, width, self.tile) if self.any_size else None
+    def unit_extents(self, height: int, width: int, images: int = 1) -> np.ndarray | None:
+        """(units, 2): the rows and columns of each unit of `images` images of height x width
+        that lie inside its image (the rest of a tile is edge repetition, not coded: models/
+        wavefront.py); None for a model of fixed size, whose unit is the image."""
+        return np.tile(tile_extents(height, width, self.tile), (images, 1)) if self.any_size else None
 
     def to_units(self, images: np.ndarray) -> np.ndarray:
         """A stack of images (N, H, W[, C]) as the units the model codes, image after image."""
