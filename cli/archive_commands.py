@@ -1,6 +1,7 @@
 """`bbzip compress`, `decompress`, `test` and `list`."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import numpy as np
 
 from bbzip.models.architectures import NUMERICS_VERSION
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
@@ -275,7 +277,7 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
         chosen = coding.select(opened.names, names)
         if not force:  # names checked by the header schema
             for name in (opened.names[i] for i in chosen):
-                if (output_dir / name).exists() or (output_dir / name).is_symlink():
+                if os.path.lexists(output_dir / name):
                     raise BBZipError(f"{output_dir / name}: already exists (use -f to overwrite)")
         entries = opened.header["entries"]
         check_room(output_dir, sum(KINDS[entries[i]["kind"]].least_bytes(entries[i]) for i in chosen))
@@ -332,7 +334,11 @@ def _list(parsed, archive: str) -> None:
     record = coding.model_description(parsed)
     total = Path(archive).stat().st_size if archive != "-" else None  # _load read it: it is a file
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
-    coded = [coding.model_images(KINDS[entry["kind"]], entry, entry["items"]) for entry in header["entries"]]
+    entries = header["entries"]
+    coded = [(0, 0)] * len(entries)  # (images, values) of each entry's model items
+    for index in np.flatnonzero(entries.items_column()).tolist():
+        entry = entries[index]
+        coded[index] = coding.model_images(KINDS[entry["kind"]], entry, entry["items"])
     if record:
         model, stream = record.model, header["model_stream"]
         images, values = sum(n for n, _ in coded), sum(v for _, v in coded)
@@ -342,7 +348,8 @@ def _list(parsed, archive: str) -> None:
         click.echo(f"stream:  {_count(images, 'image')}{units}, {stream['length']} bytes, {8 * stream['length'] / max(1, values):.4f} bpd")
     click.echo(f"{'kept as':<13} {'format':<6} {'size':>11} {'images':>7} {'stored':>10}  name")
     declared = 0  # bytes the stored files and .npz members restore to, as the table says
-    for name, entry, (images, _) in zip(parsed.names, header["entries"], coded):
+    lines = []  # echoed a few thousand at a time: one write a line costs more than the rest of the line's work
+    for name, entry, (images, _) in zip(parsed.names, entries, coded):
         store = entry["store"]
         size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
         # an array some of whose images are kept classic (their bytes are in `stored`)
@@ -350,8 +357,13 @@ def _list(parsed, archive: str) -> None:
         label = "model+alpha" if has_alpha_blob(entry) else label  # its alpha plane's bytes are in `stored`
         # Bytes of this entry outside the model stream (its images are in the stream's total).
         stored = sum(blob["length"] for blob in entry["blobs"])
-        click.echo(f"{label:<13} {entry['format']:<6} {size:>11} {images:>7} {stored:>10}  {_printable(name)}")
+        lines.append(f"{label:<13} {entry['format']:<6} {size:>11} {images:>7} {stored:>10}  {_printable(name)}")
         declared += entry.get("size", 0) + sum(m.get("size", 0) for m in entry.get("members", []))
+        if len(lines) == 4096:
+            click.echo("\n".join(lines))
+            lines = []
+    if lines:
+        click.echo("\n".join(lines))
     click.echo(f"total:   {_count(len(header['entries']), 'entry', 'entries')}, "
                f"{_count(sum(images for images, _ in coded), 'model image')}, stored bytes restore to {declared} bytes (declared)")
 

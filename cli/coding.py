@@ -357,8 +357,8 @@ class EntryReader:
     entry is taken; it returns why the entry is lost, or None. Then `sha256` is that of the pixels
     or bytes it gave back (entries.input_fingerprint)."""
 
-    def __init__(self, archive: Archive, index: int, model_runs):
-        self.name, self.meta = archive.names[index], archive.header["entries"][index]
+    def __init__(self, archive: Archive, index: int, meta, model_runs):
+        self.name, self.meta = archive.names[index], meta
         self._archive, self._model_runs = archive, model_runs  # its model images, as decoded (not yet started)
         self.attributes, self.sha256, self.done = None, b"", False
 
@@ -438,17 +438,17 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     while it is read."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
-    starts = np.concatenate([[0], np.cumsum([entries[i]["items"] for i in range(len(entries))])]).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(entries.items_column(), dtype=np.int64)])
     model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
     given_back = []  # (name, sha256) of each entry restored intact
     for index in chosen:
-        scale = entries[index].get("scale", 1)
-        runs = model_runs(int(starts[index]), int(starts[index + 1]), scale)
-        if codes is not None and codes.any_size and entries[index]["items"]:
-            runs = _joined_tiles(runs, codes, KINDS[entries[index]["kind"]].image_shape(entries[index]))
+        entry = entries[index]  # built once here: a table builds an entry each time it is asked
+        runs = model_runs(int(starts[index]), int(starts[index + 1]), entry.get("scale", 1))
+        if codes is not None and codes.any_size and entry["items"]:
+            runs = _joined_tiles(runs, codes, KINDS[entry["kind"]].image_shape(entry))
         elif codes is not None and not codes.any_size:
-            runs = _of_the_model_shape(runs, codes, entries[index])
-        reader = EntryReader(archive, index, runs)
+            runs = _of_the_model_shape(runs, codes, entry)
+        reader = EntryReader(archive, index, entry, runs)
         yield reader
         if not reader.done:
             reader.restore(None)
@@ -524,7 +524,8 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     except api.StreamError as error:
         raise BBZipError(str(error)) from None
     entries = archive.header["entries"]
-    extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for entry in entries], coder.model.config.codes)
+    holders = (entries[i] for i in np.flatnonzero(entries.items_column()).tolist())  # only entries with model items
+    extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for entry in holders], coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
     stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
     decoded = {}

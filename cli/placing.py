@@ -76,12 +76,16 @@ class Staging:
             # Files first, links last, so that no file is written through a link of this archive;
             # and every folder a file goes into must really lie inside the output folder (a link
             # already there must not lead a file out of it).
-            for index, (target, _) in sorted(enumerate(self.targets), key=lambda it: it[1][1]):
-                self.made += _make_folder(target.parent)
-                if not target.parent.resolve().is_relative_to(root):
-                    raise BBZipError(f"{target}: its folder leads outside {self.output_dir} (through a symbolic link); "
-                                     "nothing was written")
-                existed = target.exists() or target.is_symlink()
+            inside = set()  # folders made and found to lie inside the output folder (one look each)
+            for index, (target, is_link) in sorted(enumerate(self.targets), key=lambda it: it[1][1]):
+                parent = target.parent
+                if is_link or parent not in inside:  # a link of this archive placed earlier may be a folder's part
+                    self.made += _make_folder(parent)
+                    if not parent.resolve().is_relative_to(root):
+                        raise BBZipError(f"{target}: its folder leads outside {self.output_dir} (through a symbolic "
+                                         "link); nothing was written")
+                    inside.add(parent)
+                existed = os.path.lexists(target)
                 os.replace(self.folder / str(index), target)
                 if not existed:
                     placed.append(target)

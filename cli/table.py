@@ -199,6 +199,7 @@ class Table:
         self._extras = self._decode_extras()
         (self._extra_index, self._blob_first, self._blob_counts, self._blob_offsets, self._crc_index,
          self._size_index) = self._positions()
+        self._rows = self._entry_rows()
 
     def _check_enumerations(self) -> None:
         limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
@@ -251,7 +252,7 @@ class Table:
         stores, kinds = self.columns["store"], self.columns["kind"]
         alpha_modes = [index for index, mode in enumerate(self.layout["modes"]) if mode in ALPHA_MODES]
         alpha = (kinds == KINDS.index("image")) & (stores == STORES.index("model")) & np.isin(self.columns["mode"], alpha_modes)
-        checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES]) | alpha
+        checked = self._checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES]) | alpha
         stored = kinds == KINDS.index("stored")
         if int(checked.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
             raise TableError("crc32 or size column does not match the entries")
@@ -280,42 +281,66 @@ class Table:
         return (extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, ends - lengths, np.cumsum(checked) - 1,
                 np.cumsum(stored) - 1)
 
+    def _entry_rows(self) -> np.ndarray:
+        """One row of int64 per entry with every field `__getitem__` reads (ROW_FIELDS), so that
+        an entry costs one row's tolist() rather than a dozen numpy scalars (a table of a million
+        entries is read several times over by list, test and decompress)."""
+        c = self.columns
+
+        def where_present(values, index):  # -1 for the entries without one
+            return np.where(index >= 0, values[np.maximum(index, 0)].astype(np.int64) if len(values) else -1, -1)
+
+        crc32 = where_present(c["crc32"], np.where(self._checked, self._crc_index, -1))
+        size = where_present(c["size"], np.where(self.columns["kind"] == KINDS.index("stored"), self._size_index, -1))
+        fields = [c["kind"], c["store"], c["format"], c["mode"], c["codec"], c["width"], c["height"], c["items"],
+                  c["scale"], c["permissions"], self._mtimes, crc32, size, self._blob_first, self._blob_counts]
+        rows = np.empty((self.count, len(fields)), dtype=np.int64)
+        for number, values in enumerate(fields):
+            rows[:, number] = values  # a u8 above 2^63 wraps negative: an entry without that field, refused by the schema
+        return rows
+
     def __len__(self) -> int:
         return self.count
+
+    def items_column(self) -> np.ndarray:
+        """Every entry's model items, without building the entries."""
+        return self.columns["items"].astype(np.int64)
 
     def __iter__(self):
         return (self[i] for i in range(self.count))
 
     def __getitem__(self, index: int) -> dict:
         """One entry as a dict of its fields, built when asked for."""
-        c = self.columns
-        kind, store = KINDS[c["kind"][index]], STORES[c["store"][index]]
-        entry = {"name": self.names[index], "kind": kind, "store": store, "items": int(c["items"][index]),
-                 "format": self.layout["formats"][c["format"][index]], "blobs": self._blobs(index)}
-        mode = self.layout["modes"][c["mode"][index]]
+        (kind, store, format_, mode, codec, width, height, items, scale, permissions, mtime, crc32, size, first,
+         count) = self._rows[index].tolist()
+        kind = KINDS[kind]
+        entry = {"name": self.names[index], "kind": kind, "store": STORES[store], "items": items,
+                 "format": self.layout["formats"][format_], "blobs": self._blobs(first, count)}
+        mode = self.layout["modes"][mode]
         if mode:
             entry["mode"] = mode
-        if c["width"][index] or c["height"][index]:
-            entry["width"], entry["height"] = int(c["width"][index]), int(c["height"][index])
-        if c["codec"][index]:
-            entry["codec"] = CODECS[c["codec"][index]]
-        if c["scale"][index]:
-            entry["scale"] = SCALES[c["scale"][index]]
-        if c["permissions"][index] != NO_PERMISSIONS:
-            entry["permissions"], entry["mtime_ns"] = int(c["permissions"][index]), int(self._mtimes[index])
-        if carries_crc32(entry):
-            entry["crc32"] = int(c["crc32"][self._crc_index[index]])
-        if kind == "stored":
-            entry["size"] = int(c["size"][self._size_index[index]])
+        if width or height:
+            entry["width"], entry["height"] = width, height
+        if codec:
+            entry["codec"] = CODECS[codec]
+        if scale:
+            entry["scale"] = SCALES[scale]
+        if permissions != NO_PERMISSIONS:
+            entry["permissions"], entry["mtime_ns"] = permissions, mtime
+        if crc32 >= 0:
+            entry["crc32"] = crc32
+        if size >= 0:
+            entry["size"] = size
         if kind in EXTRA_FIELDS:
             extra = self._extras[self._extra_index[index]]
             entry.update({key: value for key, value in extra.items() if key not in entry})
         return entry
 
-    def _blobs(self, index: int) -> list[dict]:
-        first, count = int(self._blob_first[index]), int(self._blob_counts[index])
-        return [{"offset": int(self._blob_offsets[i]), "length": int(self.columns["blob_length"][i])}
-                for i in range(first, first + count)]
+    def _blobs(self, first: int, count: int) -> list[dict]:
+        if not count:
+            return []
+        offsets, lengths = self._blob_offsets[first : first + count].tolist(), self.columns["blob_length"][first : first + count].tolist()
+        return [{"offset": offset, "length": length} for offset, length in zip(offsets, lengths)]
 
 
 def _checked_layout(layout) -> dict:
