@@ -135,7 +135,7 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
     symbols = model.to_symbols(codes.to_units(colour_of(images, mode)))[0]
     intervals = None
     if not model.has_latent and 8 * symbols.size <= KEEP_IMAGE_INTERVALS * len(images):
-        intervals = model.intervals(symbols, precision)
+        intervals = model.intervals(symbols, precision, extents)
     sampled = _sampled_tile_rows(height, width, codes.tile)
     if sampled is None:
         bits = model.codelength_bits(symbols, settings, extents) if intervals is None else \

@@ -252,9 +252,31 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         np.minimum(params, self.high, out=params)
         return [h1, h2, out, skip, params]
 
-    def _chunks(self, n: int):
-        step = max(1, _HEAD_ROWS // self.config.pixels)
+    def _chunks(self, n: int, side: int | None = None):
+        """Ranges of tiles whose pixels (of a top-left square of `side`, default the whole tile)
+        make a cache-sized pass of the head."""
+        step = max(1, _HEAD_ROWS // (side * side if side else self.config.pixels))
         return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+    def _coded_side(self, extents: np.ndarray | None) -> int:
+        """The side of the top-left square of a tile that holds every coded pixel of tiles of
+        these extents and all of their windows (`radius` columns right of the widest): images
+        smaller than a tile (a 32x32 one in a tile of 128) need the head over that square only.
+        A multiple of the stride, as every tile is."""
+        c = self.config
+        if extents is None or not len(extents):
+            return c.tile
+        rows, columns = (int(v) for v in extents.max(axis=0))
+        side = max(rows, columns + c.radius, 1)
+        return min(c.tile, -(-side // c.stride) * c.stride)
+
+    def _square_model(self, side: int) -> "FrozenTiledARVAE":
+        """This model in tiles of `side` (its windows and edge flags are those of the top-left
+        square of its own tiles), made once per side."""
+        squares = self.__dict__.setdefault("_squares", {})
+        if side not in squares:
+            squares[side] = self.with_tile(side)
+        return squares[side]
 
     def _parameters(self, symbols: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(parameters (B, pixels, outputs), references (B, pixels, C)), int64, of every pixel of
@@ -401,7 +423,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         k = c.channels
 
         def push(message, symbols):
-            start, freq = self.intervals(symbols, precision) if known is None else known
+            start, freq = self.intervals(symbols, precision, extents) if known is None else known
             head, tail = message.head.copy(), message.tail
             for number in reversed(range(wave.steps)):
                 step = wave.step(number, extents)
@@ -451,22 +473,38 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         source = np.where(past_width, places - 1, places - self.padded_width)
         canvas[step.outside_tiles, places] = canvas[step.outside_tiles, source]
 
-    def intervals(self, symbols: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray]:
+    def intervals(self, symbols: np.ndarray, precision: int, extents: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """(start, freq), uint32 (tiles, pixels, channels), of every value of tiles coded without
         a latent, computed a chunk of tiles at a time: the parameters of a block's tiles at once
         would take gigabytes (512 tiles of 128^2 pixels, 9 int64 numbers a pixel). They depend
-        on the tiles alone, so what one pass computes another can reuse (batch_codec's `known`)."""
+        on the tiles alone, so what one pass computes another can reuse (batch_codec's `known`).
+        With the tiles' extents, only the values inside them are exact (_coded_side); the others
+        are never coded."""
         c = self.config
         start = np.empty((len(symbols), c.pixels, c.channels), dtype=np.uint32)
         freq = np.empty_like(start)
-        for lo, hi in self._chunks(len(symbols)):
-            start[lo:hi], freq[lo:hi] = self._chunk_intervals(symbols[lo:hi], precision)
+        side = self._coded_side(extents)
+        for lo, hi in self._chunks(len(symbols), side):
+            start[lo:hi], freq[lo:hi] = self._chunk_intervals(symbols[lo:hi], precision, side)
         return start, freq
 
-    def _chunk_intervals(self, chunk: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray]:
-        """(start, freq), each (tiles, pixels, channels), of one chunk of tiles (_chunks)."""
+    def _chunk_intervals(self, chunk: np.ndarray, precision: int, side: int | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """(start, freq), each (tiles, pixels, channels), of one chunk of tiles (_chunks): of
+        every pixel, or with `side` of those of the top-left square of that side, the others
+        given the whole range (zero bits: they lie outside the images and are not coded)."""
+        c = self.config
+        if side is not None and side < c.tile:
+            n, t, k = len(chunk), c.tile, c.channels
+            square = chunk.reshape(n, t, t, k)[:, :side, :side].reshape(n, -1)
+            start = np.zeros((n, t, t, k), dtype=np.uint32)
+            freq = np.full((n, t, t, k), 1 << precision, dtype=np.uint32)
+            inner = self._square_model(side)._chunk_intervals(square, precision)
+            start[:, :side, :side], freq[:, :side, :side] = (part.reshape(n, side, side, k) for part in inner)
+            return start.reshape(n, c.pixels, k), freq.reshape(n, c.pixels, k)
         chunk = chunk.astype(np.int64)
-        params, reference = self._parameters(chunk, np.zeros((len(chunk), self.config.pixels, 0)))
+        params, reference = self._parameters(chunk, np.zeros((len(chunk), c.pixels, 0)))
         found = self._distribution(params, reference, chunk.reshape(reference.shape), precision).interval(chunk)
         return tuple(part.reshape(reference.shape) for part in found)
 
@@ -475,9 +513,10 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         if self.has_latent:
             return super().codelength_bits(symbols, settings)
         precision, bits = settings.likelihood_precision, np.empty(len(symbols))
-        for lo, hi in self._chunks(len(symbols)):
+        side = self._coded_side(extents)
+        for lo, hi in self._chunks(len(symbols), side):
             part = None if extents is None else extents[lo:hi]
-            bits[lo:hi] = self.codelength_of(self._chunk_intervals(symbols[lo:hi], precision)[1], precision, part)
+            bits[lo:hi] = self.codelength_of(self._chunk_intervals(symbols[lo:hi], precision, side)[1], precision, part)
         return bits
 
     def codelength_of(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:

@@ -368,6 +368,31 @@ def test_known_intervals_give_the_same_stream(rgb_model_file):
     assert stream.encode(frozen, symbols, settings, extents, known) == stream.encode(frozen, symbols, settings, extents)
 
 
+def test_images_smaller_than_a_tile_get_the_intervals_the_whole_tile_gives(rgb_model_file):
+    """Images smaller than a tile (CIFAR's 32x32 in a tile of 128) run the head over the top-left
+    square that holds them and their windows only: every value inside them gets the interval the
+    whole tile gives it, so the codelength and the stream are the same, and it decodes."""
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+    from bbzip.models.wavefront import inside_image
+
+    frozen = load_frozen(rgb_model_file).with_tile(16)
+    images = _smooth_tiles(5, 3, 16, 9)[:, :5, :8]  # the square: 5 rows, 8 columns and the window's reach
+    symbols = np.concatenate([to_tiles(image, 16) for image in images]).reshape(5, -1)
+    extents = np.concatenate([tile_extents(5, 8, 16) for _ in images])
+    settings = CodingSettings(batch_size=5)
+    precision = settings.likelihood_precision
+    assert frozen._coded_side(extents) < 16
+    whole, square = frozen.intervals(symbols, precision), frozen.intervals(symbols, precision, extents)
+    inside = inside_image(frozen.rows, frozen.columns, extents)
+    for part_of_whole, part_of_square in zip(whole, square):
+        assert np.array_equal(part_of_whole[inside], part_of_square[inside])
+    assert np.array_equal(frozen.codelength_bits(symbols, settings, extents), frozen.codelength_of(whole[1], precision, extents))
+    data = stream.encode(frozen, symbols, settings, extents)
+    assert data == stream.encode(frozen, symbols, settings, extents, whole)
+    assert np.array_equal(stream.decode(frozen, data, 5, settings, extents), symbols)
+
+
 def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file, monkeypatch):
     """With the fallback, the intervals its codelength took are handed to the encoder: the
     network runs over each tile once before the check decodes (it ran twice: fallback, then
@@ -380,8 +405,9 @@ def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file,
     monkeypatch.setattr(fallback, "_classic_if_smaller", lambda image, cost, share: None)  # the model keeps every image
     counted = []
     chunk_intervals = FrozenTiledARVAE._chunk_intervals
-    monkeypatch.setattr(FrozenTiledARVAE, "_chunk_intervals",
-                        lambda self, chunk, precision: counted.append(len(chunk)) or chunk_intervals(self, chunk, precision))
+    monkeypatch.setattr(FrozenTiledARVAE, "_chunk_intervals",  # counted for whole tiles (not a square's own call)
+                        lambda self, chunk, precision, side=None: (self.config.tile == 8 and counted.append(len(chunk)))
+                        or chunk_intervals(self, chunk, precision, side))
     arrays = _array_folder(tmp_path / "arrays")
     result = CliRunner().invoke(cli, ["compress", str(arrays), "-o", str(tmp_path / "a.bb"), "--model", str(rgb_model_file),
                                       "-T", "1"])
