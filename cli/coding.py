@@ -124,7 +124,10 @@ def _prepare_fixed_size(holders: list[Entry], coder: Coder, settings, spool: Spo
         for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]),
                                                  StackedImages([e.items for e in in_domain]), settings, cores, on_images):
             holder = int(np.searchsorted(starts, index, side="right")) - 1
-            kept = None if holders[holder].kind is ImageFile else spool.add(blob)  # an image file is encoded in its own mode
+            if holders[holder].kind is ImageFile:  # kept in its own mode: the fallback's encoding is of grey or RGB
+                kept = blob if holders[holder].meta["mode"] in ("L", "RGB") else None  # pixels, not a bitmap's
+            else:
+                kept = spool.add(blob)
             chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))
     return [_take_out(read, model, chosen[holder], spool) if holder in chosen else model
             for holder, (read, model) in enumerate(zip(holders, in_domain))]
@@ -196,15 +199,13 @@ class _KnownIntervals:
         return start, freq
 
 
-def _take_out(read: Entry, model: Entry, chosen: list[tuple[int, str, ByteSource | None]], spool: Spool) -> Entry:
-    """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order;
-    `read` is the entry as read (its pixels), `model` the same entry in the model's domain."""
-    if read.kind is ImageFile:  # its one image: kept as the smallest faithful encoding of its own mode
-        image = model_image(pixels_as_read(read), read.meta["mode"])
-        found = classic.smallest_faithful(image)
-        if found is None:  # PNG keeps every grey or 1-bit image, so this does not happen; the model then does
-            return model
-        return _kept_classic(read, spool, found)
+def _take_out(read: Entry, model: Entry, chosen: list[tuple[int, str, ByteSource | bytes | None]], spool: Spool) -> Entry:
+    """chosen: (index, codec, blob) of each of the entry's images to keep classic, in order (an
+    image file's blob: bytes of its own mode, or None to encode it here); `read` is the entry as
+    read (its pixels), `model` the same entry in the model's domain."""
+    if read.kind is ImageFile:  # its one image: the fallback's encoding, or the smallest faithful one of its own mode
+        _, codec, blob = chosen[0]
+        return _kept_classic(read, spool, None if blob is None else (codec, blob))
     indices = [index for index, _, _ in chosen]
     crc32 = 0  # of the classic images' pixels, in order, read one at a time (the stack may be read from its file)
     for index in indices:
