@@ -124,8 +124,8 @@ def _prepare_fixed_size(holders: list[Entry], coder: Coder, settings, spool: Spo
         for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]),
                                                  StackedImages([e.items for e in in_domain]), settings, cores, on_images):
             holder = int(np.searchsorted(starts, index, side="right")) - 1
-            if holders[holder].kind is ImageFile:  # kept in its own mode: the fallback's encoding is of grey or RGB
-                kept = blob if holders[holder].meta["mode"] in ("L", "RGB") else None  # pixels, not a bitmap's
+            if holders[holder].kind is ImageFile:  # kept in its own mode: the fallback encoded its pixels as L or RGB,
+                kept = blob if holders[holder].meta["mode"] in ("L", "RGB") else None  # a bitmap's is made again
             else:
                 kept = spool.add(blob)
             chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))

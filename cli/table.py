@@ -282,16 +282,17 @@ class Table:
                 np.cumsum(stored) - 1)
 
     def _entry_rows(self) -> np.ndarray:
-        """One row of int64 per entry with every field `__getitem__` reads (ROW_FIELDS), so that
-        an entry costs one row's tolist() rather than a dozen numpy scalars (a table of a million
-        entries is read several times over by list, test and decompress)."""
+        """One row of int64 per entry with every number `__getitem__` reads (-1 for a crc32 or
+        size it has none of), so that an entry costs one row's tolist() rather than a dozen
+        numpy scalars: list, test and decompress read a table of a million entries several times
+        over."""
         c = self.columns
 
         def where_present(values, index):  # -1 for the entries without one
             return np.where(index >= 0, values[np.maximum(index, 0)].astype(np.int64) if len(values) else -1, -1)
 
         crc32 = where_present(c["crc32"], np.where(self._checked, self._crc_index, -1))
-        size = where_present(c["size"], np.where(self.columns["kind"] == KINDS.index("stored"), self._size_index, -1))
+        size = where_present(c["size"], np.where(c["kind"] == KINDS.index("stored"), self._size_index, -1))
         fields = [c["kind"], c["store"], c["format"], c["mode"], c["codec"], c["width"], c["height"], c["items"],
                   c["scale"], c["permissions"], self._mtimes, crc32, size, self._blob_first, self._blob_counts]
         rows = np.empty((self.count, len(fields)), dtype=np.int64)
