@@ -101,7 +101,10 @@ def check_header(header, payload_length: int) -> list[str]:
         if name in seen:
             _fail(f"entry {index}", f"{name!r} is also entry {seen[name]} (two entries, one file)")
         seen[name] = index
-        total_items += _check_entry(entry, f"entry {index} ({name!r})", payload_length)
+        try:  # the entry's place is named only in an error: a million entries make it worth it
+            total_items += _check_entry(entry, "", payload_length)
+        except HeaderError as error:
+            raise HeaderError(f"entry {index} ({name!r}){error}") from None
         names.append(name)
     folder = _file_that_is_also_a_folder(names)
     if folder is not None:
@@ -127,13 +130,16 @@ def _span(span, where: str, payload_length: int) -> None:
     _int(span["length"], f"{where}.length", 0, payload_length - offset)
 
 
+_REQUIRED = {name: frozenset({"name", "kind", "items", "blobs", "format", "store"}) | kind.required
+             for name, kind in KINDS.items()}  # every entry's fields and its kind's own
+
+
 def _check_entry(entry, where: str, payload_length: int) -> int:
     """The entry's own fields by kind; returns how many model images it holds."""
     kind = entry.get("kind") if isinstance(entry, dict) else None
     if not _among(kind, STORES_OF_KIND):
         _fail(where, f"unknown kind {kind!r}")
-    common = {"name", "kind", "items", "blobs", "format", "store"}
-    _keys(entry, where, common | KINDS[kind].required, KINDS[kind].optional)
+    _keys(entry, where, _REQUIRED[kind], KINDS[kind].optional)
     if carries_crc32(entry):
         _int(entry.get("crc32"), f"{where}.crc32", 0, (1 << 32) - 1)
     elif "crc32" in entry:
