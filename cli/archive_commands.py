@@ -1,6 +1,7 @@
 """`bbzip compress`, `decompress`, `test` and `list`."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -13,6 +14,7 @@ import click
 import numpy as np
 
 from bbzip.models.architectures import NUMERICS_VERSION
+from bbzip.models.cluster import ClusterError, on_cluster
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
 from bbzip.models.files import ByteSource, atomic_write, leftover_prefix
@@ -59,6 +61,25 @@ def _read(data: ByteSource, name: str):
 def threads_option(command):
     return click.option("-T", "--threads", type=click.IntRange(1, 1024), default=available_cores(), show_default="all cores",
                         help="Code blocks on this many cores (the archive is the same for any number).")(command)
+
+
+def cluster_option(command):
+    """--cluster ADDRESS: the command's jobs (fallback chunks, blocks) go to a Dask cluster's
+    workers, as many in flight as it has worker threads (in place of -T); the archive is the
+    one the local pool writes."""
+    @functools.wraps(command)
+    def on_cluster_if_asked(*args, cluster=None, threads=None, **kwargs):
+        if cluster is None:
+            return command(*args, threads=threads, **kwargs)
+        try:
+            with on_cluster(cluster) as lanes:
+                return command(*args, threads=lanes, **kwargs)
+        except ClusterError as error:
+            raise BBZipError(str(error)) from None
+
+    return click.option("--cluster", metavar="ADDRESS",
+                        help="Code on the workers of a Dask cluster: its scheduler (tcp://host:8786) or scheduler file "
+                             "(.json). They must see the input files. Needs the cluster extra.")(on_cluster_if_asked)
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
@@ -152,6 +173,7 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @click.pass_obj
 @output_options
 @guard
+@cluster_option
 def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, fallback, exact_times,
                      compare, force, threads):
     """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
@@ -268,6 +290,7 @@ def _damage_report(source: str, extraction: coding.Extraction) -> str:
 @click.pass_obj
 @output_options
 @guard
+@cluster_option
 def decompress_command(out, archive, names, output_dir, model_spec, force, salvage, threads):
     """Write the files of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT: all of
     them, or only NAMES (entries, or folders of entries; only the blocks that hold them are
@@ -306,6 +329,7 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
 @click.pass_obj
 @output_options
 @guard
+@cluster_option
 def test_command(out, archive, model_spec, threads):
     """Decode everything in ARCHIVE and check every checksum; write nothing. Names the damaged
     entries, if any."""

@@ -9,10 +9,12 @@ the number of jobs.
 The default executor is `Lanes`: `cores` threads, one coding in this process and each other one
 handing its job to a worker process that holds the model (spawned, so safe whatever the parent
 imported; each worker is given one core). Any object with `submit(job) -> Future` and the
-context-manager protocol can stand in for it (another machine's workers, say).
+context-manager protocol can stand in for it: passed as `executor`, or for every call within
+`executing_on` (models/cluster.py: a Dask cluster's workers).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import threading
@@ -33,9 +35,24 @@ class Job:
     images: int  # how many images it covers, for progress
 
 
+_elsewhere: list[Callable] = []  # executing_on's executor makers, innermost last
+
+
+@contextlib.contextmanager
+def executing_on(make_executor: Callable):
+    """Within the block, run_in_order hands its jobs to make_executor(model) unless given one."""
+    _elsewhere.append(make_executor)
+    try:
+        yield
+    finally:
+        _elsewhere.pop()
+
+
 def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window: int | None = None, executor=None):
     """function(model, *args) of each job, yielded in order, on `cores` cores. One core, or a
     single job, runs here with every thread it was given (and reports progress as it goes)."""
+    if executor is None and _elsewhere:
+        executor = _elsewhere[-1](model)
     jobs = iter(jobs)
     first = list(itertools.islice(jobs, 2))
     if executor is None and (cores <= 1 or len(first) < 2):

@@ -1,0 +1,80 @@
+"""Jobs on the workers of a Dask cluster (`bbzip compress ... --cluster ADDRESS`).
+
+`ClusterLanes` is an executor for models/scheduler.run_in_order: the same jobs, taken in the same
+order and their results yielded in it, so an archive written on a cluster is byte for byte the one
+the local pool writes (a job is a pure function of the model and its arguments). The model is sent
+to every worker once; each job's arguments (images, or the files to read them from) go with it, so
+the workers must see the input files where the client does (a shared file system). A worker lost
+mid-job costs Dask a retry of that job on another. Dask is an optional extra (`pip install
+"bbzip[cluster]"`), imported only here, and only when a cluster is asked for.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+
+from threadpoolctl import threadpool_limits
+
+from . import scheduler, threads
+
+CONNECT_SECONDS = 10
+JOB_KEY = "bbzip-job"  # the prefix of every job's key on the scheduler
+
+
+class ClusterError(RuntimeError):
+    """No cluster to work on: Dask missing, or the scheduler not reachable."""
+
+
+class ClusterLanes:
+    """submit(job) -> a Future on the cluster's workers, which hold the model (sent once)."""
+
+    def __init__(self, client, model):
+        self._client = client
+        self._model = client.scatter(model, broadcast=True, hash=False)
+
+    def submit(self, job: scheduler.Job):
+        return self._client.submit(_run, self._model, job.function, job.args, key=f"{JOB_KEY}-{uuid.uuid4().hex}")
+
+    def __enter__(self) -> "ClusterLanes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _run(model, function, args):
+    """One job on a worker: one thread, as in the local pool's worker processes."""
+    with threads.limited(1), threadpool_limits(limits=1):
+        return function(model, *args)
+
+
+@contextlib.contextmanager
+def on_cluster(address: str):
+    """Within the block, models/scheduler.run_in_order hands every job to the cluster at
+    `address` (a scheduler's tcp://host:port, or a scheduler file's path); yields its workers'
+    thread count (the jobs to keep in flight)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError('--cluster needs Dask: pip install "bbzip[cluster]"') from None
+    if address.endswith(".json") and not os.path.isfile(address):  # Dask would wait for it to appear
+        raise ClusterError(f"{address}: no such scheduler file")
+    where = {"scheduler_file": address} if address.endswith(".json") else {"address": address}
+    try:
+        client = Client(**where, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ClusterError(f"{address}: no Dask scheduler reached ({error})") from None
+    with client:
+        lanes = sum(client.nthreads().values())
+        if not lanes:
+            raise ClusterError(f"{address}: the cluster has no workers")
+        sent = {}  # the model, sent once for every run_in_order of this block
+
+        def executor(model):
+            if id(model) not in sent:
+                sent[id(model)] = ClusterLanes(client, model)
+            return sent[id(model)]
+
+        with scheduler.executing_on(executor):
+            yield lanes
