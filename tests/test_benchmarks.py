@@ -119,3 +119,13 @@ def test_patches_quick(tmp_path):
     for r in data["vae"]:
         assert r["archive_bpd"] > 0.95 * r["elbo_bpd"]  # real bytes, never far below the model's own bound
     assert {"PNG", "WebP lossless", "JPEG XL e7"} <= set(data["classic"]) and data["tiled_bytes"]["tiled-rgb-photos"] > 0
+
+
+def test_cluster_quick(tmp_path):
+    """-T 1, -T 2 and a local Dask cluster of 1 and 2 workers write the same archive (the
+    benchmark fails otherwise) and each restores the input."""
+    pytest.importorskip("distributed", reason="the cluster extra (Dask) is not installed")
+    files = run_benchmark(tmp_path, "cluster")
+    runs = json.loads(files["cluster-quick.json"].read_text())["runs"]
+    assert [r["setup"] for r in runs] == ["-T 1", "-T 2", "cluster, 1 worker", "cluster, 2 workers"]
+    assert len({r["archive_bytes"] for r in runs}) == 1 and runs[0]["archive_bytes"] > 0
