@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import numpy as np
 
 from bbzip.models.architectures import NUMERICS_VERSION
 from bbzip.models.cluster import ClusterError, on_cluster
@@ -360,8 +359,7 @@ def _list(parsed, archive: str) -> None:
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
     entries = header["entries"]
     coded = [(0, 0)] * len(entries)  # (images, values) of each entry's model items
-    for index in np.flatnonzero(entries.items_column()).tolist():
-        entry = entries[index]
+    for index, entry in entries.with_model_items():
         coded[index] = coding.model_images(KINDS[entry["kind"]], entry, entry["items"])
     if record:
         model, stream = record.model, header["model_stream"]

@@ -525,8 +525,8 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     except api.StreamError as error:
         raise BBZipError(str(error)) from None
     entries = archive.header["entries"]
-    holders = (entries[i] for i in np.flatnonzero(entries.items_column()).tolist())  # only entries with model items
-    extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for entry in holders], coder.model.config.codes)
+    extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for _, entry in entries.with_model_items()],
+                             coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
     stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
     decoded = {}

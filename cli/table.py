@@ -307,6 +307,10 @@ class Table:
         """Every entry's model items, without building the entries."""
         return self.columns["items"].astype(np.int64)
 
+    def with_model_items(self):
+        """(index, entry) of the entries that hold model items, in order; the others not built."""
+        return ((index, self[index]) for index in np.flatnonzero(self.columns["items"]).tolist())
+
     def __iter__(self):
         return (self[i] for i in range(self.count))
 

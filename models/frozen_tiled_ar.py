@@ -89,6 +89,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         self.left, self.up = offsets.index((0, -1)), offsets.index((-1, 0))
         self.top, self.first = rows == 0, columns == 0
         self.wavefront = Wavefront(size, r)
+        self._squares = {}  # side -> this model in tiles of that side (_square_model)
 
     def with_tile(self, tile: int) -> "FrozenTiledARVAE":
         """The same model coding in tiles of `tile`: the head reads a pixel's window whatever
@@ -273,10 +274,9 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     def _square_model(self, side: int) -> "FrozenTiledARVAE":
         """This model in tiles of `side` (its windows and edge flags are those of the top-left
         square of its own tiles), made once per side."""
-        squares = self.__dict__.setdefault("_squares", {})
-        if side not in squares:
-            squares[side] = self.with_tile(side)
-        return squares[side]
+        if side not in self._squares:
+            self._squares[side] = self.with_tile(side)
+        return self._squares[side]
 
     def _parameters(self, symbols: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(parameters (B, pixels, outputs), references (B, pixels, C)), int64, of every pixel of
