@@ -9,6 +9,10 @@ column (`quantise_layer`). Running it is exact on every machine:
 - requantisation to the next layer's fixed point is IEEE multiplication by a power of two, +0.5
   and floor (round half up), ReLU is max(., 0), and clipping bounds every activation. These are
   correctly rounded operations on single values, so they too give the same bits everywhere.
+  Where a layer's bounds allow, the power of two and the +0.5 are folded into the weights and
+  bias (`Requantised`): the product then gives (x @ weight + bias) * 2^-shift + 0.5 exactly,
+  since every partial sum is a multiple of one power of two and small enough to hold it, which
+  saves three passes over every output.
 
 No transcendental function appears here; what follows the network (sigmoid, exp, softplus,
 the normal CDF) comes from bbans.lookup's integer tables.
@@ -58,9 +62,10 @@ class IntegerLayer:
         self.check_bounds()
         self.scale_out = np.ldexp(1.0, -(self.weight_bits + self.in_bits - self.out_bits))
         self.groups = _backward_groups(self.weight, self.weight_bits)
+        self.requantised = Requantised(self.weight, self.bias, self.scale_out, self.in_max, self.low, self.high)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return affine(x, self.weight, self.bias, self.scale_out, self.low, self.high)
+        return self.requantised(x)
 
     def backward(self, gradient: np.ndarray) -> np.ndarray:
         """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),
@@ -84,18 +89,40 @@ class IntegerLayer:
             raise FrozenModelError("partial sums could reach 2^53; the layer cannot be run exactly")
 
 
-def affine(x: np.ndarray, weight, bias, scale_out, low, high) -> np.ndarray:
-    """clip(round((x @ weight + bias) * scale_out), low, high): an integer layer's forward pass
-    (or several layers' side by side, each column with its own scale and bounds)."""
-    accumulator = x @ weight
-    accumulator += bias
-    accumulator *= scale_out
-    accumulator += 0.5
-    np.floor(accumulator, out=accumulator)
-    # clip, as two ufuncs (np.clip's Python wrapper costs more than the work on the one-row
-    # batches of an autoregressive decode)
-    np.maximum(accumulator, low, out=accumulator)
-    return np.minimum(accumulator, high, out=accumulator)
+class Requantised:
+    """x -> clip(floor((x @ weight + bias) * scale_out + 0.5), low, high) for |x| <= in_max: an
+    integer layer's forward pass (or several layers' side by side, each column with its own
+    power-of-two scale and bounds).
+
+    Folded, the product is x @ (weight * scale_out) + (bias * scale_out + 0.5). Scaling by a
+    power of two is exact, and every term of column j is then a multiple of
+    grid_j = min(scale_out_j, 1/2), so every partial sum, in any order, is exact while it stays
+    below 2^53 grid_j; the bound on the largest (with a factor of two for the rounding of the
+    bound itself) decides, per layer, between the folded form and the plain one (product, + bias,
+    x scale, + 0.5). Both give the same integers.
+    """
+
+    def __init__(self, weight: np.ndarray, bias, scale_out, in_max: float, low, high):
+        self.low, self.high = low, high
+        scale_out = np.broadcast_to(np.asarray(scale_out, dtype=np.float64), np.shape(bias))
+        reach = (np.abs(weight).sum(axis=0) * in_max + np.abs(bias)) * scale_out + 0.5
+        self.folded = bool(np.all(reach < EXACT_LIMIT / 2 * np.minimum(scale_out, 0.5)))
+        if self.folded:
+            self.weight, self.offset, self.scale_out = weight * scale_out, bias * scale_out + 0.5, None
+        else:
+            self.weight, self.offset, self.scale_out = weight, bias, scale_out
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        accumulator = x @ self.weight
+        accumulator += self.offset
+        if self.scale_out is not None:
+            accumulator *= self.scale_out
+            accumulator += 0.5
+        np.floor(accumulator, out=accumulator)
+        # clip, as two ufuncs: np.clip costs more, both its Python wrapper on the one-row batches
+        # of an autoregressive decode and its loop on large ones
+        np.maximum(accumulator, self.low, out=accumulator)
+        return np.minimum(accumulator, self.high, out=accumulator)
 
 
 class SideBySide:
@@ -108,13 +135,13 @@ class SideBySide:
             return np.concatenate([np.broadcast_to(np.asarray(v, dtype=np.float64), layer.bias.shape)
                                    for v, layer in zip(values, layers)])
 
-        self.weight = np.hstack([layer.weight for layer in layers])
-        self.bias, self.scale_out = each([layer.bias for layer in layers]), each([layer.scale_out for layer in layers])
-        self.low, self.high = each([layer.low for layer in layers]), each([layer.high for layer in layers])
+        self.requantised = Requantised(np.hstack([layer.weight for layer in layers]), each([layer.bias for layer in layers]),
+                                       each([layer.scale_out for layer in layers]), max(layer.in_max for layer in layers),
+                                       each([layer.low for layer in layers]), each([layer.high for layer in layers]))
         self.splits = np.cumsum([len(layer.bias) for layer in layers])[:-1]
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
-        return np.split(affine(x, self.weight, self.bias, self.scale_out, self.low, self.high), self.splits, axis=1)
+        return np.split(self.requantised(x), self.splits, axis=1)
 
 
 def _backward_groups(weight: np.ndarray, weight_bits: np.ndarray):

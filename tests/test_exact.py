@@ -73,6 +73,36 @@ def test_integer_layer_agrees_with_its_float_reference(seed, n_in, n_out, in_max
     assert np.all(np.abs(layer.forward(x) / 2**8 - exact) <= column_error + 2**-9)
 
 
+def _requantised_in_python_integers(x, layer) -> np.ndarray:
+    """clip(floor((x @ weight + bias) * 2^-shift + 1/2)) of an IntegerLayer, in Python's integers."""
+    shifts = (layer.weight_bits + layer.in_bits - layer.out_bits).tolist()
+    rows = []
+    for row in x.astype(np.int64).tolist():
+        values = []
+        for j, shift in enumerate(shifts):
+            total = sum(a * int(w) for a, w in zip(row, layer.weight[:, j])) + int(layer.bias[j])
+            values.append((total + (1 << (shift - 1))) >> shift if shift > 0 else total << -shift)
+        rows.append(values)
+    return np.clip(np.array(rows, dtype=np.float64), layer.low, layer.high)
+
+
+@pytest.mark.parametrize("in_max, weight_limit, folds", [(2.0**24, 1 << 15, True), (2.0**37, 1 << 15, False)])
+def test_a_layer_folds_its_scale_into_its_weights_only_where_that_stays_exact(in_max, weight_limit, folds):
+    """Folded, a layer's power-of-two scale and +1/2 ride in the product; its every partial sum
+    must then stay below 2^53 steps of the finer grid. A layer near that bound keeps the plain
+    form; both give exactly the integers Python's arithmetic gives."""
+    rng = np.random.default_rng(7)
+    n_in, n_out = 2, 5
+    weight = rng.integers(-weight_limit + 1, weight_limit, (n_in, n_out)).astype(np.float64)
+    weight[:, 0] = weight_limit - 1  # one column at the bound
+    bias = rng.integers(-(1 << 20), 1 << 20, n_out).astype(np.float64)
+    layer = IntegerLayer(weight, bias, rng.integers(8, 30, n_out), 16, 16, in_max, -(2.0**40), 2.0**40)
+    assert layer.requantised.folded is folds
+    x = rng.integers(-int(in_max), int(in_max) + 1, (64, n_in)).astype(np.float64)
+    x[0], x[1] = in_max, -in_max
+    assert np.array_equal(layer.forward(x), _requantised_in_python_integers(x, layer))
+
+
 def test_a_layer_that_could_leave_exact_integers_is_refused():
     weight = np.full((4, 2), float((1 << 16) - 1))
     with pytest.raises(FrozenModelError):
