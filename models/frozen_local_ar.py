@@ -25,12 +25,16 @@ from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import LOGIT_LIMIT, MEAN_RANGE, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
 from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX
+from .interface import FirstLook
 from .local_ar_config import LocalARConfig, context_offsets
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 # Pixel rows per chunk of the head's passes: a chunk's activations (2 MB) stay in cache
 # (measured: the head over 2,000 grey images 0.70 s in chunks of 2^15 rows, 0.48 s in 2^13).
 _HEAD_ROWS = 1 << 13
+# first_look looks at every third pixel: on a row of 28, a slanted lattice that meets every row
+# and column.
+LOOK_STEP = 3
 
 
 class FrozenLocalARVAE(FrozenMLPVAE):
@@ -50,6 +54,10 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         rows, columns = np.divmod(np.arange(config.pixels), width)
         self.places = (rows + r) * padded_width + columns + r
         self.windows = np.stack([self.places + di * padded_width + dj for di, dj in context_offsets(r)], axis=1)
+        looked = np.zeros(config.pixels, dtype=bool)
+        looked[::LOOK_STEP] = True
+        self._looked, self._not_looked = (_PixelPart(np.flatnonzero(part), decoder[-1], config.features)
+                                          for part in (looked, ~looked))
 
     # -- freezing and the file form ---------------------------------------------------------
     @staticmethod
@@ -96,14 +104,16 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         """(B, pixels, features) float64 integers in 2^-16 units."""
         return self.decode_latents(z_fixed)[-1].reshape(len(z_fixed), self.config.pixels, self.config.features)
 
-    def head_inputs(self, symbols: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """(B * pixels, neighbours + features): every pixel's context (x 2^16) and features."""
-        n, pixels = symbols.shape
+    def head_inputs(self, symbols: np.ndarray, features: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+        """(B * pixels, neighbours + features): every pixel's context (x 2^16) and features;
+        or only those of `pixels` (features (B, len(pixels), features))."""
+        n = len(symbols)
         canvas = np.zeros((n, self.canvas_shape[0] * self.canvas_shape[1]))
         canvas[:, self.places] = symbols
-        context = canvas[:, self.windows]  # (B, pixels, neighbours)
+        windows = self.windows if pixels is None else self.windows[pixels]
+        context = canvas[:, windows]  # (B, pixels, neighbours)
         context *= float(1 << ACTIVATION_BITS)
-        return np.concatenate([context, features], axis=2).reshape(n * pixels, -1)
+        return np.concatenate([context, features], axis=2).reshape(n * len(windows), -1)
 
     def head_forward(self, inputs: np.ndarray) -> list[np.ndarray]:
         """Every head layer's output for rows of inputs; the last holds the parameters."""
@@ -112,16 +122,18 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             outputs.append(layer.forward(outputs[-1]))
         return outputs[1:]
 
-    def _image_chunks(self, n: int):
+    def _image_chunks(self, n: int, rows_per_image: int | None = None):
         """Images per chunk of the head's passes: about _HEAD_ROWS pixel rows at a time."""
-        step = max(1, _HEAD_ROWS // self.config.pixels)
+        step = max(1, _HEAD_ROWS // (rows_per_image or self.config.pixels))
         return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
-    def _parameters(self, symbols: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """(B, pixels, outputs) int64 likelihood parameters of every pixel of symbols (B, pixels)."""
-        parts = [self.head_forward(self.head_inputs(symbols[lo:hi], features[lo:hi]))[-1]
-                 for lo, hi in self._image_chunks(len(symbols))]
-        return np.concatenate(parts).astype(np.int64).reshape(*symbols.shape, -1)
+    def _parameters(self, symbols: np.ndarray, features: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+        """(B, pixels, outputs) int64 likelihood parameters of every pixel of symbols (B, pixels),
+        or of those of `pixels` (features given for them alone)."""
+        count = features.shape[1]
+        parts = [self.head_forward(self.head_inputs(symbols[lo:hi], features[lo:hi], pixels))[-1]
+                 for lo, hi in self._image_chunks(len(symbols), count)]
+        return np.concatenate(parts).astype(np.int64).reshape(len(symbols), count, -1)
 
     def _distribution(self, params: np.ndarray, precision: int):
         """params (..., outputs) int64 -> the distribution of those pixels."""
@@ -131,6 +143,32 @@ class FrozenLocalARVAE(FrozenMLPVAE):
 
     def pixel_distribution(self, z_fixed, symbols, precision: int):
         return self._distribution(self._parameters(symbols.astype(np.int64), self.features(z_fixed)), precision)
+
+    def codelength_bits(self, symbols: np.ndarray, settings) -> np.ndarray:
+        return self.first_look(symbols, settings).exact(np.arange(len(symbols)))
+
+    def first_look(self, symbols: np.ndarray, settings) -> FirstLook:
+        """codelength_bits's estimate from every LOOK_STEP-th pixel (raster order) alone, their
+        bits scaled up to the image (only their columns of the decoder's last layer and their
+        rows of the head are computed); the exact figure adds the other pixels' bits."""
+        z, bits_back = self._codelength_sample(symbols, settings)
+        symbols = symbols.astype(np.int64)
+        latent_bits = settings.bucket_bits * self.config.latent - bits_back
+        looked = self._pixel_bits(z, symbols, settings.likelihood_precision, self._looked)
+        estimate = looked * (self.config.pixels / len(self._looked.pixels)) + latent_bits
+
+        def exact(which: np.ndarray) -> np.ndarray:
+            rest = self._pixel_bits(z[which], symbols[which], settings.likelihood_precision, self._not_looked)
+            return looked[which] + rest + latent_bits[which]
+
+        return FirstLook(estimate, exact)
+
+    def _pixel_bits(self, z_fixed: np.ndarray, symbols: np.ndarray, precision: int, part: "_PixelPart") -> np.ndarray:
+        """Per image, -log2 p of its pixels of `part` given z (int64 symbols (B, pixels))."""
+        features = self.decode_latents(z_fixed, part.last_layer)[-1].reshape(len(z_fixed), len(part.pixels), -1)
+        params = self._parameters(symbols, features, part.pixels)
+        _, freq = self._distribution(params, precision).interval(symbols[:, part.pixels])
+        return precision * len(part.pixels) - np.log2(freq).sum(axis=1)
 
     def likelihood_codec(self, z_fixed, precision: int) -> bbans.Codec:
         features = self.features(z_fixed)
@@ -183,3 +221,11 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         grad = self.decoder[1].backward(grad)
         grad *= (hidden1 > 0) & (hidden1 < ACTIVATION_MAX)
         return self.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
+
+
+class _PixelPart:
+    """Some of an image's pixels, and the decoder's last layer for their features alone."""
+
+    def __init__(self, pixels: np.ndarray, last_layer, features: int):
+        self.pixels = pixels
+        self.last_layer = last_layer.columns((pixels[:, None] * features + np.arange(features)).ravel())

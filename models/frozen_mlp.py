@@ -198,12 +198,14 @@ class FrozenMLPVAE(FrozenModel):
         latent = self.config.latent
         return h[:, :latent], h[:, latent:]
 
-    def decode_latents(self, z: np.ndarray) -> list[np.ndarray]:
+    def decode_latents(self, z: np.ndarray, last_layer: IntegerLayer | None = None) -> list[np.ndarray]:
         """Every layer's output for z (float64 integers, 2^-16 units); the last holds the
-        likelihood parameters in 2^-12 units."""
+        likelihood parameters in 2^-12 units. `last_layer`: some of the last layer's columns
+        (IntegerLayer.columns) in its place."""
         outputs = [np.clip(z.astype(np.float64), -Z_LIMIT, Z_LIMIT)]
-        for layer in self.decoder:
+        for layer in self.decoder[:-1]:
             outputs.append(layer.forward(outputs[-1]))
+        outputs.append((last_layer or self.decoder[-1]).forward(outputs[-1]))
         return outputs[1:]
 
     def posterior(self, symbols: np.ndarray, k_steps: int, lr: float, seed: int, first_index: int):
@@ -240,15 +242,20 @@ class FrozenMLPVAE(FrozenModel):
         is the same quantile of each latent's posterior for every image, so an image's estimate
         does not depend on its batch; its frequencies are the same integers on every machine
         (only the final log2 and sum are floats)."""
+        z, bits_back = self._codelength_sample(symbols, settings)
+        likelihood = self.pixel_distribution(z, symbols, settings.likelihood_precision)
+        _, likelihood_freq = likelihood.interval(symbols)
+        pixel_bits = settings.likelihood_precision * symbols.shape[1] - np.log2(likelihood_freq).sum(axis=1)
+        return pixel_bits + settings.bucket_bits * self.config.latent - bits_back
+
+    def _codelength_sample(self, symbols: np.ndarray, settings) -> tuple[np.ndarray, np.ndarray]:
+        """(z (2^-16 units), the bits its posterior pop gives back) of codelength_bits's sample."""
         mean, std = self.posterior(symbols, 0, 0.0, 0, 0)
         posterior = bbans.distributions.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
         quantiles = splitmix64(_SAMPLE_SEED, np.arange(self.config.latent)) >> np.uint64(64 - settings.posterior_precision)
         z, _, posterior_freq = posterior.symbol_at(quantiles.astype(np.int64)[None, :])
-        likelihood = self.pixel_distribution(bucket_centres(settings.bucket_bits)[z], symbols, settings.likelihood_precision)
-        _, likelihood_freq = likelihood.interval(symbols)
-        pixel_bits = settings.likelihood_precision * symbols.shape[1] - np.log2(likelihood_freq).sum(axis=1)
         bits_back = settings.posterior_precision * self.config.latent - np.log2(posterior_freq).sum(axis=1)
-        return pixel_bits + settings.bucket_bits * self.config.latent - bits_back
+        return bucket_centres(settings.bucket_bits)[z], bits_back
 
     def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
         centres = bucket_centres(settings.bucket_bits)

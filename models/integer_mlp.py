@@ -67,6 +67,14 @@ class IntegerLayer:
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.requantised(x)
 
+    def columns(self, which: np.ndarray) -> "IntegerLayer":
+        """The layer of only these output columns: the same integers in them."""
+        def part(bound):
+            return bound if np.ndim(bound) == 0 else bound[which]
+
+        return IntegerLayer(self.weight[:, which], self.bias[which], self.weight_bits[which], self.in_bits, self.out_bits,
+                            self.in_max, part(self.low), part(self.high))
+
     def backward(self, gradient: np.ndarray) -> np.ndarray:
         """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),
         in real terms: gradient @ real_weight.T, requantised and clipped like the forward pass."""

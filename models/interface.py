@@ -11,6 +11,8 @@ pixels, through `codes` alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -47,6 +49,18 @@ class FrozenModel(ABC):
         """Per image, about the bits coding it takes at K = 0 (the classic fallback compares it
         with the classic codecs' sizes, cli/fallback.py); a model of any size also takes
         `extents` as batch_codec does."""
+
+    def first_look(self, symbols: np.ndarray, settings) -> "FirstLook | None":
+        """A cheaper estimate of codelength_bits, and the rest of the work to the exact figure
+        for the images that need it (the classic fallback settles most images on the estimate,
+        cli/fallback.py); None where the model has none."""
+        return None
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    estimate: np.ndarray  # per image, about its codelength_bits
+    exact: Callable[[np.ndarray], np.ndarray]  # indices -> those images' codelength_bits, from the work done
 
     # -- the file form --------------------------------------------------------------------------
     @classmethod

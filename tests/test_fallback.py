@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bbzip.cli import jpegxl
+from bbzip.cli import fallback, jpegxl
 from bbzip.cli.archive import read_archive
 from bbzip.cli.header_schema import HeaderError, check_header
 from bbzip.cli.main import cli
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models import api
+from bbzip.models.interface import FirstLook
 from benchmarks.unlike_mnist import image_sets
 
 
@@ -384,3 +385,24 @@ def test_a_large_photo_is_judged_on_sampled_rows_and_tried_whole_only_by_codecs_
     ramp = np.stack([(rows + columns) // 5 + 20 * channel for channel in range(3)], axis=-1).astype(np.uint8)
     codec, _ = fallback.route_chunk_of_tiles(coder.model, ramp[None], "RGB", 0, default_settings(coder, 1))[0][0]
     assert codec in classic.CODECS and any(height == 640 for height, _ in calls)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_first_look_sends_every_image_where_the_exact_codelength_would(monkeypatch, binary):
+    """The fallback settles most images on the model's estimate from every third pixel, where it
+    lies QUICK_MARGIN inside a bound; on MNIST and on every set unlike it each image still goes
+    where the exact codelength sends it, to the same codec."""
+    name = "ar-binary-mnist-rha" if binary else "ar-mnist-rha"
+    coder = load_coder(name)
+    images = np.concatenate(list(image_sets(binary=binary, count=60).values()))
+    settings = default_settings(coder, len(images))
+    symbols = coder.model.to_symbols(images)[0]
+    look = coder.model.first_look(symbols, settings)
+    exact = coder.model.codelength_bits(symbols, settings)
+    assert np.array_equal(look.exact(np.arange(len(images))), exact)
+    chosen = fallback.route_chunk(coder.model, images, images, settings)
+    looks = type(coder.model).first_look  # its estimate unknown: every image on its exact codelength
+    monkeypatch.setattr(type(coder.model), "first_look",
+                        lambda model, symbols, settings: FirstLook(np.full(len(symbols), np.nan), looks(model, symbols, settings).exact))
+    assert chosen == fallback.route_chunk(coder.model, images, images, settings)
+    assert 60 <= len(chosen) < len(images)  # the sets unlike MNIST leave the model, MNIST stays
