@@ -54,10 +54,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         rows, columns = np.divmod(np.arange(config.pixels), width)
         self.places = (rows + r) * padded_width + columns + r
         self.windows = np.stack([self.places + di * padded_width + dj for di, dj in context_offsets(r)], axis=1)
-        looked = np.zeros(config.pixels, dtype=bool)
-        looked[::LOOK_STEP] = True
-        self._looked, self._not_looked = (_PixelPart(np.flatnonzero(part), decoder[-1], config.features)
-                                          for part in (looked, ~looked))
+        self._pixel_parts = None  # first_look's (looked at, the rest), made on its first call: only compress needs them
 
     # -- freezing and the file form ---------------------------------------------------------
     @staticmethod
@@ -154,11 +151,17 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         z, bits_back = self._codelength_sample(symbols, settings)
         symbols = symbols.astype(np.int64)
         latent_bits = settings.bucket_bits * self.config.latent - bits_back
-        looked = self._pixel_bits(z, symbols, settings.likelihood_precision, self._looked)
-        estimate = looked * (self.config.pixels / len(self._looked.pixels)) + latent_bits
+        if self._pixel_parts is None:
+            looked = np.zeros(self.config.pixels, dtype=bool)
+            looked[::LOOK_STEP] = True
+            self._pixel_parts = [_PixelPart(np.flatnonzero(part), self.decoder[-1], self.config.features)
+                                 for part in (looked, ~looked)]
+        looked_at, rest_of_them = self._pixel_parts
+        looked = self._pixel_bits(z, symbols, settings.likelihood_precision, looked_at)
+        estimate = looked * (self.config.pixels / len(looked_at.pixels)) + latent_bits
 
         def exact(which: np.ndarray) -> np.ndarray:
-            rest = self._pixel_bits(z[which], symbols[which], settings.likelihood_precision, self._not_looked)
+            rest = self._pixel_bits(z[which], symbols[which], settings.likelihood_precision, rest_of_them)
             return looked[which] + rest + latent_bits[which]
 
         return FirstLook(estimate, exact)
