@@ -11,7 +11,7 @@ from .architectures import freeze, is_frozen_file, load_frozen
 from .coding_settings import CodingSettings
 from .files import ModelFileError, sha256_of
 from .integer_mlp import FrozenModelError
-from .pixels import Pixels
+from .pixels import Pixels, binary_scale
 from .shipped import default_models, find_by_id, load_shipped_frozen
 from .vae_config import LIKELIHOOD_PRECISION
 
@@ -92,15 +92,23 @@ def pick_default_for_most(stacks) -> Coder | None:
     (a folder of 28x28 digits with an odd-sized bitmap stays with the MNIST model; grey photos
     with a few digits go to the grey photo model, digits and all). Of two that code as many, the
     first in default_codes' order (the narrower)."""
-    defaults = default_codes()
-    claimed = [any(not codes.any_size and codes.accepts(stack) for _, codes in defaults) for stack in stacks]
+    defaults = [codes for _, codes in default_codes()]
+    # Whether a model accepts a stack depends on its dtype, its images' shape and (for a
+    # two-valued model) its values alone: each kind of stack is judged once, with its pixels
+    # counted together (a folder of 10,000 digits is 10,000 stacks of one kind).
+    kinds: dict[tuple, list] = {}  # kind -> [pixels, a stack of that kind]
+    for stack in stacks:
+        kind = (stack.dtype.str, tuple(stack.shape[1:]))
+        if any(codes.two_valued and codes.fits_shape(stack) for codes in defaults):
+            kind += (binary_scale(stack),)
+        kinds.setdefault(kind, [0, stack])[0] += int(np.prod(stack.shape, dtype=np.int64))
+    claimed = {kind: any(not codes.any_size and codes.accepts(stack) for codes in defaults) for kind, (_, stack) in kinds.items()}
 
     def pixels(codes):
-        return sum(int(np.prod(stack.shape, dtype=np.int64))
-                   for stack, fixed in zip(stacks, claimed) if codes.accepts(stack) and not (codes.any_size and fixed))
+        return sum(count for kind, (count, stack) in kinds.items() if codes.accepts(stack) and not (codes.any_size and claimed[kind]))
 
     best, chosen = 0, None
-    for name, codes in defaults:
+    for (name, _), codes in zip(default_codes(), defaults):
         coded = pixels(codes)
         if coded > best:
             best, chosen = coded, name

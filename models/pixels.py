@@ -26,12 +26,19 @@ def binary_scale(images) -> int | None:
     images (cli/sources.py reads a large file's images as they are asked for)."""
     per_image = max(1, int(np.prod(images.shape[1:], dtype=np.int64)))
     step = max(1, _CHUNK_VALUES // per_image)
-    values = set()
+    ones = whites = False  # a 1 seen, a 255 seen (a maximum and a count: cheaper than np.unique's sort)
     for start in range(0, len(images), step):
-        values.update(np.unique(images[start : start + step]).tolist())
-        if not (values <= {0, 1} or values <= {0, 255}):
+        run = np.asarray(images[start : start + step])
+        top = int(run.max(initial=0))
+        if top <= 1:
+            ones |= top == 1
+        elif top == 255 and np.count_nonzero(run) == np.count_nonzero(run == 255):
+            whites = True
+        else:
             return None
-    return 255 if values - {0, 1} else 1
+        if ones and whites:
+            return None
+    return 255 if whites else 1
 
 
 def as_zero_one(images: np.ndarray) -> tuple[np.ndarray, int]:

@@ -216,3 +216,16 @@ def test_a_block_moved_or_repeated_does_not_decode(grey_test_images, forgery):
     blocks = [blocks[1], blocks[0], blocks[2]] if forgery == "swapped" else [blocks[0], blocks[0], blocks[2]]
     with pytest.raises(api.StreamError, match="block [01]: decoded images do not match"):
         api.decompress(head + b"".join(blocks))
+
+
+def test_the_default_for_most_judges_each_stack_by_its_own_values(grey_test_images):
+    """Stacks are judged once per kind (dtype, image shape, two-valued scale): one-image stacks
+    of 0/1 and of 0/255 digits all go to the binary model (the narrower of two that code as many
+    pixels), and one stack among them that is not two-valued (0, 1 and 255 together) or is grey
+    takes them all to the grey model."""
+    from bbzip.models.coder_choice import pick_default_for_most
+
+    binary = [(image >= 128).astype(np.uint8)[None] * scale for image, scale in zip(grey_test_images[:40], [1, 255] * 20)]
+    assert pick_default_for_most(binary).name == "ar-binary-mnist-rha"
+    assert pick_default_for_most(binary + [np.concatenate(binary[:2])]).name == "ar-mnist-rha"
+    assert pick_default_for_most(binary + [grey_test_images[40:41]]).name == "ar-mnist-rha"
