@@ -129,3 +129,13 @@ def test_cluster_quick(tmp_path):
     runs = json.loads(files["cluster-quick.json"].read_text())["runs"]
     assert [r["setup"] for r in runs] == ["-T 1", "-T 2", "cluster, 1 worker", "cluster, 2 workers"]
     assert len({r["archive_bytes"] for r in runs}) == 1 and runs[0]["archive_bytes"] > 0
+
+
+def test_speed_quick(tmp_path):
+    files = run_benchmark(tmp_path, "speed")
+    data = json.loads(files["speed-quick.json"].read_text())
+    jobs = {job["job"]: job for job in data["jobs"]}
+    assert {"1,000 grey MNIST PNGs", "200 binary PNGs, --k-steps 10", "200 grey PNGs, noisy"} <= set(jobs)
+    assert all(job["bytes"] > 0 and job["compress_s"] > 0 for job in jobs.values())
+    # K steps buy bytes on the same images
+    assert jobs["200 binary PNGs, --k-steps 10"]["bytes"] <= jobs["200 binary PNGs, --k-steps 0"]["bytes"]
