@@ -153,15 +153,17 @@ def default_block_images(coder: Coder, n_images: int) -> int:
     multiple of two, and from BLOCK_MULTIPLE blocks a multiple of BLOCK_MULTIPLE, so that 2 or 4
     cores finish together: 10,000 grey images make 2 blocks of 5,000, where blocks of 8,192 made
     one and one of 1,808 (two cores waited on the large one); 70,000 make 12 of 5,834, where
-    8,192 made 8 and one of 4,464."""
+    8,192 made 8 and one of 4,464. An input of half a block to one block is cut in two."""
     codes = coder.model.config.codes
     size = codes.defaults.block_images
     count = -(-n_images // size)
-    if codes.any_size and count < 2 and n_images >= 2 * max(1, size // 4):
-        # A tiled model decodes a block's tiles side by side on one core: one block alone would
-        # leave the second core idle (numpy's threads do not pay on products of a few thousand
-        # rows). Not below half a megapixel a block: a block's first tile starts its lanes on
-        # virtual words (models/stream.py), and a worker process takes about a second to start.
+    if count < 2 and n_images >= 2 * max(1, size // 4):
+        # A block is coded on one core (numpy's threads do not pay on products of a few thousand
+        # rows): one block alone would leave the second core idle, so from half a block's worth
+        # the input is cut in two. Not below a quarter of a block each: a block starts its lanes
+        # on virtual words (models/stream.py), and a worker process takes about a second to
+        # start. (10,000 binary digits: compress 9.2 -> 6.4 s, decompress 4.2 -> 3.6 s, and 5
+        # bytes smaller: half the lanes each, the same share of them started from the stack.)
         return -(-n_images // 2)
     if count < 2:
         return size

@@ -159,15 +159,16 @@ def test_the_coding_path_does_not_import_torch():
 
 def test_an_input_of_several_blocks_is_cut_into_equal_ones():
     """So that 2 or 4 cores finish together: two blocks or a multiple of two, from four blocks a
-    multiple of four; an input of one block keeps the plain block size. (10,000 grey images made
-    blocks of 8,192 and 1,808: two cores waited on the large one.)"""
+    multiple of four; an input of half a block to one block is cut in two, and one of less keeps
+    the plain block size. (10,000 grey images made blocks of 8,192 and 1,808: two cores waited
+    on the large one; 10,000 binary ones made one block: one core did it all.)"""
     from bbzip.models.blocks import block_bounds
     from bbzip.models.coder_choice import default_block_images, load_coder
 
     grey, binary = load_coder("mlp-mnist-rha"), load_coder("mlp-binary-mnist-rha")
-    assert default_block_images(grey, 8_000) == 8192 and default_block_images(binary, 16_000) == 16384
+    assert default_block_images(grey, 4_000) == 8192 and default_block_images(binary, 8_000) == 16384
     for coder, n, blocks in ((grey, 10_000, 2), (grey, 20_000, 4), (binary, 40_000, 4), (grey, 70_000, 12), (grey, 32_768, 4),
-                             (grey, 32_769, 8), (binary, 70_000, 8)):
+                             (grey, 32_769, 8), (binary, 70_000, 8), (grey, 8_000, 2), (binary, 10_000, 2), (binary, 16_000, 2)):
         bounds = block_bounds(n, default_block_images(coder, n))
         sizes = [hi - lo for lo, hi in bounds]
         assert len(bounds) == blocks and max(sizes) - min(sizes) < blocks, (n, sizes)
