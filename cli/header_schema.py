@@ -7,12 +7,15 @@ entry names, so that `d/x`, `d//x` and `d/./x` are seen as the one name they are
 from __future__ import annotations
 
 import bisect
+import re
 import unicodedata
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from .array_entries import plain_member
 from .entries import KINDS
-from .table import FALLBACK_CODES, MAX_ENTRIES, carries_crc32, has_alpha_blob
+from .table import FALLBACK_CODES, MAX_ENTRIES, NO_PERMISSIONS, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
@@ -95,23 +98,87 @@ def check_header(header, payload_length: int) -> list[str]:
     entries = header["entries"]
     if len(entries) > MAX_ENTRIES:
         _fail("entries", f"expected at most {MAX_ENTRIES}")
-    names, seen, total_items = [], {}, 0
-    for index, entry in enumerate(entries):
-        name = normalised_name(entry.get("name") if isinstance(entry, dict) else None, f"entry {index} name")
-        if name in seen:
-            _fail(f"entry {index}", f"{name!r} is also entry {seen[name]} (two entries, one file)")
-        seen[name] = index
-        try:  # the entry's place is named only in an error: a million entries make it worth it
-            total_items += _check_entry(entry, "", payload_length)
-        except HeaderError as error:
-            raise HeaderError(f"entry {index} ({name!r}){error}") from None
-        names.append(name)
+    if isinstance(entries, Table):
+        names = _plain_names(entries.names)
+        if names is None:
+            names = [normalised_name(name, f"entry {index} name") for index, name in enumerate(entries.names)]
+        if len(set(names)) != len(names):
+            _fail_on_a_repeated_name(names)
+        total_items = _check_table_entries(entries, names, payload_length)
+    else:
+        names = [normalised_name(entry.get("name") if isinstance(entry, dict) else None, f"entry {index} name")
+                 for index, entry in enumerate(entries)]
+        _fail_on_a_repeated_name(names)
+        total_items = sum(_checked_entry(entry, index, name, payload_length) for index, (entry, name) in enumerate(zip(entries, names)))
     folder = _file_that_is_also_a_folder(names)
     if folder is not None:
         _fail("entries", f"{folder!r} is both a file and a folder")
     if total_items != items:
         _fail("entries", f"hold {total_items} model images, the model stream {items}")
     return names
+
+
+def _fail_on_a_repeated_name(names: list[str]) -> None:
+    seen = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            _fail(f"entry {index}", f"{name!r} is also entry {seen[name]} (two entries, one file)")
+        seen[name] = index
+
+
+def _checked_entry(entry, index: int, name: str, payload_length: int) -> int:
+    try:  # the entry's place is named only in an error: a million entries make it worth it
+        return _check_entry(entry, "", payload_length)
+    except HeaderError as error:
+        raise HeaderError(f"entry {index} ({name!r}){error}") from None
+
+
+# A name that is printable ASCII without a backslash, whose every part is neither empty, "." nor
+# "..", nor longer than MAX_NAME_PART, and that is at most MAX_NAME long, is its own normalised
+# form (normalised_name's common case); this finds any name of a newline-joined list that is not.
+_NOT_PLAIN = re.compile(r"[^\x20-\x7e\n]|\\|(?:^|/)\.{0,2}(?:/|$)|[^/\n]{%d}|[^\n]{%d}" % (MAX_NAME_PART + 1, MAX_NAME + 1),
+                        re.MULTILINE)
+
+
+def _plain_names(names: list[str]) -> list[str] | None:
+    """The names, if every one is plain (its own normalised form), found in one pass; else None."""
+    joined = "\n".join(names)
+    if joined.count("\n") != len(names) - 1 or _NOT_PLAIN.search(joined):  # a name with a newline in it is not plain
+        return None
+    return names
+
+
+# The fields of a table's row (cli/table.py: ROW_FIELDS) that only range checks concern; an
+# entry without extras is otherwise decided by the rest of its row and its name.
+_VALUE_FIELDS = ("mtime_ns", "crc32", "size", "first_blob")
+
+
+def _check_table_entries(table: Table, names: list[str], payload_length: int) -> int:
+    """check_header's per-entry part for a decoded table; returns the model images its entries
+    hold. An entry with extras (an array, an .npz, a link) is checked on its own; of the others,
+    one whose row is the previous entry's but for its values (times, crc32s, sizes, blob places)
+    passes as that one did (a folder of a million alike files is a few runs of alike rows), with
+    every value's range checked for all entries at once. Whatever fails is then checked on its
+    own, for the same message."""
+    rows = table.rows
+    column = {name: number for number, name in enumerate(ROW_FIELDS)}
+    to_check = table.has_extras.copy()
+    to_check[:1] = True
+    for name in ROW_FIELDS:
+        if name not in _VALUE_FIELDS:
+            to_check[1:] |= rows[1:, column[name]] != rows[:-1, column[name]]
+    for name in ("crc32", "size"):  # whether it has one (-1: none) is part of its row
+        present = rows[:, column[name]] >= 0
+        to_check[1:] |= present[1:] != present[:-1]
+    to_check |= rows[:, column["crc32"]] > (1 << 32) - 1
+    to_check |= rows[:, column["size"]] > MAX_FILE_SIZE
+    to_check |= (rows[:, column["permissions"]] != NO_PERMISSIONS) & (rows[:, column["mtime_ns"]] < 0)
+    lengths, offsets, payload = table.columns["blob_length"].astype(np.uint64), table.blob_offsets, np.uint64(payload_length)
+    bad_blobs = np.flatnonzero((lengths > payload) | (offsets > payload - np.minimum(lengths, payload)))
+    to_check[np.searchsorted(rows[:, column["first_blob"]] + rows[:, column["blobs"]], bad_blobs, side="right")] = True
+    for index in np.flatnonzero(to_check).tolist():
+        _checked_entry(table[index], index, names[index], payload_length)
+    return int(rows[:, column["items"]].sum())
 
 
 def _file_that_is_also_a_folder(names: list[str]) -> str | None:

@@ -50,6 +50,10 @@ MAX_ENTRIES = 1 << 22
 MIN_BLOB = 16
 MAX_LAYOUT = 1 << 16
 MAX_EXTRAS_CONTAINERS_PER_BYTE = 1 / 8  # a legitimate extras list has far fewer '{' and '[' than this
+# The columns of Table.rows, one row per entry: what an entry's dict is built from (beside its
+# name, its extras and its blobs' places); crc32 and size are -1 where it has none.
+ROW_FIELDS = ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions", "mtime_ns",
+              "crc32", "size", "first_blob", "blobs")
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 24}]
 
 
@@ -195,11 +199,11 @@ class Table:
         self._check_enumerations()
         self.names = self._decode_names()
         self._mtimes = np.cumsum(self.columns["mtime_delta"].astype(np.int64))
-        self._has_extras = np.isin(self.columns["kind"], [KINDS.index(k) for k in EXTRA_FIELDS])
+        self.has_extras = np.isin(self.columns["kind"], [KINDS.index(k) for k in EXTRA_FIELDS])
         self._extras = self._decode_extras()
-        (self._extra_index, self._blob_first, self._blob_counts, self._blob_offsets, self._crc_index,
+        (self._extra_index, self._blob_first, self._blob_counts, self.blob_offsets, self._crc_index,
          self._size_index) = self._positions()
-        self._rows = self._entry_rows()
+        self.rows = self._entry_rows()
 
     def _check_enumerations(self) -> None:
         limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
@@ -229,7 +233,7 @@ class Table:
         return names
 
     def _decode_extras(self) -> list:
-        wanted = int(self._has_extras.sum())
+        wanted = int(self.has_extras.sum())
         data = self._extras_bytes
         if not wanted:
             if data:
@@ -256,9 +260,9 @@ class Table:
         stored = kinds == KINDS.index("stored")
         if int(checked.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
             raise TableError("crc32 or size column does not match the entries")
-        extra_index = np.cumsum(self._has_extras) - 1
+        extra_index = np.cumsum(self.has_extras) - 1
         blob_counts = (stored | (stores == STORES.index("classic")) | alpha).astype(np.int64)
-        for index in np.flatnonzero(self._has_extras).tolist():
+        for index in np.flatnonzero(self.has_extras).tolist():
             extra = self._extras[extra_index[index]]
             if kinds[index] == KINDS.index("npz"):
                 members = extra.get("members")
@@ -282,10 +286,10 @@ class Table:
                 np.cumsum(stored) - 1)
 
     def _entry_rows(self) -> np.ndarray:
-        """One row of int64 per entry with every number `__getitem__` reads (-1 for a crc32 or
-        size it has none of), so that an entry costs one row's tolist() rather than a dozen
-        numpy scalars: list, test and decompress read a table of a million entries several times
-        over."""
+        """One row of int64 per entry with every number `__getitem__` reads (ROW_FIELDS; -1 for a
+        crc32 or size it has none of), so that an entry costs one row's tolist() rather than a
+        dozen numpy scalars: list, test and decompress read a table of a million entries several
+        times over (and the schema checks them by these rows)."""
         c = self.columns
 
         def where_present(values, index):  # -1 for the entries without one
@@ -293,11 +297,11 @@ class Table:
 
         crc32 = where_present(c["crc32"], np.where(self._checked, self._crc_index, -1))
         size = where_present(c["size"], np.where(c["kind"] == KINDS.index("stored"), self._size_index, -1))
-        fields = [c["kind"], c["store"], c["format"], c["mode"], c["codec"], c["width"], c["height"], c["items"],
-                  c["scale"], c["permissions"], self._mtimes, crc32, size, self._blob_first, self._blob_counts]
-        rows = np.empty((self.count, len(fields)), dtype=np.int64)
-        for number, values in enumerate(fields):
-            rows[:, number] = values  # a u8 above 2^63 wraps negative: an entry without that field, refused by the schema
+        fields = {**{name: c[name] for name in ROW_FIELDS[:10]}, "mtime_ns": self._mtimes, "crc32": crc32, "size": size,
+                  "first_blob": self._blob_first, "blobs": self._blob_counts}
+        rows = np.empty((self.count, len(ROW_FIELDS)), dtype=np.int64)
+        for number, name in enumerate(ROW_FIELDS):
+            rows[:, number] = fields[name]  # a u8 above 2^63 wraps negative: an entry without that field, refused by the schema
         return rows
 
     def __len__(self) -> int:
@@ -317,7 +321,7 @@ class Table:
     def __getitem__(self, index: int) -> dict:
         """One entry as a dict of its fields, built when asked for."""
         (kind, store, format_, mode, codec, width, height, items, scale, permissions, mtime, crc32, size, first,
-         count) = self._rows[index].tolist()
+         count) = self.rows[index].tolist()
         kind = KINDS[kind]
         entry = {"name": self.names[index], "kind": kind, "store": STORES[store], "items": items,
                  "format": self.layout["formats"][format_], "blobs": self._blobs(first, count)}
@@ -344,7 +348,7 @@ class Table:
     def _blobs(self, first: int, count: int) -> list[dict]:
         if not count:
             return []
-        offsets, lengths = self._blob_offsets[first : first + count].tolist(), self.columns["blob_length"][first : first + count].tolist()
+        offsets, lengths = self.blob_offsets[first : first + count].tolist(), self.columns["blob_length"][first : first + count].tolist()
         return [{"offset": offset, "length": length} for offset, length in zip(offsets, lengths)]
 
 

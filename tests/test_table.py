@@ -89,3 +89,23 @@ def test_counts_the_columns_do_not_back_are_refused():
         decode_table(table, raw_length + 1)
     with pytest.raises(TableError):
         decode_table(table[:-3], raw_length)
+
+
+@pytest.mark.parametrize("field, value", [("permissions", 0o1777), ("mtime_ns", -1), ("width", 0), ("codec", ""),
+                                          ("crc32", 1 << 32), ("height", 10**9), ("mode", ""), ("format", "BYTES")])
+def test_an_entry_unlike_the_alike_ones_around_it_is_still_checked(field, value):
+    """The schema checks a table's entries once per run of alike rows, and every value's range
+    for all of them: one forged field in the middle of a folder of alike images is caught and
+    named, whether it makes its row unlike its neighbours' or only its value out of range."""
+    def image(number, **fields):
+        entry = _entry(f"digits/{number:03d}.png", kind="image", store="classic", format="PNG", mode="L", width=28,
+                       height=28, codec="PNG", crc32=number, blobs=[{"length": 60}])
+        entry.update(fields)
+        return entry
+
+    header = _header([image(number, **({field: value} if number == 50 else {})) for number in range(100)])
+    table = _round_trip(header)
+    assert [name for name in check_header({**header, "entries": _round_trip(_header([image(n) for n in range(100)]))},
+                                          header["payload_length"])][50] == "digits/050.png"
+    with pytest.raises(HeaderError, match="entry 50 "):
+        check_header({**header, "entries": table}, header["payload_length"])
