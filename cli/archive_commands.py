@@ -359,7 +359,7 @@ def _list(parsed, archive: str) -> None:
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
     entries = header["entries"]
     coded = [(0, 0)] * len(entries)  # (images, values) of each entry's model items
-    for index, entry in entries.with_model_items():
+    for index, entry in entries.with_model_items(blobs=False):
         coded[index] = coding.model_images(KINDS[entry["kind"]], entry, entry["items"])
     if record:
         model, stream = record.model, header["model_stream"]
@@ -371,14 +371,15 @@ def _list(parsed, archive: str) -> None:
     click.echo(f"{'kept as':<13} {'format':<6} {'size':>11} {'images':>7} {'stored':>10}  name")
     declared = 0  # bytes the stored files and .npz members restore to, as the table says
     lines = []  # echoed a few thousand at a time: one write a line costs more than the rest of the line's work
-    for name, entry, (images, _) in zip(parsed.names, entries, coded):
+    blob_bytes = entries.blob_bytes().tolist()
+    for index, (name, (images, _), stored) in enumerate(zip(parsed.names, coded, blob_bytes)):
+        entry = entries.entry(index, blobs=False)
         store = entry["store"]
         size = f"{entry.get('width', '')}x{entry.get('height', '')}" if "width" in entry else "x".join(map(str, entry.get("shape", [])))
         # an array some of whose images are kept classic (their bytes are in `stored`)
         label = "model+classic" if "fallback" in entry else f"{store}/{entry.get('codec', '')}".rstrip("/")
         label = "model+alpha" if has_alpha_blob(entry) else label  # its alpha plane's bytes are in `stored`
-        # Bytes of this entry outside the model stream (its images are in the stream's total).
-        stored = sum(blob["length"] for blob in entry["blobs"])
+        # `stored`: bytes of this entry outside the model stream (its images are in the stream's total).
         lines.append(f"{label:<13} {entry['format']:<6} {size:>11} {images:>7} {stored:>10}  {_printable(name)}")
         declared += entry.get("size", 0) + sum(m.get("size", 0) for m in entry.get("members", []))
         if len(lines) == 4096:

@@ -311,20 +311,31 @@ class Table:
         """Every entry's model items, without building the entries."""
         return self.columns["items"].astype(np.int64)
 
-    def with_model_items(self):
+    def with_model_items(self, blobs: bool = True):
         """(index, entry) of the entries that hold model items, in order; the others not built."""
-        return ((index, self[index]) for index in np.flatnonzero(self.columns["items"]).tolist())
+        return ((index, self.entry(index, blobs)) for index in np.flatnonzero(self.columns["items"]).tolist())
+
+    def blob_bytes(self) -> np.ndarray:
+        """Every entry's bytes in the payload beside the model stream: its blobs' lengths, summed."""
+        ends = np.concatenate([[0], np.cumsum(self.columns["blob_length"].astype(np.int64))])
+        return ends[self._blob_first + self._blob_counts] - ends[self._blob_first]
 
     def __iter__(self):
         return (self[i] for i in range(self.count))
 
     def __getitem__(self, index: int) -> dict:
-        """One entry as a dict of its fields, built when asked for."""
+        return self.entry(index)
+
+    def entry(self, index: int, blobs: bool = True) -> dict:
+        """One entry as a dict of its fields, built when asked for; without `blobs`, without its
+        blobs' places (what a listing needs is the rest, and blob_bytes)."""
         (kind, store, format_, mode, codec, width, height, items, scale, permissions, mtime, crc32, size, first,
          count) = self.rows[index].tolist()
         kind = KINDS[kind]
         entry = {"name": self.names[index], "kind": kind, "store": STORES[store], "items": items,
-                 "format": self.layout["formats"][format_], "blobs": self._blobs(first, count)}
+                 "format": self.layout["formats"][format_]}
+        if blobs:
+            entry["blobs"] = self._blobs(first, count)
         mode = self.layout["modes"][mode]
         if mode:
             entry["mode"] = mode
