@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +43,12 @@ from PIL import Image
 from bbzip.cli import classic
 from bbzip.models.data import load_named
 
-from .common import markdown_table, write_results
+from .common import markdown_table, timed_bbzip, write_results
 from .unlike_mnist import image_sets
 
 SECTIONS = ["per-file", "threads", "memory", "fallback"]
 MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
 WHOLE_SECOND = 1_700_000_000 * 10**9
-
-
-def bbzip(*args, timeout=3600) -> float:
-    """Run the bbzip command; its wall time in seconds."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bbzip", "-q", *map(str, args)], check=True, timeout=timeout)
-    return time.perf_counter() - start
 
 
 def peak_rss_of(*args) -> tuple[float, int]:
@@ -121,7 +113,7 @@ def per_file_cost(work: Path, counts: list[int]) -> tuple[list, list]:
                     for path, mtime in written.items():
                         os.utime(path, ns=(mtime, mtime))
                 out = work / "out.bb"
-                bbzip("compress", source, "-o", out, "-f", *extra)
+                timed_bbzip("compress", source, "-o", out, "-f", *extra)
                 sizes[name] = out.stat().st_size
             sizes.update(per_file_codecs(folder))
             base = sizes["bbzip, one .npy"]
@@ -137,12 +129,12 @@ def threads(work: Path, source: Path, repeats: int) -> tuple[list, dict]:
     times, archives = {}, {}
     for threads_ in (1, 2):
         archive = work / f"t{threads_}.bb"
-        compress_s = min(bbzip("compress", source, "-o", archive, "-f", "-T", threads_) for _ in range(repeats))
+        compress_s = min(timed_bbzip("compress", source, "-o", archive, "-f", "-T", threads_) for _ in range(repeats))
         decompress_s = float("inf")
         for _ in range(repeats):
             out = work / f"restored-t{threads_}"
             subprocess.run(["rm", "-rf", str(out)], check=True)
-            decompress_s = min(decompress_s, bbzip("decompress", archive, "-o", out, "-T", threads_))
+            decompress_s = min(decompress_s, timed_bbzip("decompress", archive, "-o", out, "-T", threads_))
         assert (out / source.name).read_bytes() == source.read_bytes(), "restored file differs"
         times[threads_], archives[threads_] = (compress_s, decompress_s), archive.read_bytes()
     assert archives[1] == archives[2], "-T 1 and -T 2 wrote different archives"
@@ -206,7 +198,7 @@ def fallback(work: Path, count: int) -> tuple[list, list]:
             np.save(source, images)
             sizes = {}
             for name, extra in (("bbzip", []), ("bbzip --no-fallback", ["--no-fallback"])):
-                bbzip("compress", source, "-o", work / "f.bb", "-f", *extra)
+                timed_bbzip("compress", source, "-o", work / "f.bb", "-f", *extra)
                 sizes[name] = (work / "f.bb").stat().st_size
             raw = source.read_bytes()
             sizes["xz -9e (.npy)"] = len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME))

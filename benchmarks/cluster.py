@@ -12,23 +12,14 @@ Needs the cluster extra (`pip install -e ".[cluster]"`).
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bbzip.models.data import load_named
 
-from .common import markdown_table, write_results
-
-
-def _timed(*args) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bbzip", "-q", *map(str, args)], check=True)
-    return time.perf_counter() - started
+from .common import markdown_table, timed_bbzip, write_results
 
 
 def run(work: Path, count: int) -> tuple[list, list]:
@@ -45,8 +36,8 @@ def run(work: Path, count: int) -> tuple[list, list]:
         try:
             where = ["--cluster", cluster.scheduler_address] if cluster else options
             archive, restored = work / f"{len(records)}.bb", work / f"out{len(records)}"
-            compress_s = _timed("compress", source, "-o", archive, *where)
-            decompress_s = _timed("decompress", archive, "-o", restored, *where)
+            compress_s = timed_bbzip("compress", source, "-o", archive, *where)
+            decompress_s = timed_bbzip("decompress", archive, "-o", restored, *where)
         finally:
             if cluster:
                 cluster.close()

@@ -6,10 +6,19 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 # BBZIP_RESULTS_DIR redirects the output (the smoke tests write to a temporary folder).
 RESULTS = Path(os.environ.get("BBZIP_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
+
+
+def timed_bbzip(*args, timeout: float = 3600) -> float:
+    """Run one bbzip process (quiet) on these arguments; its wall time in seconds."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bbzip", "-q", *map(str, args)], check=True, timeout=timeout)
+    return time.perf_counter() - start
 
 
 def environment() -> dict:

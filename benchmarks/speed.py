@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,17 +32,10 @@ from PIL import Image
 
 from bbzip.models.data import load_named
 
-from .common import markdown_table, write_results
+from .common import markdown_table, timed_bbzip, write_results
 from .unlike_mnist import image_sets
 
 MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
-
-
-def bbzip(*args) -> float:
-    """Run one bbzip process; its wall time in seconds."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bbzip", "-q", *map(str, args)], check=True, timeout=3600)
-    return time.perf_counter() - start
 
 
 def write_pngs(folder: Path, images: np.ndarray, binary: bool) -> Path:
@@ -55,10 +46,15 @@ def write_pngs(folder: Path, images: np.ndarray, binary: bool) -> Path:
 
 
 def same_pixels(a: Path, b: Path) -> bool:
+    """Whether two folders hold the same names, each image in the same mode with the same pixels."""
     names = sorted(p.name for p in a.iterdir())
-    return names == sorted(p.name for p in b.iterdir()) and all(
-        np.array_equal(np.asarray(Image.open(a / n)), np.asarray(Image.open(b / n))) and
-        Image.open(a / n).mode == Image.open(b / n).mode for n in names)
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    for name in names:
+        first, second = Image.open(a / name), Image.open(b / name)
+        if first.mode != second.mode or not np.array_equal(np.asarray(first), np.asarray(second)):
+            return False
+    return True
 
 
 def file_creation_seconds(work: Path, count: int) -> float:
@@ -78,11 +74,11 @@ def timed_job(work: Path, name: str, source: Path, repeats: int, options=(), dec
     archives, compress_s, decompress_s = [], [], []
     for run in range(repeats):
         archive = work / f"{name}-{run}.bb"
-        compress_s.append(bbzip("compress", source, "-o", archive, *options))
+        compress_s.append(timed_bbzip("compress", source, "-o", archive, *options))
         archives.append(archive.read_bytes())
         if decompress:
             out = work / f"{name}-{run}-out"
-            decompress_s.append(bbzip("decompress", archive, "-o", out))
+            decompress_s.append(timed_bbzip("decompress", archive, "-o", out))
             if not same_pixels(source, out / source.name):
                 raise SystemExit(f"{name}: the archive did not decode to its folder")
             shutil.rmtree(out)

@@ -92,7 +92,8 @@ def pick_default_for_most(stacks) -> Coder | None:
     (a folder of 28x28 digits with an odd-sized bitmap stays with the MNIST model; grey photos
     with a few digits go to the grey photo model, digits and all). Of two that code as many, the
     first in default_codes' order (the narrower)."""
-    defaults = [codes for _, codes in default_codes()]
+    named = default_codes()  # read from the store once
+    defaults = [codes for _, codes in named]
     # Whether a model accepts a stack depends on its dtype, its images' shape and (for a
     # two-valued model) its values alone: each kind of stack is judged once, with its pixels
     # counted together (a folder of 10,000 digits is 10,000 stacks of one kind).
@@ -108,7 +109,7 @@ def pick_default_for_most(stacks) -> Coder | None:
         return sum(count for kind, (count, stack) in kinds.items() if codes.accepts(stack) and not (codes.any_size and claimed[kind]))
 
     best, chosen = 0, None
-    for (name, _), codes in zip(default_codes(), defaults):
+    for name, codes in named:
         coded = pixels(codes)
         if coded > best:
             best, chosen = coded, name
