@@ -36,8 +36,11 @@ MAGIC = b"\x89BBZIP\r\n"
 # 6: the table's layout carries the archive's digest (cli/fingerprint.py: every entry's name and
 #    what it gives back, in order), and each model stream block's digest binds its index
 #    (models.api.BLOCK_DIGEST). Format 4 and 5 archives are read without those checks.
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (4, 5, 6)
+# 7: compact framing: a small table is deflated with a preset dictionary (its first byte says
+#    how it is compressed, cli/table.py), and so is the model stream record's header
+#    (models/record_dictionary.py): most of what a one-image archive spent beside its pixels.
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (4, 5, 6, 7)
 
 
 class ArchiveError(Exception):
@@ -104,7 +107,7 @@ def read_archive(source: bytes | ByteSource, name: str = "archive") -> Archive:
         raise ArchiveError(f"{name}: damaged archive (table checksum mismatch)")
     payload = source.part(pos, len(source) - pos)
     try:
-        table = decode_table(table_bytes, raw_length)
+        table = decode_table(table_bytes, raw_length, codec_byte=version >= 7)
         header = {"entries": table, "payload_length": table.layout["payload_length"]}
         for optional in ("model_stream", "digest"):
             if optional in table.layout:

@@ -3,14 +3,16 @@
 A folder of thousands of small images is the common case, so what an entry costs beside its
 pixels matters. Each field is a column of fixed-width little-endian integers (the narrowest
 width that holds the column), names are front-coded (the bytes shared with the previous name,
-then the rest), modification times are delta-coded, and the whole table is compressed with LZMA
-(raw LZMA2, no container). Fields only some kinds of entry have (a link's target, an array's
-shape, an .npz file's members) are one JSON list beside the columns. Checksums: the table has a
+then the rest), modification times are delta-coded, and the whole table is compressed: with
+raw LZMA2, or (format 7 on) where that is smaller, as a small table's is, with raw deflate
+primed with a typical layout (cli/table_dictionary.py); the first stored byte says which.
+Fields only some kinds of entry have (a link's target, an array's shape, an .npz file's
+members) are one JSON list beside the columns. Checksums: the table has a
 crc32; each classic image and JPEG transcode its own crc32 (the classic images of an array one
 crc32 for all of them); model images are covered by their block's sha256 and stored bytes by
 xz's own check, so most entries carry none.
 
-The table as stored (all integers little-endian):
+The table once decompressed (all integers little-endian):
 
     u32 length of the layout JSON, the layout JSON (entry count, the format and mode names the
     columns index, each column's width and byte length, the model stream's place, the payload
@@ -23,11 +25,13 @@ from __future__ import annotations
 
 import json
 import lzma
+import zlib
 
 import numpy as np
 
 from .entries import KINDS as ENTRY_KINDS
 from .file_entries import ALPHA_MODES
+from .table_dictionary import TABLE_DICTIONARY
 
 KINDS = tuple(ENTRY_KINDS)  # the kind column's values, in the order of cli/entries.py's KINDS (the format's)
 # members: an .npz, kept member by member; transcoded: a JPEG file kept as JPEG XL
@@ -55,6 +59,10 @@ MAX_EXTRAS_CONTAINERS_PER_BYTE = 1 / 8  # a legitimate extras list has far fewer
 ROW_FIELDS = ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions", "mtime_ns",
               "crc32", "size", "first_blob", "blobs")
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 24}]
+# The stored table's first byte (format 7 on): how the rest is compressed
+LZMA_TABLE, PRIMED_DEFLATE_TABLE = 0, 1
+# Beyond this many raw bytes the entries outweigh the layout and LZMA wins: deflate is not tried
+PRIMED_DEFLATE_LIMIT = 1 << 16
 
 
 class TableError(ValueError):
@@ -125,7 +133,18 @@ def encode_table(header: dict) -> tuple[bytes, int]:
             layout[optional] = header[optional]
     layout_bytes = json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
     raw = b"".join([len(layout_bytes).to_bytes(4, "little"), layout_bytes, *parts, names_bytes, extras_bytes])
-    return lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS), len(raw)
+    return compress_table(raw), len(raw)
+
+
+def compress_table(raw: bytes) -> bytes:
+    """The stored form of a table's raw bytes: its codec byte, then the smaller of LZMA and (for
+    a small table) deflate primed with TABLE_DICTIONARY."""
+    stored = bytes([LZMA_TABLE]) + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS)
+    if len(raw) <= PRIMED_DEFLATE_LIMIT:
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=TABLE_DICTIONARY)
+        primed = bytes([PRIMED_DEFLATE_TABLE]) + deflater.compress(raw) + deflater.flush()
+        stored = min(stored, primed, key=len)
+    return stored
 
 
 def _shared_prefix(a: bytes, b: bytes) -> int:
@@ -152,17 +171,33 @@ def _width_name(dtype) -> str:
 
 
 # -- reading -----------------------------------------------------------------------------------
-def decode_table(compressed: bytes, raw_length: int) -> "Table":
+def decode_table(stored: bytes, raw_length: int, codec_byte: bool = True) -> "Table":
+    """The table of its stored bytes; `codec_byte` False for archives before format 7, whose
+    tables are all LZMA and say nothing of it."""
+    return Table(decompress_table(stored, raw_length, codec_byte))
+
+
+def decompress_table(stored: bytes, raw_length: int, codec_byte: bool = True) -> bytes:
+    """A table's raw bytes (compress_table's input); TableError unless they are exactly
+    `raw_length` long (never more is inflated)."""
     if not 4 <= raw_length <= MAX_TABLE:
         raise TableError("table size out of bounds")
+    codec, compressed = (stored[0], stored[1:]) if codec_byte and stored else (LZMA_TABLE, stored)
     try:
-        inflater = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_FILTERS)
-        raw = inflater.decompress(compressed, max_length=raw_length + 1)
-    except lzma.LZMAError:
+        if codec == LZMA_TABLE:
+            raw = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_FILTERS).decompress(compressed, max_length=raw_length + 1)
+        elif codec == PRIMED_DEFLATE_TABLE:
+            inflater = zlib.decompressobj(-15, zdict=TABLE_DICTIONARY)
+            raw = inflater.decompress(compressed, raw_length + 1)
+            if not inflater.eof or inflater.unused_data:
+                raise TableError("table does not decompress to its declared size")
+        else:
+            raise TableError(f"unknown table compression {codec}")
+    except (lzma.LZMAError, zlib.error):
         raise TableError("table does not decompress") from None
     if len(raw) != raw_length:
         raise TableError("table does not decompress to its declared size")
-    return Table(raw)
+    return raw
 
 
 class Table:

@@ -10,9 +10,10 @@
 The bytes are a self-describing *model stream record* (the command line's archives hold one):
 
     magic    6 bytes  b"\\x89BBZM\\n"
-    header   u32 LE length, then deflated UTF-8 JSON: model (name, sha256, architecture,
-             config), numerics version, coding settings, image count, scale (pixel = symbol x
-             scale), block_images
+    header   u32 LE length, then UTF-8 JSON deflated by zlib with a preset dictionary
+             (models/record_dictionary.py; without one before archive format 7): model (name,
+             sha256, architecture, config), numerics version, coding settings, image count,
+             scale (pixel = symbol x scale), block_images
     crc32    u32 LE of the header bytes
     blocks   ceil(images / block_images) of them, each: u32 LE length, that block's bits-back
              message (models.blocks), 32 bytes sha256 of the block's index (u64 LE) then its
@@ -39,6 +40,7 @@ from . import blocks, threads
 from .architectures import NUMERICS_VERSION, ModelFileError
 from .coding_settings import CodingSettings, SettingsError
 from .files import ByteSource
+from .record_dictionary import RECORD_DICTIONARY
 from .tiling import tile_count
 from .coder_choice import Coder, default_block_images, default_codes, default_settings, load_coder, pick_default, resolve
 
@@ -158,7 +160,7 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
               "block_digest": BLOCK_DIGEST}
     if image_shape is not None:
         header["image_shape"] = [int(side) for side in image_shape]
-    header_bytes = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
+    header_bytes = deflate_header(header)
     written = write(MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + struct.pack("<I", zlib.crc32(header_bytes)))
     digests = []  # each block's, taken as its images are read (each block's images are read once, in order)
 
@@ -262,14 +264,28 @@ def read_record(source: bytes | ByteSource) -> StreamInfo:
     (crc,) = struct.unpack_from("<I", data, position + length)
     if zlib.crc32(header_bytes) != crc:
         raise StreamError("damaged model stream (header checksum mismatch)")
+    return _checked(inflate_header(header_bytes), source, position + length + 4)
+
+
+def deflate_header(header: dict) -> bytes:
+    """A record header's stored bytes: its JSON deflated with RECORD_DICTIONARY."""
+    deflater = zlib.compressobj(9, zdict=RECORD_DICTIONARY)
+    return deflater.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode()) + deflater.flush()
+
+
+def inflate_header(header_bytes: bytes):
+    """The JSON document of a record header's stored bytes (not yet checked against the
+    schema); StreamError if they do not inflate to one within MAX_HEADER bytes."""
     try:
-        inflater = zlib.decompressobj()
+        # Headers written before format 7 were deflated without the dictionary: their zlib
+        # stream does not ask for it, and inflates as before.
+        inflater = zlib.decompressobj(zdict=RECORD_DICTIONARY)
         header = json.loads(inflater.decompress(header_bytes, MAX_HEADER))
         if inflater.unconsumed_tail or not inflater.eof:
             raise ValueError("the header does not inflate to a bounded, complete document")
     except (ValueError, RecursionError, zlib.error):  # RecursionError: nested deeper than any header is
         raise StreamError("damaged model stream (header is not valid)") from None
-    return _checked(header, source, position + length + 4)
+    return header
 
 
 def _flat_config(config) -> bool:

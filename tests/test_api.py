@@ -14,9 +14,9 @@ def _with_header(record: bytes, change) -> bytes:
     """The record with its header changed by `change(dict)`, framing and crc recomputed."""
     start = len(api.MAGIC) + 4
     length = struct.unpack_from("<I", record, len(api.MAGIC))[0]
-    header = json.loads(zlib.decompress(record[start : start + length]))
+    header = api.inflate_header(record[start : start + length])
     change(header)
-    new = zlib.compress(json.dumps(header).encode())
+    new = api.deflate_header(header)
     return b"".join([api.MAGIC, struct.pack("<I", len(new)), new, struct.pack("<I", zlib.crc32(new)),
                      record[start + length + 4 :]])
 
@@ -230,3 +230,24 @@ def test_the_default_for_most_judges_each_stack_by_its_own_values(grey_test_imag
     assert pick_default_for_most(binary).name == "ar-binary-mnist-rha"
     assert pick_default_for_most(binary + [np.concatenate(binary[:2])]).name == "ar-mnist-rha"
     assert pick_default_for_most(binary + [grey_test_images[40:41]]).name == "ar-mnist-rha"
+
+
+def test_the_record_header_deflates_with_its_dictionary_and_old_headers_still_read(grey_test_images):
+    """Format 7: the header's JSON, primed with typical headers, keeps little more than the
+    model's sha256 and the counts; a header deflated without the dictionary (every record before
+    format 7) still reads."""
+    import hashlib
+    import json
+
+    from bbzip.models.record_dictionary import RECORD_DICTIONARY
+
+    assert hashlib.sha256(RECORD_DICTIONARY).hexdigest() == "f319d0f36846ec28441e20b56e458dd1e5dbef004610e75eeefd0325d32f43d2"
+    record = api.compress(grey_test_images[:3], model="ar-mnist-rha")
+    length = struct.unpack_from("<I", record, len(api.MAGIC))[0]
+    header = api.inflate_header(record[len(api.MAGIC) + 4 : len(api.MAGIC) + 4 + length])
+    plain = zlib.compress(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(), 9)
+    assert length < 0.5 * len(plain)
+    start = len(api.MAGIC) + 4
+    old = b"".join([api.MAGIC, struct.pack("<I", len(plain)), plain, struct.pack("<I", zlib.crc32(plain)),
+                    record[start + length + 4 :]])
+    np.testing.assert_array_equal(api.decompress(old), grey_test_images[:3])

@@ -195,19 +195,17 @@ def _check_a_mutated_header(tmp_path, any_archive, tiny_models, data) -> None:
 
 def _raw_table(data: bytes) -> tuple[bytes, bytes]:
     """(decompressed table, payload) of an archive."""
-    from bbzip.cli.table import _FILTERS
+    from bbzip.cli.table import decompress_table
 
     raw_length, length = struct.unpack_from("<II", data, len(MAGIC) + 2)
     start = len(MAGIC) + 10
-    raw = lzma.decompress(data[start : start + length], format=lzma.FORMAT_RAW, filters=_FILTERS)
-    assert len(raw) == raw_length
-    return raw, data[start + length + 4 :]
+    return decompress_table(data[start : start + length], raw_length), data[start + length + 4 :]
 
 
 def _with_raw_table(raw: bytes, payload: bytes) -> bytes:
-    from bbzip.cli.table import _FILTERS
+    from bbzip.cli.table import compress_table
 
-    table = lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS)
+    table = compress_table(raw)
     return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, len(raw), len(table)), table,
                      struct.pack("<I", zlib.crc32(table)), payload])
 
@@ -308,18 +306,18 @@ def test_a_negative_kind_is_one_line(tmp_path, varied_archive, tiny_models):
 def _with_stream_header(data: bytes, change) -> bytes:
     """The archive with its model stream record's header changed by change(dict), sealed again
     (its crc, the table's stream length and blob offsets)."""
-    import json
 
     from bbzip.models.api import MAGIC as STREAM_MAGIC
+    from bbzip.models.api import deflate_header, inflate_header
 
     header, payload = _as_dicts(data)
     stream_length = header["model_stream"]["length"]
     record, rest = payload[:stream_length], payload[stream_length:]
     (length,) = struct.unpack_from("<I", record, len(STREAM_MAGIC))
     start = len(STREAM_MAGIC) + 4
-    fields = json.loads(zlib.decompress(record[start : start + length]))
+    fields = inflate_header(record[start : start + length])
     change(fields)
-    packed = zlib.compress(json.dumps(fields).encode(), 9)
+    packed = deflate_header(fields)
     new_record = STREAM_MAGIC + struct.pack("<I", len(packed)) + packed + struct.pack("<I", zlib.crc32(packed)) + \
         record[start + length + 4 :]
     shift = len(new_record) - len(record)

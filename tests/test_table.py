@@ -109,3 +109,40 @@ def test_an_entry_unlike_the_alike_ones_around_it_is_still_checked(field, value)
                                           header["payload_length"])][50] == "digits/050.png"
     with pytest.raises(HeaderError, match="entry 50 "):
         check_header({**header, "entries": table}, header["payload_length"])
+
+
+def test_a_small_table_is_deflated_with_the_dictionary_and_a_large_one_with_lzma():
+    """Format 7: a one-image archive's table is mostly its layout JSON, which the preset
+    dictionary codes in a fraction of what LZMA needs; a table of thousands of entries stays LZMA."""
+    import lzma
+
+    from bbzip.cli.table import _FILTERS, LZMA_TABLE, PRIMED_DEFLATE_TABLE, decompress_table
+
+    one = _header([_entry("kde_kite.png", kind="image", store="model", format="PNG", mode="RGB", width=512, height=320,
+                          items=12, blobs=[])])
+    one["model_stream"], one["digest"] = {"offset": 0, "length": 131000, "items": 12}, "3c49a128" * 8
+    stored, raw_length = encode_table(one)
+    raw = decompress_table(stored, raw_length)
+    assert stored[0] == PRIMED_DEFLATE_TABLE
+    assert len(stored) < 0.5 * len(lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS))
+    assert decode_table(stored, raw_length)[0]["name"] == "kde_kite.png"
+    many = _header([_entry(f"digits/{i:05d}.png") for i in range(5000)])
+    stored, raw_length = encode_table(many)
+    assert stored[0] == LZMA_TABLE and len(decode_table(stored, raw_length)) == 5000
+
+
+def test_an_unknown_table_compression_or_bytes_past_the_deflate_stream_are_refused():
+    table, raw_length = encode_table(_header([_entry("x")]))
+    with pytest.raises(TableError, match="unknown table compression"):
+        decode_table(bytes([7]) + table[1:], raw_length)
+    with pytest.raises(TableError):
+        decode_table(table + b"\0", raw_length)
+
+
+def test_the_table_dictionary_is_the_one_format_7_archives_were_written_with():
+    """The dictionary is part of the format: a changed byte and every archive's table fails."""
+    import hashlib
+
+    from bbzip.cli.table_dictionary import TABLE_DICTIONARY
+
+    assert hashlib.sha256(TABLE_DICTIONARY).hexdigest() == "5933ee4279dac310559b78a03460f8b09e0d5c9c83661a08af1ffe2ce2535578"
