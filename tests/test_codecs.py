@@ -231,3 +231,20 @@ def test_a_mixture_is_its_weighted_logistics_and_its_guess_only_a_hint(monkeypat
     monkeypatch.setattr(bbans.distributions.DiscretisedLogisticMixture, "_guess", lambda self, c, p: np.zeros(c.shape))
     _, decoded = bbans.pop_symbol(message, distribution)
     assert np.array_equal(decoded, x)
+
+
+@pytest.mark.parametrize("offsets", [(-1, 1), (-1, 1, -6, 9, 0)])
+def test_a_guess_off_by_one_or_more_either_way_finds_the_searched_symbol(monkeypatch, offsets):
+    """The decoder's search checks the guess, then its neighbour on the target's side, then
+    binary-searches the rest: whichever step finds a lane's symbol, symbol and interval are
+    those of a full search."""
+    lanes, precision = 300, 16
+    distribution, _ = _mixture(lanes, precision)
+    rng = np.random.default_rng(2)
+    cumulative = rng.integers(0, 1 << precision, lanes)
+    symbols, start, freq = bbans.tables.search_boundaries(lambda k: distribution._cdf_inner(k, distribution.params),
+                                                          cumulative, 256, precision)
+    guess = symbols + rng.choice(offsets, lanes)
+    monkeypatch.setattr(bbans.distributions.DiscretisedLogisticMixture, "_guess", lambda self, c, p: guess)
+    found = distribution.search(cumulative)
+    assert np.array_equal(found[0], symbols) and np.array_equal(found[1], start) and np.array_equal(found[2], freq)
