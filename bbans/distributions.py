@@ -198,7 +198,8 @@ def _search(d, params, cumulative):
 
 
 def _search_from_guess(d, params, cumulative, guess):
-    """Check a guessed symbol against the exact integer CDF; binary-search only the misses.
+    """Check a guessed symbol against the exact integer CDF; where it misses, its neighbour on
+    the target's side; binary-search only the lanes both miss.
 
     The guess is a float hint and nothing more: a symbol is accepted only if its integer
     interval [C(k), C(k+1)) holds the cumulative frequency, so the result is the same as a
@@ -211,7 +212,8 @@ def _search_from_guess(d, params, cumulative, guess):
     miss = (target < start) | (target >= end)
     if miss.any():
         # A hint that misses is mostly one level off (a mixture's, for about a quarter of its
-        # values): check the neighbour on the target's side before a binary search.
+        # values). The neighbour stays within 0..n-1: a guess of 0 cannot be above its target,
+        # nor one of n-1 below it.
         lanes = np.flatnonzero(miss)
         sub = [np.broadcast_to(p, miss.shape + p.shape[miss.ndim:]).reshape((-1,) + p.shape[miss.ndim:])[lanes]
                for p in params]
