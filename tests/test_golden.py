@@ -27,13 +27,15 @@ CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0,
          "grey-k2": ("grey", 2, None, MLP["grey"]), "grey-k0-blocks": ("grey", 0, 16, MLP["grey"]),
          "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None),
          "photo-k0": ("photo", 0, None, None), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
+         "photo-mixture-large-k0": ("photo", 0, None, "tiled-rgb-photos-mixture-large"),
          "patches-k0": ("patches", 0, None, "conv-photo-patches-rha"),
          "patches-k2": ("patches", 2, None, "conv-photo-patches-rha")}
 # The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
 # them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
 NO_FALLBACK = {"patches-k2"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
-# shipped default for RGB images of any size, and by the tiled model with a mixture of logistics).
+# shipped default for RGB images of any size, by the tiled model with a mixture of logistics, and
+# by the one with a mixture and a wider window in tiles of 256).
 SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy"}
 UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
 
