@@ -50,11 +50,15 @@ MAX_IMAGES = 1 << 24  # images in one record
 HEADER_FIELDS = {"model", "numerics", "coding", "images", "scale", "block_images"}
 # A record of a model that codes images of any size holds their tiles; one written from a stack
 # says the stack's image size (a command-line archive's entries say their own sizes instead).
-OPTIONAL_FIELDS = {"image_shape", "block_digest"}
+OPTIONAL_FIELDS = {"image_shape", "block_digest", "block_tiles"}
 # Each block's digest is the sha256 of its index (u64 LE) then its decoded images, so a block
 # moved to another place in the record, or repeated, does not match. Records before this say
 # nothing and digest the images alone.
 BLOCK_DIGEST = "index+images"
+# A tiled model's record since archive format 7 says so: a block whose images are all smaller
+# than a tile codes as tiles of the square that holds them (models/stream.py); records before
+# it code whole tiles.
+BLOCK_TILES = "coded-square"
 MAX_SIDE = 1 << 16
 
 
@@ -83,6 +87,7 @@ class StreamInfo:
     blocks: list[Block]
     image_shape: tuple[int, int] | None = None  # (H, W) of the images whose tiles the record holds
     digests_bind_index: bool = True  # False: a record written before BLOCK_DIGEST
+    square_blocks: bool = True  # False: a record written before BLOCK_TILES
 
 
 def block_digest(number: int, images: np.ndarray, binds_index: bool = True) -> bytes:
@@ -158,6 +163,8 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     header = {"model": coder.describe(), "numerics": NUMERICS_VERSION, "coding": settings.to_dict(),
               "images": int(len(images)), "scale": int(scale), "block_images": int(block_images),
               "block_digest": BLOCK_DIGEST}
+    if hasattr(coder.model, "block_square"):
+        header["block_tiles"] = BLOCK_TILES
     if image_shape is not None:
         header["image_shape"] = [int(side) for side in image_shape]
     header_bytes = deflate_header(header)
@@ -227,7 +234,7 @@ def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None 
         raise StreamError(f"damaged model stream ({info.images} images, their entries say {len(extents)})")
     parts = None if extents is None else [extents[b.first : b.first + b.count] for b in chosen]
     symbols = blocks.decode_blocks(coder.model, (_message(b) for b in chosen), [b.count for b in chosen], info.settings,
-                                   cores or threads.available_cores(), on_images, parts)
+                                   cores or threads.available_cores(), on_images, parts, info.square_blocks)
     for block, decoded in zip(chosen, symbols):
         if isinstance(decoded, str):
             yield f"damaged model stream ({decoded})"
@@ -348,7 +355,10 @@ def _checked(header, source: ByteSource, position: int) -> StreamInfo:
         raise StreamError("damaged model stream (bytes after the last block)")
     if header.get("block_digest", BLOCK_DIGEST) != BLOCK_DIGEST:
         raise StreamError("damaged model stream (unknown block digest)")
-    return StreamInfo(model, settings, images, scale, block_images, found, image_shape, "block_digest" in header)
+    if header.get("block_tiles", BLOCK_TILES) != BLOCK_TILES:
+        raise StreamError("damaged model stream (unknown block tiles)")
+    return StreamInfo(model, settings, images, scale, block_images, found, image_shape, "block_digest" in header,
+                      "block_tiles" in header)
 
 
 def _is_int(value) -> bool:

@@ -25,22 +25,27 @@ def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + block_images, n_images)) for lo in range(0, n_images, block_images)]
 
 
-def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None):
+def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None, squares: bool = True):
     """block_symbols: an iterable of each block's (symbols (n, pixels) uint8, extents (n, 2) or
     None, known intervals or None: models/stream.py), taken as cores come free; yields one
-    message per block, in order."""
-    jobs = (Job(stream.encode, (symbols, settings, extents, known), len(symbols)) for symbols, extents, known in block_symbols)
+    message per block, in order. `squares`: stream.encode's."""
+    jobs = (Job(_encode_one, (symbols, settings, extents, known, squares), len(symbols))
+            for symbols, extents, known in block_symbols)
     return run_in_order(model, jobs, cores, on_images)
 
 
 def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None,
-                  extents=None):
+                  extents=None, squares: bool = True):
     """streams: an iterable of the blocks' messages (read a wave at a time); extents: each
     block's, or None. Yields each block's symbols (n, pixels) uint8, or the reason it could not
-    be decoded (a damaged block does not stop the others)."""
+    be decoded (a damaged block does not stop the others). `squares`: as the blocks were coded."""
     extents = extents if extents is not None else [None] * len(counts)
-    jobs = (Job(_decode_one, (data, count, settings, part), count) for data, count, part in zip(streams, counts, extents))
+    jobs = (Job(_decode_one, (data, count, settings, part, squares), count) for data, count, part in zip(streams, counts, extents))
     return run_in_order(model, jobs, cores, on_images)
+
+
+def _encode_one(model, symbols, settings, extents, known, squares, on_batch=None):
+    return stream.encode(model, symbols, settings, extents, known, on_batch, squares)
 
 
 class StackedImages:
@@ -78,8 +83,8 @@ class StackedImages:
         return np.concatenate(parts) if parts else self.stacks[0][:0]
 
 
-def _decode_one(model, data, count, settings, extents, on_batch=None):
+def _decode_one(model, data, count, settings, extents, squares, on_batch=None):
     try:
-        return stream.decode(model, data, count, settings, extents, on_batch)
+        return stream.decode(model, data, count, settings, extents, on_batch, squares)
     except BBANSError as error:
         return str(error)

@@ -271,6 +271,18 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         side = max(rows, columns + c.radius, 1)
         return min(c.tile, -(-side // c.stride) * c.stride)
 
+    def block_square(self, extents: np.ndarray) -> "TileSquare | None":
+        """How a block of tiles of these extents codes (records since archive format 7,
+        models/stream.py): where every coded pixel and its window lie in a top-left square
+        smaller than the tile (images smaller than a tile), as tiles of that square, whose
+        wavefront has fewer lanes and steps; None (whole tiles) otherwise, and for a model with
+        a latent. Each lane of a tile costs its head's bits and, early in a block, a word from
+        the virtual bottom, so lanes that a small image leaves empty are not free."""
+        if self.has_latent or not len(extents):
+            return None
+        side = self._coded_side(extents)
+        return TileSquare(self, self._square_model(side)) if side < self.config.tile else None
+
     def _square_model(self, side: int) -> "FrozenTiledARVAE":
         """This model in tiles of `side` (its windows and edge flags are those of the top-left
         square of its own tiles), made once per side."""
@@ -523,9 +535,12 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         """Per tile, the bits of tiles whose intervals have these widths (`intervals`): what
         codelength_bits gives for them."""
         per_pixel = (precision - np.log2(freq)).sum(axis=2)
+        lanes = self.lanes_per_unit
         if extents is not None:
             per_pixel *= inside_image(self.rows, self.columns, extents)
-        return per_pixel.sum(axis=1) + LANE_HEAD_BITS * self.lanes_per_unit
+            side = self._coded_side(extents)
+            lanes = self._square_model(side).lanes_per_unit if side < self.config.tile else lanes  # block_square's
+        return per_pixel.sum(axis=1) + LANE_HEAD_BITS * lanes
 
     # -- K-step inference -----------------------------------------------------------------------
     def likelihood_gradient(self, pixels, z):
@@ -571,3 +586,36 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         grad = self.decoder[1].backward(grad)
         grad *= (hidden1 > 0) & (hidden1 < ACTIVATION_MAX)
         return self.decoder[0].backward(grad).reshape(tiles, -1) / float(1 << GRADIENT_BITS)
+
+
+class TileSquare:
+    """Tiles of a model (`whole`) seen as tiles of the top-left square its `model` codes (the
+    same model in tiles of the square's side): symbols and intervals cut to the square, and
+    decoded squares made whole tiles again as the encoder's were, by repeating each image's
+    last row and column (models/tiling.py)."""
+
+    def __init__(self, whole: FrozenTiledARVAE, model: FrozenTiledARVAE):
+        self.model = model
+        self.tile, self.side, self.channels = whole.config.tile, model.config.tile, whole.config.channels
+
+    def cut(self, symbols: np.ndarray) -> np.ndarray:
+        """(n, tile^2 x channels) -> (n, side^2 x channels)."""
+        n, t, s = len(symbols), self.tile, self.side
+        return np.ascontiguousarray(symbols.reshape(n, t, t, self.channels)[:, :s, :s]).reshape(n, -1)
+
+    def cut_known(self, known):
+        """Intervals (start, freq) of whole tiles, each (n, tile^2, channels), cut to the square."""
+        if known is None:
+            return None
+        t, s = self.tile, self.side
+        return tuple(np.ascontiguousarray(part.reshape(len(part), t, t, self.channels)[:, :s, :s]).reshape(len(part), s * s, -1)
+                     for part in known)
+
+    def whole(self, squares: np.ndarray, extents: np.ndarray) -> np.ndarray:
+        """(n, side^2 x channels) decoded squares -> (n, tile^2 x channels): each tile's image
+        part (its extents, within the square) with its last row and column repeated."""
+        n, t, s = len(squares), self.tile, self.side
+        rows = np.minimum(np.arange(t)[None, :], extents[:, :1] - 1)
+        columns = np.minimum(np.arange(t)[None, :], extents[:, 1:] - 1)
+        square = squares.reshape(n, s, s, self.channels)
+        return square[np.arange(n)[:, None, None], rows[:, :, None], columns[:, None, :]].reshape(n, -1)

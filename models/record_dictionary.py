@@ -25,12 +25,12 @@ RECORD_DICTIONARY = b"".join([
     b'"k_steps":0,"likelihood_precision":24,"lr":0.005,"posterior_precision":24,"seed":0},"images":100,'
     b'"model":{"architecture":"local-ar-vae","config":{"features":4,"head":32,"height":28,"hidden":500,"latent":10,'
     b'"likelihood":"logistic","radius":2,"width":28},"name":"ar-mnist-rha","sha256":""},"numerics":1,"scale":1}',
-    b'{"block_digest":"index+images","block_images":128,"coding":{"batch_size":16,"bucket_bits":12,'
+    b'{"block_digest":"index+images","block_images":128,"block_tiles":"coded-square","coding":{"batch_size":16,"bucket_bits":12,'
     b'"k_steps":0,"likelihood_precision":24,"lr":0.005,"posterior_precision":24,"seed":0},"images":12,'
     b'"model":{"architecture":"tiled-ar-vae","config":{"channels":3,"features":4,"head":48,"hidden":64,'
     b'"latent_channels":0,"likelihood":"logistic","mixtures":3,"radius":2,"stride":4,"tile":128},'
     b'"name":"tiled-grey-photos","sha256":""},"numerics":1,"scale":1}',
-    b'{"block_digest":"index+images","block_images":128,"coding":{"batch_size":16,"bucket_bits":12,'
+    b'{"block_digest":"index+images","block_images":128,"block_tiles":"coded-square","coding":{"batch_size":16,"bucket_bits":12,'
     b'"k_steps":0,"likelihood_precision":24,"lr":0.005,"posterior_precision":24,"seed":0},"images":12,'
     b'"model":{"architecture":"tiled-ar-vae","config":{"channels":3,"features":4,"head":48,"hidden":64,'
     b'"latent_channels":0,"likelihood":"logistic","radius":2,"stride":4,"tile":128},'

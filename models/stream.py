@@ -84,13 +84,25 @@ def _codec(model, settings, lo: int, hi: int, extents, known=None):
     return model.batch_codec(settings, lo, hi - lo, extents[lo:hi], known=tuple(part[lo:hi] for part in known))
 
 
-def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, known=None, on_batch=None) -> bytes:
+def _square(model, extents, squares: bool):
+    """With `squares` (records since archive format 7), a tiled model's block whose coded pixels
+    all lie in a smaller top-left square of its tiles (images smaller than a tile) codes as tiles
+    of that square (models/frozen_tiled_ar.py: TileSquare); None: as whole tiles."""
+    in_square = getattr(model, "block_square", None) if squares and extents is not None else None
+    return in_square(extents) if in_square else None
+
+
+def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, known=None, on_batch=None,
+           squares: bool = False) -> bytes:
     """symbols: (N, ...) integers the model codes (0/1 for Bernoulli, 0..255 for logistic);
     `model` is a frozen architecture (see architectures.py); `extents` (N, 2) for a tiled
     model's tiles, or None (whole); `known`, for a tiled model without a latent, the tiles'
-    intervals if they were already computed (its `intervals`), or None."""
+    intervals if they were already computed (its `intervals`), or None; `squares`: see _square."""
     n = len(symbols)
     flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
+    square = _square(model, extents, squares)
+    if square is not None:
+        model, flat, known = square.model, square.cut(flat), square.cut_known(known)
     message = Message.empty((1,), seed=settings.seed)
     per_unit = _lanes_per_unit(model)
     for index, lo, hi in coding_batches(n, settings.batch_size, _growth(model)):
@@ -105,12 +117,20 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
     return message.to_bytes()
 
 
-def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=None, on_batch=None) -> np.ndarray:
+def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=None, on_batch=None,
+           squares: bool = False) -> np.ndarray:
     """The mirror of encode: symbols (N, pixels) as uint8; raises bbans errors on corrupt input.
 
     Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
     make the decoder allocate more than the stream really holds: it runs out of words first.
     """
+    square = _square(model, extents, squares)
+    if square is not None:
+        return square.whole(_decode(square.model, data, n_images, settings, extents, on_batch), extents)
+    return _decode(model, data, n_images, settings, extents, on_batch)
+
+
+def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents, on_batch) -> np.ndarray:
     per_unit = _lanes_per_unit(model)
     bounds = coding_batches(n_images, settings.batch_size, _growth(model))
     lanes = _lanes_before(bounds, per_unit)

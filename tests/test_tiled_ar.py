@@ -644,3 +644,46 @@ def test_the_float_likelihood_is_what_the_coder_spends(trained):
     symbols = tiles.reshape(50, -1).astype(np.int64)
     coder_bits = frozen.codelength_bits(symbols, CodingSettings()) - LANE_HEAD_BITS * frozen.lanes_per_unit
     assert np.abs(coder_bits - float_bits).max() < 0.01 * float_bits.mean()
+
+
+def test_a_block_of_images_smaller_than_a_tile_codes_as_tiles_of_their_square(rgb_model_file):
+    """Since format 7 a block whose images all fit a smaller square of the tile codes as tiles of
+    that square: fewer lanes (each costs its head, and early in a block a virtual word), fewer
+    steps; smaller than whole tiles, exact, the tiles' edge repetition rebuilt. A block with one
+    image as large as a tile codes whole tiles, and a stream written before format 7 (whole
+    tiles) decodes as it was written."""
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+
+    frozen = load_frozen(rgb_model_file).with_tile(32)
+    images = [_smooth_tiles(1, 3, 12, seed)[0][: 5 + seed, : 11 - seed] for seed in range(6)]
+    symbols = np.concatenate([to_tiles(image, 32).reshape(1, -1) for image in images])
+    extents = np.concatenate([tile_extents(*image.shape[:2], 32) for image in images])
+    settings = CodingSettings(batch_size=4)
+    square = frozen.block_square(extents)
+    assert square is not None and square.model.config.tile == 12  # 10 rows, 10 columns and the window's 1, to the stride
+    assert square.model.lanes_per_unit < frozen.lanes_per_unit
+    in_squares = stream.encode(frozen, symbols, settings, extents, squares=True)
+    whole = stream.encode(frozen, symbols, settings, extents)
+    assert len(in_squares) < len(whole)
+    assert np.array_equal(stream.decode(frozen, in_squares, 6, settings, extents, squares=True), symbols)
+    assert np.array_equal(stream.decode(frozen, whole, 6, settings, extents), symbols)
+    large = np.concatenate([symbols, to_tiles(_smooth_tiles(1, 3, 32, 9)[0], 32).reshape(1, -1)])
+    large_extents = np.concatenate([extents, tile_extents(32, 32, 32)])
+    assert frozen.block_square(large_extents) is None
+    data = stream.encode(frozen, large, settings, large_extents, squares=True)
+    assert data == stream.encode(frozen, large, settings, large_extents)
+    assert np.array_equal(stream.decode(frozen, data, 7, settings, large_extents, squares=True), large)
+
+
+def test_a_square_made_whole_again_is_the_tile_the_image_was_cut_into(rgb_model_file):
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+
+    frozen = load_frozen(rgb_model_file).with_tile(32)
+    image = _smooth_tiles(1, 3, 12, 3)[0][:7, :9]
+    tiles = to_tiles(image, 32).reshape(1, -1)
+    extents = tile_extents(7, 9, 32)
+    square = frozen.block_square(extents)
+    assert square.cut(tiles).shape == (1, square.model.config.pixels * 3)
+    assert np.array_equal(square.whole(square.cut(tiles), extents), tiles)
