@@ -535,12 +535,11 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         """Per tile, the bits of tiles whose intervals have these widths (`intervals`): what
         codelength_bits gives for them."""
         per_pixel = (precision - np.log2(freq)).sum(axis=2)
-        lanes = self.lanes_per_unit
+        square = None
         if extents is not None:
             per_pixel *= inside_image(self.rows, self.columns, extents)
-            side = self._coded_side(extents)
-            lanes = self._square_model(side).lanes_per_unit if side < self.config.tile else lanes  # block_square's
-        return per_pixel.sum(axis=1) + LANE_HEAD_BITS * lanes
+            square = self.block_square(extents)
+        return per_pixel.sum(axis=1) + LANE_HEAD_BITS * (square.model if square else self).lanes_per_unit
 
     # -- K-step inference -----------------------------------------------------------------------
     def likelihood_gradient(self, pixels, z):
@@ -600,16 +599,18 @@ class TileSquare:
 
     def cut(self, symbols: np.ndarray) -> np.ndarray:
         """(n, tile^2 x channels) -> (n, side^2 x channels)."""
-        n, t, s = len(symbols), self.tile, self.side
-        return np.ascontiguousarray(symbols.reshape(n, t, t, self.channels)[:, :s, :s]).reshape(n, -1)
+        return self._corner(symbols).reshape(len(symbols), -1)
 
     def cut_known(self, known):
         """Intervals (start, freq) of whole tiles, each (n, tile^2, channels), cut to the square."""
         if known is None:
             return None
+        return tuple(self._corner(part).reshape(len(part), self.side * self.side, -1) for part in known)
+
+    def _corner(self, tiles: np.ndarray) -> np.ndarray:
+        """(n, side, side, channels): the top-left square of tiles given as (n, ...) rows."""
         t, s = self.tile, self.side
-        return tuple(np.ascontiguousarray(part.reshape(len(part), t, t, self.channels)[:, :s, :s]).reshape(len(part), s * s, -1)
-                     for part in known)
+        return np.ascontiguousarray(tiles.reshape(len(tiles), t, t, self.channels)[:, :s, :s])
 
     def whole(self, squares: np.ndarray, extents: np.ndarray) -> np.ndarray:
         """(n, side^2 x channels) decoded squares -> (n, tile^2 x channels): each tile's image
