@@ -45,7 +45,7 @@ LOGIT_LIMIT = 16 << PARAM_BITS  # mixture logits (models/tiled_ar.py: LOGIT_LIMI
 # counted in a tile's codelength: a tile of a smooth photo is a few kilobits, its lanes a few
 # hundred bits.
 LANE_HEAD_BITS = 5
-_HEAD_ROWS = 1 << 13  # pixel rows per chunk of the head's passes over whole tiles (cache-sized)
+_HEAD_ROWS = 1 << 11  # pixel rows per pass of the head over tiles (cache-sized: _ranges)
 
 
 def _parameter_bounds(config: TiledARConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -196,13 +196,13 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         return self._raster(self.decode_latents(z_fixed)[-1], len(z_fixed), self.config.features)
 
     # -- the head -------------------------------------------------------------------------------
-    def _windows(self, symbols: np.ndarray) -> np.ndarray:
-        """(B, pixels, neighbours, C) float64: every pixel's causal window, zero outside the tile."""
+    def _canvas(self, symbols: np.ndarray) -> np.ndarray:
+        """(B, canvas pixels, C) float64: tiles on the zero-padded canvas their windows read."""
         c = self.config
         tiles = len(symbols)
         canvas = np.zeros((tiles, self.canvas_pixels, c.channels))
         canvas[:, self.places] = symbols.reshape(tiles, c.pixels, c.channels)
-        return canvas[:, self.windows]
+        return canvas
 
     def _reference(self, window: np.ndarray, top, first) -> np.ndarray:
         """(rows, neighbours, C) windows -> (rows, C): the floor of the mean of the left and
@@ -232,11 +232,13 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         out[:, : flags + EDGE_FLAGS] *= float(1 << ACTIVATION_BITS)
         out[:, flags + EDGE_FLAGS :] = features
 
-    def head_inputs(self, symbols: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs (B x pixels, head inputs), references (B x pixels, C) in levels)."""
+    def head_inputs(self, canvas: np.ndarray, features: np.ndarray, pixels: slice = slice(None)
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs (B x pixels, head inputs), references (B x pixels, C) in levels) of a range of
+        pixels of tiles on their canvas (_canvas); `features` (B, pixels, features) of them."""
         c = self.config
-        window = self._windows(symbols).reshape(len(symbols) * c.pixels, c.neighbours, c.channels)
-        top, first = np.tile(self.top, len(symbols)), np.tile(self.first, len(symbols))
+        window = canvas[:, self.windows[pixels]].reshape(-1, c.neighbours, c.channels)
+        top, first = np.tile(self.top[pixels], len(canvas)), np.tile(self.first[pixels], len(canvas))
         reference = self._reference(window, top[:, None], first[:, None])
         inputs = np.empty((len(window), c.head_inputs))
         self._fill_inputs(window, reference, top, first, features.reshape(len(window), -1), inputs)
@@ -253,11 +255,30 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         np.minimum(params, self.high, out=params)
         return [h1, h2, out, skip, params]
 
-    def _chunks(self, n: int, side: int | None = None):
-        """Ranges of tiles whose pixels (of a top-left square of `side`, default the whole tile)
-        make a cache-sized pass of the head."""
+    def _chunks(self, n: int, side: int | None = None) -> list[slice]:
+        """Slices of n tiles (of a top-left square of `side`, default the whole tile) whose
+        pixels make a cache-sized pass of the head, or one tile (_ranges cuts it further)."""
         step = max(1, _HEAD_ROWS // (side * side if side else self.config.pixels))
-        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+        return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+    def _ranges(self) -> list[slice]:
+        """Ranges of a tile's pixels, each a cache-sized pass of the head for one tile: a pass
+        over a whole tile of 256 (65,536 rows, a hundred values each) runs from main memory."""
+        pixels = self.config.pixels
+        return [slice(first, min(first + _HEAD_ROWS, pixels)) for first in range(0, pixels, _HEAD_ROWS)]
+
+    def _head_passes(self, symbols: np.ndarray, features: np.ndarray):
+        """(tiles, pixels, parameters (tiles, pixels, outputs), references (tiles, pixels, C)),
+        int64, of symbols (B, pixels x channels) and features (B, pixels, features), a
+        cache-sized pass at a time: tiles and pixels are the slices each pass covers."""
+        c = self.config
+        for tiles in self._chunks(len(symbols)):
+            canvas = self._canvas(symbols[tiles])
+            for pixels in self._ranges():
+                inputs, reference = self.head_inputs(canvas, features[tiles, pixels], pixels)
+                shape = (len(canvas), -1)
+                yield (tiles, pixels, self.head_forward(inputs)[-1].astype(np.int64).reshape(*shape, c.outputs),
+                       reference.astype(np.int64).reshape(*shape, c.channels))
 
     def _coded_side(self, extents: np.ndarray | None) -> int:
         """The side of the top-left square of a tile that holds every coded pixel of tiles of
@@ -293,14 +314,12 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     def _parameters(self, symbols: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(parameters (B, pixels, outputs), references (B, pixels, C)), int64, of every pixel of
         symbols (B, pixels x channels)."""
-        params, references = [], []
-        for lo, hi in self._chunks(len(symbols)):
-            inputs, reference = self.head_inputs(symbols[lo:hi], features[lo:hi])
-            params.append(self.head_forward(inputs)[-1])
-            references.append(reference)
-        shape = (len(symbols), self.config.pixels, -1)
-        return (np.concatenate(params).astype(np.int64).reshape(shape),
-                np.concatenate(references).astype(np.int64).reshape(shape))
+        c = self.config
+        params = np.empty((len(symbols), c.pixels, c.outputs), dtype=np.int64)
+        references = np.empty((len(symbols), c.pixels, c.channels), dtype=np.int64)
+        for tiles, pixels, part, reference in self._head_passes(symbols, features):
+            params[tiles, pixels], references[tiles, pixels] = part, reference
+        return params, references
 
     def _columns(self, params: np.ndarray, first: int, count: int) -> np.ndarray:
         """count rows of the mixture's components (..., count, M) of the parameters' columns
@@ -497,8 +516,8 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         start = np.empty((len(symbols), c.pixels, c.channels), dtype=np.uint32)
         freq = np.empty_like(start)
         side = self._coded_side(extents)
-        for lo, hi in self._chunks(len(symbols), side):
-            start[lo:hi], freq[lo:hi] = self._chunk_intervals(symbols[lo:hi], precision, side)
+        for tiles in self._chunks(len(symbols), side):
+            start[tiles], freq[tiles] = self._chunk_intervals(symbols[tiles], precision, side)
         return start, freq
 
     def _chunk_intervals(self, chunk: np.ndarray, precision: int, side: int | None = None
@@ -515,10 +534,15 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             inner = self._square_model(side)._chunk_intervals(square, precision)
             start[:, :side, :side], freq[:, :side, :side] = (part.reshape(n, side, side, k) for part in inner)
             return start.reshape(n, c.pixels, k), freq.reshape(n, c.pixels, k)
-        chunk = chunk.astype(np.int64)
-        params, reference = self._parameters(chunk, np.zeros((len(chunk), c.pixels, 0)))
-        found = self._distribution(params, reference, chunk.reshape(reference.shape), precision).interval(chunk)
-        return tuple(part.reshape(reference.shape) for part in found)
+        n = len(chunk)
+        values = chunk.astype(np.int64).reshape(n, c.pixels, c.channels)
+        start = np.empty(values.shape, dtype=np.uint32)
+        freq = np.empty_like(start)
+        for tiles, pixels, params, reference in self._head_passes(values, np.zeros((n, c.pixels, 0))):
+            part = values[tiles, pixels]
+            found = self._distribution(params, reference, part, precision).interval(part.reshape(len(part), -1))
+            start[tiles, pixels], freq[tiles, pixels] = (bound.reshape(part.shape) for bound in found)
+        return start, freq
 
     def codelength_bits(self, symbols: np.ndarray, settings, extents: np.ndarray | None = None) -> np.ndarray:
         """Per tile, a chunk of tiles at a time."""
@@ -526,9 +550,9 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return super().codelength_bits(symbols, settings)
         precision, bits = settings.likelihood_precision, np.empty(len(symbols))
         side = self._coded_side(extents)
-        for lo, hi in self._chunks(len(symbols), side):
-            part = None if extents is None else extents[lo:hi]
-            bits[lo:hi] = self.codelength_of(self._chunk_intervals(symbols[lo:hi], precision, side)[1], precision, part)
+        for tiles in self._chunks(len(symbols), side):
+            part = None if extents is None else extents[tiles]
+            bits[tiles] = self.codelength_of(self._chunk_intervals(symbols[tiles], precision, side)[1], precision, part)
         return bits
 
     def codelength_of(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:
@@ -552,9 +576,10 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         grad_features = np.empty_like(features)
         context = (c.neighbours + 1) * c.channels + EDGE_FLAGS
         logistic = SimpleNamespace(likelihood="logistic", pixels=c.dims)
-        for lo, hi in self._chunks(tiles):
+        for chunk in self._chunks(tiles):  # whole tiles: the gradient sums over a tile's pixels
+            lo, hi = chunk.start, chunk.stop
             symbols = pixels.symbols[lo:hi]
-            inputs, reference = self.head_inputs(symbols, features[lo:hi])
+            inputs, reference = self.head_inputs(self._canvas(symbols), features[lo:hi])
             h1, h2, out, skip, params = self.head_forward(inputs)
             params = params.astype(np.int64).reshape(hi - lo, c.pixels, c.outputs)
             values = symbols.reshape(hi - lo, c.pixels, c.channels)
