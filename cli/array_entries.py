@@ -1,6 +1,12 @@
 """The kinds of entry an array file makes: an .npy image stack, and an .npz file kept member by
 member (its image stacks to the model, anything else as bytes). Both are rebuilt byte for byte:
-arrays in their memory order, zip members with their names and zip fields."""
+arrays in their memory order, zip members with their names and zip fields.
+
+A stack of RGBA images (N, H, W, 4) sends its colour (N, H, W, 3) to the model; its alpha planes
+are one blob of the entry (the .npz member's, in member order), xz-compressed: mostly a constant
+or a few edges, which xz keeps in a few bytes an image, and fully transparent pixels keep their
+colour. The fallback's classic images are of the colour too; the alpha blob is there either
+way."""
 from __future__ import annotations
 
 import contextlib
@@ -18,12 +24,12 @@ from . import sources
 from .entry_kind import ATTRIBUTES, NO_IMAGES, Entry, EntryKind
 from .file_entries import Stored
 from .fingerprint import Fingerprint
-from .xz import unxz, xz
+from .xz import XzPieces, unxz, xz
 
 
 class Array(EntryKind):
-    """An .npy file holding uint8 images for the model: a stack (N, H, W[, 3]), or one image
-    (H, W) or (H, W, 3) ("single")."""
+    """An .npy file holding uint8 images for the model: a stack (N, H, W[, 3 or 4]), or one
+    image (H, W[, 3 or 4]) ("single"); with 4 channels its alpha planes are its first blob."""
 
     name = "array"
     stores = frozenset({"model"})
@@ -41,7 +47,7 @@ class Array(EntryKind):
 
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
-        return stack_shape(meta)[1:] if "shape" in meta else (0, 0)
+        return model_stack_shape(meta)[1:] if "shape" in meta else (0, 0)
 
     @staticmethod
     def image_count(meta) -> int:
@@ -54,7 +60,7 @@ class Array(EntryKind):
     @staticmethod
     def restore(meta, feed, blobs: list, sink) -> Fingerprint:
         fingerprint = Fingerprint()
-        _write_npy(sink, fingerprint, feed, meta)
+        _write_npy(sink, fingerprint, feed, meta, blobs[0] if has_alpha(meta) else None)
         return fingerprint
 
 
@@ -81,7 +87,7 @@ class Npz(EntryKind):
     @staticmethod
     def image_shape(meta) -> tuple[int, ...]:
         first = next((m for m in meta.get("members", ()) if m["store"] == "model"), None)
-        return stack_shape(first)[1:] if first else (0, 0)
+        return model_stack_shape(first)[1:] if first else (0, 0)
 
     @staticmethod
     def image_count(meta) -> int:
@@ -107,7 +113,7 @@ class Npz(EntryKind):
                 _add_member(fingerprint, member["member"], b"")
                 with _member_stream(archive, member) as stream:
                     if member["store"] == "model":
-                        _write_npy(stream, fingerprint, feed, member)
+                        _write_npy(stream, fingerprint, feed, member, next(stored) if has_alpha(member) else None)
                     else:
                         content = unxz(next(stored), member["size"])
                         fingerprint.update(content)
@@ -116,11 +122,12 @@ class Npz(EntryKind):
         return fingerprint
 
 
-COLOUR_CHANNELS = (3,)  # the last axis of a colour image
+COLOUR_CHANNELS = (3, 4)  # the last axis of a colour image: RGB, or RGBA
+ALPHA_CHANNELS = 4
 
 
 def array_mode(stack) -> str:
-    """How a classic codec keeps an array's images: grey (N, H, W) or colour (N, H, W, 3)."""
+    """How a classic codec keeps an array's model images: grey (N, H, W) or colour (N, H, W, 3)."""
     return "RGB" if stack.ndim == 4 else "L"
 
 
@@ -131,11 +138,38 @@ def stack_shape(fields) -> tuple[int, ...]:
     return (1, *shape) if fields.get("single") else shape
 
 
+def has_alpha(fields) -> bool:
+    """Whether an array's images (an entry's or an .npz member's header fields) are RGBA: their
+    alpha planes are a blob of their own. False for fields that do not say (a damaged table's)."""
+    shape = fields.get("shape") if isinstance(fields, dict) else None
+    return (isinstance(shape, (list, tuple)) and len(shape) + (fields.get("single") is True) == 4
+            and shape[-1] == ALPHA_CHANNELS)
+
+
+def model_stack_shape(fields) -> tuple[int, ...]:
+    """(N, H, W[, 3]): the stack of an array's model images, RGBA images' colour."""
+    shape = stack_shape(fields)
+    return (*shape[:3], 3) if has_alpha(fields) else shape
+
+
+def _colour(stack):
+    """The colour of RGBA images (a view), any other images as they are."""
+    return stack[..., :3] if stack.ndim == 4 and stack.shape[-1] == ALPHA_CHANNELS else stack
+
+
+def _split_alpha(stack: np.ndarray) -> tuple[np.ndarray, bytes | None]:
+    """(model images, the alpha blob or None) of an image stack: RGBA images' colour, and their
+    alpha planes xz-compressed in C order (N, H, W)."""
+    if stack.ndim != 4 or stack.shape[-1] != ALPHA_CHANNELS:
+        return stack, None
+    return np.ascontiguousarray(stack[..., :3]), xz(np.ascontiguousarray(stack[..., 3]).tobytes())
+
+
 def _as_images(array) -> tuple[object, bool] | None:
     """(stack (N, H, W[, C]), single) of a uint8 array bbzip reads as images, or None. A 2-d
-    array is one grey image; a 3-d one is one colour image if its last axis is 3 (a stack of
-    grey images three pixels wide is not what anyone keeps), else a stack of grey images; a 4-d
-    one a stack of colour images. Either reading gives the same array back: the rule only
+    array is one grey image; a 3-d one is one colour image if its last axis is 3 or 4 (a stack
+    of grey images three or four pixels wide is not what anyone keeps), else a stack of grey
+    images; a 4-d one a stack of colour images. Either reading gives the same array back: the rule only
     decides how well it is compressed."""
     if array.dtype != np.uint8 or 0 in array.shape:
         return None
@@ -191,10 +225,12 @@ def _npy_layout(stream, size: int) -> tuple[int, tuple] | None:
 def _read_npy(name, raw, fits_model) -> Entry:
     array = _npy_array(raw)
     found = _as_images(array) if array is not None else None
-    if found is not None and _is_image_stack(found[0], fits_model):
+    if found is not None and _is_image_stack(_colour(found[0]), fits_model):
         stack, single = found
         meta = {"format": "NPY", "shape": list(array.shape), "store": "model", "fortran_order": _fortran(array)}
-        return Entry(name, Array, {**meta, "single": True} if single else meta, items=np.ascontiguousarray(stack))
+        images, alpha = _split_alpha(stack)
+        return Entry(name, Array, {**meta, "single": True} if single else meta, items=np.ascontiguousarray(images),
+                     blobs=[] if alpha is None else [alpha], fingerprint=None if alpha is None else Fingerprint(stack))
     return Stored.read(name, raw, {"format": "NPY"})
 
 
@@ -236,7 +272,7 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
                           "external_attr": info.external_attr, "create_system": info.create_system,
                           "zip64": info.extract_version >= zipfile.ZIP64_VERSION}
                 content = _npz_member(archive, info, stamp, fits_model)
-                if not isinstance(content, bytes) and stacks and _images_of(content)[0].shape[1:] != stacks[0].shape[1:]:
+                if not isinstance(content, bytes) and stacks and _colour(_images_of(content)[0]).shape[1:] != stacks[0].shape[1:]:
                     content = archive.read(info)  # an entry's images have one shape: the first image member's
                 if isinstance(content, bytes):
                     meta["members"].append({**fields, "store": "stored", "size": len(content)})
@@ -246,8 +282,11 @@ def _npz_members(name, path: Path, fits_model) -> Entry:
                     fortran = isinstance(content, np.ndarray) and _fortran(content)
                     member = {**fields, "store": "model", "shape": list(content.shape), "fortran_order": fortran}
                     meta["members"].append({**member, "single": True} if single else member)
-                    stacks.append(np.ascontiguousarray(stack) if fortran else stack)
-                    content = stacks[-1]
+                    images, alpha = _split_alpha(stack)
+                    if alpha is not None:  # its alpha blob, in member order among the stored members' blobs
+                        blobs.append(alpha)
+                    stacks.append(np.ascontiguousarray(images) if fortran else images)
+                    content = stack if alpha is not None else stacks[-1]
                 _add_member(fingerprint, info.filename, content)
     items = StackedImages(stacks) if stacks else NO_IMAGES
     return Entry(name, Npz, meta, items=items, blobs=blobs, fingerprint=fingerprint, stamp=stamp)
@@ -285,7 +324,7 @@ def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, stamp, fits_mod
     content = archive.read(info)
     array = _npy_array(content)
     found = _as_images(array) if array is not None else None
-    return array if found is not None and _is_image_stack(found[0], fits_model) else content
+    return array if found is not None and _is_image_stack(_colour(found[0]), fits_model) else content
 
 
 def _add_member(fingerprint: "Fingerprint", name: str, content) -> None:
@@ -311,24 +350,42 @@ def npy_header(shape, fortran_order: bool) -> bytes:
     return header.getvalue()
 
 
-def _write_npy(sink, fingerprint: "Fingerprint", feed, fields) -> None:
-    """An .npy file's bytes from the entry's images, its shape and order from its header fields
-    (an entry's or an .npz member's): a C-order array run by run as the images come (the
-    fingerprint covers the pixels in C order either way); a Fortran-order one, whose bytes
-    interleave all images, whole."""
+def _write_npy(sink, fingerprint: "Fingerprint", feed, fields, alpha_blob: bytes | None = None) -> None:
+    """An .npy file's bytes from the entry's images (RGBA images' colour, with their alpha
+    planes from `alpha_blob`), its shape and order from its header fields (an entry's or an .npz
+    member's): a C-order array run by run as the images come (the fingerprint covers the pixels
+    in C order either way); a Fortran-order one, whose bytes interleave all images, whole."""
     shape, fortran_order = fields["shape"], fields.get("fortran_order", False)
+    stack = stack_shape(fields)
+    runs = feed.take(stack[0]) if alpha_blob is None else _with_alpha_planes(feed.take(stack[0]), alpha_blob, stack)
     if sink is not None:
         sink.write(npy_header(shape, fortran_order))
     if not fortran_order:
-        for run in feed.take(stack_shape(fields)[0]):
+        for run in runs:
             fingerprint.update(run)
             if sink is not None:
                 sink.write(memoryview(np.ascontiguousarray(run)).cast("B"))
         return
-    array = feed.whole(stack_shape(fields)[0]).reshape(shape)
+    array = np.empty(stack, dtype=np.uint8)
+    filled = 0
+    for run in runs:
+        array[filled : filled + len(run)] = run
+        filled += len(run)
     fingerprint.update(array)
     if sink is not None:
-        sink.write(memoryview(np.asfortranarray(array).T).cast("B"))
+        sink.write(memoryview(np.asfortranarray(array.reshape(shape)).T).cast("B"))
+
+
+def _with_alpha_planes(runs, blob: bytes, stack: tuple[int, ...]):
+    """Runs of RGBA images from runs of their colour and the alpha blob of the whole stack, its
+    planes inflated a run at a time (raises ValueError where the blob does not hold exactly a
+    plane for each image)."""
+    height, width = stack[1:3]
+    planes = XzPieces(blob)
+    for run in runs:
+        alpha = np.frombuffer(planes.take(len(run) * height * width), dtype=np.uint8).reshape(len(run), height, width, 1)
+        yield np.concatenate([run, alpha], axis=-1)
+    planes.finish()
 
 
 def _is_image_stack(stack, fits_model) -> bool:

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .array_entries import plain_member
+from .array_entries import COLOUR_CHANNELS, has_alpha, model_stack_shape, plain_member
 from .entries import KINDS
 from .table import FALLBACK_CODES, MAX_ENTRIES, NO_PERMISSIONS, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
 
@@ -259,7 +259,7 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
         if not isinstance(entry.get("fortran_order", False), bool):
             _fail(f"{where}.fortran_order", "expected true or false")
         _model_items(items, stack, classic_images, classic_span, where)
-        expected_blobs = classic_images
+        expected_blobs = classic_images + has_alpha(entry)  # an RGBA stack's alpha planes: its first blob
     if kind == "npz":
         stored, stack = _check_members(entry, where)
         _model_items(items, stack, classic_images, classic_span, where)
@@ -289,21 +289,23 @@ def _fallback_images(fallback, where: str) -> tuple[int, int]:
 
 
 def _stack(fields, where: str) -> tuple[int, ...]:
-    """The image stack (images, height, width[, 3]) of an array's fields (an entry's or an .npz
-    member's): its shape [images, height, width] or [images, height, width, 3], or with
-    "single" one image's [height, width] or [height, width, 3]."""
+    """The image stack (images, height, width[, 3 or 4]) of an array's fields (an entry's or an
+    .npz member's): its shape [images, height, width] or [images, height, width, channels], or
+    with "single" one image's [height, width] or [height, width, channels]; 3 channels (RGB) or
+    4 (RGBA, whose alpha planes are a blob of their own)."""
     single = fields.get("single", False)
     if single is not True and "single" in fields:
         _fail(where, "single: expected true")
     shape = fields["shape"]
     if not isinstance(shape, list) or len(shape) + single not in (3, 4):
-        _fail(where, "expected [images, height, width] or [images, height, width, 3], or one image's [height, width[, 3]]")
+        _fail(where, "expected [images, height, width] or [images, height, width, channels], or one image's "
+                     "[height, width[, channels]]")
     stack = [1, *shape] if single else shape
     _int(stack[0], f"{where}[0]", 1, MAX_ITEMS)
     width = _int(stack[2], f"{where} width", 1, MAX_PIXELS)
     _int(stack[1], f"{where} height", 1, MAX_PIXELS // width)
-    if len(stack) == 4 and stack[3] != 3:
-        _fail(where, "expected 3 channels")
+    if len(stack) == 4 and stack[3] not in COLOUR_CHANNELS:
+        _fail(where, "expected 3 or 4 channels")
     return tuple(stack)
 
 
@@ -319,7 +321,8 @@ def _model_items(items: int, stack: tuple[int, ...], classic_images: int, classi
 
 
 def _check_members(entry, where: str) -> tuple[int, tuple[int, ...]]:
-    """(stored members, the image stack its model members make: their images, of one shape)."""
+    """(its blobs beside its classic images: one each stored member and RGBA image member,
+    the image stack its model members make: their images, of one shape)."""
     if not isinstance(entry["compressed"], bool) or entry["format"] != "NPZ":
         _fail(where, "bad npz fields")
     members = entry["members"]
@@ -347,10 +350,12 @@ def _check_members(entry, where: str) -> tuple[int, tuple[int, ...]]:
             _fail(f"{place}.compress_type", "unknown zip method")
         _int(member["create_system"], f"{place}.create_system", 0, 255)
         if store == "model":
-            stack = _stack(member, f"{place}.shape")
+            _stack(member, f"{place}.shape")
+            stack = model_stack_shape(member)  # RGBA images' colour: their alpha planes are a blob
             if image_shape not in (None, stack[1:]):
                 _fail(place, "an image member of another shape than the first")
             images, image_shape = images + stack[0], stack[1:]
+            stored += has_alpha(member)
         elif store == "stored":
             _int(member["size"], f"{place}.size", 0, MAX_FILE_SIZE)
             stored += 1

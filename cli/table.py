@@ -29,6 +29,7 @@ import zlib
 
 import numpy as np
 
+from .array_entries import has_alpha
 from .entries import KINDS as ENTRY_KINDS
 from .file_entries import ALPHA_MODES
 from .table_dictionary import TABLE_DICTIONARY
@@ -303,7 +304,10 @@ class Table:
                 members = extra.get("members")
                 if not isinstance(members, list):
                     raise TableError("an npz entry without its members")
-                blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored")
+                blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored"
+                                         or isinstance(m, dict) and m.get("store") == "model" and has_alpha(m))
+            if kinds[index] == KINDS.index("array"):  # an RGBA stack's alpha planes
+                blob_counts[index] = has_alpha(extra)
             if "fallback" in extra:  # one blob per classic image
                 codecs = extra["fallback"].get("codecs") if isinstance(extra["fallback"], dict) else None
                 if not isinstance(codecs, str):

@@ -37,3 +37,36 @@ def _inflate(blob: bytes, max_length: int) -> tuple[bytes, bool, bool]:
     inflater = lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT)
     data = inflater.decompress(blob, max_length=max_length)
     return data, inflater.eof, bool(inflater.unused_data)
+
+
+class XzPieces:
+    """An xz blob decompressed a piece at a time, each of the size asked for: the whole is never
+    held (an RGBA stack's alpha planes, taken a run of images at a time), and no more than the
+    pieces asked for is inflated. `finish` checks that the stream ends there, with nothing
+    after it. Raises ValueError where the blob holds fewer bytes, more, or damaged ones."""
+
+    def __init__(self, blob: bytes):
+        self._inflater = lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT)
+        self._pending = blob
+
+    def take(self, size: int) -> bytes:
+        piece = self._inflate(size)
+        while len(piece) < size and not self._inflater.eof and not self._inflater.needs_input:
+            piece += self._inflate(size - len(piece))
+        if len(piece) != size:
+            raise ValueError("stored bytes do not have the declared size")
+        return piece
+
+    def finish(self) -> None:
+        if not self._inflater.eof and (self._inflate(1) or not self._inflater.eof):
+            raise ValueError("stored bytes do not have the declared size")
+        if self._inflater.unused_data:
+            raise ValueError("bytes after the stored xz stream")
+
+    def _inflate(self, max_length: int) -> bytes:
+        try:
+            data = self._inflater.decompress(self._pending, max_length=max_length)
+        except EOFError:  # asked again after the stream's end: it has no more bytes
+            return b""
+        self._pending = b""
+        return data

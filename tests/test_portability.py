@@ -1,13 +1,15 @@
 """Archives decode on every machine, bit for bit (the exactness contract).
 
 `../shared/tools/other-machines` runs a command under other SIMD paths, MKL and OpenBLAS code
-paths and thread counts. Twelve archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
+paths and thread counts. Thirteen archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
 grey K=2 in blocks of 64 images coded by two processes, -T 2; with the default local
 autoregressive VAEs: a grey stack with images unlike MNIST that the classic fallback keeps as
 PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3; an RGB photo crop of 2x2 tiles,
 the last ones partly outside it, through the shipped tiled-rgb-photos and through its mixture of logistics
 tiled-rgb-photos-mixture; 40 colour patches of 32x32
-through the convolutional VAE at K=0, and at K=3 in blocks on two processes) written in the default
+through the convolutional VAE at K=0, and at K=3 in blocks on two processes, and through
+tiled-rgb-photos, whose blocks of images smaller than its tiles code the tiles' top-left
+square on that square's own wavefront) written in the default
 environment must decode
 under every variant, and every variant must write byte-identical archives from the same images,
 which therefore decode in the default environment too.
@@ -39,9 +41,11 @@ TOOL = Path(__file__).resolve().parents[2] / "shared" / "tools" / "other-machine
 MLP_BINARY, MLP_GREY = "mlp-binary-mnist-rha", "mlp-mnist-rha"
 CONV = "conv-photo-patches-rha"  # the convolutional VAE, on 32x32 colour patches of the sample photos
 MIXTURE = "tiled-rgb-photos-mixture"  # the tiled photo model with a mixture of logistics per channel
+TILED = "tiled-rgb-photos"  # the colour patches through it: images smaller than a tile code as its top-left square
 CASES = [("binary", 0, "1", MLP_BINARY), ("grey", 0, "1", MLP_GREY), ("grey", 10, "1", MLP_GREY), ("grey", 2, "2", MLP_GREY),
          ("mixed", 0, "1", ""), ("binary", 0, "1", ""), ("grey", 0, "2", ""), ("grey", 3, "1", ""),
-         ("photo", 0, "1", ""), ("photo", 0, "1", MIXTURE), ("patches", 0, "1", CONV), ("patches", 3, "2", CONV)]
+         ("photo", 0, "1", ""), ("photo", 0, "1", MIXTURE), ("patches", 0, "1", CONV), ("patches", 3, "2", CONV),
+         ("patches", 0, "1", TILED)]
 KINDS = ("grey", "binary", "mixed", "photo", "patches")
 # The colour case: a 150x140 RGB crop of a sample photo through the shipped default for RGB
 # images (no fallback): 2x2 tiles of 128, decoded in a wavefront, the pixels outside the crop
