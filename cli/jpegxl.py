@@ -24,8 +24,8 @@ class JXLError(ValueError):
     """A blob that is not a JPEG XL file bbzip wrote, or whose size is not the one expected."""
 
 
-def encode_lossless(mode: str, width: int, height: int, pixels: bytes) -> bytes:
-    encoder = Encoder(mode=mode, lossless=True, quality=100, decoding_speed=0, effort=EFFORT, use_container=False,
+def encode_lossless(mode: str, width: int, height: int, pixels: bytes, effort: int = EFFORT) -> bytes:
+    encoder = Encoder(mode=mode, lossless=True, quality=100, decoding_speed=0, effort=effort, use_container=False,
                       use_original_profile=False, num_threads=0)
     return encoder(pixels, width, height, jpeg_encode=False)
 

@@ -336,6 +336,35 @@ def test_classic_candidates_are_decoded_smallest_first_and_only_while_they_could
     assert classic.smallest_faithful(image, below=min(sizes.values()) + 1)[0] == codec
 
 
+def test_a_photo_kept_classic_gets_a_thorough_jpeg_xl_try(monkeypatch, grey_test_images):
+    """A photo whose smallest classic encoding is JPEG XL's, and that a classic codec keeps (or
+    may: within THOROUGH_JXL_MARGIN of the model's cost), gets a second JPEG XL try at effort 9,
+    kept where smaller (and checked to decode); a photo the model codes well under JPEG XL, and
+    a small image, do not pay for it."""
+    from pathlib import Path
+
+    from bbzip.cli import classic, jpegxl
+
+    photo = Image.open(Path(__file__).resolve().parents[1] / "samples" / "photos" / "e_red-maple.png").convert("RGB")
+    efforts = []
+    encode = jpegxl.encode_lossless
+    monkeypatch.setattr(jpegxl, "encode_lossless",
+                        lambda *args, effort=jpegxl.EFFORT: efforts.append(effort) or encode(*args, effort=effort))
+    effort_7 = dict(classic.encodings(photo))["JXL"]
+    efforts.clear()
+    codec, blob = classic.smallest_faithful(photo)
+    assert codec == "JXL" and len(blob) < len(effort_7) and efforts == [7, 9]
+    assert np.array_equal(np.asarray(classic.decode(blob, "JXL", "RGB", *photo.size)), np.asarray(photo))
+    efforts.clear()
+    assert classic.smallest_faithful(photo, below=len(blob) + 1) == (codec, blob) and efforts == [7, 9]  # near the model
+    efforts.clear()
+    assert classic.smallest_faithful(photo, below=len(effort_7) / 1.05) is None and efforts == [7]  # far under it
+    efforts.clear()
+    small = Image.fromarray(np.tile(grey_test_images[0], (3, 3)))
+    classic.smallest_faithful(small)
+    assert efforts == [7]
+
+
 def test_large_images_get_the_fast_png_and_webp_settings_and_their_png_is_made_once(monkeypatch, grey_test_images):
     """From LARGE_IMAGE_PIXELS on, the PNG candidate is the plain PNG the fallback's first look
     makes, so it is not made twice; smaller images keep PNG's optimize pass."""
