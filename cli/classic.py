@@ -27,10 +27,12 @@ WEBP_METHOD = 4  # method 6 is 30x slower for 0.6% on MNIST-sized images
 LARGE_IMAGE_PIXELS = 1 << 16
 # A photo (of LARGE_IMAGE_PIXELS up to THOROUGH_JXL_PIXELS) whose smallest encoding is JPEG
 # XL's, and that a classic codec keeps or nearly (within THOROUGH_JXL_MARGIN of the model's
-# cost), gets a second JPEG XL try at effort 9: 1 to 3% smaller on the test photos than effort
-# 7, and four to six times as slow, so only the photos that go classic, or may, pay for it.
+# cost), gets a second JPEG XL try at effort 9: 1 to 3.5% smaller on the test photos than
+# effort 7, and four to six times as slow, so only the photos that go classic, or may, pay for
+# it; and not the larger ones, where it takes seconds (a 1024x683 photo: about 3.5 s a core)
+# for what is at best as much.
 THOROUGH_JXL_EFFORT = 9
-THOROUGH_JXL_PIXELS = 1 << 20
+THOROUGH_JXL_PIXELS = 1 << 19
 THOROUGH_JXL_MARGIN = 0.03
 
 

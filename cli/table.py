@@ -304,8 +304,9 @@ class Table:
                 members = extra.get("members")
                 if not isinstance(members, list):
                     raise TableError("an npz entry without its members")
-                blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and m.get("store") == "stored"
-                                         or isinstance(m, dict) and m.get("store") == "model" and has_alpha(m))
+                # a blob per stored member, and per RGBA image member (its alpha planes)
+                blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and
+                                         (m.get("store") == "stored" or m.get("store") == "model" and has_alpha(m)))
             if kinds[index] == KINDS.index("array"):  # an RGBA stack's alpha planes
                 blob_counts[index] = has_alpha(extra)
             if "fallback" in extra:  # one blob per classic image

@@ -3,6 +3,11 @@ for byte the one the local pool writes, and the cluster decodes it back. Skipped
 cluster extra (Dask) is not installed."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -53,3 +58,35 @@ def test_a_cluster_that_cannot_be_reached_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["compress", str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.bb"),
                                       "--cluster", str(tmp_path / "missing.json")])
     assert result.exit_code == 1 and "no such scheduler file" in result.output and not (tmp_path / "x.bb").exists()
+
+
+def _busy_workers(dask_scheduler) -> list[str]:
+    """The workers coding one of bbzip's jobs now (run on the scheduler)."""
+    return [worker.address for worker in dask_scheduler.workers.values()
+            if any(str(task.key).startswith(JOB_KEY) for task in worker.processing)]
+
+
+def test_a_worker_killed_mid_job_costs_a_retry_not_the_archive(tmp_path, grey_test_images):
+    """A worker process killed while it codes a block (its nanny starts another): Dask runs the
+    lost job again, and the archive is byte for byte the one the local pool writes."""
+    np.save(tmp_path / "stack.npy", grey_test_images[:500])
+    _run("compress", tmp_path / "stack.npy", "-o", tmp_path / "here.bb", "--block-images", 25, "-T", 2)
+    outcome = {}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local, \
+            distributed.Client(local.scheduler_address, set_as_default=False) as client:
+        arguments = ["compress", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "there.bb"), "--block-images", "25",
+                     "--cluster", local.scheduler_address]
+        processes = client.run(os.getpid)  # worker address -> its process
+        compressing = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(cli, arguments)))
+        compressing.start()
+        killed = None
+        while compressing.is_alive() and killed is None:
+            busy = client.run_on_scheduler(_busy_workers)
+            if busy:
+                killed = busy[0]
+                os.kill(processes[killed], signal.SIGKILL)
+            time.sleep(0.01)
+        compressing.join()
+    assert killed is not None, "no job was seen running"
+    assert outcome["result"].exit_code == 0, outcome["result"].output
+    assert (tmp_path / "there.bb").read_bytes() == (tmp_path / "here.bb").read_bytes()
