@@ -29,14 +29,16 @@ CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0,
          "photo-k0": ("photo", 0, None, None), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
          "photo-mixture-large-k0": ("photo", 0, None, "tiled-rgb-photos-mixture-large"),
          "patches-k0": ("patches", 0, None, "conv-photo-patches-rha"),
-         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha")}
+         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha"), "rgba-k0": ("rgba", 0, None, None)}
 # The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
 # them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
-NO_FALLBACK = {"patches-k2"}
+NO_FALLBACK = {"patches-k2", "rgba-k0"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
 # shipped default for RGB images of any size, by the tiled model with a mixture of logistics, and
 # by the one with a mixture and a wider window in tiles of 256).
-SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy"}
+# The RGBA case: a stack of three 40x50 RGBA crops of a sample photo (an array: its colour to the
+# default model, its alpha planes, transparent, half and opaque, as the entry's xz blob).
+SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy", "rgba": "rgba.npy"}
 UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
 
 
@@ -50,6 +52,13 @@ def _write_source(kind: str, grey_test_images) -> None:
     if kind == "photo":
         with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_red-maple.png") as photo:
             Image.fromarray(np.asarray(photo)[100:150, 200:270]).save(GOLDEN / SOURCES[kind])
+        return
+    if kind == "rgba":
+        with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_foggy-trees.png") as photo:
+            colour = np.stack([np.asarray(photo.convert("RGB"))[row : row + 40, 100:150] for row in (20, 90, 160)])
+        alpha = np.full(colour.shape[:3] + (1,), 255, dtype=np.uint8)
+        alpha[:, :10], alpha[:, 10:20] = 0, 128
+        np.save(GOLDEN / SOURCES[kind], np.concatenate([colour, alpha], axis=-1))
         return
     images = grey_test_images[:48]
     np.save(GOLDEN / SOURCES[kind], (images >= 128).astype(np.uint8) if kind == "binary" else images)
