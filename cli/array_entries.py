@@ -160,9 +160,10 @@ def _colour(stack):
 def _split_alpha(stack: np.ndarray) -> tuple[np.ndarray, bytes | None]:
     """(model images, the alpha blob or None) of an image stack: RGBA images' colour, and their
     alpha planes xz-compressed in C order (N, H, W)."""
-    if stack.ndim != 4 or stack.shape[-1] != ALPHA_CHANNELS:
+    colour = _colour(stack)
+    if colour is stack:
         return stack, None
-    return np.ascontiguousarray(stack[..., :3]), xz(np.ascontiguousarray(stack[..., 3]).tobytes())
+    return np.ascontiguousarray(colour), xz(np.ascontiguousarray(stack[..., 3]).tobytes())
 
 
 def _as_images(array) -> tuple[object, bool] | None:
