@@ -29,16 +29,19 @@ CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0,
          "photo-k0": ("photo", 0, None, None), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
          "photo-mixture-large-k0": ("photo", 0, None, "tiled-rgb-photos-mixture-large"),
          "patches-k0": ("patches", 0, None, "conv-photo-patches-rha"),
-         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha"), "rgba-k0": ("rgba", 0, None, None)}
+         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha"), "rgba-k0": ("rgba", 0, None, None),
+         "grey-photo-mixture-large-k0": ("grey-photo", 0, None, "tiled-grey-photos-mixture-large")}
 # The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
 # them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
-NO_FALLBACK = {"patches-k2", "rgba-k0"}
+NO_FALLBACK = {"patches-k2", "rgba-k0", "grey-photo-mixture-large-k0"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
 # shipped default for RGB images of any size, by the tiled model with a mixture of logistics, and
 # by the one with a mixture and a wider window in tiles of 256).
 # The RGBA case: a stack of three 40x50 RGBA crops of a sample photo (an array: its colour to the
 # default model, its alpha planes, transparent, half and opaque, as the entry's xz blob).
-SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy", "rgba": "rgba.npy"}
+# The grey photo case: the colour case's crop made grey, through the grey mixture-large model.
+SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy", "rgba": "rgba.npy",
+           "grey-photo": "grey-photo.png"}
 UPDATE = os.environ.get("BBZIP_UPDATE_GOLDEN") == "1"
 
 
@@ -49,9 +52,10 @@ def _write_source(kind: str, grey_test_images) -> None:
         photos = folder_images(Path(__file__).parents[1] / "samples" / "photos", 3)
         np.save(GOLDEN / SOURCES[kind], random_patches(photos, 32, 12, 0))
         return
-    if kind == "photo":
+    if kind in ("photo", "grey-photo"):
         with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_red-maple.png") as photo:
-            Image.fromarray(np.asarray(photo)[100:150, 200:270]).save(GOLDEN / SOURCES[kind])
+            crop = Image.fromarray(np.asarray(photo)[100:150, 200:270])
+            (crop if kind == "photo" else crop.convert("L")).save(GOLDEN / SOURCES[kind])
         return
     if kind == "rgba":
         with Image.open(Path(__file__).parents[1] / "samples" / "photos" / "e_foggy-trees.png") as photo:
@@ -65,9 +69,9 @@ def _write_source(kind: str, grey_test_images) -> None:
 
 
 def _same_content(kind: str, restored: Path) -> None:
-    if kind == "photo":
+    if kind in ("photo", "grey-photo"):
         with Image.open(restored) as a, Image.open(GOLDEN / SOURCES[kind]) as b:
-            assert a.mode == b.mode == "RGB" and np.array_equal(np.asarray(a), np.asarray(b))
+            assert a.mode == b.mode == ("RGB" if kind == "photo" else "L") and np.array_equal(np.asarray(a), np.asarray(b))
     else:
         np.testing.assert_array_equal(np.load(restored), np.load(GOLDEN / SOURCES[kind]))
 
