@@ -66,16 +66,16 @@ def _busy_workers(dask_scheduler) -> list[str]:
             if any(str(task.key).startswith(JOB_KEY) for task in worker.processing)]
 
 
-def test_a_worker_killed_mid_job_costs_a_retry_not_the_archive(tmp_path, grey_test_images):
+def test_a_worker_killed_mid_job_costs_a_retry_not_the_archive(tmp_path, cluster, grey_test_images):
     """A worker process killed while it codes a block (its nanny starts another): Dask runs the
-    lost job again, and the archive is byte for byte the one the local pool writes."""
-    np.save(tmp_path / "stack.npy", grey_test_images[:500])
+    lost job again, and the archive is byte for byte the one the local pool writes. (The last
+    test of the module's cluster: its worker is started again, holding nothing.)"""
+    np.save(tmp_path / "stack.npy", grey_test_images[:400])
     _run("compress", tmp_path / "stack.npy", "-o", tmp_path / "here.bb", "--block-images", 25, "-T", 2)
     outcome = {}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local, \
-            distributed.Client(local.scheduler_address, set_as_default=False) as client:
-        arguments = ["compress", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "there.bb"), "--block-images", "25",
-                     "--cluster", local.scheduler_address]
+    arguments = ["compress", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "there.bb"), "--block-images", "25",
+                 "--cluster", cluster]
+    with distributed.Client(cluster, set_as_default=False) as client:
         processes = client.run(os.getpid)  # worker address -> its process
         compressing = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(cli, arguments)))
         compressing.start()
