@@ -74,9 +74,14 @@ def encodings(image: Image.Image, plain: bytes | None = None, codecs=CODECS) -> 
         except (OSError, KeyError):  # Pillow built without WebP
             pass
     if "JXL" in codecs and image.mode in _JXL_MODES:
-        inner = image.convert(_JXL_MODES[image.mode])
-        found.append(("JXL", jpegxl.encode_lossless(inner.mode, inner.width, inner.height, inner.tobytes())))
+        found.append(("JXL", _jxl(image)))
     return found
+
+
+def _jxl(image: Image.Image, effort: int = jpegxl.EFFORT) -> bytes:
+    """The image as lossless JPEG XL, at `effort`."""
+    inner = image.convert(_JXL_MODES[image.mode])
+    return jpegxl.encode_lossless(inner.mode, inner.width, inner.height, inner.tobytes(), effort=effort)
 
 
 def smallest_faithful(image: Image.Image, below: float | None = None, plain: bytes | None = None,
@@ -106,8 +111,7 @@ def _thorough_jxl(image: Image.Image, found: list[tuple[str, bytes]], below: flo
     smallest = len(found[0][1])
     if below is not None and smallest >= below * (1 + THOROUGH_JXL_MARGIN):
         return None
-    inner = image.convert(_JXL_MODES[image.mode])
-    blob = jpegxl.encode_lossless(inner.mode, inner.width, inner.height, inner.tobytes(), effort=THOROUGH_JXL_EFFORT)
+    blob = _jxl(image, THOROUGH_JXL_EFFORT)
     return ("JXL", blob) if len(blob) < smallest else None
 
 

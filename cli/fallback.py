@@ -27,21 +27,24 @@ from PIL import Image
 
 from bbzip.models.blocks import block_bounds
 from bbzip.models.scheduler import Job, run_in_order
-from bbzip.models.tiling import tile_grid
+from bbzip.models.tiling import from_tiles, tile_grid
 
 from . import classic
 from .file_entries import colour_of, model_image
 
 TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its length, compressed)
-# A photo of at least SAMPLED_TILE_ROWS rows of tiles is judged first on every SAMPLE_EVERY-th
-# row of its tiles (bands across its width): the model's exact codelength of those tiles against
-# each classic codec's size for the same bands, each band an image of its own. A codec that needs
-# more than SAMPLE_MARGIN over the model there is not tried on the whole image, and where none is
-# left the model takes the image: on a large photo the whole-image encodes took more time than
-# coding it, and most of compress's memory. The margin is wider than a third of a photo's rows
-# misjudged the whole by, on the train/ photos (README, "Where the time goes").
-SAMPLED_TILE_ROWS = 4
+# A photo of at least SAMPLED_BANDS bands (of BAND_ROWS rows of pixels) is judged first on every
+# SAMPLE_EVERY-th band: the model's exact codelength of those pixels against each classic codec's
+# size for the same bands, each band an image of its own. A codec that needs more than
+# SAMPLE_MARGIN over the model there is not tried on the whole image, and where none is left the
+# model takes the image: on a large photo the whole-image encodes took more time than coding it,
+# and most of compress's memory. The margin is wider than a third of a photo's rows misjudged the
+# whole by, on the train/ photos (README, "Where the time goes"). Bands are rows of pixels where
+# the model's intervals give each pixel's bits, whatever its tile (a model in tiles of 256 would
+# otherwise try every codec on every photo under 1024 rows), else rows of tiles.
+SAMPLED_BANDS = 3
 SAMPLE_EVERY = 3
+BAND_ROWS = 128
 SAMPLE_MARGIN = 0.06
 CHUNK_IMAGES = 1024
 CHUNK_PIXELS = 1 << 18  # tile pixels of small images judged in one job by a tiled model
@@ -138,7 +141,7 @@ def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int,
     codes = model.config.codes
     height, width = images.shape[1:3]
     judged = [_judged(model, image[None], mode, extra_bytes, settings) for image in images] \
-        if _sampled_tile_rows(height, width, codes.tile) is not None else [_judged(model, images, mode, extra_bytes, settings)]
+        if _sampled_bands(height, min(BAND_ROWS, codes.tile)) is not None else [_judged(model, images, mode, extra_bytes, settings)]
     chosen = {}
     for offset, (found, _) in enumerate(judged):  # one part of all the images, or one part an image
         chosen.update({offset + index: codec_and_blob for index, codec_and_blob in found.items()})
@@ -166,7 +169,8 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
     intervals = None
     if not model.has_latent and 8 * symbols.size <= KEEP_IMAGE_INTERVALS * len(images):
         intervals = model.intervals(symbols, precision, extents)
-    sampled = _sampled_tile_rows(height, width, codes.tile)
+    band = BAND_ROWS if intervals is not None else codes.tile
+    sampled = _sampled_bands(height, band)
     if sampled is None:
         bits = model.codelength_bits(symbols, settings, extents) if intervals is None else \
             model.codelength_of(intervals[1], precision, extents)
@@ -175,40 +179,45 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
                   for index, (image, cost) in enumerate(zip(images, costs.tolist()))}
         return {index: found for index, found in chosen.items() if found is not None}, intervals
     pixels = images[0]
-    tiles = np.concatenate([np.arange(lo, hi) for lo, hi in sampled.values()])
-    rest = np.setdiff1d(np.arange(len(symbols)), tiles)
-
-    def bits_of(which):
-        if intervals is None:
-            return model.codelength_bits(symbols[which], settings, extents[which]).sum()
-        return model.codelength_of(intervals[1][which], precision, extents[which]).sum()
-
-    sampled_bits = bits_of(tiles)
-    # the extra bytes in proportion to the tiles sampled
-    codecs = _close_on_the_sample(pixels, mode, codes.tile, sampled, sampled_bits / 8 + extra_bytes * len(tiles) / len(symbols))
+    if intervals is None:  # bands are rows of tiles
+        columns = tile_grid(height, width, codes.tile)[1]
+        tiles = np.concatenate([np.arange(row * columns, (row + 1) * columns) for row in sampled])
+        sampled_bits = model.codelength_bits(symbols[tiles], settings, extents[tiles]).sum()
+        rest = np.setdiff1d(np.arange(len(symbols)), tiles)
+        total_bits = sampled_bits + model.codelength_bits(symbols[rest], settings, extents[rest]).sum()
+    else:
+        row_bits = _row_bits(model, intervals[1], precision, extents, height, width, codes.tile)
+        sampled_bits = sum(row_bits[row * band : (row + 1) * band].sum() for row in sampled)
+        total_bits = model.codelength_of(intervals[1], precision, extents).sum()
+    # the extra bytes in proportion to the rows sampled
+    sampled_share = min(height, len(sampled) * band) / height
+    codecs = _close_on_the_sample(pixels, mode, band, sampled, sampled_bits / 8 + extra_bytes * sampled_share)
     if not codecs:
         return {}, intervals
-    # The rest of the tiles' codelength too, then the whole image by those codecs.
-    cost = (sampled_bits + bits_of(rest)) / 8 + extra_bytes
-    found = classic.smallest_faithful(model_image(pixels, mode), cost - TABLE_COST, codecs=codecs)
+    # The whole image by those codecs.
+    found = classic.smallest_faithful(model_image(pixels, mode), total_bits / 8 + extra_bytes - TABLE_COST, codecs=codecs)
     return ({0: found} if found else {}), intervals
 
 
-def _sampled_tile_rows(height: int, width: int, tile: int) -> dict[int, tuple[int, int]] | None:
-    """{row of tiles: (first tile, end)} of the rows an image is judged on first, or None for
-    an image of fewer than SAMPLED_TILE_ROWS rows of tiles."""
-    rows, columns = tile_grid(height, width, tile)
-    if rows < SAMPLED_TILE_ROWS:
-        return None
-    return {row: (row * columns, (row + 1) * columns) for row in range(1, rows, SAMPLE_EVERY)}
+def _sampled_bands(height: int, band: int) -> list[int] | None:
+    """The bands (of `band` rows) an image is judged on first, or None for an image of fewer
+    than SAMPLED_BANDS of them."""
+    bands = -(-height // band)
+    return None if bands < SAMPLED_BANDS else list(range(1, bands, SAMPLE_EVERY))
 
 
-def _close_on_the_sample(pixels: np.ndarray, mode: str, tile: int, sampled: dict, model_bytes: float) -> tuple[str, ...]:
-    """The classic codecs that code the sampled rows (each band of `tile` pixel rows an image
+def _row_bits(model, freq: np.ndarray, precision: int, extents: np.ndarray, height: int, width: int, tile: int) -> np.ndarray:
+    """The model's bits of each row of an image's pixels, from its tiles' intervals."""
+    bits = model.pixel_bits(freq, precision, extents).reshape(-1, tile, tile)
+    return from_tiles(bits, height, width).sum(axis=1)
+
+
+def _close_on_the_sample(pixels: np.ndarray, mode: str, rows: int, sampled: list[int], model_bytes: float) -> tuple[str, ...]:
+    """The classic codecs that code the sampled bands (each of `rows` rows of pixels, an image
     of its own) in at most SAMPLE_MARGIN over the model's `model_bytes` for them."""
     sizes = {}
     for row in sampled:
-        band = model_image(np.ascontiguousarray(pixels[row * tile : (row + 1) * tile]), mode)
+        band = model_image(np.ascontiguousarray(pixels[row * rows : (row + 1) * rows]), mode)
         for codec, blob in classic.encodings(band):
             sizes[codec] = sizes.get(codec, 0) + len(blob)
     return tuple(codec for codec, size in sizes.items() if size <= (1 + SAMPLE_MARGIN) * model_bytes)

@@ -261,9 +261,9 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
         _model_items(items, stack, classic_images, classic_span, where)
         expected_blobs = classic_images + has_alpha(entry)  # an RGBA stack's alpha planes: its first blob
     if kind == "npz":
-        stored, stack = _check_members(entry, where)
+        own_blobs, stack = _check_members(entry, where)
         _model_items(items, stack, classic_images, classic_span, where)
-        expected_blobs = stored + classic_images
+        expected_blobs = own_blobs + classic_images
     if kind in ("link", "stored") and items:
         _fail(where, "holds no model images")
     if expected_blobs is not None and len(blobs) != expected_blobs:
@@ -329,7 +329,7 @@ def _check_members(entry, where: str) -> tuple[int, tuple[int, ...]]:
     if not isinstance(members, list) or len(members) > MAX_ENTRIES:
         _fail(f"{where}.members", "expected a list")
     fields = {"member", "store", "date_time", "compress_type", "external_attr", "create_system"}
-    images, image_shape, stored, names = 0, None, 0, set()
+    images, image_shape, own_blobs, names = 0, None, 0, set()
     for number, member in enumerate(members):
         place = f"{where}.members[{number}]"
         store = member.get("store") if isinstance(member, dict) else None
@@ -355,10 +355,10 @@ def _check_members(entry, where: str) -> tuple[int, tuple[int, ...]]:
             if image_shape not in (None, stack[1:]):
                 _fail(place, "an image member of another shape than the first")
             images, image_shape = images + stack[0], stack[1:]
-            stored += has_alpha(member)
+            own_blobs += has_alpha(member)
         elif store == "stored":
             _int(member["size"], f"{place}.size", 0, MAX_FILE_SIZE)
-            stored += 1
+            own_blobs += 1
         else:
             _fail(f"{place}.store", f"unknown store {store!r}")
-    return stored, (images, *(image_shape or (1, 1)))
+    return own_blobs, (images, *(image_shape or (1, 1)))

@@ -22,21 +22,10 @@ def xz(raw: bytes) -> bytes:
 def unxz(blob: bytes, size: int) -> bytes:
     """xz-decompress at most the size the header declares (a bomb stops there), with a decoder
     that may not take more memory than bbzip's own archives need."""
-    data, complete, trailing = _inflate(blob, size + 1)
-    if len(data) != size or not complete:
-        raise ValueError("stored bytes do not have the declared size")
-    if trailing:  # bbzip writes one xz stream a blob: anything after it is damage
-        raise ValueError("bytes after the stored xz stream")
+    pieces = XzPieces(blob)
+    data = pieces.take(size)
+    pieces.finish()
     return data
-
-
-def _inflate(blob: bytes, max_length: int) -> tuple[bytes, bool, bool]:
-    """(data, whether the stream ended, whether bytes follow its end)."""
-    # On its own so that the decoder (and its dictionary) is freed before any error is raised,
-    # not kept alive by the traceback.
-    inflater = lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT)
-    data = inflater.decompress(blob, max_length=max_length)
-    return data, inflater.eof, bool(inflater.unused_data)
 
 
 class XzPieces:
@@ -54,14 +43,20 @@ class XzPieces:
         while len(piece) < size and not self._inflater.eof and not self._inflater.needs_input:
             piece += self._inflate(size - len(piece))
         if len(piece) != size:
-            raise ValueError("stored bytes do not have the declared size")
+            self._damaged("stored bytes do not have the declared size")
         return piece
 
     def finish(self) -> None:
         if not self._inflater.eof and (self._inflate(1) or not self._inflater.eof):
-            raise ValueError("stored bytes do not have the declared size")
-        if self._inflater.unused_data:
-            raise ValueError("bytes after the stored xz stream")
+            self._damaged("stored bytes do not have the declared size")
+        if self._inflater.unused_data:  # bbzip writes one xz stream a blob: anything after it is damage
+            self._damaged("bytes after the stored xz stream")
+
+    def _damaged(self, why: str):
+        # The decoder (and its dictionary) is freed before the error is raised, not kept alive
+        # by the traceback that holds this object.
+        self._inflater = self._pending = None
+        raise ValueError(why)
 
     def _inflate(self, max_length: int) -> bytes:
         try:

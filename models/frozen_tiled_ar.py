@@ -558,12 +558,17 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     def codelength_of(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:
         """Per tile, the bits of tiles whose intervals have these widths (`intervals`): what
         codelength_bits gives for them."""
+        square = None if extents is None else self.block_square(extents)
+        return self.pixel_bits(freq, precision, extents).sum(axis=1) + \
+            LANE_HEAD_BITS * (square.model if square else self).lanes_per_unit
+
+    def pixel_bits(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:
+        """(tiles, pixels): each pixel's bits, of tiles whose intervals have these widths; with
+        the tiles' extents, none for a pixel outside its image (not coded)."""
         per_pixel = (precision - np.log2(freq)).sum(axis=2)
-        square = None
         if extents is not None:
             per_pixel *= inside_image(self.rows, self.columns, extents)
-            square = self.block_square(extents)
-        return per_pixel.sum(axis=1) + LANE_HEAD_BITS * (square.model if square else self).lanes_per_unit
+        return per_pixel
 
     # -- K-step inference -----------------------------------------------------------------------
     def likelihood_gradient(self, pixels, z):

@@ -391,28 +391,31 @@ def _tall_photo() -> np.ndarray:
     return np.concatenate([photo[:, :width] for photo in photos])
 
 
-def test_a_large_photo_is_judged_on_sampled_rows_and_tried_whole_only_by_codecs_close_there(monkeypatch):
-    """Every third row of tiles decides which classic codecs are worth a whole-image try: on a
-    photo PNG is far behind on the sample and never codes the whole image; an image the
-    classic codecs clearly win (a smooth ramp) still goes to them."""
+@pytest.mark.parametrize("name", ["tiled-rgb-photos", "tiled-grey-photos-mixture-large"])
+def test_a_large_photo_is_judged_on_sampled_rows_and_tried_whole_only_by_codecs_close_there(monkeypatch, name):
+    """Every third band of rows decides which classic codecs are worth a whole-image try, bands
+    of BAND_ROWS whatever the model's tile (tiles of 128, and of 256: fewer rows of them than
+    a band sample needs): on a photo PNG is far behind on the sample and never codes the whole
+    image; an image the classic codecs clearly win (a smooth ramp) still goes to them."""
     from bbzip.cli import classic, fallback
 
-    coder = load_coder("tiled-rgb-photos")
-    photo = _tall_photo()
-    tile = coder.model.config.codes.tile
-    assert photo.shape[0] >= fallback.SAMPLED_TILE_ROWS * tile
+    coder = load_coder(name)
+    mode = "RGB" if coder.model.config.channels == 3 else "L"
+    photo = np.asarray(Image.fromarray(_tall_photo()).convert(mode))
+    assert photo.shape[0] >= fallback.SAMPLED_BANDS * fallback.BAND_ROWS
     calls = []
     encodings = classic.encodings
     monkeypatch.setattr(classic, "encodings", lambda image, plain=None, codecs=classic.CODECS:
                         calls.append((image.height, codecs)) or encodings(image, plain, codecs))
-    assert fallback.route_chunk_of_tiles(coder.model, photo[None], "RGB", 0, default_settings(coder, 1))[0] == {}
-    sampled = {height for height, codecs in calls if height <= tile}
+    assert fallback.route_chunk_of_tiles(coder.model, photo[None], mode, 0, default_settings(coder, 1))[0] == {}
+    sampled = {height for height, codecs in calls if height <= fallback.BAND_ROWS}
     whole = [codecs for height, codecs in calls if height == photo.shape[0]]
     assert sampled and all("PNG" not in codecs for codecs in whole)
     calls.clear()
     rows, columns = np.mgrid[:640, :512]
     ramp = np.stack([(rows + columns) // 5 + 20 * channel for channel in range(3)], axis=-1).astype(np.uint8)
-    codec, _ = fallback.route_chunk_of_tiles(coder.model, ramp[None], "RGB", 0, default_settings(coder, 1))[0][0]
+    ramp = np.asarray(Image.fromarray(ramp).convert(mode))
+    codec, _ = fallback.route_chunk_of_tiles(coder.model, ramp[None], mode, 0, default_settings(coder, 1))[0][0]
     assert codec in classic.CODECS and any(height == 640 for height, _ in calls)
 
 
