@@ -20,7 +20,7 @@ from bbzip.models.files import ByteSource, atomic_write, leftover_prefix
 from bbzip.models.blocks import MAX_BLOCK_IMAGES
 from bbzip.models.threads import available_cores
 
-from . import coding, comparison
+from . import coding, comparison, remote
 from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
 from .entries import KINDS, input_fingerprint, read_entry
@@ -43,8 +43,12 @@ def _opened(source: str):
             spool.flush()
             yield _read(ByteSource.of_file(spool), source)
         return
-    path = Path(source)
-    if not path.is_file():
+    path = remote.local_path(source)
+    if path is None:
+        with remote.opened(source) as data:
+            yield _read(data, source)
+        return
+    if not Path(path).is_file():
         raise BBZipError(f"{source}: no such file")
     with open(path, "rb") as f:
         yield _read(ByteSource.of_file(f), source)
@@ -154,7 +158,8 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 
 @click.command("compress")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Archive to write, or - for stdout.")
+@click.option("-o", "--output", required=True,
+              help="Archive to write: a path, a URL (s3://..., memory://...; needs the remote extra), or - for stdout.")
 @click.option("--model", "model_spec", help="A shipped model's name or a .safetensors file (default: the shipped model that fits).")
 @click.option("--k-steps", default=0, show_default=True, help="Optimise each posterior for K Adam steps (paper Algorithm 2).")
 @click.option("--lr", default=5e-3, show_default=True, help="Learning rate of the K steps.")
@@ -179,7 +184,11 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
     _check_coding_options(k_steps, lr, seed, batch_size)
-    refuse_overwrite(Path(output), force)
+    url, output = (output, None) if remote.local_path(output) is None else (None, remote.local_path(output))
+    if url:
+        remote.refuse_overwrite(url, force)
+    else:
+        refuse_overwrite(Path(output), force)
     coder = load_coder(model_spec) if model_spec else None
     skipped = []
     found = collect_inputs(inputs, skipped)
@@ -189,7 +198,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     fits = coding.fits(coder.model) if coder else fits_a_default()
     # Temporary files go beside the output (its file system has room for the archive): the
     # bytes of stored files and classic images from when they are read, then the payload.
-    spool_folder = None if output == "-" else Path(output).resolve().parent
+    spool_folder = None if output == "-" or url else Path(output).resolve().parent
     with tempfile.TemporaryFile(dir=spool_folder) as spooled_blobs:
         spool = Spool(spooled_blobs)
         entries = _read_entries(out, found, fits, exact_times, spool)
@@ -233,6 +242,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
                     whole.seek(0)
                     shutil.copyfileobj(whole, sys.stdout.buffer, 1 << 20)
                 sys.stdout.buffer.flush()
+            elif url:
+                remote.write(url, write_checked, force)
             else:
                 _write_archive_file(Path(output), write_checked, force)
     archive_size = len(head) + header["payload_length"]
@@ -291,9 +302,9 @@ def _damage_report(source: str, extraction: coding.Extraction) -> str:
 @guard
 @cluster_option
 def decompress_command(out, archive, names, output_dir, model_spec, force, salvage, threads):
-    """Write the files of ARCHIVE (or - for stdin) back, pixel-identical, under OUTPUT: all of
-    them, or only NAMES (entries, or folders of entries; only the blocks that hold them are
-    decoded)."""
+    """Write the files of ARCHIVE (a path, a URL, or - for stdin) back, pixel-identical, under
+    OUTPUT: all of them, or only NAMES (entries, or folders of entries; only the blocks that
+    hold them are decoded, and only their parts of an archive at a URL are fetched)."""
     extraction = coding.Extraction([], [])
     with _decoding(out, archive, model_spec, threads, names) as (opened, readers):
         chosen = coding.select(opened.names, names)
@@ -330,8 +341,8 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
 @guard
 @cluster_option
 def test_command(out, archive, model_spec, threads):
-    """Decode everything in ARCHIVE and check every checksum; write nothing. Names the damaged
-    entries, if any."""
+    """Decode everything in ARCHIVE (a path, a URL, or - for stdin) and check every checksum;
+    write nothing. Names the damaged entries, if any."""
     extraction = coding.Extraction([], [])
     with _decoding(out, archive, model_spec, threads) as (_, readers):
         for reader in readers:  # checked one at a time; nothing kept but the names
@@ -355,7 +366,7 @@ def list_command(out, archive):
 def _list(parsed, archive: str) -> None:
     header = parsed.header
     record = coding.model_description(parsed)
-    total = Path(archive).stat().st_size if archive != "-" else None  # _load read it: it is a file
+    total = parsed.payload.end if archive != "-" else None  # the payload is the archive's tail
     click.echo(f"archive: {archive}" + (f"  ({total} bytes)" if total is not None else ""))
     entries = header["entries"]
     coded = [(0, 0)] * len(entries)  # (images, values) of each entry's model items

@@ -1,12 +1,14 @@
 """File helpers shared by trained and frozen model files (no torch here)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -88,27 +90,41 @@ def atomic_write(path: Path, write, exclusive: bool = False) -> None:
 
 
 class ByteSource:
-    """Bytes read where they are needed, from memory or from an open file (os.pread: no shared
-    position, so threads may read side by side). A file that has become shorter than what was
-    asked for raises EOFError; reading never maps the file, so a file cut while it is read
-    cannot crash the process."""
+    """Bytes read where they are needed, from memory, from an open file (os.pread: no shared
+    position, so threads may read side by side) or from a seekable stream (a file at a URL,
+    cli/remote.py: one read at a time). A file that has become shorter than what was asked for
+    raises EOFError; reading never maps the file, so a file cut while it is read cannot crash
+    the process."""
 
-    def __init__(self, data: bytes | None = None, fd: int | None = None, start: int = 0, length: int | None = None):
-        self._data, self._fd, self._start = data, fd, start
-        self.length = length if length is not None else (len(data) - start if data is not None else os.fstat(fd).st_size - start)
+    def __init__(self, data: bytes | None = None, fd: int | None = None, start: int = 0, length: int | None = None,
+                 stream: "LockedStream | None" = None):
+        self._data, self._fd, self._stream, self._start = data, fd, stream, start
+        if length is None:
+            length = len(data) - start if data is not None else (stream.size if stream else os.fstat(fd).st_size) - start
+        self.length = length
 
     @classmethod
     def of_file(cls, f) -> "ByteSource":
         return cls(fd=f.fileno())
 
+    @classmethod
+    def of_stream(cls, f, size: int) -> "ByteSource":
+        """The `size` bytes of a seekable binary stream that has no file descriptor."""
+        return cls(stream=LockedStream(f, size))
+
     def __len__(self) -> int:
         return self.length
+
+    @property
+    def end(self) -> int:
+        """Where these bytes end in the whole they are part of (the file's size, for its tail)."""
+        return self._start + self.length
 
     def part(self, offset: int, length: int) -> "ByteSource":
         """The `length` bytes from `offset`, as a source of their own (nothing is read)."""
         if offset < 0 or length < 0 or offset + length > self.length:
             raise EOFError("past the end of the data")
-        return ByteSource(self._data, self._fd, self._start + offset, length)
+        return ByteSource(self._data, self._fd, self._start + offset, length, self._stream)
 
     def read(self, offset: int = 0, length: int | None = None) -> bytes:
         length = self.length - offset if length is None else length
@@ -117,10 +133,24 @@ class ByteSource:
         start = self._start + offset
         if self._data is not None:
             return bytes(self._data[start : start + length])
-        data = os.pread(self._fd, length, start)
+        pread = self._stream.pread if self._stream else functools.partial(os.pread, self._fd)
+        data = pread(length, start)
         while len(data) < length:
-            more = os.pread(self._fd, length - len(data), start + len(data))
+            more = pread(length - len(data), start + len(data))
             if not more:
                 raise EOFError("the file is shorter than it was (changed while it was read)")
             data += more
         return data
+
+
+class LockedStream:
+    """A seekable binary stream read as os.pread reads a file: at an offset, one read at a time
+    (the stream has one position, which threads would otherwise move under each other)."""
+
+    def __init__(self, f, size: int):
+        self._f, self.size, self._lock = f, size, threading.Lock()
+
+    def pread(self, length: int, offset: int) -> bytes:
+        with self._lock:
+            self._f.seek(offset)
+            return self._f.read(length)

@@ -1,0 +1,80 @@
+"""Archives at fsspec URLs (cli/remote.py), on fsspec's in-memory and local file systems."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from .test_cli import assert_same_files, run
+
+fsspec = pytest.importorskip("fsspec", reason="URLs need the remote extra (fsspec)")
+
+
+@pytest.fixture
+def memory():
+    """fsspec's in-memory file system, emptied after the test (it lives as long as the process)."""
+    fs = fsspec.filesystem("memory")
+    yield fs
+    fs.store.clear()
+    fs.pseudo_dirs[:] = [""]
+
+
+def test_an_archive_at_a_url_is_written_checked_listed_and_read_back(tmp_path, image_folder, tiny_models, memory):
+    model = tiny_models["logistic"]
+    url = "memory://bb/out.bb"
+    result = run("compress", image_folder, "-o", url, "--model", model, "--no-fallback")
+    assert result.exit_code == 0, result.output
+    local = tmp_path / "local.bb"
+    assert run("compress", image_folder, "-o", local, "--model", model, "--no-fallback").exit_code == 0
+    assert memory.cat_file("/bb/out.bb") == local.read_bytes()  # the same archive, uploaded once checked
+    listing = run("list", url)
+    assert listing.exit_code == 0 and f"({local.stat().st_size} bytes)" in listing.output
+    assert run("test", url, "--model", model).exit_code == 0
+    result = run("decompress", url, "-o", tmp_path / "restored", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert_same_files(image_folder, tmp_path / "restored")
+    # file:// is the local path it names
+    result = run("decompress", local.as_uri(), "-o", tmp_path / "again", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert_same_files(image_folder, tmp_path / "again")
+
+
+def test_an_object_at_the_url_is_replaced_only_with_force(tmp_path, image_folder, tiny_models, memory):
+    model = tiny_models["logistic"]
+    memory.pipe_file("/bb/taken.bb", b"somebody's data")
+    result = run("compress", image_folder, "-o", "memory://bb/taken.bb", "--model", model, "--no-fallback")
+    assert result.exit_code == 1 and "already exists (use -f" in result.output
+    assert memory.cat_file("/bb/taken.bb") == b"somebody's data"
+    memory.mkdir("/bb/folder.bb")
+    memory.pipe_file("/bb/folder.bb/inside", b"x")
+    result = run("compress", image_folder, "-o", "memory://bb/folder.bb", "--model", model, "--no-fallback", "-f")
+    assert result.exit_code == 1 and "not a file" in result.output
+    result = run("compress", image_folder, "-o", "memory://bb/taken.bb", "--model", model, "--no-fallback", "-f")
+    assert result.exit_code == 0 and memory.cat_file("/bb/taken.bb")[:5] != b"someb"
+
+
+def test_one_entry_of_an_archive_at_a_url_reads_its_own_parts_only(tmp_path, grey_test_images, tiny_models, memory,
+                                                                  monkeypatch):
+    """`decompress URL NAME` fetches the table and NAME's parts: a few kilobytes of an archive
+    whose other entry is half a megabyte of stored bytes."""
+    from bbzip.models import files
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(grey_test_images[0]).save(folder / "small.png")
+    (folder / "noise.bin").write_bytes(np.random.default_rng(0).integers(0, 256, 1 << 19, dtype=np.uint8).tobytes())
+    model = tiny_models["logistic"]
+    url = "memory://bb/mixed.bb"
+    assert run("compress", folder, "-o", url, "--model", model, "--no-fallback").exit_code == 0
+    read = []
+    pread = files.LockedStream.pread
+    monkeypatch.setattr(files.LockedStream, "pread", lambda self, length, offset: read.append(length) or pread(self, length, offset))
+    result = run("decompress", url, "in/small.png", "-o", tmp_path / "one", "--model", model)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "one" / "in" / "small.png")), grey_test_images[0])
+    assert 0 < sum(read) < 20_000 < memory.size("/bb/mixed.bb")
+
+
+@pytest.mark.parametrize("url, message", [("nosuchstore://x/a.bb", "Protocol not known"), ("memory://bb/none.bb", "no such file")])
+def test_a_url_that_cannot_be_read_is_one_line(url, message, memory):
+    """An unknown store (or one whose package is missing: fsspec names it) or a missing object."""
+    result = run("list", url)
+    assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
