@@ -5,7 +5,11 @@ the -T 1 one and every restored file identical to the input. The local cluster s
 cluster path's own cost (the model sent to each worker, every job's images pickled to it and its
 result back); a real cluster adds the network.
 
-    python -m benchmarks.cluster [--quick] [--images N]
+    python -m benchmarks.cluster [--quick] [--images N] [--overhead]
+
+`--overhead` measures what the cluster adds per job: the same input in small blocks and in the
+default ones, by -T 1 and by a cluster of one worker; the cluster's extra time over -T 1 grows
+with the number of blocks by its cost per job (each block is a job to code and one to check).
 
 Needs the cluster extra (`pip install -e ".[cluster]"`).
 """
@@ -51,12 +55,62 @@ def run(work: Path, count: int) -> tuple[list, list]:
     return rows, records
 
 
+def _blocks(archive: Path) -> int:
+    from bbzip.cli.archive import read_archive
+    from bbzip.models import api
+
+    return len(api.read_record(read_archive(archive.read_bytes()).model_stream).blocks)
+
+
+def per_job(work: Path, count: int, small_blocks: int) -> tuple[list, dict]:
+    """Compress and decompress times of -T 1 and of a one-worker cluster, in the default blocks
+    and in blocks of `small_blocks` images; the cluster's cost per job from the difference."""
+    from distributed import LocalCluster
+
+    source = work / "images.npy"
+    np.save(source, load_named("mnist", "test")[:count])
+    times, blocks, rows = {}, {}, []
+    for where in ("-T 1", "cluster"):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) \
+            if where == "cluster" else None
+        try:
+            for size in (None, small_blocks):
+                options = (["--cluster", cluster.scheduler_address] if cluster else ["-T", 1]) + \
+                    (["--block-images", size] if size else [])
+                archive = work / f"{where[:2]}{size}.bb"
+                compress_s = timed_bbzip("compress", source, "-o", archive, *options)
+                decompress_s = timed_bbzip("decompress", archive, "-o", work / f"out-{where[:2]}{size}", *options)
+                times[where, size], blocks[size] = (compress_s, decompress_s), _blocks(archive)
+                rows.append([where, size or "default", blocks[size], round(compress_s, 2), round(decompress_s, 2)])
+        finally:
+            if cluster:
+                cluster.close()
+    more_blocks = blocks[small_blocks] - blocks[None]
+    extra = [(times["cluster", small_blocks][n] - times["-T 1", small_blocks][n])
+             - (times["cluster", None][n] - times["-T 1", None][n]) for n in (0, 1)]
+    # compress codes each block and decodes it to check it: two jobs a block
+    overhead = {"compress_s_per_job": extra[0] / (2 * more_blocks), "decompress_s_per_job": extra[1] / more_blocks}
+    return rows, {"runs": rows, **overhead}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 images")
     parser.add_argument("--images", type=int, default=10000, help="MNIST test images (default 10,000)")
+    parser.add_argument("--overhead", action="store_true", help="the cluster's cost per job instead (blocks of 250 images)")
     args = parser.parse_args()
     count = 1000 if args.quick else args.images
+    if args.overhead:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, records = per_job(Path(tmp), count, 250)
+        table = markdown_table(["setup", "block images", "blocks", "compress s", "decompress s"], rows)
+        note = (f"The cluster's cost per job: {1000 * records['compress_s_per_job']:.0f} ms compressing, "
+                f"{1000 * records['decompress_s_per_job']:.0f} ms decompressing (its extra time over -T 1, in "
+                "small blocks less in the default ones, over the extra jobs).")
+        print(write_results("cluster-overhead", "What a Dask cluster adds per job",
+                            [(f"{count} grey MNIST images, one .npy, default model", table + "\n\n" + note)],
+                            records).read_text())
+        return
     with tempfile.TemporaryDirectory() as tmp:
         rows, records = run(Path(tmp), count)
     table = markdown_table(["setup", "images", "archive bytes", "compress s", "compress images/s", "decompress s",
