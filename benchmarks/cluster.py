@@ -75,10 +75,10 @@ def per_job(work: Path, count: int, small_blocks: int) -> tuple[list, dict]:
             if where == "cluster" else None
         try:
             for size in (None, small_blocks):
-                options = (["--cluster", cluster.scheduler_address] if cluster else ["-T", 1]) + \
-                    (["--block-images", size] if size else [])
+                options = ["--cluster", cluster.scheduler_address] if cluster else ["-T", 1]
                 archive = work / f"{where[:2]}{size}.bb"
-                compress_s = timed_bbzip("compress", source, "-o", archive, *options)
+                compress_s = timed_bbzip("compress", source, "-o", archive, *options,
+                                         *(["--block-images", size] if size else []))
                 decompress_s = timed_bbzip("decompress", archive, "-o", work / f"out-{where[:2]}{size}", *options)
                 times[where, size], blocks[size] = (compress_s, decompress_s), _blocks(archive)
                 rows.append([where, size or "default", blocks[size], round(compress_s, 2), round(decompress_s, 2)])
