@@ -180,7 +180,8 @@ def _check_coding_options(k_steps, lr, seed, batch_size) -> None:
 @cluster_option
 def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, seed, block_images, fallback, exact_times,
                      compare, force, threads):
-    """Compress image files, folders and .npy/.npz arrays of uint8 images into one archive."""
+    """Compress image files, folders and .npy/.npz arrays of uint8 images (local paths, or URLs
+    fsspec reaches) into one archive."""
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
     _check_coding_options(k_steps, lr, seed, batch_size)
@@ -190,15 +191,23 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     else:
         refuse_overwrite(Path(output), force)
     coder = load_coder(model_spec) if model_spec else None
+    # Temporary files go beside the output (its file system has room for the archive): inputs
+    # fetched from URLs, the bytes of stored files and classic images from when they are read,
+    # then the payload.
+    spool_folder = None if output == "-" or url else Path(output).resolve().parent
+    with remote.fetched(list(inputs), spool_folder, out) as local_inputs:
+        _compress(out, local_inputs, url, output, coder, spool_folder, k_steps, lr, batch_size, seed, block_images,
+                  fallback, exact_times, compare, force, threads)
+
+
+def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_size, seed, block_images, fallback,
+              exact_times, compare, force, threads):
     skipped = []
     found = collect_inputs(inputs, skipped)
     if skipped:
         out.warn(f"left out {_count(len(skipped), 'special file')} (named pipes, sockets, devices), "
                  f"first {skipped[0]}")
     fits = coding.fits(coder.model) if coder else fits_a_default()
-    # Temporary files go beside the output (its file system has room for the archive): the
-    # bytes of stored files and classic images from when they are read, then the payload.
-    spool_folder = None if output == "-" or url else Path(output).resolve().parent
     with tempfile.TemporaryFile(dir=spool_folder) as spooled_blobs:
         spool = Spool(spooled_blobs)
         entries = _read_entries(out, found, fits, exact_times, spool)

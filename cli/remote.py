@@ -1,4 +1,10 @@
-"""Archives at URLs that fsspec understands (s3://, gs://, az://, memory://, ...).
+"""Archives and inputs at URLs that fsspec understands (s3://, gs://, az://, memory://, ...).
+
+Inputs at URLs (`bbzip compress s3://b/photos/ -o a.bb`) are fetched into a temporary folder
+beside the archive and compressed from there as the local files they become, under the same
+names a local folder gives (`photos/...`), with the store's modification times where it has
+them; a name that could not be restored safely (`..`, a backslash, a control character) is
+refused before anything is fetched. Workers that read such inputs themselves are not there yet.
 
 An archive at a URL is read where it lies: its table first, then only the parts an entry needs,
 each a ranged read (`bbzip decompress s3://b/a.bb ONE_ENTRY` fetches that entry's blocks and
@@ -13,14 +19,16 @@ store needs its own package as well (s3fs, gcsfs, adlfs), which fsspec names whe
 """
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bbzip.models.files import ByteSource, leftover_prefix
 
 from .errors import BBZipError
+from .header_schema import HeaderError, normalised_name
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -112,3 +120,77 @@ def write(url: str, write_checked, force: bool) -> None:
             fs.put_file(local.name, path)
         except OSError as error:
             raise BBZipError(f"{url}: {error}") from None
+
+
+@contextmanager
+def fetched(inputs: list[str], folder: Path | None, out):
+    """The inputs as local paths: those at (non-local) URLs fetched into a temporary folder in
+    `folder` (None: the system's), kept while the block runs; `out`'s bar shows the bytes."""
+    if all(local_path(given) is not None for given in inputs):
+        yield [local_path(given) for given in inputs]
+        return
+    listed = [(given, _listing(given)) if local_path(given) is None else (given, None) for given in inputs]
+    total = sum(size for _, files in listed if files for _, _, size in files[1])
+    with tempfile.TemporaryDirectory(dir=folder, prefix=leftover_prefix()) as temporary, \
+            out.bar("fetching", total) as advance:
+        paths = []
+        for number, (given, files) in enumerate(listed):
+            if files is None:
+                paths.append(local_path(given))
+                continue
+            (fs, top), members = files
+            into = Path(temporary) / str(number)
+            for remote_path, relative, size in members:
+                advance(0, status=relative)
+                target = into.joinpath(*PurePosixPath(relative).parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    fs.get_file(remote_path, str(target))
+                except OSError as error:
+                    raise BBZipError(f"{given}: {error}") from None
+                _keep_time(fs, remote_path, target)
+                advance(size, status="")
+            paths.append(str(into / top))
+        yield paths
+
+
+def _listing(url: str):
+    """((fs, the name the input goes under), [(remote path, name under it, size)]) of the
+    object, or of every object under the folder, at a URL."""
+    fs, path = _filesystem(url)
+    path = path.rstrip("/")
+    info = _info(fs, path, url)
+    if info is None:
+        raise BBZipError(f"{url}: no such file or directory")
+    top = PurePosixPath(path).name or "root"
+    if info.get("type") == "file":
+        members = [(path, top, int(info.get("size") or 0))]
+    else:
+        try:
+            found = fs.find(path, detail=True)
+        except OSError as error:
+            raise BBZipError(f"{url}: cannot list it ({error})") from None
+        files = sorted((name, details) for name, details in found.items() if details.get("type", "file") == "file")
+        if any(not name.startswith(path + "/") for name, _ in files):
+            raise BBZipError(f"{url}: the store listed objects outside it; nothing was fetched")
+        members = [(name, f"{top}/{name[len(path) + 1:]}", int(details.get("size") or 0)) for name, details in files]
+        if not members:
+            raise BBZipError(f"{url}: folder holds no files")
+    for _, relative, _ in members:
+        parts = relative.split("/")
+        try:
+            normalised_name(relative, "name")
+        except HeaderError:
+            parts = [".."]
+        if any(part in ("", ".", "..") for part in parts):
+            raise BBZipError(f"{url}: holds {relative!r}, a name that cannot be restored safely; nothing was fetched")
+    return (fs, top), members
+
+
+def _keep_time(fs, remote_path: str, target: Path) -> None:
+    """The store's modification time on the fetched file, where the store has one."""
+    try:
+        when = fs.modified(remote_path).timestamp()
+    except (NotImplementedError, OSError, AttributeError, ValueError):
+        return
+    os.utime(target, (when, when))

@@ -1,4 +1,6 @@
-"""Archives at fsspec URLs (cli/remote.py), on fsspec's in-memory and local file systems."""
+"""Archives and inputs at fsspec URLs (cli/remote.py), on fsspec's in-memory and local file systems."""
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -78,3 +80,35 @@ def test_a_url_that_cannot_be_read_is_one_line(url, message, memory):
     """An unknown store (or one whose package is missing: fsspec names it) or a missing object."""
     result = run("list", url)
     assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _upload(memory, folder, prefix):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        memory.pipe_file(f"{prefix}/{path.relative_to(folder.parent).as_posix()}", path.read_bytes())
+
+
+def test_inputs_at_urls_are_compressed_under_the_names_a_local_folder_gets(tmp_path, image_folder, tiny_models, memory):
+    """A folder and a file at URLs: fetched, compressed as local files would be (names, pixels,
+    the store's modification times), and nothing of them left behind."""
+    model = tiny_models["logistic"]
+    _upload(memory, image_folder, "/in")
+    memory.store["/in/imgs/sub/odd-size.png"].modified = datetime.fromtimestamp(1_500_000_000, timezone.utc)
+    out = tmp_path / "from-urls.bb"
+    result = run("compress", "memory://in/imgs", "memory://in/imgs/03.png", "-o", out, "--model", model, "--no-fallback")
+    assert result.exit_code == 0, result.output
+    result = run("decompress", out, "-o", tmp_path / "restored", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert_same_files(image_folder, tmp_path / "restored")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "restored" / "03.png")),
+                                  np.asarray(Image.open(image_folder / "03.png")))
+    assert int((tmp_path / "restored" / "imgs" / "sub" / "odd-size.png").stat().st_mtime) == 1_500_000_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["from-urls.bb", "imgs", "restored"]  # no fetched files left
+
+
+def test_an_input_url_holding_an_unsafe_name_is_refused_before_anything_is_fetched(tmp_path, tiny_models, memory):
+    memory.pipe_file("/in/imgs/a.png", b"not read")
+    memory.pipe_file("/in/imgs/../evil.png", b"not read")
+    result = run("compress", "memory://in/imgs", "-o", tmp_path / "x.bb", "--model", tiny_models["logistic"])
+    assert result.exit_code == 1 and "cannot be restored safely" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x.bb").exists()
+    assert run("compress", "memory://in/none", "-o", tmp_path / "x.bb").exit_code == 1
