@@ -5,17 +5,23 @@ the -T 1 one and every restored file identical to the input. The local cluster s
 cluster path's own cost (the model sent to each worker, every job's images pickled to it and its
 result back); a real cluster adds the network.
 
-    python -m benchmarks.cluster [--quick] [--images N] [--overhead]
+    python -m benchmarks.cluster [--quick] [--images N] [--overhead] [--memory]
 
 `--overhead` measures what the cluster adds per job: the same input in small blocks and in the
 default ones, by -T 1 and by a cluster of one worker; the cluster's extra time over -T 1 grows
 with the number of blocks by its cost per job (each block is a job to code and one to check).
+`--memory` measures the peak resident memory of the client (the bbzip process) and of the worker
+(a fresh one-worker cluster for each command) on 7,000 and on 70,000 MNIST images.
 
 Needs the cluster extra (`pip install -e ".[cluster]"`).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,13 +99,60 @@ def per_job(work: Path, count: int, small_blocks: int) -> tuple[list, dict]:
     return rows, {"runs": rows, **overhead}
 
 
+def _peak_kib() -> int:
+    """This process's peak resident memory (KiB; run on each worker)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _bbzip_peak(*args) -> int:
+    """Run one bbzip process (quiet); its own peak resident memory in KiB."""
+    process = subprocess.Popen([sys.executable, "-m", "bbzip", "-q", *map(str, args)])
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"bbzip {args[0]} failed ({process.returncode})")
+    return usage.ru_maxrss
+
+
+def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:
+    """Peak memory (MB) of the client and of the one worker, compressing and decompressing each
+    count of MNIST images (one .npy) on a fresh local cluster a command."""
+    from distributed import Client, LocalCluster
+
+    images = np.concatenate([load_named("mnist", "train"), load_named("mnist", "test")])
+    rows, records = [], []
+    for count in counts:
+        source, archive = work / f"images{count}.npy", work / f"{count}.bb"
+        np.save(source, images[:count])
+        for command, args in (("compress", [source, "-o", archive]), ("decompress", [archive, "-o", work / f"out{count}"])):
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+            try:
+                client_mb = _bbzip_peak(command, *args, "--cluster", cluster.scheduler_address) / 1024
+                with Client(cluster) as client:
+                    worker_mb = max(client.run(_peak_kib).values()) / 1024
+            finally:
+                cluster.close()
+            rows.append([count, command, round(client_mb), round(worker_mb)])
+            records.append({"images": count, "command": command, "client_mb": client_mb, "worker_mb": worker_mb})
+    return rows, {"runs": records}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 images")
     parser.add_argument("--images", type=int, default=10000, help="MNIST test images (default 10,000)")
     parser.add_argument("--overhead", action="store_true", help="the cluster's cost per job instead (blocks of 250 images)")
+    parser.add_argument("--memory", action="store_true", help="peak memory of client and worker instead (7,000 and 70,000 images)")
     args = parser.parse_args()
     count = 1000 if args.quick else args.images
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, records = peaks(Path(tmp), (700, 7000) if args.quick else (7000, 70000))
+        table = markdown_table(["images", "command", "client peak MB", "worker peak MB"], rows)
+        print(write_results("cluster-memory", "Peak memory of a bbzip client and its Dask worker",
+                            [("MNIST images in one .npy, default model, a one-worker local cluster", table)],
+                            records).read_text())
+        return
     if args.overhead:
         with tempfile.TemporaryDirectory() as tmp:
             rows, records = per_job(Path(tmp), count, 250)
