@@ -83,11 +83,9 @@ def opened(url: str):
     info = _info(fs, path, url)
     if info is None or info.get("type") != "file":
         raise BBZipError(f"{url}: no such file")
-    try:
-        with fs.open(path, "rb") as f:
-            yield ByteSource.of_stream(f, int(info["size"]))
-    except OSError as error:  # the store failed while reading (not damage in the archive)
-        raise BBZipError(f"{url}: {error}") from None
+    # A store that fails while it is read raises OSError, which the command reports in one line.
+    with fs.open(path, "rb") as f:
+        yield ByteSource.of_stream(f, int(info["size"]))
 
 
 def size(url: str) -> int:

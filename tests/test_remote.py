@@ -112,3 +112,24 @@ def test_an_input_url_holding_an_unsafe_name_is_refused_before_anything_is_fetch
     assert result.exit_code == 1 and "cannot be restored safely" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x.bb").exists()
     assert run("compress", "memory://in/none", "-o", tmp_path / "x.bb").exit_code == 1
+
+
+def test_a_store_that_fails_while_an_archive_is_read_is_one_line_and_nothing_written(tmp_path, image_folder,
+                                                                                    tiny_models, memory, monkeypatch):
+    from bbzip.models import files
+
+    model = tiny_models["logistic"]
+    assert run("compress", image_folder, "-o", "memory://bb/a.bb", "--model", model, "--no-fallback").exit_code == 0
+    calls = []
+    pread = files.LockedStream.pread
+
+    def failing(self, length, offset):
+        calls.append(offset)
+        if len(calls) > 3:  # the framing and the table read, then the store goes away
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return pread(self, length, offset)
+
+    monkeypatch.setattr(files.LockedStream, "pread", failing)
+    result = run("decompress", "memory://bb/a.bb", "-o", tmp_path / "restored", "--model", model)
+    assert result.exit_code == 1 and "Connection reset by peer" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not list((tmp_path / "restored").rglob("*.png"))
