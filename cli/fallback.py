@@ -41,7 +41,7 @@ TABLE_COST = 2  # bytes a classic image adds to the table beside its blob (its l
 # and most of compress's memory. The margin is wider than a third of a photo's rows misjudged the
 # whole by, on the train/ photos (README, "Where the time goes"). Bands are rows of pixels where
 # the model's intervals give each pixel's bits, whatever its tile (a model in tiles of 256 would
-# otherwise try every codec on every photo under 1024 rows), else rows of tiles.
+# otherwise try every codec on every photo under 768 rows), else rows of tiles.
 SAMPLED_BANDS = 3
 SAMPLE_EVERY = 3
 BAND_ROWS = 128

@@ -34,14 +34,9 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 FETCH_BATCH = 64  # objects fetched in one call
 
 
-def is_url(name: str) -> bool:
-    """Whether `name` is a URL (scheme://...) rather than a local path."""
-    return bool(_URL.match(name))
-
-
 def local_path(name: str) -> str | None:
     """The local path a name means: itself, or what a file:// URL names; None for another URL."""
-    if not is_url(name):
+    if not _URL.match(name):
         return name
     fs, path = _filesystem(name)
     return path if _is_local(fs) else None
@@ -87,14 +82,6 @@ def opened(url: str):
     # A store that fails while it is read raises OSError, which the command reports in one line.
     with fs.open(path, "rb") as f:
         yield ByteSource.of_stream(f, int(info["size"]))
-
-
-def size(url: str) -> int:
-    fs, path = _filesystem(url)
-    info = _info(fs, path, url)
-    if info is None:
-        raise BBZipError(f"{url}: no such file")
-    return int(info["size"])
 
 
 def refuse_overwrite(url: str, force: bool) -> None:
