@@ -32,17 +32,21 @@ from bbzip.models.data import load_named
 from .common import markdown_table, timed_bbzip, write_results
 
 
-def run(work: Path, count: int) -> tuple[list, list]:
+def _local_cluster(workers: int):
+    """A local Dask cluster of `workers` processes, one thread each (as bbzip's own lanes)."""
     from distributed import LocalCluster
 
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def run(work: Path, count: int) -> tuple[list, list]:
     source = work / "images.npy"
     np.save(source, load_named("mnist", "test")[:count])
     reference, rows, records = None, [], []
     setups = [("-T 1", None, ["-T", 1]), ("-T 2", None, ["-T", 2]), ("cluster, 1 worker", 1, []),
               ("cluster, 2 workers", 2, [])]
     for label, workers, options in setups:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None) if workers else None
+        cluster = _local_cluster(workers) if workers else None
         try:
             where = ["--cluster", cluster.scheduler_address] if cluster else options
             archive, restored = work / f"{len(records)}.bb", work / f"out{len(records)}"
@@ -71,14 +75,11 @@ def _blocks(archive: Path) -> int:
 def per_job(work: Path, count: int, small_blocks: int) -> tuple[list, dict]:
     """Compress and decompress times of -T 1 and of a one-worker cluster, in the default blocks
     and in blocks of `small_blocks` images; the cluster's cost per job from the difference."""
-    from distributed import LocalCluster
-
     source = work / "images.npy"
     np.save(source, load_named("mnist", "test")[:count])
     times, blocks, rows = {}, {}, []
     for where in ("-T 1", "cluster"):
-        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) \
-            if where == "cluster" else None
+        cluster = _local_cluster(1) if where == "cluster" else None
         try:
             for size in (None, small_blocks):
                 options = ["--cluster", cluster.scheduler_address] if cluster else ["-T", 1]
@@ -117,7 +118,7 @@ def _bbzip_peak(*args) -> int:
 def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:
     """Peak memory (MB) of the client and of the one worker, compressing and decompressing each
     count of MNIST images (one .npy) on a fresh local cluster a command."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     images = np.concatenate([load_named("mnist", "train"), load_named("mnist", "test")])
     rows, records = [], []
@@ -125,7 +126,7 @@ def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:
         source, archive = work / f"images{count}.npy", work / f"{count}.bb"
         np.save(source, images[:count])
         for command, args in (("compress", [source, "-o", archive]), ("decompress", [archive, "-o", work / f"out{count}"])):
-            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = _local_cluster(1)
             try:
                 client_mb = _bbzip_peak(command, *args, "--cluster", cluster.scheduler_address) / 1024
                 with Client(cluster) as client:

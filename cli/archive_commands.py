@@ -185,7 +185,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     if output == "-" and sys.stdout.isatty():
         raise click.UsageError("refusing to write an archive to a terminal (use -o FILE)")
     _check_coding_options(k_steps, lr, seed, batch_size)
-    url, output = (output, None) if remote.local_path(output) is None else (None, remote.local_path(output))
+    local = remote.local_path(output)
+    url, output = (output, None) if local is None else (None, local)
     if url:
         remote.refuse_overwrite(url, force)
     else:

@@ -112,17 +112,18 @@ def write(url: str, write_checked, force: bool) -> None:
 def fetched(inputs: list[str], folder: Path | None, out):
     """The inputs as local paths: those at (non-local) URLs fetched into a temporary folder in
     `folder` (None: the system's), kept while the block runs; `out`'s bar shows the bytes."""
-    if all(local_path(given) is not None for given in inputs):
-        yield [local_path(given) for given in inputs]
+    local = [local_path(given) for given in inputs]
+    if all(path is not None for path in local):
+        yield local
         return
-    listed = [(given, _listing(given)) if local_path(given) is None else (given, None) for given in inputs]
-    total = sum(size for _, files in listed if files for _, _, size in files[1])
+    listed = [_listing(given) if path is None else None for given, path in zip(inputs, local)]
+    total = sum(size for files in listed if files for _, _, size in files[1])
     with tempfile.TemporaryDirectory(dir=folder, prefix=leftover_prefix()) as temporary, \
             out.bar("fetching", total) as advance:
         paths = []
-        for number, (given, files) in enumerate(listed):
+        for number, (given, path, files) in enumerate(zip(inputs, local, listed)):
             if files is None:
-                paths.append(local_path(given))
+                paths.append(path)
                 continue
             (fs, top), members = files
             into = Path(temporary) / str(number)
