@@ -16,6 +16,7 @@ from .codecs import (
     bits_back,
     from_distribution,
     parallel,
+    pop_expected,
     pop_symbol,
     repeat,
     serial,
@@ -29,5 +30,5 @@ __all__ = [
     "BBANSError", "Bernoulli", "BucketPrior", "BucketedGaussian", "Categorical", "Codec",
     "CorruptStream", "DiscretisedLogistic", "DiscretisedLogisticRGB", "InvalidParameters",
     "Message", "StreamExhausted", "Uniform", "bits_back", "bucket_centres", "bucket_edges",
-    "from_distribution", "parallel", "pop_symbol", "repeat", "serial", "to_fixed",
+    "from_distribution", "parallel", "pop_expected", "pop_symbol", "repeat", "serial", "to_fixed",
 ]

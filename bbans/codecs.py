@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import distributions as dist
-from .errors import InvalidParameters
+from .errors import CorruptStream, InvalidParameters
 from .message import Message
 
 
@@ -24,6 +24,9 @@ from .message import Message
 class Codec:
     push: Callable[[Message, object], Message]
     pop: Callable[[Message], tuple[Message, object]]
+    # check(message, symbols): what pop gives, for a message known to hold `symbols` (or
+    # CorruptStream); a codec may offer it where it is cheaper than pop (no search).
+    check: Callable[[Message, object], tuple[Message, object]] | None = None
 
 
 def _steps(head_shape, shape) -> int:
@@ -57,7 +60,17 @@ def from_distribution(distribution) -> Codec:
             message = _pop_steps(message, steps, symbols, precision)
         return message, np.moveaxis(symbols, 0, -1).reshape(shape)
 
-    return Codec(push, pop)
+    def check(message, symbols):
+        symbols = np.asarray(symbols)
+        n_steps = _steps(message.shape, symbols.shape)
+        start, freq = distribution.interval(symbols)
+        start = np.moveaxis(start.reshape(message.shape + (n_steps,)), -1, 0)
+        freq = np.moveaxis(freq.reshape(message.shape + (n_steps,)), -1, 0)
+        for t in range(n_steps):
+            message = _pop_interval(message, start[t], freq[t], precision)
+        return message, symbols.astype(np.int64)
+
+    return Codec(push, pop, check)
 
 
 def pop_symbol(message, distribution):
@@ -68,6 +81,23 @@ def pop_symbol(message, distribution):
     with np.errstate(over="ignore"):
         symbols, start, freq = distribution.search(cumulative)
         return message.pop(cumulative, start, freq, distribution.precision), symbols
+
+
+def pop_expected(message, distribution, symbols):
+    """What pop_symbol does where the symbols are known in advance (a check that a message
+    decodes to them): each lane's cumulative frequency must lie in its symbol's interval, else
+    CorruptStream. No search is run. Intervals are disjoint and `search` finds the symbol whose
+    interval holds the cumulative frequency, so where this succeeds pop_symbol would have popped
+    the same symbols and left the same message."""
+    return _pop_interval(message, *distribution.interval(symbols), distribution.precision)
+
+
+def _pop_interval(message, start, freq, precision: int):
+    """Pop the symbols of these intervals, which the message must hold (else CorruptStream)."""
+    cumulative = message.peek(precision)
+    if not np.all((cumulative >= start) & (cumulative < start + freq)):
+        raise CorruptStream("the message does not hold the symbols it was checked against")
+    return message.pop(cumulative, start, freq, precision)
 
 
 def _pop_steps(message, steps, symbols, precision):
@@ -211,4 +241,10 @@ def bits_back(prior: Codec, likelihood: Callable[[object], Codec], posterior: Ca
         message, x = likelihood(z).pop(message)
         return posterior(x).push(message, z), x
 
-    return Codec(push, pop)
+    def check(message, x):
+        message, z = prior.pop(message)
+        of_z = likelihood(z)
+        message, x = of_z.pop(message) if of_z.check is None else of_z.check(message, x)
+        return posterior(x).push(message, z), x
+
+    return Codec(push, pop, check)

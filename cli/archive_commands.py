@@ -17,7 +17,7 @@ from bbzip.models.cluster import ClusterError, on_cluster
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
 from bbzip.models.files import ByteSource, atomic_write, leftover_prefix
-from bbzip.models.blocks import MAX_BLOCK_IMAGES
+from bbzip.models.blocks import MAX_BLOCK_IMAGES, StackedImages
 from bbzip.models.threads import available_cores
 
 from . import coding, comparison, remote
@@ -126,10 +126,14 @@ def _verify(path, entries, coder, on_batch, cores: int) -> None:
     entry gives back (its pixels with their mode, or its bytes) with what was read: compress
     never exits 0 with an archive that does not give back exactly its input. (The files
     themselves are not encoded again: what is compared is what they are made from.) Entries are
-    decoded and compared one at a time."""
+    decoded and compared one at a time. The model's blocks are decoded knowing the images they
+    should hold (api.decode_blocks), as decompress decodes them but without searching for each
+    symbol where the model allows."""
+    model_images = StackedImages([entry.items for entry in entries if len(entry.items)])
     try:
         with open(path, "rb") as f:
-            readers = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores)
+            readers = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores,
+                                          expected_images=model_images)
             for entry, reader in zip(entries, readers, strict=True):
                 why = reader.restore(None)
                 if entry.stamp is not None:  # its images were read from it as needed: all from the same file

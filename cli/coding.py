@@ -428,7 +428,7 @@ def select(names: list[str], wanted) -> list[int]:
 
 
 def extract_each(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
-                 wanted=()):
+                 wanted=(), expected_images=None):
     """Yields an EntryReader for each entry asked for (default: all), in archive order; the
     consumer restores each (or it is checked when the next is taken). Only the blocks of the
     model stream that hold their images are decoded, a wave at a time as the entries need them,
@@ -436,11 +436,12 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     never held whole. A damaged block or blob loses only its own entries. When every entry was
     asked for and all are intact, what they gave back is checked against the archive's digest
     (format 6): BBZipError if it does not match. Raises ArchiveError if the archive file changes
-    while it is read."""
+    while it is read. `expected_images`: the images of the model stream as it was written
+    (compress's check: api.decode_blocks)."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum(entries.items_column(), dtype=np.int64)])
-    model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores)
+    model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images)
     given_back = []  # (name, sha256) of each entry restored intact
     for index in chosen:
         entry = entries[index]  # built once here: a table builds an entry each time it is asked
@@ -509,7 +510,7 @@ def _classic_count(meta: dict) -> int:
     return len(meta["fallback"]["codecs"]) if "fallback" in meta else 0
 
 
-def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
+def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images=None):
     """model_runs(lo, hi, scale): model images lo..hi of the archive as the pixels of an entry
     of that scale (the model's Pixels map its symbols back), a block's share at a time, from
     the blocks that hold those of the chosen entries; raises BBZipError for images in a damaged
@@ -528,7 +529,8 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores):
     extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for _, entry in entries.with_model_items()],
                              coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
-    stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents))
+    stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents,
+                                                   expected_images=expected_images))
     decoded = {}
 
     def block_result(block: int, lo: int):

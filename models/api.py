@@ -223,18 +223,23 @@ def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
 
 
 def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None, on_images=None,
-                  extents: np.ndarray | None = None):
+                  extents: np.ndarray | None = None, expected_images=None):
     """Yields the images (n, H, W) of each block in `which` (default: all), in that order, each
     checked against its sha256; a block that cannot be decoded or does not match gives the
     reason (a str) instead, and the others are still decoded. Blocks are read and decoded a
     wave (one per core) at a time, as the results are taken. `extents`: the record's, as
-    write_record was given them."""
+    write_record was given them. `expected_images`: the record's images as write_record was
+    given them, for a check that the record holds them (compress's): a model that can then
+    checks each block against them without searching for its symbols (stream.decode), which
+    gives what decoding gives where they match and the reason where they do not."""
     chosen = [info.blocks[i] for i in (range(len(info.blocks)) if which is None else which)]
     if extents is not None and len(extents) != info.images:
         raise StreamError(f"damaged model stream ({info.images} images, their entries say {len(extents)})")
     parts = None if extents is None else [extents[b.first : b.first + b.count] for b in chosen]
+    expected = None if expected_images is None else (
+        coder.model.to_symbols(expected_images[b.first : b.first + b.count], info.scale)[0] for b in chosen)
     symbols = blocks.decode_blocks(coder.model, (_message(b) for b in chosen), [b.count for b in chosen], info.settings,
-                                   cores or threads.available_cores(), on_images, parts, info.square_blocks)
+                                   cores or threads.available_cores(), on_images, parts, info.square_blocks, expected)
     for block, decoded in zip(chosen, symbols):
         if isinstance(decoded, str):
             yield f"damaged model stream ({decoded})"

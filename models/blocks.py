@@ -10,6 +10,8 @@ is a few blocks' images and messages, whatever the number of images.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from bbzip.bbans import BBANSError
@@ -35,12 +37,15 @@ def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on
 
 
 def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None,
-                  extents=None, squares: bool = True):
+                  extents=None, squares: bool = True, expected=None):
     """streams: an iterable of the blocks' messages (read a wave at a time); extents: each
     block's, or None. Yields each block's symbols (n, pixels) uint8, or the reason it could not
-    be decoded (a damaged block does not stop the others). `squares`: as the blocks were coded."""
+    be decoded (a damaged block does not stop the others). `squares`: as the blocks were coded.
+    `expected`: an iterable of the symbols each block should hold (stream.decode's), or None."""
     extents = extents if extents is not None else [None] * len(counts)
-    jobs = (Job(_decode_one, (data, count, settings, part, squares), count) for data, count, part in zip(streams, counts, extents))
+    expected = expected if expected is not None else itertools.repeat(None)
+    jobs = (Job(_decode_one, (data, count, settings, part, squares, symbols), count)
+            for data, count, part, symbols in zip(streams, counts, extents, expected))
     return run_in_order(model, jobs, cores, on_images)
 
 
@@ -83,8 +88,8 @@ class StackedImages:
         return np.concatenate(parts) if parts else self.stacks[0][:0]
 
 
-def _decode_one(model, data, count, settings, extents, squares, on_batch=None):
+def _decode_one(model, data, count, settings, extents, squares, expected, on_batch=None):
     try:
-        return stream.decode(model, data, count, settings, extents, on_batch, squares)
+        return stream.decode(model, data, count, settings, extents, on_batch, squares, expected)
     except BBANSError as error:
         return str(error)

@@ -180,8 +180,9 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             params = self._parameters(symbols.astype(np.int64), features)
             return bbans.from_distribution(self._distribution(params, precision)).push(message, symbols)
 
-        def pop(message):
+        def pop(message, expected=None):
             # One pixel position at a time, for every lane: its context is what is decoded so far.
+            # With `expected` (the codec's check), each pixel's known value is popped, unsearched.
             lanes = len(features)
             canvas = np.zeros((lanes, self.canvas_shape[0] * self.canvas_shape[1]))
             neighbours = self.windows.shape[1]
@@ -190,11 +191,18 @@ class FrozenLocalARVAE(FrozenMLPVAE):
                 np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
                 inputs[:, neighbours:] = features[:, pixel]
                 params = self.head_forward(inputs)[-1].astype(np.int64)
-                message, symbol = bbans.pop_symbol(message, self._distribution(params, precision))
+                if expected is None:
+                    message, symbol = bbans.pop_symbol(message, self._distribution(params, precision))
+                else:
+                    symbol = expected[:, pixel]
+                    message = bbans.pop_expected(message, self._distribution(params, precision), symbol)
                 canvas[:, self.places[pixel]] = symbol
             return message, canvas[:, self.places].astype(np.int64)
 
-        return bbans.Codec(push, pop)
+        def check(message, symbols):
+            return pop(message, np.asarray(symbols, dtype=np.int64).reshape(len(features), -1))
+
+        return bbans.Codec(push, pop, check)
 
     def likelihood_gradient(self, pixels, z):
         """d(-log p(x|z))/dz (float64, real units): the head, then the decoder, forward and

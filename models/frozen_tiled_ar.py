@@ -465,23 +465,39 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return bbans.Message(head, tail)
 
         def pop(message):
-            canvas = np.zeros((len(extents), self.canvas_pixels, k), dtype=np.uint8)
-            head, tail = message.head.copy(), message.tail
-            for number in range(wave.steps):
-                step = wave.step(number, extents)
-                if len(step.tiles):
-                    params, reference = self._step_parameters(canvas, step)
-                    channel_distribution = self._channel_distributions(params, reference, precision)
+            return self._decoded_wavefront(message, extents, precision)
+
+        def check(message, symbols):
+            return self._decoded_wavefront(message, extents, precision, symbols.reshape(len(extents), c.pixels, k))
+
+        return bbans.Codec(push, pop, check)
+
+    def _decoded_wavefront(self, message, extents: np.ndarray, precision: int, expected: np.ndarray | None = None):
+        """The wavefront's pop: (message, tiles' symbols (n, pixels x channels)). With
+        `expected` (n, pixels, channels), each step pops the values it holds instead of
+        searching for them (bbans.pop_expected: CorruptStream where the message holds others):
+        the decoder's own network on its own steps, so what passes is what pop gives."""
+        wave, k = self.wavefront, self.config.channels
+        canvas = np.zeros((len(extents), self.canvas_pixels, k), dtype=np.uint8)
+        head, tail = message.head.copy(), message.tail
+        for number in range(wave.steps):
+            step = wave.step(number, extents)
+            if len(step.tiles):
+                params, reference = self._step_parameters(canvas, step)
+                channel_distribution = self._channel_distributions(params, reference, precision)
+                lanes = bbans.Message(head[step.lanes], tail)
+                if expected is None:
                     values = np.zeros((len(params), k), dtype=np.int64)
-                    lanes = bbans.Message(head[step.lanes], tail)
                     for channel in range(k):
                         lanes, values[:, channel] = bbans.pop_symbol(lanes, channel_distribution(values, channel))
-                    head[step.lanes], tail = lanes.head, lanes.tail
-                    canvas[step.tiles, self.places[step.pixels]] = values
-                self._fill_outside(canvas, step, extents)
-            return bbans.Message(head, tail), canvas[:, self.places].reshape(len(extents), -1).astype(np.int64)
-
-        return bbans.Codec(push, pop)
+                else:
+                    values = expected[step.tiles, step.pixels].astype(np.int64)
+                    for channel in range(k):
+                        lanes = bbans.pop_expected(lanes, channel_distribution(values, channel), values[:, channel])
+                head[step.lanes], tail = lanes.head, lanes.tail
+                canvas[step.tiles, self.places[step.pixels]] = values
+            self._fill_outside(canvas, step, extents)
+        return bbans.Message(head, tail), canvas[:, self.places].reshape(len(extents), -1).astype(np.int64)
 
     def _step_parameters(self, canvas: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
         """(parameters, references) int64 of the pixels of a wavefront step, from the canvas."""

@@ -15,10 +15,11 @@ any before it, so wide batches cost no extra bytes.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
-from bbzip.bbans import Message
+from bbzip.bbans import CorruptStream, Message
 
 from .coding_settings import CodingSettings
 
@@ -118,27 +119,42 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
 
 
 def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=None, on_batch=None,
-           squares: bool = False) -> np.ndarray:
+           squares: bool = False, expected: np.ndarray | None = None) -> np.ndarray:
     """The mirror of encode: symbols (N, pixels) as uint8; raises bbans errors on corrupt input.
 
     Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
     make the decoder allocate more than the stream really holds: it runs out of words first.
+
+    `expected` (N, pixels): the symbols the message should hold (compress's check). A codec
+    that offers `check` then pops them without searching, CorruptStream where the message holds
+    others; what passes is what decoding gives. Other codecs decode as usual.
     """
     square = _square(model, extents, squares)
     if square is not None:
-        return square.whole(_decode(square.model, data, n_images, settings, extents, on_batch), extents)
-    return _decode(model, data, n_images, settings, extents, on_batch)
+        expected = None if expected is None else square.cut(expected.reshape(len(expected), -1))
+        return square.whole(_decode(square.model, data, n_images, settings, extents, on_batch, expected), extents)
+    return _decode(model, data, n_images, settings, extents, on_batch, expected)
 
 
-def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents, on_batch) -> np.ndarray:
+def _checked(check, symbols, message):
+    return check(message, symbols)
+
+
+def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents, on_batch, expected) -> np.ndarray:
     per_unit = _lanes_per_unit(model)
     bounds = coding_batches(n_images, settings.batch_size, _growth(model))
     lanes = _lanes_before(bounds, per_unit)
     message = Message.from_bytes(data, (lanes[-1],), seed=settings.seed)
+    if expected is not None and len(expected) != n_images:
+        raise CorruptStream(f"{n_images} images to decode, {len(expected)} expected")
     decoded = []
     for index, lo, hi in reversed(bounds):
         codec = _codec(model, settings, lo, hi, extents)
-        message, symbols = _on_first_lanes(message, (hi - lo) * per_unit, codec.pop)
+        if expected is None or codec.check is None:
+            pop = codec.pop
+        else:
+            pop = partial(_checked, codec.check, expected[lo:hi].reshape(hi - lo, -1).astype(np.int64))
+        message, symbols = _on_first_lanes(message, (hi - lo) * per_unit, pop)
         decoded.append(symbols.astype(np.uint8))
         message = message.shrink(message.shape[0] - lanes[index])
         if on_batch:

@@ -248,3 +248,52 @@ def test_a_guess_off_by_one_or_more_either_way_finds_the_searched_symbol(monkeyp
     monkeypatch.setattr(bbans.distributions.DiscretisedLogisticMixture, "_guess", lambda self, c, p: guess)
     found = distribution.search(cumulative)
     assert np.array_equal(found[0], symbols) and np.array_equal(found[1], start) and np.array_equal(found[2], freq)
+
+
+@pytest.mark.parametrize("mixture", [False, True], ids=["logistic", "mixture"])
+def test_popping_known_symbols_is_popping_them_and_refuses_others(mixture):
+    """pop_expected (a check that a message holds given symbols) leaves the message pop_symbol
+    leaves, and refuses, at once, a lane that holds another symbol: not only through the end
+    state's check, which a wrong pop scrambles (and which a caller may not reach)."""
+    lanes, precision = 300, 16
+    rng = np.random.default_rng(4)
+    if mixture:
+        distribution, _ = _mixture(lanes, precision)
+    else:
+        distribution = bbans.distributions.DiscretisedLogistic(rng.integers(0, 256 << 12, lanes),
+                                                               rng.integers(-2 << 12, 3 << 12, lanes), precision)
+    symbols = rng.integers(0, 256, lanes)
+    message = _prefilled(lanes, rng)
+    pushed = message.push(*distribution.interval(symbols), precision)
+    popped, found = bbans.pop_symbol(pushed, distribution)
+    checked = bbans.pop_expected(pushed, distribution, symbols)
+    assert np.array_equal(found, symbols) and checked.to_bytes() == popped.to_bytes()
+    assert np.array_equal(checked.head, message.head)
+    other = symbols.copy()
+    start, freq = distribution.interval(symbols)
+    lane = int(np.argmax(freq < (1 << precision) - 2))  # a lane whose symbol is not its only likely one
+    other[lane] = symbols[lane] + 1 if symbols[lane] < 255 else 254
+    with pytest.raises(bbans.CorruptStream):
+        bbans.pop_expected(pushed, distribution, other)
+
+
+def test_a_codec_s_check_gives_what_its_pop_gives_step_by_step():
+    """from_distribution's and bits_back's check (compress's: pop knowing the symbols) leave
+    the message and give the symbols their pop does, over several steps a lane; a symbol the
+    message does not hold is a CorruptStream."""
+    rng = np.random.default_rng(6)
+    lanes, steps, precision = 5, 7, 16
+    mean = rng.integers(0, 256 << 12, (lanes, steps))
+    codec = bbans.from_distribution(bbans.distributions.DiscretisedLogistic(mean, np.full((lanes, steps), 1 << 12), precision))
+    prior = bbans.Uniform(4, (lanes, 1))
+    latent = bbans.bits_back(prior, lambda z: codec, lambda x: bbans.Uniform(4, (lanes, 1)))
+    symbols = np.clip((mean >> 12) + rng.integers(-3, 4, (lanes, steps)), 0, 215)
+    for tried in (codec, latent):
+        pushed = tried.push(_prefilled(lanes, rng), symbols)
+        (popped, found), (checked, given) = tried.pop(pushed), tried.check(pushed, symbols)
+        assert np.array_equal(found, symbols) and np.array_equal(given, symbols)
+        assert popped.to_bytes() == checked.to_bytes()
+        other = symbols.copy()
+        other[2, 5] += 40
+        with pytest.raises(bbans.CorruptStream):
+            tried.check(pushed, other)

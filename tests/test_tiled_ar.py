@@ -464,6 +464,62 @@ def test_images_smaller_than_a_tile_get_the_intervals_the_whole_tile_gives(rgb_m
     assert np.array_equal(stream.decode(frozen, data, 5, settings, extents), symbols)
 
 
+@pytest.mark.parametrize("height, width, tile", [(13, 21, 8), (5, 6, 16)], ids=["edges", "square"])
+def test_a_check_against_the_tiles_gives_what_decoding_gives(rgb_model_file, height, width, tile):
+    """Decoding that knows the tiles it should find (compress's check) pops them without a search
+    and gives exactly what decoding gives, edge repetition included; a tile that differs inside
+    its image is a CorruptStream, outside it (never coded) it changes nothing. `square`: images
+    smaller than a tile, coded as tiles of a smaller square (models/stream.py)."""
+    from bbzip.bbans import CorruptStream
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+
+    frozen = load_frozen(rgb_model_file).with_tile(tile)
+    images = _smooth_tiles(3, 3, 24, 13)[:, :height, :width]
+    symbols = np.concatenate([to_tiles(image, tile) for image in images]).reshape(-1, tile * tile * 3)
+    extents = np.concatenate([tile_extents(height, width, tile) for _ in images])
+    settings = CodingSettings(batch_size=4)
+    data = stream.encode(frozen, symbols, settings, extents, squares=True)
+    decoded = stream.decode(frozen, data, len(symbols), settings, extents, squares=True)
+    checked = stream.decode(frozen, data, len(symbols), settings, extents, squares=True, expected=symbols)
+    assert np.array_equal(checked, decoded) and np.array_equal(decoded, symbols)
+    outside = symbols.reshape(len(symbols), tile, tile, 3).copy()
+    outside[:, height:] = outside[:, :, width:] = 7
+    assert np.array_equal(stream.decode(frozen, data, len(symbols), settings, extents, squares=True,
+                                        expected=outside.reshape(len(symbols), -1)), decoded)
+    wrong = symbols.copy()
+    wrong[-1, 3 * (tile + 1) + 2] ^= 1  # the last tile's pixel (1, 1), blue
+    with pytest.raises(CorruptStream):
+        stream.decode(frozen, data, len(symbols), settings, extents, squares=True, expected=wrong)
+
+
+def test_compress_fails_where_the_encoder_and_the_decoder_disagree(tmp_path, rgb_model_file, monkeypatch):
+    """Compress's check decodes the archive with the decoder's own network, knowing the tiles:
+    an encoder that codes one value other than the decoder would find (here: the intervals of a
+    changed tile) gives an archive that does not decode to its input, and compress exits 1
+    without writing it."""
+    from click.testing import CliRunner
+
+    from bbzip.cli.main import cli
+
+    intervals = FrozenTiledARVAE.intervals
+
+    def of_another_tile(self, symbols, precision, extents=None):
+        changed = symbols.copy()
+        changed[0, 0] = (int(changed[0, 0]) + 1) % 256
+        return intervals(self, changed, precision, extents)
+
+    monkeypatch.setattr(FrozenTiledARVAE, "intervals", of_another_tile)
+    arrays = tmp_path / "in"
+    arrays.mkdir()
+    np.save(arrays / "photos.npy", _smooth_tiles(2, 3, 16, 3))
+    out = tmp_path / "a.bb"
+    result = CliRunner().invoke(cli, ["compress", str(arrays), "-o", str(out), "--model", str(rgb_model_file),
+                                      "--no-fallback", "-T", "1"])
+    assert result.exit_code == 1 and "would not decode" in result.output, result.output
+    assert not out.exists()
+
+
 def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file, monkeypatch):
     """With the fallback, the intervals its codelength took are handed to the encoder: the
     network runs over each tile once before the check decodes (it ran twice: fallback, then
