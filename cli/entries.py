@@ -74,6 +74,8 @@ def _read_content(name: str, path: Path, fits_model) -> Entry:
     if suffix == ".npz":
         return Npz.read(name, path, fits_model)
     raw = path.read_bytes()
+    if not raw:  # (Pillow would try each of its formats on it first)
+        return Stored.read(name, raw, {"format": "BYTES"})
     try:
         image = Image.open(io.BytesIO(raw))
         image.load()

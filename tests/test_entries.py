@@ -319,3 +319,51 @@ def test_stored_bytes_use_a_dictionary_the_size_of_the_file():
     assert lzma.LZMADecompressor(memlimit=1 << 20).decompress(blob) == raw
     with pytest.raises(lzma.LZMAError):
         lzma.LZMADecompressor(memlimit=1 << 20).decompress(lzma.compress(raw, preset=9))
+
+
+def test_an_empty_file_s_blob_as_bbzip_writes_it_needs_no_decoder(monkeypatch):
+    """The xz of nothing, as compress writes it, is known to be empty without a decoder (a million
+    empty files' blobs: 2 s of `test`); any other blob declared empty still goes through it."""
+    import lzma
+
+    from bbzip.cli import xz as xz_module
+
+    empty = xz_module.xz(b"")
+    other_empty = lzma.compress(b"", format=lzma.FORMAT_XZ, check=lzma.CHECK_SHA256)
+    damaged = empty[:-1] + bytes([empty[-1] ^ 1])
+    decoders = []
+    pieces = xz_module.XzPieces
+    monkeypatch.setattr(xz_module, "XzPieces", lambda blob: decoders.append(blob) or pieces(blob))
+    assert xz_module.unxz(empty, 0) == b"" and decoders == []
+    assert xz_module.unxz(other_empty, 0) == b"" and decoders == [other_empty]
+    with pytest.raises((ValueError, lzma.LZMAError)):  # what a restore reports as a damaged entry
+        xz_module.unxz(damaged, 0)
+    with pytest.raises(ValueError):
+        xz_module.unxz(empty, 1)
+
+
+def test_small_reads_of_an_archive_file_share_a_window(tmp_path, monkeypatch):
+    """Many small reads in order (the blobs of many small files) cost a system call for each
+    window of READ_AHEAD bytes, not one each, and give the bytes at their places; a file cut
+    short under a window is still an EOFError."""
+    import os
+
+    from bbzip.models import files
+
+    data = np.random.default_rng(0).integers(0, 256, 3 * files.READ_AHEAD + 77, dtype=np.uint8).tobytes()
+    path = tmp_path / "archive"
+    path.write_bytes(data)
+    calls = []
+    pread = os.pread
+    monkeypatch.setattr(files.os, "pread", lambda fd, n, at: calls.append(n) or pread(fd, n, at))
+    with open(path, "rb") as f:
+        source = files.ByteSource.of_file(f).part(5, len(data) - 5)
+        for offset in range(0, len(data) - 5 - 40, 40):
+            assert source.read(offset, 32) == data[5 + offset : 5 + offset + 32]
+        assert len(calls) <= 4
+        big = source.read(7, files.READ_AHEAD)  # a large read is its own call
+        assert big == data[12 : 12 + files.READ_AHEAD] and calls[-1] == files.READ_AHEAD
+        whole = files.ByteSource.of_file(f)
+        os.truncate(path, 100)
+        with pytest.raises(EOFError):
+            whole.read(90, 32)
