@@ -21,7 +21,7 @@
    --no-fallback; beside them every image as its own PNG, WebP and JPEG-XL file (bbzip's own
    encoders, cli/classic.py), the smallest of the three per image ("best per-image classic", what
    the fallback is measured against), and the .npy as xz (-9e) and bz2 (-9).
---quick: 1,000 files, 3,000 test images for threads and memory, 200 images a fallback set.
+--quick: 300 files, 1,000 test images for threads and memory, 100 images a fallback set.
 --sections runs some of them (the results file then holds only those: give it a --name).
 """
 from __future__ import annotations
@@ -213,12 +213,14 @@ def fallback(work: Path, count: int) -> tuple[list, list]:
     return rows, records
 
 
-QUICK_IMAGES = 3000  # --quick's threads and memory runs (at 10k they took a third of the smoke tests' minutes)
+# --quick (a smoke test that the benchmark runs, in CI): files, images for threads and memory,
+# images a fallback set
+QUICK_FILES, QUICK_IMAGES, QUICK_FALLBACK = 300, 1000, 100
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 files; threads and memory on 3,000 images")
+    parser.add_argument("--quick", action="store_true", help="300 files; threads and memory on 1,000 images")
     parser.add_argument("--repeats", type=int, default=2, help="timing runs per cell; the fastest counts (default 2)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
     parser.add_argument("--memory-model", default="mlp-mnist-rha", help="the model of the memory runs")
@@ -228,7 +230,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "per-file" in args.sections:
-            rows, data["per_file"] = per_file_cost(work, [1000] if args.quick else [1000, 10000])
+            rows, data["per_file"] = per_file_cost(work, [QUICK_FILES] if args.quick else [1000, 10000])
             sections.append(("Per-file cost: a folder of PNG files against the same images as one .npy", markdown_table(
                 ["data", "files", "kept as", "bytes", "bpd", "bytes a file beyond the .npy", "% beyond the .npy"], rows)))
         if "threads" in args.sections:
@@ -245,7 +247,7 @@ def main() -> None:
             sections.append((f"Peak memory (largest process, maximum RSS; {args.memory_model})", markdown_table(
                 ["images", "input MiB", "compress peak MiB", "compress s", "decompress peak MiB", "decompress s"], rows)))
         if "fallback" in args.sections:
-            count = 200 if args.quick else 1000
+            count = QUICK_FALLBACK if args.quick else 1000
             rows, data["fallback"] = fallback(work, count)
             sections.append((f"The classic fallback: {count} images a set, one .npy each", markdown_table(
                 ["data", "set", "kept as", "bytes", "bpd", "% beyond the best per-image classic"], rows)))

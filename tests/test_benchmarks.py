@@ -71,10 +71,12 @@ def test_models_quick(tmp_path):
 def test_archive_quick(tmp_path):
     files = run_benchmark(tmp_path, "archive")
     data = json.loads(files["archive-quick.json"].read_text())
+    from benchmarks.archive import QUICK_FILES, QUICK_IMAGES
+
     kept = {(r["data"], r["kept_as"]): r["bytes"] for r in data["per_file"]}
     for label in ("binary", "grey"):  # a folder costs more than one array, and not 10 bytes a file more
-        assert 0 < kept[(label, "bbzip, folder")] - kept[(label, "bbzip, one .npy")] < 10 * 1000
-    assert set(data["threads"]["seconds"]) == {"1", "2"} and data["memory"][0]["images"] == 3000
+        assert 0 < kept[(label, "bbzip, folder")] - kept[(label, "bbzip, one .npy")] < 10 * QUICK_FILES
+    assert set(data["threads"]["seconds"]) == {"1", "2"} and data["memory"][0]["images"] == QUICK_IMAGES
 
 
 def test_generalisation_quick(tmp_path):
