@@ -529,8 +529,9 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, ex
     extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for _, entry in entries.with_model_items()],
                              coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
-    stream = zip(needed, api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents,
-                                                   expected_images=expected_images))
+    results = api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents,
+                                expected_images=expected_images)
+    stream = zip(needed, results)
     decoded = {}
 
     def block_result(block: int, lo: int):

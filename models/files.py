@@ -144,7 +144,7 @@ class ByteSource:
     def _read_ahead(self, offset: int, length: int) -> bytes:
         """A small read of a file, from a window of READ_AHEAD bytes read at once: the parts of
         an archive of many small files are read in order, and a system call for each (a million
-        empty files' blobs) cost more than all the rest of `bbzip test`. Only a read with more
+        empty files' blobs) would cost more than the rest of `bbzip test`. Only a read with more
         after it comes here: a source read whole (compress's spooled pieces, a million of them
         held until the archive is written) keeps no window. The window is one tuple, replaced
         whole, so threads reading side by side see one window or the other."""
