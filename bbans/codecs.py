@@ -40,14 +40,16 @@ def from_distribution(distribution) -> Codec:
     """An elementwise codec for a distribution from distributions.py (shape = its parameters')."""
     precision = distribution.precision
 
-    def push(message, symbols):
-        symbols = np.asarray(symbols)
+    def step_intervals(message, symbols):
+        """(start, freq) of the symbols as (steps, *head): each step is a contiguous row."""
         n_steps = _steps(message.shape, symbols.shape)
         start, freq = distribution.interval(symbols)
-        # (steps, *head) so that each step is a contiguous row; the last step is pushed first.
-        start = np.ascontiguousarray(np.moveaxis(start.reshape(message.shape + (n_steps,)), -1, 0))
-        freq = np.ascontiguousarray(np.moveaxis(freq.reshape(message.shape + (n_steps,)), -1, 0))
-        for t in reversed(range(n_steps)):
+        return tuple(np.ascontiguousarray(np.moveaxis(part.reshape(message.shape + (n_steps,)), -1, 0))
+                     for part in (start, freq))
+
+    def push(message, symbols):
+        start, freq = step_intervals(message, np.asarray(symbols))
+        for t in reversed(range(len(start))):  # the last step is pushed first
             message = message.push(start[t], freq[t], precision)
         return message
 
@@ -62,11 +64,8 @@ def from_distribution(distribution) -> Codec:
 
     def check(message, symbols):
         symbols = np.asarray(symbols)
-        n_steps = _steps(message.shape, symbols.shape)
-        start, freq = distribution.interval(symbols)
-        start = np.moveaxis(start.reshape(message.shape + (n_steps,)), -1, 0)
-        freq = np.moveaxis(freq.reshape(message.shape + (n_steps,)), -1, 0)
-        for t in range(n_steps):
+        start, freq = step_intervals(message, symbols)
+        for t in range(len(start)):
             message = _pop_interval(message, start[t], freq[t], precision)
         return message, symbols.astype(np.int64)
 
