@@ -261,20 +261,31 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         step = max(1, _HEAD_ROWS // (side * side if side else self.config.pixels))
         return [slice(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
-    def _ranges(self) -> list[slice]:
-        """Ranges of a tile's pixels, each a cache-sized pass of the head for one tile: a pass
-        over a whole tile of 256 (65,536 rows, a hundred values each) runs from main memory."""
-        pixels = self.config.pixels
-        return [slice(first, min(first + _HEAD_ROWS, pixels)) for first in range(0, pixels, _HEAD_ROWS)]
+    def _ranges(self, extent: tuple[int, int] | None = None) -> list[slice | np.ndarray]:
+        """A tile's pixels, each piece a cache-sized pass of the head for one tile (a pass over
+        a whole tile of 256, 65,536 rows of a hundred values each, runs from main memory): all
+        of them, or with `extent` (rows, columns) those of the tile's top-left rows x columns."""
+        t = self.config.tile
+        rows, columns = (t, t) if extent is None else extent
+        if columns == t:
+            count = rows * t
+            return [slice(first, min(first + _HEAD_ROWS, count)) for first in range(0, count, _HEAD_ROWS)]
+        pixels = (np.arange(rows)[:, None] * t + np.arange(columns)).ravel()
+        return [pixels[first : first + _HEAD_ROWS] for first in range(0, len(pixels), _HEAD_ROWS)]
 
-    def _head_passes(self, symbols: np.ndarray, features: np.ndarray):
+    def _head_passes(self, symbols: np.ndarray, features: np.ndarray, extents: np.ndarray | None = None):
         """(tiles, pixels, parameters (tiles, pixels, outputs), references (tiles, pixels, C)),
         int64, of symbols (B, pixels x channels) and features (B, pixels, features), a
-        cache-sized pass at a time: tiles and pixels are the slices each pass covers."""
+        cache-sized pass at a time: tiles (a slice) and pixels (a slice or indices) are what
+        each pass covers. With the tiles' extents (B, 2), only pixels inside some tile of the
+        pass's image are covered: the last tiles of an image mostly lie outside it, and their
+        pixels there are never coded (a photo of 512x341 in tiles of 256 is half again as many
+        pixels on its tiles)."""
         c = self.config
         for tiles in self._chunks(len(symbols)):
             canvas = self._canvas(symbols[tiles])
-            for pixels in self._ranges():
+            extent = None if extents is None else tuple(int(v) for v in extents[tiles].max(axis=0))
+            for pixels in self._ranges(extent):
                 inputs, reference = self.head_inputs(canvas, features[tiles, pixels], pixels)
                 shape = (len(canvas), -1)
                 yield (tiles, pixels, self.head_forward(inputs)[-1].astype(np.int64).reshape(*shape, c.outputs),
@@ -533,28 +544,29 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         freq = np.empty_like(start)
         side = self._coded_side(extents)
         for tiles in self._chunks(len(symbols), side):
-            start[tiles], freq[tiles] = self._chunk_intervals(symbols[tiles], precision, side)
+            part = None if extents is None else extents[tiles]
+            start[tiles], freq[tiles] = self._chunk_intervals(symbols[tiles], precision, side, part)
         return start, freq
 
-    def _chunk_intervals(self, chunk: np.ndarray, precision: int, side: int | None = None
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def _chunk_intervals(self, chunk: np.ndarray, precision: int, side: int | None = None,
+                         extents: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(start, freq), each (tiles, pixels, channels), of one chunk of tiles (_chunks): of
-        every pixel, or with `side` of those of the top-left square of that side, the others
-        given the whole range (zero bits: they lie outside the images and are not coded)."""
+        every pixel, or with `side` of those of the top-left square of that side, or with the
+        tiles' extents of those inside them (_head_passes); the others are given the whole
+        range (zero bits: they lie outside the images and are not coded)."""
         c = self.config
+        n, k = len(chunk), c.channels
+        start = np.zeros((n, c.pixels, k), dtype=np.uint32)
+        freq = np.full((n, c.pixels, k), 1 << precision, dtype=np.uint32)
         if side is not None and side < c.tile:
-            n, t, k = len(chunk), c.tile, c.channels
+            t = c.tile
             square = chunk.reshape(n, t, t, k)[:, :side, :side].reshape(n, -1)
-            start = np.zeros((n, t, t, k), dtype=np.uint32)
-            freq = np.full((n, t, t, k), 1 << precision, dtype=np.uint32)
-            inner = self._square_model(side)._chunk_intervals(square, precision)
-            start[:, :side, :side], freq[:, :side, :side] = (part.reshape(n, side, side, k) for part in inner)
-            return start.reshape(n, c.pixels, k), freq.reshape(n, c.pixels, k)
-        n = len(chunk)
-        values = chunk.astype(np.int64).reshape(n, c.pixels, c.channels)
-        start = np.empty(values.shape, dtype=np.uint32)
-        freq = np.empty_like(start)
-        for tiles, pixels, params, reference in self._head_passes(values, np.zeros((n, c.pixels, 0))):
+            inner = self._square_model(side)._chunk_intervals(square, precision, extents=extents)
+            for whole, part in zip((start, freq), inner):
+                whole.reshape(n, t, t, k)[:, :side, :side] = part.reshape(n, side, side, k)
+            return start, freq
+        values = chunk.astype(np.int64).reshape(n, c.pixels, k)
+        for tiles, pixels, params, reference in self._head_passes(values, np.zeros((n, c.pixels, 0)), extents):
             part = values[tiles, pixels]
             found = self._distribution(params, reference, part, precision).interval(part.reshape(len(part), -1))
             start[tiles, pixels], freq[tiles, pixels] = (bound.reshape(part.shape) for bound in found)
@@ -568,15 +580,20 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         side = self._coded_side(extents)
         for tiles in self._chunks(len(symbols), side):
             part = None if extents is None else extents[tiles]
-            bits[tiles] = self.codelength_of(self._chunk_intervals(symbols[tiles], precision, side)[1], precision, part)
-        return bits
+            bits[tiles] = self.pixel_bits(self._chunk_intervals(symbols[tiles], precision, side, part)[1], precision,
+                                          part).sum(axis=1)
+        return bits + self._lane_head_bits(extents)
 
     def codelength_of(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:
         """Per tile, the bits of tiles whose intervals have these widths (`intervals`): what
         codelength_bits gives for them."""
+        return self.pixel_bits(freq, precision, extents).sum(axis=1) + self._lane_head_bits(extents)
+
+    def _lane_head_bits(self, extents: np.ndarray | None) -> int:
+        """The final heads' bits of a tile coded in a block of tiles of these extents: whether
+        the block codes squares is the whole block's (block_square), not a chunk's."""
         square = None if extents is None else self.block_square(extents)
-        return self.pixel_bits(freq, precision, extents).sum(axis=1) + \
-            LANE_HEAD_BITS * (square.model if square else self).lanes_per_unit
+        return LANE_HEAD_BITS * (square.model if square else self).lanes_per_unit
 
     def pixel_bits(self, freq: np.ndarray, precision: int, extents: np.ndarray | None = None) -> np.ndarray:
         """(tiles, pixels): each pixel's bits, of tiles whose intervals have these widths; with

@@ -464,6 +464,31 @@ def test_images_smaller_than_a_tile_get_the_intervals_the_whole_tile_gives(rgb_m
     assert np.array_equal(stream.decode(frozen, data, 5, settings, extents), symbols)
 
 
+def test_the_head_runs_only_over_the_pixels_inside_the_image(rgb_model_file, monkeypatch):
+    """An image's last tiles lie partly outside it: the intervals and the codelength run the head
+    over the pixels inside it only (a photo of 512x341 in tiles of 256 has half again as many
+    pixels on its tiles), and every value inside gets the interval the whole tile gives it."""
+    from bbzip.models.architectures import load_frozen
+    from bbzip.models.tiling import tile_extents, to_tiles
+    from bbzip.models.wavefront import inside_image
+
+    frozen = load_frozen(rgb_model_file).with_tile(64)  # a tile is more than one pass of the head
+    image = np.tile(_smooth_tiles(1, 3, 64, 13)[0], (2, 2, 1))[:70, :100]
+    symbols, extents = to_tiles(image, 64).reshape(4, -1), tile_extents(70, 100, 64)
+    settings = CodingSettings(batch_size=4)
+    precision = settings.likelihood_precision
+    whole = frozen.intervals(symbols, precision)
+    rows = []
+    head_forward = FrozenTiledARVAE.head_forward
+    monkeypatch.setattr(FrozenTiledARVAE, "head_forward", lambda self, inputs: rows.append(len(inputs)) or head_forward(self, inputs))
+    inside = inside_image(frozen.rows, frozen.columns, extents)
+    for part_of_whole, part in zip(whole, frozen.intervals(symbols, precision, extents)):
+        assert np.array_equal(part_of_whole[inside], part[inside])
+    assert sum(rows) == inside.sum() == 70 * 100
+    assert np.array_equal(frozen.codelength_bits(symbols, settings, extents), frozen.codelength_of(whole[1], precision, extents))
+    assert sum(rows) == 2 * 70 * 100
+
+
 @pytest.mark.parametrize("height, width, tile", [(13, 21, 8), (5, 6, 16)], ids=["edges", "square"])
 def test_a_check_against_the_tiles_gives_what_decoding_gives(rgb_model_file, height, width, tile):
     """Decoding that knows the tiles it should find (compress's check) pops them without a search
@@ -533,8 +558,9 @@ def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file,
     counted = []
     chunk_intervals = FrozenTiledARVAE._chunk_intervals
     monkeypatch.setattr(FrozenTiledARVAE, "_chunk_intervals",  # counted for whole tiles (not a square's own call)
-                        lambda self, chunk, precision, side=None: (self.config.tile == 8 and counted.append(len(chunk)))
-                        or chunk_intervals(self, chunk, precision, side))
+                        lambda self, chunk, precision, side=None, extents=None:
+                        (self.config.tile == 8 and counted.append(len(chunk)))
+                        or chunk_intervals(self, chunk, precision, side, extents))
     arrays = _array_folder(tmp_path / "arrays")
     result = CliRunner().invoke(cli, ["compress", str(arrays), "-o", str(tmp_path / "a.bb"), "--model", str(rgb_model_file),
                                       "-T", "1"])
