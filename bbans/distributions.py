@@ -225,11 +225,22 @@ def _search_from_guess(d, params, cumulative, guess):
         k[lanes], start[lanes], end[lanes] = neighbour, near_start, near_end
         if far.any():
             far_lanes = lanes[far]
-            found = search_boundaries(lambda j: d._cdf_inner(j, [p[far] for p in sub]), lane_target[far], n, d.precision)
+            # few lanes (a mixture's, a few in a hundred): a wide search, for fewer calls
+            found = search_boundaries(lambda j: d._cdf_inner(j, [p[far] for p in sub]), lane_target[far], n, d.precision,
+                                      radix=16)
             k[far_lanes], start[far_lanes] = found[0], found[1].astype(np.int64)
             end[far_lanes] = start[far_lanes] + found[2].astype(np.int64)
         k, start, end = k.reshape(miss.shape), start.reshape(miss.shape), end.reshape(miss.shape)
     return k, start.astype(np.uint64), (end - start).astype(np.uint64)
+
+
+def _reduce_components(ufunc, array: np.ndarray) -> np.ndarray:
+    """ufunc over the last axis (a mixture's few components) as one elementwise call per
+    component: numpy's reduction along a short last axis costs several times that."""
+    total = ufunc(array[..., 0], array[..., 1]) if array.shape[-1] > 1 else array[..., 0].copy()
+    for component in range(2, array.shape[-1]):
+        ufunc(total, array[..., component], out=total)
+    return total
 
 
 def _to_steps(array, head_shape, shape):
@@ -319,12 +330,17 @@ class DiscretisedLogisticMixture(DiscretisedLogistic):
     @classmethod
     def weights(cls, logits: np.ndarray) -> np.ndarray:
         """The integer weights (..., M) of int64 logits (..., M), as the constructor computes them."""
-        relative = np.maximum(logits - logits.max(axis=-1, keepdims=True), -8 << PARAM_BITS)
+        largest = _reduce_components(np.maximum, logits)
+        relative = np.maximum(logits - largest[..., None], -8 << PARAM_BITS)
         unnormalised = interpolate(exp_table(), relative, PARAM_BITS)
-        weights = (unnormalised << cls.WEIGHT_BITS) // unnormalised.sum(axis=-1, keepdims=True)
-        first_largest = np.argmax(logits, axis=-1)[..., None]
-        remainder = (1 << cls.WEIGHT_BITS) - weights.sum(axis=-1, keepdims=True)
-        np.put_along_axis(weights, first_largest, np.take_along_axis(weights, first_largest, -1) + remainder, -1)
+        weights = (unnormalised << cls.WEIGHT_BITS) // _reduce_components(np.add, unnormalised)[..., None]
+        remainder = (1 << cls.WEIGHT_BITS) - _reduce_components(np.add, weights)
+        # the remainder to the first largest component (argmax's choice)
+        pending = np.ones(largest.shape, dtype=bool)
+        for component in range(logits.shape[-1]):
+            first = pending & (logits[..., component] == largest)
+            weights[..., component] += remainder * first
+            pending &= ~first
         return weights
 
     @classmethod
@@ -346,15 +362,20 @@ class DiscretisedLogisticMixture(DiscretisedLogistic):
         argument = (((k << PARAM_BITS)[..., None]) - shifted_mean) * inverse_scale
         g = interpolate(sigmoid_table(), argument, PARAM_BITS + EXP_BITS)
         g *= weights
-        return cdf_from_g(g.sum(axis=-1) >> self.WEIGHT_BITS, k, self.n_symbols, self.precision)
+        return cdf_from_g(_reduce_components(np.add, g) >> self.WEIGHT_BITS, k, self.n_symbols, self.precision)
 
     def _guess(self, cumulative, params):
         # The heaviest component's quantile: a float hint only (see _search_from_guess). Newton
         # steps on the mixture's own CDF miss less often, but cost more than the searches they
         # save: a decoder's search costs per call, over a few hundred lanes, not per lane.
-        heaviest = np.argmax(params[2], axis=-1)[..., None]
-        one = tuple(np.take_along_axis(p, heaviest, -1)[..., 0] for p in params[:2])
-        return DiscretisedLogistic._guess(self, cumulative, one)
+        shifted_mean, inverse_scale, weights = params
+        heaviest, mean, scale = weights[..., 0], shifted_mean[..., 0], inverse_scale[..., 0]
+        for component in range(1, weights.shape[-1]):
+            heavier = weights[..., component] > heaviest
+            heaviest = np.where(heavier, weights[..., component], heaviest)
+            mean = np.where(heavier, shifted_mean[..., component], mean)
+            scale = np.where(heavier, inverse_scale[..., component], scale)
+        return DiscretisedLogistic._guess(self, cumulative, (mean, scale))
 
     def interval(self, symbols):
         symbols = _as_symbols(symbols, self.n_symbols)

@@ -58,25 +58,35 @@ def cdf_from_g(g_int: np.ndarray, k: np.ndarray, n_symbols: int, precision: int)
     return ((g_int * ((1 << precision) - n_symbols)) >> G_BITS) + k
 
 
-def search_boundaries(cdf_inner, cumulative: np.ndarray, n_symbols: int, precision: int):
-    """Binary search: the symbol k with C(k) <= cumulative < C(k+1), for every lane.
+def search_boundaries(cdf_inner, cumulative: np.ndarray, n_symbols: int, precision: int, radix: int = 2):
+    """Search: the symbol k with C(k) <= cumulative < C(k+1), for every lane.
 
     `cdf_inner(k)` returns C(k) (int64) for int64 arrays k with 0 < k < n_symbols; the ends
     C(0) = 0 and C(n) = 2^precision are known by the rule and never evaluated.
     Returns (symbol, start, freq) as arrays.
+
+    Each round splits every lane's range into `radix` parts and evaluates the radix - 1
+    boundaries between them in one call (on a stack of probes): binary for many lanes, where
+    the arithmetic costs most, wider for a few, where each call's overhead does (256 symbols
+    take 8 calls in halves, 2 in sixteenths).
     """
     target = cumulative.astype(np.int64)
     low = np.zeros(cumulative.shape, dtype=np.int64)
-    step = 1 << max(0, int(n_symbols - 1).bit_length() - 1)
-    while step:
-        probe = low + step
+    width = 1
+    while width * radix < n_symbols:
+        width *= radix
+    parts = np.arange(1, radix, dtype=np.int64).reshape((-1,) + (1,) * target.ndim)
+    while True:  # the symbol lies in [low, low + width * radix), and below n_symbols
+        probe = low + parts * width
         inside = probe < n_symbols
         if inside.all():
             below = cdf_inner(probe) <= target
         else:
             below = inside & (cdf_inner(np.where(inside, probe, 1)) <= target)
-        low += below * step
-        step >>= 1
+        low += below.sum(axis=0) * width
+        if width == 1:
+            break
+        width //= radix
     start, end = interval_at(cdf_inner, low, n_symbols, precision)
     return low, start.astype(np.uint64), (end - start).astype(np.uint64)
 

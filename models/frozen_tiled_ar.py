@@ -225,7 +225,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         rows, c = len(window), self.config
         differences = c.neighbours * c.channels
         flags = differences + c.channels
-        out[:, :differences] = (window - reference[:, None, :]).reshape(rows, differences)
+        np.subtract(window, reference[:, None, :], out=out[:, :differences].reshape(rows, c.neighbours, c.channels))
         out[:, differences:flags] = reference
         out[:, flags] = top
         out[:, flags + 1] = first
@@ -513,7 +513,9 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     def _step_parameters(self, canvas: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
         """(parameters, references) int64 of the pixels of a wavefront step, from the canvas."""
         c = self.config
-        window = canvas[step.tiles[:, None], self.windows[step.pixels]].astype(np.float64)
+        # one take over the canvas's flat pixels: a third of the time of indexing it by tile and pixel
+        places = step.tiles[:, None] * canvas.shape[1] + self.windows[step.pixels]
+        window = np.take(canvas.reshape(-1, c.channels), places, axis=0).astype(np.float64)
         top, first = self.top[step.pixels], self.first[step.pixels]
         reference = self._reference(window, top[:, None], first[:, None])
         inputs = np.empty((len(window), c.head_inputs))

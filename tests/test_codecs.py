@@ -168,6 +168,27 @@ def test_every_search_inverts_its_integer_cdf_exhaustively():
         _search_inverts_every_cumulative(distribution, n_symbols, precision, lanes)
 
 
+@pytest.mark.parametrize("radix", [3, 16, 256])
+def test_a_wider_search_finds_what_a_binary_one_finds(radix):
+    """search_boundaries in thirds, sixteenths or all at once (the mixture's few far lanes)
+    gives every cumulative frequency the symbol and interval the binary search gives, for
+    symbol counts that are and are not powers of the radix."""
+    fixed = bbans.to_fixed
+    lanes, precision = 5, 10
+    logistic = bbans.distributions.DiscretisedLogistic(fixed(np.array([-50, 3.2, 127.5, 255, 400.0]), 12),
+                                                       fixed(np.array([-6, 0, 1, 4, 6.0]), 12), precision=precision)
+    rng = np.random.default_rng(6)
+    for n_symbols in (2, 9, 16, 100, 256):
+        table = bbans.distributions.Categorical(rng.dirichlet(np.ones(n_symbols), size=lanes), precision)
+        cases = [(lambda k: logistic._cdf_inner(k, logistic.params), 256)] if n_symbols == 256 else []
+        cases.append((lambda k: table.cdf[np.arange(lanes), k].astype(np.int64), n_symbols))
+        for cdf_inner, n in cases:
+            cumulative = np.repeat(np.arange(1 << precision)[:, None], lanes, axis=1)
+            binary = bbans.tables.search_boundaries(cdf_inner, cumulative, n, precision)
+            wider = bbans.tables.search_boundaries(cdf_inner, cumulative, n, precision, radix=radix)
+            assert all(np.array_equal(a, b) for a, b in zip(binary, wider)), (n, radix)
+
+
 def test_unnormalised_weights_at_high_precision_keep_their_proportions():
     """Weights that do not sum to 1, at 31 bits: the frequencies once wrapped around 2^64
     ([1000, 500, 1] gave 2^64 - 1.7e10 for the second symbol) and decoded wrong symbols."""
