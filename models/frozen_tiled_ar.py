@@ -225,6 +225,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         rows, c = len(window), self.config
         differences = c.neighbours * c.channels
         flags = differences + c.channels
+        # written in place: the first columns of each row are contiguous, so the reshape is a view
         np.subtract(window, reference[:, None, :], out=out[:, :differences].reshape(rows, c.neighbours, c.channels))
         out[:, differences:flags] = reference
         out[:, flags] = top
