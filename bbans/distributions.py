@@ -199,7 +199,7 @@ def _search(d, params, cumulative):
 
 def _search_from_guess(d, params, cumulative, guess):
     """Check a guessed symbol against the exact integer CDF; where it misses, its neighbour on
-    the target's side; binary-search only the lanes both miss.
+    the target's side; search only the lanes both miss (in sixteenths: they are few).
 
     The guess is a float hint and nothing more: a symbol is accepted only if its integer
     interval [C(k), C(k+1)) holds the cumulative frequency, so the result is the same as a

@@ -8,8 +8,9 @@ lookup.py). The integer CDF is
     C(k) = floor(G_int(k) * (2^precision - n) / 2^G_BITS) + k,   k = 0..n
 
 so C(0) = 0, C(n) = 2^precision exactly, and every symbol gets frequency C(k+1) - C(k) >= 1.
-The CDF is evaluated only where needed: at the symbol when encoding, and along a binary search
-over k when decoding (never a float inverse CDF, never a full table per lane).
+The CDF is evaluated only where needed: at the symbol when encoding, and along a search over k
+(in halves, or wider for few lanes) when decoding (never a float inverse CDF, never a full
+table per lane).
 """
 from __future__ import annotations
 
