@@ -238,7 +238,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         """(inputs (B x pixels, head inputs), references (B x pixels, C) in levels) of a range of
         pixels of tiles on their canvas (_canvas); `features` (B, pixels, features) of them."""
         c = self.config
-        window = canvas[:, self.windows[pixels]].reshape(-1, c.neighbours, c.channels)
+        window = np.take(canvas, self.windows[pixels], axis=1).reshape(-1, c.neighbours, c.channels)  # take: 4x indexing's speed
         top, first = np.tile(self.top[pixels], len(canvas)), np.tile(self.first[pixels], len(canvas))
         reference = self._reference(window, top[:, None], first[:, None])
         inputs = np.empty((len(window), c.head_inputs))
