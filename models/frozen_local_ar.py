@@ -108,7 +108,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         canvas = np.zeros((n, self.canvas_shape[0] * self.canvas_shape[1]))
         canvas[:, self.places] = symbols
         windows = self.windows if pixels is None else self.windows[pixels]
-        context = np.take(canvas, windows, axis=1)  # (B, pixels, neighbours); take: faster than indexing
+        context = np.take(canvas, windows, axis=1)  # (B, pixels, neighbours); take: indexing is the slow general path
         context *= float(1 << ACTIVATION_BITS)
         return np.concatenate([context, features], axis=2).reshape(n * len(windows), -1)
 
