@@ -17,6 +17,7 @@ from .codecs import (
     from_distribution,
     parallel,
     pop_expected,
+    pop_interval,
     pop_symbol,
     repeat,
     serial,
@@ -30,5 +31,5 @@ __all__ = [
     "BBANSError", "Bernoulli", "BucketPrior", "BucketedGaussian", "Categorical", "Codec",
     "CorruptStream", "DiscretisedLogistic", "DiscretisedLogisticRGB", "InvalidParameters",
     "Message", "StreamExhausted", "Uniform", "bits_back", "bucket_centres", "bucket_edges",
-    "from_distribution", "parallel", "pop_expected", "pop_symbol", "repeat", "serial", "to_fixed",
+    "from_distribution", "parallel", "pop_expected", "pop_interval", "pop_symbol", "repeat", "serial", "to_fixed",
 ]

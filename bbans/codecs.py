@@ -66,7 +66,7 @@ def from_distribution(distribution) -> Codec:
         symbols = np.asarray(symbols)
         start, freq = step_intervals(message, symbols)
         for t in range(len(start)):
-            message = _pop_interval(message, start[t], freq[t], precision)
+            message = pop_interval(message, start[t], freq[t], precision)
         return message, symbols.astype(np.int64)
 
     return Codec(push, pop, check)
@@ -88,11 +88,13 @@ def pop_expected(message, distribution, symbols):
     CorruptStream. No search is run. Intervals are disjoint and `search` finds the symbol whose
     interval holds the cumulative frequency, so where this succeeds pop_symbol would have popped
     the same symbols and left the same message."""
-    return _pop_interval(message, *distribution.interval(symbols), distribution.precision)
+    return pop_interval(message, *distribution.interval(symbols), distribution.precision)
 
 
-def _pop_interval(message, start, freq, precision: int):
-    """Pop the symbols of these intervals, which the message must hold (else CorruptStream)."""
+def pop_interval(message, start, freq, precision: int):
+    """Pop the symbols of these intervals (one per lane), which the message must hold (else
+    CorruptStream): a check whose intervals were computed before, where pushing them."""
+    start, freq = np.asarray(start, dtype=np.uint64), np.asarray(freq, dtype=np.uint64)
     cumulative = message.peek(precision)
     if not np.all((cumulative >= start) & (cumulative < start + freq)):
         raise CorruptStream("the message does not hold the symbols it was checked against")

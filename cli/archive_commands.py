@@ -128,7 +128,8 @@ def _verify(path, entries, coder, on_batch, cores: int) -> None:
     themselves are not encoded again: what is compared is what they are made from.) Entries are
     decoded and compared one at a time. The model's blocks are decoded knowing the images they
     should hold (api.decode_blocks), as decompress decodes them but without searching for each
-    symbol where the model allows."""
+    symbol where the model allows; a photo model's, against the intervals the encoder pushed,
+    where the fallback kept them (models/tile_intervals.py)."""
     model_images = StackedImages([entry.items for entry in entries if len(entry.items)])
     try:
         with open(path, "rb") as f:

@@ -16,6 +16,7 @@ from bbzip.models import api
 from bbzip.models.blocks import StackedImages
 from bbzip.models.coder_choice import Coder, pick_default_for_most
 from bbzip.models.files import ByteSource
+from bbzip.models.tile_intervals import TileIntervals
 
 from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
@@ -177,26 +178,25 @@ class _KnownIntervals:
         parts = self._parts.setdefault(holder, [])
         if parts is None:
             return
-        size = 0 if intervals is None else sum(part.nbytes for part in intervals)
+        size = 0 if intervals is None else intervals.nbytes
         if intervals is None or self._bytes + size > self.KEEP_INTERVALS:  # the entry's tiles are computed again to code
-            self._bytes -= sum(part.nbytes for pair in parts for part in pair)
+            self._bytes -= sum(part.nbytes for part in parts)
             self._parts[holder] = None
             return
         parts.append(intervals)
         self._bytes += size
 
-    def of_model_tiles(self, holder: int, classic_images: list[int], per_image: int):
-        """(start, freq) of an entry's model tiles (those of its classic images left out), or None."""
+    def of_model_tiles(self, holder: int, classic_images: list[int], per_image: int) -> TileIntervals | None:
+        """The intervals of an entry's model tiles (those of its classic images left out), or None."""
         parts = self._parts.get(holder)
         if not parts:
             return None
-        start, freq = (np.concatenate([part[n] for part in parts]) for n in (0, 1))
+        intervals = TileIntervals.joined(parts)
         if classic_images:
-            keep = np.ones(len(start) // per_image, dtype=bool)
+            keep = np.ones(len(intervals.start) // per_image, dtype=bool)
             keep[classic_images] = False
-            start, freq = (part.reshape(len(keep), per_image, *part.shape[1:])[keep].reshape(-1, *part.shape[1:])
-                           for part in (start, freq))
-        return start, freq
+            intervals = intervals.kept(np.repeat(keep, per_image))
+        return intervals
 
 
 def _take_out(read: Entry, model: Entry, chosen: list[tuple[int, str, ByteSource | bytes | None]], spool: Spool) -> Entry:
@@ -251,9 +251,8 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     if stacks:
         images = StackedImages(stacks)
         extents = record_extents([(entry.kind, entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
-        known = _record_intervals(stacks)
         length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch,
-                                  extents=extents, known=known)
+                                  extents=extents, known=images.intervals)
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     for entry in entries:
         blobs = []
@@ -276,26 +275,6 @@ def model_images(kind, meta, items: int) -> tuple[int, int]:
         return 0, 0
     images = kind.image_count(meta) - _classic_count(meta)
     return images, images * int(np.prod(kind.image_shape(meta), dtype=np.int64))
-
-
-def _record_intervals(stacks):
-    """known(lo, hi): (start, freq) of the record's tiles lo..hi where the fallback handed them
-    on for every one of them (cli/sources.WithIntervals), else None; None if it handed on none."""
-    parts = [getattr(stack, "known", None) for stack in stacks]
-    if all(part is None for part in parts):
-        return None
-    starts = np.cumsum([0] + [len(stack) for stack in stacks])
-
-    def known(lo: int, hi: int):
-        pieces = []
-        for number in range(int(np.searchsorted(starts, lo, side="right")) - 1, int(np.searchsorted(starts, hi - 1, side="right"))):
-            if parts[number] is None:
-                return None
-            first, end = max(lo, starts[number]) - starts[number], min(hi, starts[number + 1]) - starts[number]
-            pieces.append([part[first:end] for part in parts[number]])
-        return tuple(np.concatenate(column) if len(column) > 1 else column[0] for column in zip(*pieces))
-
-    return known
 
 
 def record_extents(entries, codes) -> np.ndarray | None:

@@ -27,6 +27,7 @@ from PIL import Image
 
 from bbzip.models.blocks import block_bounds
 from bbzip.models.scheduler import Job, run_in_order
+from bbzip.models.tile_intervals import TileIntervals
 from bbzip.models.tiling import from_tiles, tile_grid
 
 from . import classic
@@ -110,7 +111,7 @@ def route_stacks(model, stacks: list[tuple[object, str, int]], settings, cores: 
     read, their mode, bytes each costs beside the model's codelength: an alpha plane's blob):
     yields (stack, first image, chosen, intervals) of each chunk of images in order, `chosen`
     {index in the chunk: (codec, blob)} of the images the classic codecs keep smaller than the
-    model codes their tiles, `intervals` the model's (start, freq) of the chunk's tiles where
+    model codes their tiles, `intervals` the model's of the chunk's tiles (TileIntervals) where
     they were computed for its codelength (route_chunk_of_tiles), else None. A large image is a
     job of its own, small ones go in chunks of about CHUNK_PIXELS, so that a folder of photos,
     or an array of many small images, is judged on every core."""
@@ -150,7 +151,7 @@ def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int,
         on_images(len(images))
     if any(part is None for part in intervals):
         return chosen, None
-    return chosen, tuple(np.concatenate([part[n] for part in intervals]) if len(intervals) > 1 else intervals[0][n] for n in (0, 1))
+    return chosen, TileIntervals.joined(intervals)
 
 
 KEEP_IMAGE_INTERVALS = 1 << 26  # bytes of one image's intervals the fallback computes whole and hands on
@@ -173,7 +174,7 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
     sampled = _sampled_bands(height, band)
     if sampled is None:
         bits = model.codelength_bits(symbols, settings, extents) if intervals is None else \
-            model.codelength_of(intervals[1], precision, extents)
+            model.codelength_of(intervals.freq, precision, extents)
         costs = bits.reshape(len(images), -1).sum(axis=1) / 8 + extra_bytes
         chosen = {index: _classic_if_smaller(model_image(image, mode), cost, codes.defaults.quick_share)
                   for index, (image, cost) in enumerate(zip(images, costs.tolist()))}
@@ -186,9 +187,9 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
         rest = np.setdiff1d(np.arange(len(symbols)), tiles)
         total_bits = sampled_bits + model.codelength_bits(symbols[rest], settings, extents[rest]).sum()
     else:
-        row_bits = _row_bits(model, intervals[1], precision, extents, height, width, codes.tile)
+        row_bits = _row_bits(model, intervals.freq, precision, extents, height, width, codes.tile)
         sampled_bits = sum(row_bits[row * band : (row + 1) * band].sum() for row in sampled)
-        total_bits = model.codelength_of(intervals[1], precision, extents).sum()
+        total_bits = model.codelength_of(intervals.freq, precision, extents).sum()
     # the extra bytes in proportion to the rows sampled
     sampled_share = min(height, len(sampled) * band) / height
     codecs = _close_on_the_sample(pixels, mode, band, sampled, sampled_bits / 8 + extra_bytes * sampled_share)

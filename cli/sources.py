@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bbzip.models.tile_intervals import TileIntervals
 from bbzip.models.tiling import tile_grid
 
 from .errors import BBZipError
@@ -212,10 +213,10 @@ class TilesOf(ImageRuns):
 
 class WithIntervals(ImageRuns):
     """Tiles with the intervals a tiled model without a latent codes them by, already computed
-    (its `intervals`: `known`, each sliceable like the tiles), which the encoder reuses instead
-    of running the network again."""
+    (its `intervals`: `known`, models/tile_intervals.py), which the encoder and compress's
+    check reuse instead of running the network again."""
 
-    def __init__(self, tiles, known: tuple):
+    def __init__(self, tiles, known: TileIntervals):
         super().__init__(tiles.shape)
         self._tiles, self.known = tiles, known
 

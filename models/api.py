@@ -231,15 +231,20 @@ def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None 
     write_record was given them. `expected_images`: the record's images as write_record was
     given them, for a check that the record holds them (compress's): a model that can then
     checks each block against them without searching for its symbols (stream.decode), which
-    gives what decoding gives where they match and the reason where they do not."""
+    gives what decoding gives where they match and the reason where they do not. Where they
+    carry the intervals they were coded by (`intervals(lo, hi)`: blocks.StackedImages), a
+    tiled model checks against those (models/tile_intervals.py)."""
     chosen = [info.blocks[i] for i in (range(len(info.blocks)) if which is None else which)]
     if extents is not None and len(extents) != info.images:
         raise StreamError(f"damaged model stream ({info.images} images, their entries say {len(extents)})")
     parts = None if extents is None else [extents[b.first : b.first + b.count] for b in chosen]
     expected = None if expected_images is None else (
         coder.model.to_symbols(expected_images[b.first : b.first + b.count], info.scale)[0] for b in chosen)
+    intervals = getattr(expected_images, "intervals", None)
+    known = None if intervals is None else (intervals(b.first, b.first + b.count) for b in chosen)
     symbols = blocks.decode_blocks(coder.model, (_message(b) for b in chosen), [b.count for b in chosen], info.settings,
-                                   cores or threads.available_cores(), on_images, parts, info.square_blocks, expected)
+                                   cores or threads.available_cores(), on_images, parts, info.square_blocks, expected,
+                                   known)
     for block, decoded in zip(chosen, symbols):
         if isinstance(decoded, str):
             yield f"damaged model stream ({decoded})"

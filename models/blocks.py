@@ -19,6 +19,7 @@ from bbzip.bbans import BBANSError
 from . import stream
 from .coding_settings import CodingSettings
 from .scheduler import Job, run_in_order
+from .tile_intervals import TileIntervals
 
 MAX_BLOCK_IMAGES = 1 << 20  # the default depends on what the model codes (models/pixels.py)
 
@@ -37,15 +38,17 @@ def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on
 
 
 def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None,
-                  extents=None, squares: bool = True, expected=None):
+                  extents=None, squares: bool = True, expected=None, known=None):
     """streams: an iterable of the blocks' messages (read a wave at a time); extents: each
     block's, or None. Yields each block's symbols (n, pixels) uint8, or the reason it could not
     be decoded (a damaged block does not stop the others). `squares`: as the blocks were coded.
-    `expected`: an iterable of the symbols each block should hold (stream.decode's), or None."""
+    `expected`: an iterable of the symbols each block should hold (stream.decode's), or None;
+    `known`, with it: an iterable of each block's intervals or None (stream.decode's)."""
     extents = extents if extents is not None else [None] * len(counts)
     expected = expected if expected is not None else itertools.repeat(None)
-    jobs = (Job(_decode_one, (data, count, settings, part, squares, symbols), count)
-            for data, count, part, symbols in zip(streams, counts, extents, expected))
+    known = known if known is not None else itertools.repeat(None)
+    jobs = (Job(_decode_one, (data, count, settings, part, squares, symbols, intervals), count)
+            for data, count, part, symbols, intervals in zip(streams, counts, extents, expected, known))
     return run_in_order(model, jobs, cores, on_images)
 
 
@@ -55,7 +58,8 @@ def _encode_one(model, symbols, settings, extents, known, squares, on_batch=None
 
 class StackedImages:
     """Several image stacks (n_i, H, W[, C]) read as one (N, H, W[, C]) without joining them: a slice
-    gives a copy of only the images in its range (a block's or a chunk's)."""
+    gives a copy of only the images in its range (a block's or a chunk's). A stack may carry the
+    intervals of its images (`known`: models/tile_intervals.py, cli/sources.py: WithIntervals)."""
 
     dtype = np.dtype(np.uint8)
 
@@ -87,9 +91,23 @@ class StackedImages:
             return parts[0]
         return np.concatenate(parts) if parts else self.stacks[0][:0]
 
+    def intervals(self, lo: int, hi: int) -> TileIntervals | None:
+        """The intervals of images lo..hi where every stack they come from carries them, else None."""
+        pieces = []
+        first = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        while lo < hi:
+            known = getattr(self.stacks[first], "known", None)
+            if known is None:
+                return None
+            start = int(self.starts[first])
+            end = min(hi, start + len(self.stacks[first]))
+            pieces.append(known.tiles(lo - start, end - start))
+            lo, first = end, first + 1
+        return TileIntervals.joined(pieces) if pieces else None
 
-def _decode_one(model, data, count, settings, extents, squares, expected, on_batch=None):
+
+def _decode_one(model, data, count, settings, extents, squares, expected, known, on_batch=None):
     try:
-        return stream.decode(model, data, count, settings, extents, on_batch, squares, expected)
+        return stream.decode(model, data, count, settings, extents, on_batch, squares, expected, known)
     except BBANSError as error:
         return str(error)

@@ -35,6 +35,7 @@ from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed,
 from . import stream
 from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide
 from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
+from .tile_intervals import TileIntervals, tile_digests
 from .wavefront import Wavefront, full_extents, inside_image
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 from bbzip.bbans.lookup import QUANTILE_BITS
@@ -45,6 +46,11 @@ LOGIT_LIMIT = 16 << PARAM_BITS  # mixture logits (models/tiled_ar.py: LOGIT_LIMI
 # counted in a tile's codelength: a tile of a smooth photo is a few kilobits, its lanes a few
 # hundred bits.
 LANE_HEAD_BITS = 5
+# The share of a block's wavefront steps on which compress's check runs the decoder's network
+# again, where it pops intervals the encoder computed (models/tile_intervals.py): a change that
+# makes the encoder's intervals differ from the decoder's anywhere shows on every step, one
+# that touches a few values is found with this chance each.
+RECOMPUTED_STEPS = 1 / 8
 _HEAD_ROWS = 1 << 11  # pixel rows per pass of the head over tiles (cache-sized: _ranges)
 
 
@@ -452,10 +458,10 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         return max(2.0, float(self.config.dims // (64 * self.lanes_per_unit)))
 
     def batch_codec(self, settings, first_index: int, n_images: int, extents: np.ndarray | None = None,
-                    known: tuple[np.ndarray, np.ndarray] | None = None) -> bbans.Codec:
+                    known: TileIntervals | None = None) -> bbans.Codec:
         """`known`: the batch's intervals (`intervals`), where they were already computed for
-        these tiles at the settings' precision (the fallback's codelength): pushing then runs
-        no network."""
+        these tiles at the settings' precision (the fallback's codelength): pushing, and a
+        check against the tiles they were computed from, then run no network."""
         if self.has_latent:
             return super().batch_codec(settings, first_index, n_images)
         extents = full_extents(n_images, self.config.tile) if extents is None else extents
@@ -467,7 +473,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         k = c.channels
 
         def push(message, symbols):
-            start, freq = self.intervals(symbols, precision, extents) if known is None else known
+            start, freq, _ = self.intervals(symbols, precision, extents) if known is None else known
             head, tail = message.head.copy(), message.tail
             for number in reversed(range(wave.steps)):
                 step = wave.step(number, extents)
@@ -481,36 +487,58 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return self._decoded_wavefront(message, extents, precision)
 
         def check(message, symbols):
-            return self._decoded_wavefront(message, extents, precision, symbols.reshape(len(extents), c.pixels, k))
+            if known is not None and known.digests is not None and \
+                    not np.array_equal(tile_digests(symbols, extents, precision), known.digests):
+                raise bbans.CorruptStream("the intervals to check against were computed from other tiles")
+            return self._decoded_wavefront(message, extents, precision, symbols.reshape(len(extents), c.pixels, k),
+                                           None if known is None or known.digests is None else known)
 
         return bbans.Codec(push, pop, check)
 
-    def _decoded_wavefront(self, message, extents: np.ndarray, precision: int, expected: np.ndarray | None = None):
+    def _decoded_wavefront(self, message, extents: np.ndarray, precision: int, expected: np.ndarray | None = None,
+                           known: TileIntervals | None = None):
         """The wavefront's pop: (message, tiles' symbols (n, pixels x channels)). With
         `expected` (n, pixels, channels), each step pops the values it holds instead of
-        searching for them (bbans.pop_expected: CorruptStream where the message holds others):
-        the decoder's own network on its own steps, so what passes is what pop gives."""
+        searching for them (bbans.pop_interval: CorruptStream where the message holds others),
+        by the intervals the decoder's own network gives on its own steps, so what passes is
+        what pop gives. With their `known` intervals too (what the encoder pushed: models/
+        tile_intervals.py), it pops those, and runs the network only on a share of the steps
+        (RECOMPUTED_STEPS, at random), whose intervals must be the known ones."""
         wave, k = self.wavefront, self.config.channels
         canvas = np.zeros((len(extents), self.canvas_pixels, k), dtype=np.uint8)
         head, tail = message.head.copy(), message.tail
+        recomputed = np.random.default_rng().random(wave.steps) < RECOMPUTED_STEPS if known is not None else None
         for number in range(wave.steps):
             step = wave.step(number, extents)
             if len(step.tiles):
-                params, reference = self._step_parameters(canvas, step)
-                channel_distribution = self._channel_distributions(params, reference, precision)
                 lanes = bbans.Message(head[step.lanes], tail)
                 if expected is None:
-                    values = np.zeros((len(params), k), dtype=np.int64)
+                    channel_distribution = self._channel_distributions(*self._step_parameters(canvas, step), precision)
+                    values = np.zeros((len(step.tiles), k), dtype=np.int64)
                     for channel in range(k):
                         lanes, values[:, channel] = bbans.pop_symbol(lanes, channel_distribution(values, channel))
                 else:
                     values = expected[step.tiles, step.pixels].astype(np.int64)
+                    start, freq = (None, None) if known is None else \
+                        (known.start[step.tiles, step.pixels], known.freq[step.tiles, step.pixels])
+                    if known is None or recomputed[number]:
+                        start, freq = self._step_intervals(canvas, step, values, precision, start, freq)
                     for channel in range(k):
-                        lanes = bbans.pop_expected(lanes, channel_distribution(values, channel), values[:, channel])
+                        lanes = bbans.pop_interval(lanes, start[:, channel], freq[:, channel], precision)
                 head[step.lanes], tail = lanes.head, lanes.tail
                 canvas[step.tiles, self.places[step.pixels]] = values
             self._fill_outside(canvas, step, extents)
         return bbans.Message(head, tail), canvas[:, self.places].reshape(len(extents), -1).astype(np.int64)
+
+    def _step_intervals(self, canvas: np.ndarray, step, values: np.ndarray, precision: int, start=None, freq=None):
+        """(start, freq) (pixels, channels) of a step's values, by the network on the canvas; where
+        `start` and `freq` were given, CorruptStream unless they are those."""
+        channel_distribution = self._channel_distributions(*self._step_parameters(canvas, step), precision)
+        found = [channel_distribution(values, channel).interval(values[:, channel]) for channel in range(values.shape[1])]
+        computed = tuple(np.stack(bounds, axis=1) for bounds in zip(*found))
+        if start is not None and not (np.array_equal(computed[0], start) and np.array_equal(computed[1], freq)):
+            raise bbans.CorruptStream("the intervals pushed are not those the decoder's network gives")
+        return computed
 
     def _step_parameters(self, canvas: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
         """(parameters, references) int64 of the pixels of a wavefront step, from the canvas."""
@@ -535,14 +563,13 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         source = np.where(past_width, places - 1, places - self.padded_width)
         canvas[step.outside_tiles, places] = canvas[step.outside_tiles, source]
 
-    def intervals(self, symbols: np.ndarray, precision: int, extents: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """(start, freq), uint32 (tiles, pixels, channels), of every value of tiles coded without
-        a latent, computed a chunk of tiles at a time: the parameters of a block's tiles at once
-        would take gigabytes (512 tiles of 128^2 pixels, 9 int64 numbers a pixel). They depend
-        on the tiles alone, so what one pass computes another can reuse (batch_codec's `known`).
-        With the tiles' extents, only the values inside them are exact (_coded_side); the others
-        are never coded."""
+    def intervals(self, symbols: np.ndarray, precision: int, extents: np.ndarray | None = None) -> TileIntervals:
+        """The intervals of every value of tiles coded without a latent, computed a chunk of
+        tiles at a time: the parameters of a block's tiles at once would take gigabytes (512
+        tiles of 128^2 pixels, 9 int64 numbers a pixel). They depend on the tiles alone, so what
+        one pass computes another can reuse (batch_codec's `known`), with the digest of each
+        tile they were computed from. With the tiles' extents, only the values inside them are
+        exact (_coded_side); the others are never coded."""
         c = self.config
         start = np.empty((len(symbols), c.pixels, c.channels), dtype=np.uint32)
         freq = np.empty_like(start)
@@ -550,7 +577,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         for tiles in self._chunks(len(symbols), side):
             part = None if extents is None else extents[tiles]
             start[tiles], freq[tiles] = self._chunk_intervals(symbols[tiles], precision, side, part)
-        return start, freq
+        return TileIntervals(start, freq, tile_digests(symbols, extents, precision))
 
     def _chunk_intervals(self, chunk: np.ndarray, precision: int, side: int | None = None,
                          extents: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -668,11 +695,14 @@ class TileSquare:
         """(n, tile^2 x channels) -> (n, side^2 x channels)."""
         return self._corner(symbols).reshape(len(symbols), -1)
 
-    def cut_known(self, known):
-        """Intervals (start, freq) of whole tiles, each (n, tile^2, channels), cut to the square."""
+    def cut_known(self, known: TileIntervals | None) -> TileIntervals | None:
+        """Intervals of whole tiles cut to the square: those of the square's own model, which
+        the encoder pushes, but not what the square model computed (no digests: a check
+        recomputes them)."""
         if known is None:
             return None
-        return tuple(self._corner(part).reshape(len(part), self.side * self.side, -1) for part in known)
+        start, freq = (self._corner(part).reshape(len(part), self.side * self.side, -1) for part in known[:2])
+        return TileIntervals(start, freq, None)
 
     def _corner(self, tiles: np.ndarray) -> np.ndarray:
         """(n, side, side, channels): the top-left square of tiles given as (n, ...) rows."""

@@ -82,7 +82,7 @@ def _codec(model, settings, lo: int, hi: int, extents, known=None):
         return model.batch_codec(settings, lo, hi - lo)
     if known is None:
         return model.batch_codec(settings, lo, hi - lo, extents[lo:hi])
-    return model.batch_codec(settings, lo, hi - lo, extents[lo:hi], known=tuple(part[lo:hi] for part in known))
+    return model.batch_codec(settings, lo, hi - lo, extents[lo:hi], known=known.tiles(lo, hi))
 
 
 def _square(model, extents, squares: bool):
@@ -98,7 +98,8 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
     """symbols: (N, ...) integers the model codes (0/1 for Bernoulli, 0..255 for logistic);
     `model` is a frozen architecture (see architectures.py); `extents` (N, 2) for a tiled
     model's tiles, or None (whole); `known`, for a tiled model without a latent, the tiles'
-    intervals if they were already computed (its `intervals`), or None; `squares`: see _square."""
+    intervals if they were already computed (its `intervals`: models/tile_intervals.py), or
+    None; `squares`: see _square."""
     n = len(symbols)
     flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
     square = _square(model, extents, squares)
@@ -119,7 +120,7 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
 
 
 def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=None, on_batch=None,
-           squares: bool = False, expected: np.ndarray | None = None) -> np.ndarray:
+           squares: bool = False, expected: np.ndarray | None = None, known=None) -> np.ndarray:
     """The mirror of encode: symbols (N, pixels) as uint8; raises bbans errors on corrupt input.
 
     Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
@@ -127,20 +128,23 @@ def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=
 
     `expected` (N, pixels): the symbols the message should hold (compress's check). A codec
     that offers `check` then pops them without searching, CorruptStream where the message holds
-    others; what passes is what decoding gives. Other codecs decode as usual.
+    others; what passes is what decoding gives. Other codecs decode as usual. `known`, with
+    `expected`: their intervals as encode was given them, which a tiled model's check pops
+    without running its network (models/tile_intervals.py), or None.
     """
     square = _square(model, extents, squares)
-    if square is not None:
+    if square is not None:  # (intervals cut to a square are not what its model computed: checked by the network)
         expected = None if expected is None else square.cut(expected.reshape(len(expected), -1))
         return square.whole(_decode(square.model, data, n_images, settings, extents, on_batch, expected), extents)
-    return _decode(model, data, n_images, settings, extents, on_batch, expected)
+    return _decode(model, data, n_images, settings, extents, on_batch, expected, None if expected is None else known)
 
 
 def _checked(check, symbols, message):
     return check(message, symbols)
 
 
-def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents, on_batch, expected) -> np.ndarray:
+def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents, on_batch, expected,
+            known=None) -> np.ndarray:
     per_unit = _lanes_per_unit(model)
     bounds = coding_batches(n_images, settings.batch_size, _growth(model))
     lanes = _lanes_before(bounds, per_unit)
@@ -149,7 +153,7 @@ def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents
         raise CorruptStream(f"{n_images} images to decode, {len(expected)} expected")
     decoded = []
     for index, lo, hi in reversed(bounds):
-        codec = _codec(model, settings, lo, hi, extents)
+        codec = _codec(model, settings, lo, hi, extents, known)
         if expected is None or codec.check is None:
             pop = codec.pop
         else:
