@@ -41,7 +41,7 @@ def test_grey_images_of_other_sizes_go_to_the_grey_photo_model(grey_test_images)
     model of any size (before it shipped, no default coded them)."""
     images = np.ascontiguousarray(np.tile(grey_test_images[:2], (1, 2, 2))[:, :45, :50])
     record = api.compress(images)
-    assert api.read_record(record).model["name"] == "tiled-grey-photos"
+    assert api.read_record(record).model["name"] == "tiled-grey-photos-mixture-large"
     np.testing.assert_array_equal(api.decompress(record), images)
     assert api.read_record(api.compress(grey_test_images[:2])).model["name"] == "ar-mnist-rha"
 

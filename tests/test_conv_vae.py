@@ -198,11 +198,11 @@ def test_small_colour_arrays_go_to_the_tiled_default_and_to_the_conv_vae_when_as
     from bbzip.models.coder_choice import pick_default, pick_default_for_most
 
     patches = _smooth_images(4, 3, 9, 32, 32)
-    assert pick_default([patches]).name == pick_default_for_most([patches]).name == "tiled-rgb-photos"
+    assert pick_default([patches]).name == pick_default_for_most([patches]).name == "tiled-rgb-photos-mixture-large"
     np.save(tmp_path / "stack.npy", patches)
     Image.fromarray(patches[0]).save(tmp_path / "one.png")
     for source, model in (("stack.npy", None), ("one.png", None), ("stack.npy", "conv-photo-patches-rha")):
         chosen = ["--model", model] if model else []
         result = CliRunner().invoke(cli, ["compress", str(tmp_path / source), "-o", str(tmp_path / f"{source}.bb"),
                                           "--no-fallback", "-f", *chosen])
-        assert result.exit_code == 0 and f"by {model or 'tiled-rgb-photos'}" in result.output, result.output
+        assert result.exit_code == 0 and f"by {model or 'tiled-rgb-photos-mixture-large'}" in result.output, result.output

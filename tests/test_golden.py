@@ -20,25 +20,26 @@ from bbzip.cli.main import cli
 
 GOLDEN = Path(__file__).parent / "golden"
 # (images, K, images per block, model): "grey-k0-blocks" cuts the stream into 3 blocks of 16.
-# The MLP VAE's cases name their model (it was the default when they were written); the local
+# The MLP VAE's cases name their model (it was the default when they were written), as do the
+# tiled photo model's (the default for RGB until its mixture-large took over); the local
 # autoregressive ones use today's default.
 MLP = {"binary": "mlp-binary-mnist-rha", "grey": "mlp-mnist-rha"}
 CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0, None, MLP["grey"]),
          "grey-k2": ("grey", 2, None, MLP["grey"]), "grey-k0-blocks": ("grey", 0, 16, MLP["grey"]),
          "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None),
-         "photo-k0": ("photo", 0, None, None), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
+         "photo-k0": ("photo", 0, None, "tiled-rgb-photos"), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
          "photo-mixture-large-k0": ("photo", 0, None, "tiled-rgb-photos-mixture-large"),
          "patches-k0": ("patches", 0, None, "conv-photo-patches-rha"),
-         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha"), "rgba-k0": ("rgba", 0, None, None),
+         "patches-k2": ("patches", 2, None, "conv-photo-patches-rha"), "rgba-k0": ("rgba", 0, None, "tiled-rgb-photos"),
          "grey-photo-mixture-large-k0": ("grey-photo", 0, None, "tiled-grey-photos-mixture-large")}
 # The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
 # them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
 NO_FALLBACK = {"patches-k2", "rgba-k0", "grey-photo-mixture-large-k0"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
-# shipped default for RGB images of any size, by the tiled model with a mixture of logistics, and
+# tiled photo model (the first default for RGB images of any size), by the tiled model with a mixture of logistics, and
 # by the one with a mixture and a wider window in tiles of 256).
 # The RGBA case: a stack of three 40x50 RGBA crops of a sample photo (an array: its colour to the
-# default model, its alpha planes, transparent, half and opaque, as the entry's xz blob).
+# tiled photo model, its alpha planes, transparent, half and opaque, as the entry's xz blob).
 # The grey photo case: the colour case's crop made grey, through the grey mixture-large model.
 SOURCES = {"binary": "binary.npy", "grey": "grey.npy", "photo": "photo.png", "patches": "patches.npy", "rgba": "rgba.npy",
            "grey-photo": "grey-photo.png"}
