@@ -114,15 +114,32 @@ def route_stacks(model, stacks: list[tuple[object, str, int]], settings, cores: 
     model codes their tiles, `intervals` the model's of the chunk's tiles (TileIntervals) where
     they were computed for its codelength (route_chunk_of_tiles), else None. A large image is a
     job of its own, small ones go in chunks of about CHUNK_PIXELS, so that a folder of photos,
-    or an array of many small images, is judged on every core."""
+    or an array of many small images, is judged on every core. Each image's model cost also
+    takes its share of what the model stream costs beside the images' codelengths
+    (_stream_bytes): paid only if some image goes to the model, it decides a lone image's
+    close call."""
     codes = model.config.codes
     spans = [(number, lo, hi) for number, (images, _, _) in enumerate(stacks)
              for lo, hi in block_bounds(len(images), _images_per_chunk(codes, images.shape[1:3]))]
-    jobs = (Job(route_chunk_of_tiles, (stacks[number][0][lo:hi], *stacks[number][1:], settings), hi - lo)
-            for number, lo, hi in spans)
+    count = max(1, sum(len(images) for images, _, _ in stacks))
+    shares = [_stream_bytes(model, images.shape[1:3]) / count for images, _, _ in stacks]
+    jobs = (Job(route_chunk_of_tiles, (stacks[number][0][lo:hi], stacks[number][1], stacks[number][2] + shares[number],
+                                       settings), hi - lo) for number, lo, hi in spans)
     results = run_in_order(model, jobs, cores, on_images, window=WINDOW_CHUNKS * cores)
     for (number, lo, _), (chosen, intervals) in zip(spans, results):
         yield number, lo, chosen, intervals
+
+
+STREAM_FRAMING = 140  # bytes of a model stream's own: its magic and deflated header, a block's length and digest
+
+
+def _stream_bytes(model, image_shape) -> int:
+    """What a tiled model's stream of one block of images of this shape costs beside their
+    codelengths: its framing, and the first tile's lanes, which start on virtual words (4 bytes
+    each; later tiles' lanes start on words earlier tiles pushed: models/stream.py), fewer for
+    images smaller than a tile (coded as tiles of a smaller square)."""
+    square = model.block_square(model.config.codes.unit_extents(*image_shape, 1))
+    return STREAM_FRAMING + 4 * (square.model if square else model).lanes_per_unit
 
 
 def _images_per_chunk(codes, image_shape) -> int:
@@ -132,7 +149,7 @@ def _images_per_chunk(codes, image_shape) -> int:
     return max(1, min(CHUNK_IMAGES, CHUNK_PIXELS // tile_pixels))
 
 
-def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int, settings, on_images=None):
+def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: float, settings, on_images=None):
     """({index: (codec, blob)}, intervals): the images (of one size, in `mode`) whose smallest
     faithful classic encoding is smaller than the model's codelength for their tiles plus
     `extra_bytes` (what the model's image needs beside its codelength: an alpha plane's blob),
@@ -157,7 +174,7 @@ def route_chunk_of_tiles(model, images: np.ndarray, mode: str, extra_bytes: int,
 KEEP_IMAGE_INTERVALS = 1 << 26  # bytes of one image's intervals the fallback computes whole and hands on
 
 
-def _judged(model, images: np.ndarray, mode: str, extra_bytes: int, settings):
+def _judged(model, images: np.ndarray, mode: str, extra_bytes: float, settings):
     """({index: (codec, blob)} of those the classic codecs keep smaller, intervals or None) of
     images of one size: all of them judged whole, or one large image judged first on bands
     (SAMPLE_EVERY). Where the model has no latent and the intervals fit KEEP_IMAGE_INTERVALS,

@@ -438,3 +438,20 @@ def test_the_first_look_sends_every_image_where_the_exact_codelength_would(monke
                         lambda model, symbols, settings: FirstLook(np.full(len(symbols), np.nan), looks(model, symbols, settings).exact))
     assert chosen == fallback.route_chunk(coder.model, images, images, settings)
     assert 60 <= len(chosen) < len(images)  # the sets unlike MNIST leave the model, MNIST stays
+
+
+def test_a_lone_image_s_model_cost_includes_the_stream_s_own(tmp_path):
+    """A lone photo whose codelength under the model is a little under its JPEG XL size, but
+    whose model stream would cost more in all (the stream's framing, and the first tile's lanes
+    starting on virtual words), is kept classic: the sample photo made grey, where the model's
+    archive was 0.04% over JPEG XL effort 7's file."""
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[1] / "samples" / "photos"
+    Image.open(samples / "e_foggy-trees.png").convert("L").save(tmp_path / "foggy.png")
+    for options, name in (((), "default.bb"), (("--no-fallback",), "model.bb")):
+        result = run("compress", str(tmp_path / "foggy.png"), "-o", str(tmp_path / name), *options)
+        assert result.exit_code == 0, result.output
+    listing = run("list", str(tmp_path / "default.bb")).output
+    assert "classic/JXL" in listing, listing
+    assert (tmp_path / "default.bb").stat().st_size < (tmp_path / "model.bb").stat().st_size

@@ -34,7 +34,9 @@ CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0,
          "grey-photo-mixture-large-k0": ("grey-photo", 0, None, "tiled-grey-photos-mixture-large")}
 # The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
 # them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
-NO_FALLBACK = {"patches-k2", "rgba-k0", "grey-photo-mixture-large-k0"}
+# "photo-k0" too: alone, its crop costs less as JPEG XL than as a model stream with its framing
+# (cli/fallback.py: _stream_bytes), and the case pins the model's coding.
+NO_FALLBACK = {"patches-k2", "rgba-k0", "grey-photo-mixture-large-k0", "photo-k0"}
 # The colour case: a 70x50 RGB crop of a sample photo (an image file, coded in tiles by the
 # tiled photo model (the first default for RGB images of any size), by the tiled model with a mixture of logistics, and
 # by the one with a mixture and a wider window in tiles of 256).
