@@ -4,9 +4,10 @@
 paths and thread counts. Thirteen archives (with the MLP VAEs: binary K=0, grey K=0, grey K=10,
 grey K=2 in blocks of 64 images coded by two processes, -T 2; with the default local
 autoregressive VAEs: a grey stack with images unlike MNIST that the classic fallback keeps as
-PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3; an RGB photo crop of 2x2 tiles,
-the last ones partly outside it, through the shipped tiled-rgb-photos and through its mixture of logistics
-tiled-rgb-photos-mixture; 40 colour patches of 32x32
+PNG, WebP and JPEG XL, binary K=0, grey K=0 in blocks on two processes, grey K=3; an RGB photo crop
+through the default for RGB, tiled-rgb-photos-mixture-large (one tile of 256, coded as its top-left
+square), and through tiled-rgb-photos-mixture in 2x2 tiles of 128, the last ones partly outside it;
+40 colour patches of 32x32
 through the convolutional VAE at K=0, and at K=3 in blocks on two processes, and through
 tiled-rgb-photos, whose blocks of images smaller than its tiles code the tiles' top-left
 square on that square's own wavefront) written in the default
@@ -49,8 +50,9 @@ CASES = [("binary", 0, "1", MLP_BINARY), ("grey", 0, "1", MLP_GREY), ("grey", 10
          ("patches", 0, "1", TILED)]
 KINDS = ("grey", "binary", "mixed", "photo", "patches")
 # The colour case: a 150x140 RGB crop of a sample photo through the shipped default for RGB
-# images (no fallback): 2x2 tiles of 128, decoded in a wavefront, the pixels outside the crop
-# not coded, on every variant.
+# images (no fallback; tiled-rgb-photos-mixture-large: the square of one tile of 256) and
+# through tiled-rgb-photos-mixture (2x2 tiles of 128), decoded in a wavefront, the pixels
+# outside the crop not coded, on every variant.
 SOURCES = {kind: f"{kind}.npy" for kind in KINDS} | {"photo": "photo.png"}
 
 WRITE = """
