@@ -80,30 +80,26 @@ class StackedImages:
         lo, hi, step = span.indices(len(self))
         if step != 1:
             raise ValueError("StackedImages takes plain slices")
-        first = int(np.searchsorted(self.starts, lo, side="right")) - 1
-        parts = []
-        while lo < hi:
-            start = int(self.starts[first])
-            end = min(hi, start + len(self.stacks[first]))
-            parts.append(self.stacks[first][lo - start : end - start])
-            lo, first = end, first + 1
+        parts = [stack[first:end] for stack, first, end in self._pieces(lo, hi)]
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else self.stacks[0][:0]
 
     def intervals(self, lo: int, hi: int) -> TileIntervals | None:
         """The intervals of images lo..hi where every stack they come from carries them, else None."""
-        pieces = []
-        first = int(np.searchsorted(self.starts, lo, side="right")) - 1
+        known = [(getattr(stack, "known", None), first, end) for stack, first, end in self._pieces(lo, hi)]
+        if not known or any(intervals is None for intervals, _, _ in known):
+            return None
+        return TileIntervals.joined([intervals.tiles(first, end) for intervals, first, end in known])
+
+    def _pieces(self, lo: int, hi: int):
+        """(stack, first, end) of each stack that images lo..hi lie in, with their range in it."""
+        number = int(np.searchsorted(self.starts, lo, side="right")) - 1
         while lo < hi:
-            known = getattr(self.stacks[first], "known", None)
-            if known is None:
-                return None
-            start = int(self.starts[first])
-            end = min(hi, start + len(self.stacks[first]))
-            pieces.append(known.tiles(lo - start, end - start))
-            lo, first = end, first + 1
-        return TileIntervals.joined(pieces) if pieces else None
+            start = int(self.starts[number])
+            end = min(hi, start + len(self.stacks[number]))
+            yield self.stacks[number], lo - start, end - start
+            lo, number = end, number + 1
 
 
 def _decode_one(model, data, count, settings, extents, squares, expected, known, on_batch=None):

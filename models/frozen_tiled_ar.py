@@ -460,8 +460,9 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     def batch_codec(self, settings, first_index: int, n_images: int, extents: np.ndarray | None = None,
                     known: TileIntervals | None = None) -> bbans.Codec:
         """`known`: the batch's intervals (`intervals`), where they were already computed for
-        these tiles at the settings' precision (the fallback's codelength): pushing, and a
-        check against the tiles they were computed from, then run no network."""
+        these tiles at the settings' precision (the fallback's codelength): pushing then runs no
+        network, and a check against the tiles they were computed from runs it on a share of
+        its steps (_decoded_wavefront)."""
         if self.has_latent:
             return super().batch_codec(settings, first_index, n_images)
         extents = full_extents(n_images, self.config.tile) if extents is None else extents
@@ -487,11 +488,10 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             return self._decoded_wavefront(message, extents, precision)
 
         def check(message, symbols):
-            if known is not None and known.digests is not None and \
-                    not np.array_equal(tile_digests(symbols, extents, precision), known.digests):
+            pushed = known if known is not None and known.digests is not None else None  # (cut to a square: none)
+            if pushed is not None and not np.array_equal(tile_digests(symbols, extents, precision), pushed.digests):
                 raise bbans.CorruptStream("the intervals to check against were computed from other tiles")
-            return self._decoded_wavefront(message, extents, precision, symbols.reshape(len(extents), c.pixels, k),
-                                           None if known is None or known.digests is None else known)
+            return self._decoded_wavefront(message, extents, precision, symbols.reshape(len(extents), c.pixels, k), pushed)
 
         return bbans.Codec(push, pop, check)
 
@@ -701,7 +701,7 @@ class TileSquare:
         recomputes them)."""
         if known is None:
             return None
-        start, freq = (self._corner(part).reshape(len(part), self.side * self.side, -1) for part in known[:2])
+        start, freq = (self._corner(part).reshape(len(part), self.side * self.side, -1) for part in (known.start, known.freq))
         return TileIntervals(start, freq, None)
 
     def _corner(self, tiles: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ intervals depend on the tile's pixels alone (models/frozen_tiled_ar.py: `interva
 classic fallback computes them for its codelength, the encoder pushes them, and compress's
 check pops them again from the archive's bytes: each value must be where its interval says, and
 each block's message must come back to its initial state (models/stream.py). The check then
-runs no network: what it does not redo is the encoder's network over the same pixels, whose
-integers are the decoder's whatever the batch (DESIGN: the exactness contract).
+runs the decoder's network on a share of its steps only (models/frozen_tiled_ar.py:
+RECOMPUTED_STEPS): what it does not redo on the others is the encoder's network over the same
+pixels, whose integers are the decoder's whatever the batch (DESIGN: the exactness contract).
 
 What it must not take on trust is that the intervals it is handed belong to the tiles it checks:
 they travel from the fallback through entries, images taken out for classic codecs and blocks.
