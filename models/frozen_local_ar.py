@@ -32,6 +32,9 @@ from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 # Pixel rows per chunk of the head's passes: a chunk's activations (2 MB) stay in cache
 # (measured: the head over 2,000 grey images 0.70 s in chunks of 2^15 rows, 0.48 s in 2^13).
 _HEAD_ROWS = 1 << 13
+# The share of pixel positions on which the check runs the decoder's own steps again, beside its
+# pass over every pixel at once (likelihood_codec's check).
+RECOMPUTED_STEPS = 1 / 8
 # first_look looks at every third pixel: on a row of 28, a slanted lattice that meets every row
 # and column.
 LOOK_STEP = 3
@@ -180,27 +183,45 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             params = self._parameters(symbols.astype(np.int64), features)
             return bbans.from_distribution(self._distribution(params, precision)).push(message, symbols)
 
-        def pop(message, expected=None):
+        def step_parameters(canvas, pixel, inputs):
+            """int64 parameters of one pixel position for every lane, from the canvas."""
+            np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
+            inputs[:, neighbours:] = features[:, pixel]
+            return self.head_forward(inputs)[-1].astype(np.int64)
+
+        neighbours = self.windows.shape[1]
+
+        def pop(message):
             # One pixel position at a time, for every lane: its context is what is decoded so far.
-            # With `expected` (the codec's check), each pixel's known value is popped, unsearched.
             lanes = len(features)
             canvas = np.zeros((lanes, self.canvas_shape[0] * self.canvas_shape[1]))
-            neighbours = self.windows.shape[1]
             inputs = np.empty((lanes, neighbours + self.config.features))
             for pixel in range(self.config.pixels):
-                np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
-                inputs[:, neighbours:] = features[:, pixel]
-                params = self.head_forward(inputs)[-1].astype(np.int64)
-                if expected is None:
-                    message, symbol = bbans.pop_symbol(message, self._distribution(params, precision))
-                else:
-                    symbol = expected[:, pixel]
-                    message = bbans.pop_expected(message, self._distribution(params, precision), symbol)
+                message, symbol = bbans.pop_symbol(message, self._distribution(step_parameters(canvas, pixel, inputs), precision))
                 canvas[:, self.places[pixel]] = symbol
             return message, canvas[:, self.places].astype(np.int64)
 
         def check(message, symbols):
-            return pop(message, np.asarray(symbols, dtype=np.int64).reshape(len(features), -1))
+            # What pop gives where the message should hold `symbols`: each pixel's context is then
+            # known before it is popped (the decoder's, if every pixel before it popped as it
+            # should), so the head runs on every pixel at once, as encoding runs it, and each pixel
+            # pops its interval unsearched (bbans.pop_interval: CorruptStream where the message
+            # holds another value). On a share of the positions (RECOMPUTED_STEPS, at random) the
+            # parameters are computed again the way pop computes them, one position for every lane
+            # from the canvas, and must be the same.
+            expected = np.asarray(symbols, dtype=np.int64).reshape(len(features), -1)
+            params = self._parameters(expected, features)
+            start, freq = (np.ascontiguousarray(bound.T, dtype=np.uint64)
+                           for bound in self._distribution(params, precision).interval(expected))
+            canvas = np.zeros((len(features), self.canvas_shape[0] * self.canvas_shape[1]))
+            canvas[:, self.places] = expected  # a pixel's window holds only pixels before it
+            inputs = np.empty((len(features), neighbours + self.config.features))
+            for pixel in np.flatnonzero(np.random.default_rng().random(self.config.pixels) < RECOMPUTED_STEPS):
+                if not np.array_equal(step_parameters(canvas, pixel, inputs), params[:, pixel]):
+                    raise bbans.CorruptStream("the parameters the decoder's steps give are not those it checked against")
+            for pixel in range(self.config.pixels):
+                message = bbans.pop_interval(message, start[pixel], freq[pixel], precision)
+            return message, expected
 
         return bbans.Codec(push, pop, check)
 

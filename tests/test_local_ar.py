@@ -146,3 +146,59 @@ def test_frozen_file_round_trip(tmp_path, trained):
     assert loaded.architecture == "local-ar-vae" and loaded.config == frozen.config
     for (name, a), (_, b) in zip(frozen.layer_specs(), loaded.layer_specs(), strict=True):
         assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias), name
+
+
+def _pushed(frozen, symbols, precision=16):
+    """A message holding `symbols` under the likelihood of z = the posterior mean."""
+    from bbzip import bbans
+
+    mean, _ = frozen.encode_images(symbols)
+    codec = frozen.likelihood_codec(mean, precision)
+    message = bbans.Message.empty((len(symbols),), seed=3)
+    return codec, codec.push(message, symbols)
+
+
+def test_the_check_gives_what_pop_gives_and_refuses_other_pixels(trained):
+    """The likelihood's check (every pixel's parameters at once, each interval popped unsearched)
+    leaves the message pop leaves; a message that holds another pixel is a CorruptStream."""
+    from bbzip import bbans
+
+    likelihood, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:20].reshape(20, -1).astype(np.int64)
+    codec, pushed = _pushed(frozen, symbols)
+    (popped, found), (checked, given) = codec.pop(pushed), codec.check(pushed, symbols)
+    assert np.array_equal(found, symbols) and np.array_equal(given, symbols)
+    assert popped.to_bytes() == checked.to_bytes()
+    other = symbols.copy()
+    other[4, 300] = 1 - other[4, 300] if likelihood == "bernoulli" else (other[4, 300] + 90) % 256
+    with pytest.raises(bbans.CorruptStream):
+        codec.check(pushed, other)
+
+
+def test_the_check_recomputes_a_share_of_positions_the_way_pop_does(trained, monkeypatch):
+    """Where encoding and the check's pass over every pixel at once agree with each other but not
+    with pop's one position at a time (here: both read a pixel's first neighbour wrong), the
+    check passes without its recomputed positions and refuses with them."""
+    from bbzip import bbans
+    from bbzip.models import frozen_local_ar
+
+    _, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:20].reshape(20, -1).astype(np.int64)
+    right = frozen.head_inputs
+
+    def misread(symbols, features, pixels=None):
+        inputs = right(symbols, features, pixels)
+        inputs[:, 0] += 1 << 16
+        return inputs
+
+    monkeypatch.setattr(frozen, "head_inputs", misread)
+    codec, pushed = _pushed(frozen, symbols)
+    _, popped = codec.pop(pushed)
+    assert not np.array_equal(popped, symbols)  # what decompress would give
+    monkeypatch.setattr(frozen_local_ar, "RECOMPUTED_STEPS", 0)
+    codec.check(pushed, symbols)
+    monkeypatch.setattr(frozen_local_ar, "RECOMPUTED_STEPS", 1)
+    with pytest.raises(bbans.CorruptStream):
+        codec.check(pushed, symbols)
