@@ -277,6 +277,10 @@ class FrozenMLPVAE(FrozenModel):
 # matters more than the products' size (measured here: grey K=10 on 1000 images 1.22 s in chunks
 # of 500, 0.70 s in chunks of 125, 0.79 s in chunks of 64).
 _CHUNK = 128
+# Fewest images a thread of K-step inference takes: a two-valued block's batches are a few tens to
+# a hundred images (its lanes), and each of their steps is still tens of thousands of pixel rows
+# of the local model's head, work enough to share.
+_THREAD_IMAGES = 16
 
 
 def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, first_index):
@@ -287,7 +291,7 @@ def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, first_in
     let numpy's element-wise work (which releases the GIL) use every core.
     """
     n, workers = len(symbols), threads.budget()
-    chunks = max(1, round(n / _CHUNK), min(workers, n // (_CHUNK // 2)))
+    chunks = max(1, round(n / _CHUNK), min(workers, n // _THREAD_IMAGES))
     if chunks < 2:
         return optimise_posterior(model, symbols, mean, raw, k_steps, lr, seed, first_index)
     bounds = np.linspace(0, n, chunks + 1).astype(int)

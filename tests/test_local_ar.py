@@ -202,3 +202,21 @@ def test_the_check_recomputes_a_share_of_positions_the_way_pop_does(trained, mon
     monkeypatch.setattr(frozen_local_ar, "RECOMPUTED_STEPS", 1)
     with pytest.raises(bbans.CorruptStream):
         codec.check(pushed, symbols)
+
+
+def test_k_step_inference_gives_the_same_posteriors_on_any_number_of_threads(trained):
+    """A batch of a few tens of images (a two-valued block's lanes) is shared between threads;
+    each image's noise is indexed by its place in the stream, so the split changes nothing."""
+    from bbzip.models import threads
+    from bbzip.models.frozen_mlp import _optimise_in_parallel
+
+    _, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:40].reshape(40, -1).astype(np.int64)
+    mean, raw = frozen.encode_images(symbols)
+    results = []
+    for cores in (1, 2, 3):
+        with threads.limited(cores):
+            results.append(_optimise_in_parallel(frozen, symbols, mean, raw, 3, 5e-3, 0, 7))
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
