@@ -245,7 +245,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             grad *= (h2 > 0) & (h2 < ACTIVATION_MAX)
             grad = self.head[1].backward(grad)
             grad *= (h1 > 0) & (h1 < ACTIVATION_MAX)
-            grad_features[lo:hi] = self.head[0].backward(grad)[:, neighbours:].reshape(hi - lo, count, -1)
+            grad_features[lo:hi] = self.head[0].backward(grad, slice(neighbours, None)).reshape(hi - lo, count, -1)
         grad = grad_features.reshape(n, -1)
         grad *= (feature_out > -ACTIVATION_MAX) & (feature_out < ACTIVATION_MAX)
         grad = self.decoder[2].backward(grad)

@@ -75,11 +75,14 @@ class IntegerLayer:
         return IntegerLayer(self.weight[:, which], self.bias[which], self.weight_bits[which], self.in_bits, self.out_bits,
                             self.in_max, part(self.low), part(self.high))
 
-    def backward(self, gradient: np.ndarray) -> np.ndarray:
+    def backward(self, gradient: np.ndarray, inputs: slice | None = None) -> np.ndarray:
         """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),
-        in real terms: gradient @ real_weight.T, requantised and clipped like the forward pass."""
+        in real terms: gradient @ real_weight.T, requantised and clipped like the forward pass;
+        at the `inputs` alone where given (each input's gradient is its own sum: the same numbers)."""
         total = None
         for columns, weight_t, scale in self.groups:
+            if inputs is not None:
+                weight_t = weight_t[:, inputs]
             part = gradient @ weight_t if columns is None else gradient[:, columns] @ weight_t
             part *= scale
             part += 0.5
