@@ -16,7 +16,6 @@ from .codecs import (
     bits_back,
     from_distribution,
     parallel,
-    pop_expected,
     pop_interval,
     pop_symbol,
     repeat,
@@ -31,5 +30,5 @@ __all__ = [
     "BBANSError", "Bernoulli", "BucketPrior", "BucketedGaussian", "Categorical", "Codec",
     "CorruptStream", "DiscretisedLogistic", "DiscretisedLogisticRGB", "InvalidParameters",
     "Message", "StreamExhausted", "Uniform", "bits_back", "bucket_centres", "bucket_edges",
-    "from_distribution", "parallel", "pop_expected", "pop_interval", "pop_symbol", "repeat", "serial", "to_fixed",
+    "from_distribution", "parallel", "pop_interval", "pop_symbol", "repeat", "serial", "to_fixed",
 ]

@@ -82,18 +82,12 @@ def pop_symbol(message, distribution):
         return message.pop(cumulative, start, freq, distribution.precision), symbols
 
 
-def pop_expected(message, distribution, symbols):
-    """What pop_symbol does where the symbols are known in advance (a check that a message
-    decodes to them): each lane's cumulative frequency must lie in its symbol's interval, else
-    CorruptStream. No search is run. Intervals are disjoint and `search` finds the symbol whose
-    interval holds the cumulative frequency, so where this succeeds pop_symbol would have popped
-    the same symbols and left the same message."""
-    return pop_interval(message, *distribution.interval(symbols), distribution.precision)
-
-
 def pop_interval(message, start, freq, precision: int):
     """Pop the symbols of these intervals (one per lane), which the message must hold (else
-    CorruptStream): a check whose intervals were computed before, where pushing them."""
+    CorruptStream): a check that the message decodes to known symbols, with no search.
+    Intervals are disjoint and `search` finds the symbol whose interval holds the cumulative
+    frequency, so where this succeeds pop_symbol would have popped the same symbols and left
+    the same message."""
     start, freq = np.asarray(start, dtype=np.uint64), np.asarray(freq, dtype=np.uint64)
     cumulative = message.peek(precision)
     if not np.all((cumulative >= start) & (cumulative < start + freq)):

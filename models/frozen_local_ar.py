@@ -183,13 +183,13 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             params = self._parameters(symbols.astype(np.int64), features)
             return bbans.from_distribution(self._distribution(params, precision)).push(message, symbols)
 
+        neighbours = self.windows.shape[1]
+
         def step_parameters(canvas, pixel, inputs):
             """int64 parameters of one pixel position for every lane, from the canvas."""
             np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
             inputs[:, neighbours:] = features[:, pixel]
             return self.head_forward(inputs)[-1].astype(np.int64)
-
-        neighbours = self.windows.shape[1]
 
         def pop(message):
             # One pixel position at a time, for every lane: its context is what is decoded so far.

@@ -273,7 +273,7 @@ def test_a_guess_off_by_one_or_more_either_way_finds_the_searched_symbol(monkeyp
 
 @pytest.mark.parametrize("mixture", [False, True], ids=["logistic", "mixture"])
 def test_popping_known_symbols_is_popping_them_and_refuses_others(mixture):
-    """pop_expected (a check that a message holds given symbols) leaves the message pop_symbol
+    """pop_interval of the symbols' intervals (a check that a message holds given symbols) leaves the message pop_symbol
     leaves, and refuses, at once, a lane that holds another symbol: not only through the end
     state's check, which a wrong pop scrambles (and which a caller may not reach)."""
     lanes, precision = 300, 16
@@ -287,7 +287,7 @@ def test_popping_known_symbols_is_popping_them_and_refuses_others(mixture):
     message = _prefilled(lanes, rng)
     pushed = message.push(*distribution.interval(symbols), precision)
     popped, found = bbans.pop_symbol(pushed, distribution)
-    checked = bbans.pop_expected(pushed, distribution, symbols)
+    checked = bbans.pop_interval(pushed, *distribution.interval(symbols), precision)
     assert np.array_equal(found, symbols) and checked.to_bytes() == popped.to_bytes()
     assert np.array_equal(checked.head, message.head)
     other = symbols.copy()
@@ -295,7 +295,7 @@ def test_popping_known_symbols_is_popping_them_and_refuses_others(mixture):
     lane = int(np.argmax(freq < (1 << precision) - 2))  # a lane whose symbol is not its only likely one
     other[lane] = symbols[lane] + 1 if symbols[lane] < 255 else 254
     with pytest.raises(bbans.CorruptStream):
-        bbans.pop_expected(pushed, distribution, other)
+        bbans.pop_interval(pushed, *distribution.interval(other), precision)
 
 
 def test_a_codec_s_check_gives_what_its_pop_gives_step_by_step():
