@@ -5,11 +5,13 @@ the -T 1 one and every restored file identical to the input. The local cluster s
 cluster path's own cost (the model sent to each worker, every job's images pickled to it and its
 result back); a real cluster adds the network.
 
-    python -m benchmarks.cluster [--quick] [--images N] [--overhead] [--memory]
+    python -m benchmarks.cluster [--quick] [--images N] [--overhead] [--memory] [--main-job]
 
 `--overhead` measures what the cluster adds per job: the same input in small blocks and in the
 default ones, by -T 1 and by a cluster of one worker; the cluster's extra time over -T 1 grows
 with the number of blocks by its cost per job (each block is a job to code and one to check).
+`--main-job` compares `-T 2` with a local cluster of 2 workers on the README's main job (the
+70,000 MNIST images in one .npz, `../shared/data/mnist/mnist.npz`), each twice, alternating.
 `--memory` measures the peak resident memory of the client (the bbzip process) and of the worker
 (a fresh one-worker cluster for each command) on 7,000 and on 70,000 MNIST images.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,12 +42,14 @@ def _local_cluster(workers: int):
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
-def run(work: Path, count: int) -> tuple[list, list]:
-    source = work / "images.npy"
-    np.save(source, load_named("mnist", "test")[:count])
-    reference, rows, records = None, [], []
-    setups = [("-T 1", None, ["-T", 1]), ("-T 2", None, ["-T", 2]), ("cluster, 1 worker", 1, []),
+MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
+ALL_SETUPS = [("-T 1", None, ["-T", 1]), ("-T 2", None, ["-T", 2]), ("cluster, 1 worker", 1, []),
               ("cluster, 2 workers", 2, [])]
+
+
+def run(work: Path, source: Path, count: int, setups=ALL_SETUPS) -> tuple[list, list]:
+    """Each setup compresses and decompresses `source` (`count` images); the same archive from each."""
+    reference, rows, records = None, [], []
     for label, workers, options in setups:
         cluster = _local_cluster(workers) if workers else None
         try:
@@ -58,6 +63,7 @@ def run(work: Path, count: int) -> tuple[list, list]:
         reference = reference or archive.read_bytes()
         if archive.read_bytes() != reference or (restored / source.name).read_bytes() != source.read_bytes():
             raise RuntimeError(f"{label}: not the same archive, or not the input back")
+        shutil.rmtree(restored)
         records.append({"setup": label, "images": count, "archive_bytes": len(reference), "compress_s": compress_s,
                         "decompress_s": decompress_s})
         rows.append([label, count, len(reference), round(compress_s, 2), round(count / compress_s),
@@ -143,6 +149,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 images")
     parser.add_argument("--images", type=int, default=10000, help="MNIST test images (default 10,000)")
     parser.add_argument("--overhead", action="store_true", help="the cluster's cost per job instead (blocks of 250 images)")
+    parser.add_argument("--main-job", action="store_true", help="-T 2 against 2 workers on the README's main job instead")
     parser.add_argument("--memory", action="store_true", help="peak memory of client and worker instead (7,000 and 70,000 images)")
     args = parser.parse_args()
     count = 1000 if args.quick else args.images
@@ -165,8 +172,22 @@ def main() -> None:
                             [(f"{count} grey MNIST images, one .npy, default model", table + "\n\n" + note)],
                             records).read_text())
         return
+    if args.main_job:
+        setups = [setup for setup in ALL_SETUPS if setup[0] in ("-T 2", "cluster, 2 workers")] * 2
+        with np.load(MNIST_NPZ) as npz:
+            count = sum(len(npz[key]) for key in npz.files if key.startswith("x_"))
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, records = run(Path(tmp), MNIST_NPZ, count, setups)
+        table = markdown_table(["setup", "images", "archive bytes", "compress s", "compress images/s", "decompress s",
+                                "decompress images/s"], rows)
+        print(write_results("cluster-main-job", "The README's main job on a local Dask cluster against -T 2",
+                            [(f"{MNIST_NPZ.name}: {count:,} grey MNIST images, default model (identical archives), "
+                              "each setup twice, alternating", table)], {"runs": records}).read_text())
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        rows, records = run(Path(tmp), count)
+        source = Path(tmp) / "images.npy"
+        np.save(source, load_named("mnist", "test")[:count])
+        rows, records = run(Path(tmp), source, count)
     table = markdown_table(["setup", "images", "archive bytes", "compress s", "compress images/s", "decompress s",
                             "decompress images/s"], rows)
     name = "cluster-quick" if args.quick else "cluster"

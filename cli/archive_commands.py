@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from bbzip.models.architectures import NUMERICS_VERSION
+from bbzip.models import scheduler
 from bbzip.models.cluster import ClusterError, on_cluster
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
@@ -23,10 +24,11 @@ from bbzip.models.threads import available_cores
 from . import coding, comparison, remote
 from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
-from .entries import KINDS, input_fingerprint, read_entry
+from .entries import KINDS, input_fingerprint
 from .inputs import collect_inputs
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import Staging, check_room
+from .reading import read_inputs
 from .table import has_alpha_blob
 from .spool import Spool
 
@@ -82,7 +84,8 @@ def cluster_option(command):
 
     return click.option("--cluster", metavar="ADDRESS",
                         help="Code on the workers of a Dask cluster: its scheduler (tcp://host:8786) or scheduler file "
-                             "(.json). They must see the input files. Needs the cluster extra.")(on_cluster_if_asked)
+                             "(.json). Its workers read the input files where they see them, else are sent their bytes. "
+                             "Needs the cluster extra.")(on_cluster_if_asked)
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
@@ -104,21 +107,6 @@ def _write_archive(target, head: bytes, payload) -> None:
     target.write(head)
     payload.seek(0)
     shutil.copyfileobj(payload, target, 1 << 20)
-
-
-def _read_entries(out, found, fits, exact_times: bool, spool: Spool) -> list:
-    """Read (and for classic images, re-encode and check) every input, its bytes for the
-    archive going to `spool`; the bar moves by bytes and names the file at work, so one big
-    image does not look like a hang."""
-    sizes = [path.lstat().st_size for _, path in found]
-    entries = []
-    with out.bar("reading", sum(sizes)) as advance:
-        for (name, path), size in zip(found, sizes):
-            advance(0, status=name)
-            entry = read_entry(name, path, fits, exact_times)
-            entries.append(entry.changed(blobs=[spool.add(blob) for blob in entry.blobs]))
-            advance(size, status="")
-    return entries
 
 
 def _verify(path, entries, coder, on_batch, cores: int) -> None:
@@ -201,7 +189,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
     # fetched from URLs, the bytes of stored files and classic images from when they are read,
     # then the payload.
     spool_folder = None if output == "-" or url else Path(output).resolve().parent
-    with remote.fetched(list(inputs), spool_folder, out) as local_inputs:
+    with remote.fetched(list(inputs), spool_folder, out, workers_read=scheduler.elsewhere()) as local_inputs:
         _compress(out, local_inputs, url, output, coder, spool_folder, k_steps, lr, batch_size, seed, block_images,
                   fallback, exact_times, compare, force, threads)
 
@@ -216,7 +204,7 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
     fits = coding.fits(coder.model) if coder else fits_a_default()
     with tempfile.TemporaryFile(dir=spool_folder) as spooled_blobs:
         spool = Spool(spooled_blobs)
-        entries = _read_entries(out, found, fits, exact_times, spool)
+        entries = read_inputs(out, found, fits, exact_times, spool, threads)
         del found  # (a path object a file: half a kilobyte each of a million files' peak)
         if compare:  # before a model is chosen: image files it does not code are still images here
             with out.bar("comparing", sum(len(e.items) for e in entries)) as advance:

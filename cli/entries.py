@@ -42,16 +42,26 @@ KINDS: dict[str, type[EntryKind]] = {kind.name: kind for kind in (ImageFile, Arr
 
 def read_entry(name: str, path: Path, fits_model, exact_times: bool = False) -> Entry:
     """`fits_model(stack, image_file) -> bool` says whether uint8 images (N, H, W[, C]) of an
-    image file or an array can go to the model.
-    The entry keeps the file's permission bits and modification time, as tar and zip do: to
-    the second, or with `exact_times` to the nanosecond (nanoseconds of files written one after
-    another are noise to a compressor: about 2 bytes a file, 13% of a folder of binary MNIST)."""
+    image file or an array can go to the model."""
     if path.is_symlink():
         return Link.read(name, path)
     status = path.stat()
-    entry = _read_content(name, path, fits_model)
+    return with_attributes(_read_content(name, path, fits_model), status, exact_times)
+
+
+def with_attributes(entry: Entry, status, exact_times: bool) -> Entry:
+    """The entry with the file's permission bits and modification time (`status`: its
+    os.stat_result), as tar and zip keep them: to the second, or with `exact_times` to the
+    nanosecond (nanoseconds of files written one after another are noise to a compressor:
+    about 2 bytes a file, 13% of a folder of binary MNIST)."""
     mtime = status.st_mtime_ns if exact_times else status.st_mtime_ns // SECOND * SECOND
     return entry.changed(meta={**entry.meta, "permissions": stat.S_IMODE(status.st_mode) & 0o777, "mtime_ns": mtime})
+
+
+def read_from_bytes(path: Path) -> bool:
+    """Whether what the file's entry holds is made from its bytes alone (read_content): not an
+    array (whose images are read from the file as they are needed) nor a link."""
+    return not path.is_symlink() and path.suffix.lower() not in (".npy", ".npz")
 
 
 SECOND = 10**9
@@ -73,7 +83,11 @@ def _read_content(name: str, path: Path, fits_model) -> Entry:
         return Array.read(name, path, fits_model)
     if suffix == ".npz":
         return Npz.read(name, path, fits_model)
-    raw = path.read_bytes()
+    return read_content(name, path.read_bytes(), fits_model)
+
+
+def read_content(name: str, raw: bytes, fits_model) -> Entry:
+    """The entry of a file (not an array) whose bytes are `raw`, without its file attributes."""
     if not raw:  # (Pillow would try each of its formats on it first)
         return Stored.read(name, raw, {"format": "BYTES"})
     try:

@@ -69,6 +69,11 @@ class Entry:
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
         object.__setattr__(self, "blobs", tuple(self.blobs))
 
+    def __reduce__(self):
+        """Pickled with its metadata as a dict (a mapping proxy does not pickle): entries read
+        by a cluster's workers come back to the client (cli/reading.py)."""
+        return Entry, (self.name, self.kind, dict(self.meta), self.items, self.blobs, self.fingerprint, self.stamp)
+
     def changed(self, **fields) -> "Entry":
         return replace(self, **fields)
 

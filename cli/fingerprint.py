@@ -36,6 +36,28 @@ class Fingerprint:
     def sha256(self) -> bytes:
         return self._sha256.digest()
 
+    def __reduce__(self):
+        """Pickled as its values (hashlib's state does not pickle): a fingerprint taken on a
+        cluster's worker comes back to the client finished, to be compared, not updated."""
+        return Finished, (self.sha256, self.crc32)
+
+
+class Finished(Fingerprint):
+    """A fingerprint whose pieces were all taken elsewhere: its values, and nothing to add."""
+
+    def __init__(self, sha256: bytes, crc32: int):
+        self._digest, self.crc32 = sha256, crc32
+
+    def update(self, piece) -> "Fingerprint":
+        raise TypeError("a finished fingerprint takes no more pieces")
+
+    @property
+    def sha256(self) -> bytes:
+        return self._digest
+
+    def __reduce__(self):
+        return Finished, (self._digest, self.crc32)
+
 
 def archive_digest(entries) -> str:
     """The archive's digest (hex): sha256 over every entry's (name, sha256 of what it gives

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from .errors import BBZipError
 from .header_schema import HeaderError, normalised_name
+from .remote import Listed
 
 
 def collect_inputs(paths, skipped: list | None = None) -> list[tuple[str, Path]]:
-    """(archive name, path) for every file under the given paths, folders walked in sorted order.
+    """(archive name, path) for every file under the given paths, folders walked in sorted order;
+    an input at a URL that cli/remote.py has listed (a `Listed`) gives its members as they are.
 
     As tar does, a symbolic link is kept as a link (never followed, so a link to a file outside
     the folder is not copied in, and one inside is not taken twice); a folder that cannot be
@@ -22,6 +24,9 @@ def collect_inputs(paths, skipped: list | None = None) -> list[tuple[str, Path]]
     """
     found = []
     for given in paths:
+        if isinstance(given, Listed):
+            found += given.members
+            continue
         path = Path(os.path.abspath(given))
         if not path.exists() and not path.is_symlink():
             raise BBZipError(f"{given}: no such file or directory")

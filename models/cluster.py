@@ -3,8 +3,8 @@
 `ClusterLanes` is an executor for models/scheduler.run_in_order: the same jobs, taken in the same
 order and their results yielded in it, so an archive written on a cluster is byte for byte the one
 the local pool writes (a job is a pure function of the model and its arguments). The model is sent
-to every worker once; each job's arguments (images, or the files to read them from) go with it, so
-the workers must see the input files where the client does (a shared file system). A worker lost
+to every worker once; each job's arguments go with it (a block's images; for reading the inputs,
+the files' paths, or their bytes where the workers do not see them: cli/reading.py). A worker lost
 mid-job costs Dask a retry of that job on another. Dask is an optional extra (`pip install
 "bbzip[cluster]"`), imported only here, and only when a cluster is asked for.
 """
@@ -36,13 +36,20 @@ class ClusterLanes:
         self._model = client.scatter(model, broadcast=True, hash=False)
 
     def submit(self, job: scheduler.Job):
-        return self._client.submit(_run, self._model, job.function, job.args, key=f"{JOB_KEY}-{uuid.uuid4().hex}")
+        return self._client.submit(_run, self._model, job.function, job.args,
+                                   key=f"{job_prefix(job.function)}-{uuid.uuid4().hex}")
 
     def __enter__(self) -> "ClusterLanes":
         return self
 
     def __exit__(self, *exc) -> None:
         pass
+
+
+def job_prefix(function) -> str:
+    """The start of the keys of `function`'s jobs, Dask's task prefix for them (which keeps only
+    the words of a key that are not all hex digits and hold no underscore)."""
+    return f"{JOB_KEY}-{function.__name__.replace('_', '')}"
 
 
 def _run(model, function, args):

@@ -48,6 +48,11 @@ def executing_on(make_executor: Callable):
         _elsewhere.pop()
 
 
+def elsewhere() -> bool:
+    """Whether run_in_order hands its jobs to an executor of executing_on's (a cluster)."""
+    return bool(_elsewhere)
+
+
 def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window: int | None = None, executor=None):
     """function(model, *args) of each job, yielded in order, on `cores` cores. One core, or a
     single job, runs here with every thread it was given (and reports progress as it goes)."""

@@ -1,0 +1,124 @@
+"""Reading the inputs of a compress: every file becomes an entry (cli/entries.py), in order.
+
+Without a cluster the files are read here, one at a time. On a Dask cluster (`--cluster`) the
+workers read them, many files a job: decoding each image, re-encoding those the model does not
+take, xz-compressing stored files and transcoding JPEG files is the work of compress outside
+the model, and on a cluster the client alone would set the pace for all the workers. A job
+names each file by its path and by the size and modification time the client saw; a worker
+that sees the same file there (a shared file system) reads it itself, else it hands the file
+back unread. After the first job that comes back with a file unread, the client reads each
+file's bytes and sends them with its job instead (the workers do not see the input files), and
+reads the files handed back itself. Arrays (.npy, .npz) and links are read here: what is read
+of them first is a header (an array's images are read as they are needed, from the file here).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bbzip.models import scheduler
+
+from .entries import read_content, read_entry, read_from_bytes, with_attributes
+from .entry_kind import Entry
+
+JOB_FILES = 64  # files a reading job holds at most
+JOB_BYTES = 16 << 20  # and file bytes, unless one file is larger
+
+
+def read_inputs(out, found: list[tuple[str, Path]], fits, exact_times: bool, spool, lanes: int) -> list[Entry]:
+    """The entry of every (archive name, path) in `found`, in order, its blobs in `spool`; the
+    bar moves by bytes and names the file at work, so one big image does not look like a hang.
+    `lanes`: the jobs a cluster keeps in flight (unused without one)."""
+    sizes = [path.lstat().st_size for _, path in found]
+    entries = []
+    with out.bar("reading", sum(sizes)) as advance:
+        if scheduler.elsewhere():
+            read = _read_on_cluster(found, sizes, fits, exact_times, lanes, advance)
+        else:
+            read = _read_here(found, sizes, fits, exact_times, advance)
+        for entry in read:
+            entries.append(entry.changed(blobs=[spool.add(blob) for blob in entry.blobs]))
+    return entries
+
+
+def _read_here(found, sizes, fits, exact_times, advance):
+    for (name, path), size in zip(found, sizes):
+        advance(0, status=name)
+        yield read_entry(name, path, fits, exact_times)
+        advance(size, status="")
+
+
+class _Files:
+    """How the files are sent to the workers: by path until a worker does not see one."""
+
+    def __init__(self):
+        self.by_path = True
+
+
+def _read_on_cluster(found, sizes, fits, exact_times, lanes: int, advance):
+    files = _Files()
+    statuses = [None if not read_from_bytes(path) else path.stat() for _, path in found]
+    jobs = (_job(found, statuses, run, files, fits) for run in _runs(statuses, sizes))
+    results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=""))
+    pending = iter(())  # the current job's entries
+    for (name, path), status, size in zip(found, statuses, sizes):
+        if status is None:  # an array or a link, read here
+            advance(0, status=name)
+            yield read_entry(name, path, fits, exact_times)
+            advance(size, status="")
+            continue
+        entry = next(pending, None)
+        if entry is None:
+            pending = iter(next(results))
+            entry = next(pending)
+        if entry is False:  # a worker did not see this file as it was listed: from now on, bytes
+            files.by_path = False
+            entry = read_entry(name, path, fits, exact_times)
+        else:
+            entry = with_attributes(entry, status, exact_times)
+        yield entry
+
+
+def _runs(statuses, sizes):
+    """The places in `found` of each job's files: consecutive files read from their bytes, up to
+    JOB_FILES of them and JOB_BYTES of bytes."""
+    run, run_bytes = [], 0
+    for place, (status, size) in enumerate(zip(statuses, sizes)):
+        if status is None:
+            continue
+        if run and (len(run) == JOB_FILES or run_bytes + size > JOB_BYTES):
+            yield run
+            run, run_bytes = [], 0
+        run.append(place)
+        run_bytes += size
+    if run:
+        yield run
+
+
+def _job(found, statuses, run: list[int], files: _Files, fits) -> scheduler.Job:
+    """A job reading the files at `run`: by path, or with their bytes read here."""
+    listed = []
+    for place in run:
+        (name, path), status = found[place], statuses[place]
+        source = path if files.by_path else path.read_bytes()
+        listed.append((name, source, status.st_size, status.st_mtime_ns))
+    return scheduler.Job(read_files, (listed, fits), sum(size for *_, size, _ in listed))
+
+
+def read_files(model, listed, fits, on_images=None) -> list:
+    """A job: the entry of each (name, path or bytes, size, mtime_ns) in `listed`, without its
+    file attributes; False for a path not seen here with that size and modification time. A
+    path is a Path, or an object at a URL (cli/remote.py: StoredObject, as listed)."""
+    return [_read_one(name, source, size, mtime_ns, fits) for name, source, size, mtime_ns in listed]
+
+
+def _read_one(name: str, source, size: int, mtime_ns: int, fits):
+    if isinstance(source, bytes):
+        return read_content(name, source, fits)
+    try:
+        status = source.stat()
+        if (status.st_size, status.st_mtime_ns) != (size, mtime_ns):
+            return False
+        raw = source.read_bytes()
+    except OSError:
+        return False
+    return read_content(name, raw, fits) if len(raw) == size else False
