@@ -12,6 +12,10 @@ default ones, by -T 1 and by a cluster of one worker; the cluster's extra time o
 with the number of blocks by its cost per job (each block is a job to code and one to check).
 `--main-job` compares `-T 2` with a local cluster of 2 workers on the README's main job (the
 70,000 MNIST images in one .npz, `../shared/data/mnist/mnist.npz`), each twice, alternating.
+`--client` measures the client's own work on a cluster: the CPU time of the bbzip process alone
+(not its workers') compressing the 64 training photos (PNG files) at 256 and at 512 px on a local
+cluster of 2 workers; per megapixel, the difference of the two over the difference in pixels.
+One client feeds as many workers as its CPU time per megapixel allows.
 `--memory` measures the peak resident memory of the client (the bbzip process) and of the worker
 (a fresh one-worker cluster for each command) on 7,000 and on 70,000 MNIST images.
 
@@ -26,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +111,40 @@ def per_job(work: Path, count: int, small_blocks: int) -> tuple[list, dict]:
     return rows, {"runs": rows, **overhead}
 
 
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "train"
+
+
+def _bbzip_usage(*args):
+    """Run one bbzip process (quiet); (wall seconds, its own resource usage)."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "bbzip", "-q", *map(str, args)])
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"bbzip {args[0]} failed")
+    return time.perf_counter() - start, usage
+
+
+def client_work(work: Path) -> tuple[list, dict]:
+    """The client's CPU seconds compressing the training photos at 256 and at 512 px on 2 local
+    workers; per megapixel, the difference over the difference (start-up drops out)."""
+    from PIL import Image
+
+    rows, records = [], []
+    for size in (256, 512):
+        folder = PHOTOS / str(size)
+        megapixels = sum(np.prod(Image.open(path).size) for path in folder.glob("*.png")) / 1e6
+        cluster = _local_cluster(2)
+        try:
+            wall, usage = _bbzip_usage("compress", folder, "-o", work / f"{size}.bb", "--cluster", cluster.scheduler_address)
+        finally:
+            cluster.close()
+        cpu = usage.ru_utime + usage.ru_stime
+        rows.append([size, len(list(folder.glob("*.png"))), round(megapixels, 2), round(wall, 1), round(cpu, 2)])
+        records.append({"size": size, "megapixels": megapixels, "wall_s": wall, "client_cpu_s": cpu})
+    per_megapixel = (records[1]["client_cpu_s"] - records[0]["client_cpu_s"]) / (records[1]["megapixels"] - records[0]["megapixels"])
+    return rows, {"runs": records, "client_cpu_s_per_megapixel": per_megapixel}
+
+
 def _peak_kib() -> int:
     """This process's peak resident memory (KiB; run on each worker)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -149,6 +188,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 images")
     parser.add_argument("--images", type=int, default=10000, help="MNIST test images (default 10,000)")
     parser.add_argument("--overhead", action="store_true", help="the cluster's cost per job instead (blocks of 250 images)")
+    parser.add_argument("--client", action="store_true", help="the client's CPU time per megapixel of photos instead")
     parser.add_argument("--main-job", action="store_true", help="-T 2 against 2 workers on the README's main job instead")
     parser.add_argument("--memory", action="store_true", help="peak memory of client and worker instead (7,000 and 70,000 images)")
     args = parser.parse_args()
@@ -171,6 +211,16 @@ def main() -> None:
         print(write_results("cluster-overhead", "What a Dask cluster adds per job",
                             [(f"{count} grey MNIST images, one .npy, default model", table + "\n\n" + note)],
                             records).read_text())
+        return
+    if args.client:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, records = client_work(Path(tmp))
+        table = markdown_table(["px", "photos", "megapixels", "wall s", "client CPU s"], rows)
+        note = (f"The client's CPU time per megapixel: {records['client_cpu_s_per_megapixel']:.3f} s (the difference "
+                "over the difference).")
+        print(write_results("cluster-client", "The client's own work compressing photos on a Dask cluster",
+                            [("The 64 RGB training photos (PNG files), default model, a local cluster of 2 workers",
+                              table + "\n\n" + note)], records).read_text())
         return
     if args.main_job:
         setups = [setup for setup in ALL_SETUPS if setup[0] in ("-T 2", "cluster, 2 workers")] * 2

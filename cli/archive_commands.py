@@ -230,7 +230,8 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
         # The payload goes to a temporary file as it is coded, the archive is written from it and
         # checked by decoding it from disk, and only then put in place (or sent to stdout).
         with tempfile.TemporaryFile(dir=spool_folder) as payload:
-            with out.bar("compressing", n_items) as advance:
+            unit = "tiles" if coder and coder.model.config.codes.any_size else "images"
+            with out.bar("compressing", n_items, unit) as advance:
                 header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
             head = archive_head(header)
             if not compare:  # the table is in `head`: a million entries' dicts need not stay for the check
@@ -239,7 +240,7 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
             def write_checked(path) -> None:
                 with open(path, "wb") as target:
                     _write_archive(target, head, payload)
-                with out.bar("verifying", n_items) as advance:
+                with out.bar("verifying", n_items, unit) as advance:
                     _verify(path, entries, coder, advance, threads)
 
             if output == "-":
@@ -279,11 +280,20 @@ def _classic_note(kept_classic: int) -> str:
 @contextmanager
 def _decoding(out, source: str, model_spec: str | None, threads: int, wanted=()):
     """(archive, iterator of coding.EntryReader) under a progress bar."""
-    with _opened(source) as archive, out.bar("decompressing", _model_items(archive)) as advance:
+    with _opened(source) as archive, out.bar("decompressing", _model_items(archive), _item_unit(archive)) as advance:
         try:
             yield archive, coding.extract_each(archive, model_spec, on_batch=advance, cores=threads, wanted=wanted)
         except ArchiveError as error:
             raise BBZipError(str(error)) from None
+
+
+def _item_unit(archive) -> str:
+    """What the model stream's items are, for the progress bar: images, or a photo model's tiles."""
+    try:
+        record = coding.model_description(archive)
+    except (BBZipError, ArchiveError):  # reported where the stream is decoded
+        return "items"
+    return "tiles" if record and record.image_shape else "images"
 
 
 def _damage_report(source: str, extraction: coding.Extraction) -> str:

@@ -8,7 +8,10 @@ import sys
 import click
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import filesize
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -29,12 +32,14 @@ class Output:
         stderr.print(f"bbzip: warning: {text}", markup=False, soft_wrap=True)
 
     @contextlib.contextmanager
-    def bar(self, description: str, total: int):
-        """Yields advance(n, **fields); a rich bar on stderr when it is a terminal."""
+    def bar(self, description: str, total: int, unit: str = "images"):
+        """Yields advance(n, **fields); a rich bar on stderr when it is a terminal: done of total,
+        the rate, time taken and time left. `unit`: what is counted ("bytes" are shown in kB, MB)."""
         if not self.progress:
             yield lambda n=1, **fields: None
             return
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        done = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        columns = [TextColumn("{task.description}"), BarColumn(), done, _Rate(unit),
                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=stderr, transient=False) as progress:
             task = progress.add_task(description, total=total, status="")
@@ -43,6 +48,22 @@ class Output:
                 progress.update(task, advance=n, status=fields.get("status", ""))
 
             yield advance
+
+
+class _Rate(ProgressColumn):
+    """Units a second, over rich's recent window."""
+
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("")
+        if self.unit == "bytes":
+            return Text(f"{filesize.decimal(int(speed))}/s")
+        return Text(f"{speed:,.0f} {self.unit}/s")
 
 
 def output_options(command):

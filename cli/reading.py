@@ -30,7 +30,7 @@ def read_inputs(out, found: list[tuple[str, Path]], fits, exact_times: bool, spo
     `lanes`: the jobs a cluster keeps in flight (unused without one)."""
     sizes = [path.lstat().st_size for _, path in found]
     entries = []
-    with out.bar("reading", sum(sizes)) as advance:
+    with out.bar("reading", sum(sizes), "bytes") as advance:
         if scheduler.elsewhere():
             read = _read_on_cluster(found, sizes, fits, exact_times, lanes, advance)
         else:

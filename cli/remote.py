@@ -129,7 +129,7 @@ def fetched(inputs: list[str], folder: Path | None, out, workers_read: bool = Fa
              for number, (_, members) in listed.items()}
     total = sum(size for members in fetch.values() for _, _, size in members)
     with tempfile.TemporaryDirectory(dir=folder, prefix=leftover_prefix()) as temporary, \
-            out.bar("fetching", total) as advance:
+            out.bar("fetching", total, "bytes") as advance:
         for number, members in fetch.items():
             (fs, _), _ = listed[number]
             _fetch(fs, members, Path(temporary) / str(number), inputs[number], advance)

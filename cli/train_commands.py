@@ -95,7 +95,7 @@ def _fit_and_save(out, model, fit_fn, train: np.ndarray, held_out: np.ndarray, o
     terminal, and each epoch's held-out bpd; the leading process writes OUTPUT."""
     steps = epochs * -(-len(train) // batch_size)
     try:
-        with out.bar("training", steps) as advance:
+        with out.bar("training", steps, "steps") as advance:
 
             def progress(p):
                 advance(1, status=f"epoch {p.epoch}/{p.epochs}  bpd {p.bpd:.4f}")

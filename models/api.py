@@ -154,7 +154,8 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     `extents` (N, 2): for tiles, the rows and columns of each inside its image (None: all);
     the decoder must be given the same (decode_blocks). `known(lo, hi)`: for a tiled model
     without a latent, (start, freq) of tiles lo..hi's intervals where they were already
-    computed (its `intervals`), else None; or `known` None."""
+    computed (its `intervals`; or their parts, blocks.StackedImages.intervals), else None; or
+    `known` None."""
     block_images = block_images or default_block_images(coder, len(images))
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")

@@ -30,8 +30,8 @@ def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
 
 def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None, squares: bool = True):
     """block_symbols: an iterable of each block's (symbols (n, pixels) uint8, extents (n, 2) or
-    None, known intervals or None: models/stream.py), taken as cores come free; yields one
-    message per block, in order. `squares`: stream.encode's."""
+    None, known intervals or their parts (StackedImages.intervals) or None: models/stream.py),
+    taken as cores come free; yields one message per block, in order. `squares`: stream.encode's."""
     jobs = (Job(_encode_one, (symbols, settings, extents, known, squares), len(symbols))
             for symbols, extents, known in block_symbols)
     return run_in_order(model, jobs, cores, on_images)
@@ -52,8 +52,13 @@ def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, c
     return run_in_order(model, jobs, cores, on_images)
 
 
+def joined(known: TileIntervals | list[TileIntervals] | None) -> TileIntervals | None:
+    """A block's known intervals as one (StackedImages.intervals gives them in parts)."""
+    return TileIntervals.joined(known) if isinstance(known, list) else known
+
+
 def _encode_one(model, symbols, settings, extents, known, squares, on_batch=None):
-    return stream.encode(model, symbols, settings, extents, known, on_batch, squares)
+    return stream.encode(model, symbols, settings, extents, joined(known), on_batch, squares)
 
 
 class StackedImages:
@@ -85,12 +90,15 @@ class StackedImages:
             return parts[0]
         return np.concatenate(parts) if parts else self.stacks[0][:0]
 
-    def intervals(self, lo: int, hi: int) -> TileIntervals | None:
-        """The intervals of images lo..hi where every stack they come from carries them, else None."""
+    def intervals(self, lo: int, hi: int) -> list[TileIntervals] | None:
+        """The intervals of images lo..hi where every stack they come from carries them, else
+        None: in parts, one a stack, which the block's job joins (`joined`) where it runs. At 8
+        bytes a value they are most of what a block's job carries, and the join is a copy: done
+        by the worker, not by the process that hands out the jobs and writes the archive."""
         known = [(getattr(stack, "known", None), first, end) for stack, first, end in self._pieces(lo, hi)]
         if not known or any(intervals is None for intervals, _, _ in known):
             return None
-        return TileIntervals.joined([intervals.tiles(first, end) for intervals, first, end in known])
+        return [intervals.tiles(first, end) for intervals, first, end in known]
 
     def _pieces(self, lo: int, hi: int):
         """(stack, first, end) of each stack that images lo..hi lie in, with their range in it."""
@@ -104,6 +112,6 @@ class StackedImages:
 
 def _decode_one(model, data, count, settings, extents, squares, expected, known, on_batch=None):
     try:
-        return stream.decode(model, data, count, settings, extents, on_batch, squares, expected, known)
+        return stream.decode(model, data, count, settings, extents, on_batch, squares, expected, joined(known))
     except BBANSError as error:
         return str(error)

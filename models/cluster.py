@@ -15,6 +15,7 @@ import ctypes
 import functools
 import os
 import uuid
+import warnings
 
 from threadpoolctl import threadpool_limits
 
@@ -106,5 +107,8 @@ def on_cluster(address: str):
                 sent[id(model)] = ClusterLanes(client, model)
             return sent[id(model)]
 
-        with scheduler.executing_on(executor):
+        with scheduler.executing_on(executor), warnings.catch_warnings():
+            # Each job carries its images (a block of photo tiles: tens of MB), which Dask warns
+            # of once a job: bbzip sends them so on purpose (README, *On a Dask cluster*).
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
             yield lanes

@@ -546,8 +546,8 @@ def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny
     bars = {}
 
     @contextlib.contextmanager
-    def recording_bar(self, description, total):
-        steps = bars.setdefault(description, {"total": total, "done": 0, "status": []})
+    def recording_bar(self, description, total, unit="images"):
+        steps = bars.setdefault(description, {"total": total, "done": 0, "status": [], "unit": unit})
 
         def advance(n=1, **fields):
             steps["done"] += n
@@ -560,8 +560,20 @@ def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny
     compress(tmp_path, [image_folder], tiny_models["logistic"])
     reading = bars["reading"]
     assert reading["done"] == reading["total"] == sum(p.stat().st_size for p in image_folder.rglob("*") if p.is_file())
-    assert "imgs/big.png" in reading["status"]
+    assert "imgs/big.png" in reading["status"] and reading["unit"] == "bytes"
     assert bars["compressing"]["done"] == bars["verifying"]["done"] == bars["compressing"]["total"] == 17
+    assert bars["compressing"]["unit"] == bars["verifying"]["unit"] == "images"
+
+
+def test_the_bars_show_the_rate_in_their_unit():
+    from types import SimpleNamespace
+
+    from bbzip.cli.console import _Rate
+
+    task = SimpleNamespace(finished_speed=None, speed=2_500_000.0)
+    assert str(_Rate("bytes").render(task)) == "2.5 MB/s"
+    assert str(_Rate("tiles").render(SimpleNamespace(finished_speed=1234.4, speed=None))) == "1,234 tiles/s"
+    assert str(_Rate("images").render(SimpleNamespace(finished_speed=None, speed=None))) == ""
 
 
 KILL_WHILE_WRITING = """
