@@ -46,7 +46,7 @@ from bbzip.models.data import load_named
 from .common import markdown_table, timed_bbzip, write_results
 from .unlike_mnist import image_sets
 
-SECTIONS = ["per-file", "threads", "memory", "fallback"]
+SECTIONS = ["per-file", "threads", "memory", "fallback", "files-memory"]
 MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"
 WHOLE_SECOND = 1_700_000_000 * 10**9
 
@@ -175,6 +175,29 @@ def memory(work: Path, sizes: list[int], model: str) -> tuple[list, list]:
     return rows, records
 
 
+def files_memory(work: Path, sizes: list[int], model: str) -> tuple[list, list]:
+    """Peak memory of compress and decompress on folders of grey MNIST PNG files: unlike an
+    array's images, which are read from the file as they are needed, each file is an entry that
+    compress holds (its pixels, its metadata) until the archive is written, and the table lists
+    every file."""
+    grey = np.load(MNIST_NPZ)
+    all_images = np.concatenate([grey["x_train"], grey["x_valid"], grey["x_test"]])
+    rows, records = [], []
+    for count in sizes:
+        folder = work / f"files-{count}"
+        write_folder(folder, np.tile(all_images, (-(-count // len(all_images)), 1, 1))[:count], False)
+        archive, out = work / f"files-{count}.bb", work / f"files-{count}-out"
+        compress_s, compress_rss = peak_rss_of("compress", folder, "-o", archive, "-f", "--model", model)
+        decompress_s, decompress_rss = peak_rss_of("decompress", archive, "-o", out, "-f")
+        rows.append([count, compress_rss >> 20, round(compress_s, 1), decompress_rss >> 20, round(decompress_s, 1)])
+        records.append({"files": count, "compress_peak_rss_mib": compress_rss >> 20, "decompress_peak_rss_mib":
+                        decompress_rss >> 20, "compress_s": compress_s, "decompress_s": decompress_s})
+        for path in (folder, out):
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+        archive.unlink()
+    return rows, records
+
+
 def per_image_classic(images: np.ndarray, binary: bool) -> dict[str, int]:
     """Total bytes of every image as its own file in each of bbzip's classic codecs, and of the
     smallest of them per image."""
@@ -251,6 +274,12 @@ def main() -> None:
             rows, data["fallback"] = fallback(work, count)
             sections.append((f"The classic fallback: {count} images a set, one .npy each", markdown_table(
                 ["data", "set", "kept as", "bytes", "bpd", "% beyond the best per-image classic"], rows)))
+        if "files-memory" in args.sections:
+            rows, data["files_memory"] = files_memory(work, [QUICK_FILES] if args.quick else [10000, 100000],
+                                                      args.memory_model)
+            sections.append((f"Peak memory on folders of grey PNG files (largest process, maximum RSS; {args.memory_model})",
+                             markdown_table(["files", "compress peak MiB", "compress s", "decompress peak MiB",
+                                             "decompress s"], rows)))
     name = args.name or ("archive-quick" if args.quick else "archive")
     print(write_results(name, "The bbzip archive: per-file cost, threads, memory", sections, data).read_text())
 

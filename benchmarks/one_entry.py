@@ -9,7 +9,7 @@ start-up and the entry's decoding included: out of the archive on the local disk
 the same file through fsspec (`blockcache::file://`, ranged reads of fsspec's block cache, as
 from a store), each twice (the faster is reported).
 
-    python -m benchmarks.one_entry [--mib 1024]
+    python -m benchmarks.one_entry [--mib 1024] [--quick]
 """
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=1024, help="MiB of stored files (default 1024)")
+    parser.add_argument("--quick", action="store_true", help="4 MiB")
     args = parser.parse_args()
+    args.mib = 4 if args.quick else args.mib
     rows, records = [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -80,7 +82,7 @@ def main() -> None:
     table = markdown_table(["entry", "archive read from", "archive GB", "decompress s"], rows)
     note = (f"Built by `bbzip compress` on a local cluster of 2 workers in {compress_s:.0f} s; "
             f"{os.cpu_count()} cores.")
-    print(write_results("one-entry", "One entry out of a large archive, whole processes",
+    print(write_results("one-entry-quick" if args.quick else "one-entry", "One entry out of a large archive, whole processes",
                         [(f"{args.mib} files of 1 MiB (random bytes, stored), a grey photo and a digit coded by the "
                           "model; each entry decompressed on its own", table + "\n\n" + note)],
                         {"runs": records, "compress_s": compress_s}).read_text())

@@ -77,6 +77,7 @@ def test_archive_quick(tmp_path):
     for label in ("binary", "grey"):  # a folder costs more than one array, and not 10 bytes a file more
         assert 0 < kept[(label, "bbzip, folder")] - kept[(label, "bbzip, one .npy")] < 10 * QUICK_FILES
     assert set(data["threads"]["seconds"]) == {"1", "2"} and data["memory"][0]["images"] == QUICK_IMAGES
+    assert data["files_memory"][0]["files"] == QUICK_FILES and data["files_memory"][0]["compress_peak_rss_mib"] > 0
 
 
 def test_generalisation_quick(tmp_path):
@@ -131,6 +132,16 @@ def test_cluster_quick(tmp_path):
     runs = json.loads(files["cluster-quick.json"].read_text())["runs"]
     assert [r["setup"] for r in runs] == ["-T 1", "-T 2", "cluster, 1 worker", "cluster, 2 workers"]
     assert len({r["archive_bytes"] for r in runs}) == 1 and runs[0]["archive_bytes"] > 0
+
+
+def test_one_entry_quick(tmp_path):
+    """Each of a stored file, a digit and a photo out of the archive, locally and through fsspec
+    (the benchmark fails unless the two images are model entries and each comes back alone)."""
+    pytest.importorskip("distributed", reason="the cluster extra (Dask) is not installed")
+    files = run_benchmark(tmp_path, "one_entry")
+    runs = json.loads(files["one-entry-quick.json"].read_text())["runs"]
+    assert len(runs) == 6 and {r["source"] for r in runs} == {"local file", "blockcache::file://"}
+    assert all(r["archive_bytes"] > 4 << 20 and r["decompress_one_s"] > 0 for r in runs)
 
 
 def test_speed_quick(tmp_path):
