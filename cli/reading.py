@@ -19,6 +19,7 @@ from bbzip.models import scheduler
 
 from .entries import read_content, read_entry, read_from_bytes, with_attributes
 from .entry_kind import Entry
+from .remote import StoredObject
 
 JOB_FILES = 64  # files a reading job holds at most
 JOB_BYTES = 16 << 20  # and file bytes, unless one file is larger
@@ -58,13 +59,15 @@ def _read_on_cluster(found, sizes, fits, exact_times, lanes: int, advance):
     files = _Files()
     statuses = [None if not read_from_bytes(path) else path.stat() for _, path in found]
     jobs = (_job(found, statuses, run, files, fits) for run in _runs(statuses, sizes))
-    results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=""))
+    done = 0  # files read, shown beside the bytes: results come back a job (many files) at a time
+    results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=f"{done:,} files"))
     pending = iter(())  # the current job's entries
     for (name, path), status, size in zip(found, statuses, sizes):
+        done += 1
         if status is None:  # an array or a link, read here
             advance(0, status=name)
             yield read_entry(name, path, fits, exact_times)
-            advance(size, status="")
+            advance(size, status=f"{done:,} files")
             continue
         entry = next(pending, None)
         if entry is None:
@@ -96,12 +99,22 @@ def _runs(statuses, sizes):
 
 def _job(found, statuses, run: list[int], files: _Files, fits) -> scheduler.Job:
     """A job reading the files at `run`: by path, or with their bytes read here."""
-    listed = []
-    for place in run:
-        (name, path), status = found[place], statuses[place]
-        source = path if files.by_path else path.read_bytes()
-        listed.append((name, source, status.st_size, status.st_mtime_ns))
+    paths = [found[place][1] for place in run]
+    sources = paths if files.by_path else _contents(paths)
+    listed = [(found[place][0], source, statuses[place].st_size, statuses[place].st_mtime_ns)
+              for place, source in zip(run, sources)]
     return scheduler.Job(read_files, (listed, fits), sum(size for *_, size, _ in listed))
+
+
+def _contents(paths: list) -> list[bytes]:
+    """Each file's bytes; the objects of one store (cli/remote.py: StoredObject) fetched in one
+    call, side by side where the store can (s3fs, gcsfs), not one round trip at a time."""
+    stores = {id(path.fs): path.fs for path in paths if isinstance(path, StoredObject)}
+    fetched = {}
+    for key, fs in stores.items():
+        wanted = [path.path for path in paths if isinstance(path, StoredObject) and path.fs is fs]
+        fetched.update({(key, name): raw for name, raw in fs.cat(wanted).items()})
+    return [fetched[id(path.fs), path.path] if isinstance(path, StoredObject) else path.read_bytes() for path in paths]
 
 
 def read_files(model, listed, fits, on_images=None) -> list:

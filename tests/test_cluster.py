@@ -85,11 +85,13 @@ def test_workers_read_the_files_and_the_archive_is_the_local_one(tmp_path, clust
 
 @pytest.mark.parametrize("store", ["memory", "simplecache::file"])
 def test_inputs_at_urls_are_read_by_the_workers_and_the_archive_is_the_local_one(tmp_path, cluster, grey_test_images,
-                                                                                   store):
-    """Objects in memory here, which the workers do not see (they are sent the bytes), and
-    objects on a store the workers reach themselves: the archive is the one compress writes
-    here from the objects fetched into a folder."""
+                                                                                   store, monkeypatch):
+    """Objects in memory here, which the workers do not see (they are sent the bytes, fetched
+    here a job at a time), and objects on a store the workers reach themselves: the archive is
+    the one compress writes here from the objects fetched into a folder."""
     import fsspec
+
+    monkeypatch.setattr(reading, "JOB_FILES", 8)  # more jobs than are in flight at first
 
     folder = _mixed_folder(tmp_path / "imgs", grey_test_images, link=False)
     url = f"{store}://{folder}"
