@@ -92,15 +92,26 @@ class NpyFileImages(ImageRuns):
 class NpzMemberImages(ImageRuns):
     """The images of a C-order uint8 .npy member of an .npz file, read forward through the zip
     (which checks the member's crc32 at its end); a slice before the last one read starts the
-    member again."""
+    member again, except the last run itself, which is kept: the classic fallback reads each
+    chunk twice, as the pixels it keeps and as the model's symbols, two stacks over the same
+    source (without it every chunk inflated the member from its start again)."""
 
     def __init__(self, stamp: FileStamp, member: str, header_length: int, shape):
         super().__init__(shape)
         self.stamp, self._member, self._header_length = stamp, member, header_length
         self._stream, self._position = None, 0  # the open member, and the image it is at
+        self._last = None  # ((lo, hi), images) of the last run read
 
     def __getitem__(self, span: slice) -> np.ndarray:
         lo, hi = self._span(span)
+        if self._last is not None and self._last[0] == (lo, hi):
+            self.stamp.check_path()  # as every read checks the file
+            return self._last[1].copy()
+        images = self._read(lo, hi)
+        self._last = (lo, hi), images
+        return images.copy()
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
         if self._stream is None or lo < self._position:
             self._start()
         self._fill(np.empty((lo - self._position) * self.image_bytes, dtype=np.uint8))  # skipped

@@ -241,6 +241,21 @@ def test_arrays_are_read_from_their_files_as_they_are_needed(tmp_path, grey_test
         assert (tmp_path / "out" / "in" / name).read_bytes() == (folder / name).read_bytes(), name
 
 
+def test_an_npz_member_is_inflated_once_a_pass(tmp_path, grey_test_images, monkeypatch):
+    """The fallback reads each chunk as pixels and as symbols (two stacks over one member): the
+    second read is the run just read, not the member inflated again from its start."""
+    from bbzip.cli import fallback, sources
+
+    monkeypatch.setattr(fallback, "CHUNK_IMAGES", 50)
+    np.savez_compressed(tmp_path / "set.npz", x=grey_test_images[:400])
+    starts = []
+    start = sources.NpzMemberImages._start
+    monkeypatch.setattr(sources.NpzMemberImages, "_start", lambda self: (starts.append(1), start(self))[1])
+    result = CliRunner().invoke(cli, ["compress", str(tmp_path / "set.npz"), "-o", str(tmp_path / "a.bb"), "-T", "1"])
+    assert result.exit_code == 0, result.output
+    assert len(starts) <= 6  # a pass each: fingerprint, the model's choice, fallback, coding, check (8 chunks)
+
+
 @pytest.mark.parametrize("name", ["stack.npy", "set.npz"])
 def test_an_array_changed_while_it_is_compressed_is_an_error(tmp_path, grey_test_images, monkeypatch, name):
     """Its images are read several times (fingerprint, fallback choice, coding): a file
