@@ -120,7 +120,7 @@ def _bbzip_usage(*args):
     process = subprocess.Popen([sys.executable, "-m", "bbzip", "-q", *map(str, args)])
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"bbzip {args[0]} failed")
+        raise RuntimeError(f"bbzip {args[0]} failed ({os.waitstatus_to_exitcode(status)})")
     return time.perf_counter() - start, usage
 
 
@@ -152,12 +152,7 @@ def _peak_kib() -> int:
 
 def _bbzip_peak(*args) -> int:
     """Run one bbzip process (quiet); its own peak resident memory in KiB."""
-    process = subprocess.Popen([sys.executable, "-m", "bbzip", "-q", *map(str, args)])
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"bbzip {args[0]} failed ({process.returncode})")
-    return usage.ru_maxrss
+    return _bbzip_usage(*args)[1].ru_maxrss
 
 
 def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:

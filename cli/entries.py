@@ -58,10 +58,11 @@ def with_attributes(entry: Entry, status, exact_times: bool) -> Entry:
     return entry.changed(meta={**entry.meta, "permissions": stat.S_IMODE(status.st_mode) & 0o777, "mtime_ns": mtime})
 
 
-def read_from_bytes(path: Path) -> bool:
+def read_from_bytes(path: Path, status) -> bool:
     """Whether what the file's entry holds is made from its bytes alone (read_content): not an
-    array (whose images are read from the file as they are needed) nor a link."""
-    return not path.is_symlink() and path.suffix.lower() not in (".npy", ".npz")
+    array (whose images are read from the file as they are needed) nor a link. `status`: the
+    path's lstat."""
+    return not stat.S_ISLNK(status.st_mode) and path.suffix.lower() not in (".npy", ".npz")
 
 
 SECOND = 10**9

@@ -55,9 +55,6 @@ class Finished(Fingerprint):
     def sha256(self) -> bytes:
         return self._digest
 
-    def __reduce__(self):
-        return Finished, (self._digest, self.crc32)
-
 
 def archive_digest(entries) -> str:
     """The archive's digest (hex): sha256 over every entry's (name, sha256 of what it gives

@@ -29,11 +29,12 @@ def read_inputs(out, found: list[tuple[str, Path]], fits, exact_times: bool, spo
     """The entry of every (archive name, path) in `found`, in order, its blobs in `spool`; the
     bar moves by bytes and names the file at work, so one big image does not look like a hang.
     `lanes`: the jobs a cluster keeps in flight (unused without one)."""
-    sizes = [path.lstat().st_size for _, path in found]
+    statuses = [path.lstat() for _, path in found]
+    sizes = [status.st_size for status in statuses]
     entries = []
     with out.bar("reading", sum(sizes), "bytes") as advance:
         if scheduler.elsewhere():
-            read = _read_on_cluster(found, sizes, fits, exact_times, lanes, advance)
+            read = _read_on_cluster(found, statuses, fits, exact_times, lanes, advance)
         else:
             read = _read_here(found, sizes, fits, exact_times, advance)
         for entry in read:
@@ -55,9 +56,12 @@ class _Files:
         self.by_path = True
 
 
-def _read_on_cluster(found, sizes, fits, exact_times, lanes: int, advance):
+def _read_on_cluster(found, listed_statuses, fits, exact_times, lanes: int, advance):
+    """Each file's entry in order: those read from their bytes by the cluster's workers, the
+    others here. `listed_statuses`: each path's lstat."""
     files = _Files()
-    statuses = [None if not read_from_bytes(path) else path.stat() for _, path in found]
+    sizes = [status.st_size for status in listed_statuses]
+    statuses = [status if read_from_bytes(path, status) else None for (_, path), status in zip(found, listed_statuses)]
     jobs = (_job(found, statuses, run, files, fits) for run in _runs(statuses, sizes))
     done = 0  # files read, shown beside the bytes: results come back a job (many files) at a time
     results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=f"{done:,} files"))
