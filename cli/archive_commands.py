@@ -234,8 +234,6 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
             with out.bar("compressing", n_items, unit) as advance:
                 header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
             head = archive_head(header)
-            if not compare:  # the table is in `head`: a million entries' dicts need not stay for the check
-                header["entries"] = []
 
             def write_checked(path) -> None:
                 with open(path, "wb") as target:

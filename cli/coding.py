@@ -23,7 +23,7 @@ from .archive import Archive, ArchiveError
 from .array_entries import array_mode
 from .entries import KINDS, file_attributes, input_fingerprint, restore
 from .entry_kind import Entry
-from .file_entries import ImageFile, alpha_bytes, model_image, pixels_as_read
+from .file_entries import ImageFile, alpha_bytes, model_image, pixels_as_read, stack_as_read
 from .feed import ImageFeed
 from .fingerprint import archive_digest
 from .errors import BBZipError
@@ -86,7 +86,7 @@ def _in_model_domain(entry: Entry, coder: Coder) -> Entry:
     fingerprint = input_fingerprint(entry)
     codes = coder.model.config.codes
     if not codes.two_valued:
-        return entry.changed(fingerprint=fingerprint)
+        return entry if entry.fingerprint is fingerprint else entry.changed(fingerprint=fingerprint)
     scale = codes.scale_of(entry.items)
     if scale is None:  # the model took the entry (fits, choose_default): a bug if not
         raise BBZipError(f"{entry.name}: internal error: images {coder.name} does not code")
@@ -144,7 +144,7 @@ def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, u
     chosen = {}  # holder -> [(index in it, codec, blob)]
     known = _KnownIntervals()
     if use_fallback:
-        stacks = [(pixels_as_read(entry)[None], entry.meta["mode"], alpha_bytes(entry)) if entry.kind is ImageFile
+        stacks = [(stack_as_read(entry), entry.meta["mode"], alpha_bytes(entry)) if entry.kind is ImageFile
                   else (entry.items, array_mode(entry.items), 0) for entry in holders]
         for holder, first, found, intervals in fallback.route_stacks(coder.model, stacks, settings, cores, on_images):
             chosen.setdefault(holder, []).extend((first + index, *found[index]) for index in sorted(found))
@@ -247,25 +247,44 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     for entry in entries:
         if len(entry.items):
             stacks.append(entry.items)
-    header = {"entries": []}
+    header = {}
     if stacks:
         images = StackedImages(stacks)
         extents = record_extents([(entry.kind, entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
         length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch,
                                   extents=extents, known=images.intervals)
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
+    header["entries"] = EntryHeaders(entries, length)
     for entry in entries:
-        blobs = []
         for blob in entry.blobs:  # spooled (compress), or bytes
-            blobs.append({"offset": length, "length": len(blob)})
             length += payload.write(blob if isinstance(blob, bytes) else blob.read())
-        fields = entry.header(blobs)
-        if carries_crc32(fields):
-            fields["crc32"] = entry.fingerprint.crc32
-        header["entries"].append(fields)
     header["payload_length"] = length
     header["digest"] = archive_digest((entry.name, input_fingerprint(entry).sha256) for entry in entries)
     return header
+
+
+class EntryHeaders:
+    """The table's fields of each entry (dicts, cli/table.py encodes them), made as they are
+    iterated, not held: a million entries' dicts would be most of compress's memory. Each
+    entry's blobs lie one after another in the payload from `first_blob`."""
+
+    def __init__(self, entries: list[Entry], first_blob: int):
+        self._entries, self._first_blob = entries, first_blob
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self):
+        offset = self._first_blob
+        for entry in self._entries:
+            spans = []
+            for blob in entry.blobs:
+                spans.append({"offset": offset, "length": len(blob)})
+                offset += len(blob)
+            fields = entry.header(spans)
+            if carries_crc32(fields):
+                fields["crc32"] = entry.fingerprint.crc32
+            yield fields
 
 
 def model_images(kind, meta, items: int) -> tuple[int, int]:

@@ -51,7 +51,7 @@ class EntryKind:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (slots: compress holds one a file until the archive is written)
 class Entry:
     """One input file as read: `items` are the images (N, H, W[, C]) it sends to the model (an
     array, or a stack read as needed, cli/sources.py), `blobs` the bytes it keeps outside the
@@ -66,7 +66,8 @@ class Entry:
     stamp: object = field(default=None, repr=False)  # the file `items` are read from as needed (sources.FileStamp)
 
     def __post_init__(self):
-        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+        if not isinstance(self.meta, MappingProxyType):  # a proxy is an entry's own (`changed` passes it on)
+            object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
         object.__setattr__(self, "blobs", tuple(self.blobs))
 
     def __reduce__(self):

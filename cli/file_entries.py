@@ -9,7 +9,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from . import classic, jpegxl
+from . import classic, jpegxl, sources
 from .entry_kind import ATTRIBUTES, Entry, EntryKind
 from .fingerprint import Fingerprint
 from .xz import unxz, xz
@@ -102,10 +102,20 @@ def colour_of(pixels: np.ndarray, mode: str) -> np.ndarray:
 
 
 def pixels_as_read(entry: Entry) -> np.ndarray:
-    """An image entry's pixels in its own mode: its model image, with its alpha plane back for a
-    mode with alpha."""
+    """An image entry's pixels in its own mode: its model image (an array, or one read back as
+    needed: cli/sources.py), with its alpha plane back for a mode with alpha."""
     blob = entry.blobs[0] if entry.blobs else None
-    return _with_alpha(entry.items[0], entry.meta, blob if blob is None or isinstance(blob, bytes) else blob.read())
+    colour = np.asarray(entry.items[0:1])[0]
+    return _with_alpha(colour, entry.meta, blob if blob is None or isinstance(blob, bytes) else blob.read())
+
+
+def stack_as_read(entry: Entry):
+    """An image entry's pixels in its own mode as a stack of one image (1, H, W[, C]), read only
+    when a slice is asked for."""
+    if entry.meta["mode"] not in ALPHA_MODES:
+        return entry.items
+    channels = 4 if entry.meta["mode"] == "RGBA" else 2
+    return sources.MadeWhenRead((1, entry.meta["height"], entry.meta["width"], channels), lambda: pixels_as_read(entry)[None])
 
 
 def _with_alpha(colour: np.ndarray, meta, blob: bytes | None) -> np.ndarray:

@@ -15,6 +15,8 @@ class Fingerprint:
     """sha256 and crc32 of what an entry gives back (its pixels with their mode, or its bytes),
     taken piece by piece: no joined copy of a large file's pixels is made to take them."""
 
+    __slots__ = ("_sha256", "crc32")
+
     def __init__(self, *pieces):
         self._sha256, self.crc32 = hashlib.sha256(), 0
         for piece in pieces:
@@ -43,7 +45,10 @@ class Fingerprint:
 
 
 class Finished(Fingerprint):
-    """A fingerprint whose pieces were all taken elsewhere: its values, and nothing to add."""
+    """A fingerprint whose pieces were all taken (elsewhere, or before it was kept): its values,
+    and nothing to add."""
+
+    __slots__ = ("_digest",)
 
     def __init__(self, sha256: bytes, crc32: int):
         self._digest, self.crc32 = sha256, crc32

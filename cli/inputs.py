@@ -11,7 +11,34 @@ from .header_schema import HeaderError, normalised_name
 from .remote import Listed
 
 
-def collect_inputs(paths, skipped: list | None = None) -> list[tuple[str, Path]]:
+class Found:
+    """(archive name, path) of every input file, in order, held compactly: a folder's files as
+    their names and the folder's parent (one string for all of them; a million Path objects
+    were half a kilobyte each), each path made only when it is asked for."""
+
+    def __init__(self):
+        self._names, self._sources = [], []  # a folder file's source: its folder's parent (str)
+
+    def add(self, name: str, source) -> None:
+        """`source`: the file's path (or object at a URL), or the folder `name` is relative to (str)."""
+        self._names.append(name)
+        self._sources.append(source)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, place: int) -> tuple[str, object]:
+        name, source = self._names[place], self._sources[place]
+        return name, Path(source, name) if isinstance(source, str) else source
+
+    def __iter__(self):
+        return (self[place] for place in range(len(self)))
+
+    def names(self) -> list[str]:
+        return self._names
+
+
+def collect_inputs(paths, skipped: list | None = None) -> Found:
     """(archive name, path) for every file under the given paths, folders walked in sorted order;
     an input at a URL that cli/remote.py has listed (a `Listed`) gives its members as they are.
 
@@ -22,47 +49,57 @@ def collect_inputs(paths, skipped: list | None = None) -> list[tuple[str, Path]]
     (reading a pipe would wait for a writer): it is left out and added to `skipped`. A path
     given by name is read as it is (`bbzip compress <(...)` reads a pipe once).
     """
-    found = []
+    found = Found()
     for given in paths:
         if isinstance(given, Listed):
-            found += given.members
+            for name, member in given.members:
+                found.add(name, member)
             continue
         path = Path(os.path.abspath(given))
         if not path.exists() and not path.is_symlink():
             raise BBZipError(f"{given}: no such file or directory")
         if path.is_dir() and not path.is_symlink():
-            files = _walk(path, given, [] if skipped is None else skipped)
-            if not files:
+            names = _walk(path, [] if skipped is None else skipped)
+            if not names:
                 raise BBZipError(f"{given}: folder holds no files")
-            found += [(p.relative_to(path.parent).as_posix(), p) for p in files]
+            parent, top = str(path.parent), f"{path.name}/" if path.name else ""  # ("" for /)
+            for name in names:
+                found.add(top + name, parent)
         else:
-            found.append((path.name, path))
-    for name, _ in found:
+            found.add(path.name, path)
+    for name in found.names():
         try:
             normalised_name(name, "name")  # the rule decompress applies, checked before writing
         except HeaderError:
             raise BBZipError(f"{name!r}: a file name with a backslash or a control character cannot be restored "
                              "safely everywhere; rename it") from None
-    duplicates = sorted(name for name, times in Counter(name for name, _ in found).items() if times > 1)
+    duplicates = sorted(name for name, times in Counter(found.names()).items() if times > 1)
     if duplicates:
         raise BBZipError(f"{duplicates[0]}: given twice (two inputs would decompress to the same name)")
     return found
 
 
-def _walk(folder: Path, given: str, skipped: list) -> list[Path]:
+def _walk(folder: Path, skipped: list) -> list[str]:
+    """The names (relative to `folder`, in sorted order) of the files and links under it."""
     def unreadable(error: OSError):
         raise BBZipError(f"{error.filename}: cannot read this folder ({error.strerror}); nothing was written")
 
-    files = []
-    for root, folders, names in os.walk(folder, onerror=unreadable):
+    names = []
+    for root, folders, files in os.walk(folder, onerror=unreadable):
         root_path = Path(root)
+        prefix = root_path.relative_to(folder).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
         links = [f for f in folders if (root_path / f).is_symlink()]  # kept as links, not entered
         folders[:] = sorted(f for f in folders if f not in links)
-        for name in sorted(names + links):
+        for name in sorted(files + links):
             path = root_path / name
             try:
                 mode = path.lstat().st_mode
             except OSError as error:
                 raise BBZipError(f"{path}: cannot read it ({error.strerror}); nothing was written") from None
-            (files if stat.S_ISREG(mode) or stat.S_ISLNK(mode) else skipped).append(path)
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                names.append(prefix + name)
+            else:
+                skipped.append(path)
+    names.sort()
+    return names

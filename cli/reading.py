@@ -13,33 +13,52 @@ of them first is a header (an array's images are read as they are needed, from t
 """
 from __future__ import annotations
 
-from pathlib import Path
+import array
+
+import numpy as np
 
 from bbzip.models import scheduler
 
-from .entries import read_content, read_entry, read_from_bytes, with_attributes
+from .entries import input_fingerprint, read_content, read_entry, read_from_bytes, with_attributes
 from .entry_kind import Entry
+from .fingerprint import Finished
+from .inputs import Found
 from .remote import StoredObject
+from .sources import SpooledImages
 
 JOB_FILES = 64  # files a reading job holds at most
 JOB_BYTES = 16 << 20  # and file bytes, unless one file is larger
 
 
-def read_inputs(out, found: list[tuple[str, Path]], fits, exact_times: bool, spool, lanes: int) -> list[Entry]:
+def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -> list[Entry]:
     """The entry of every (archive name, path) in `found`, in order, its blobs in `spool`; the
     bar moves by bytes and names the file at work, so one big image does not look like a hang.
     `lanes`: the jobs a cluster keeps in flight (unused without one)."""
-    statuses = [path.lstat() for _, path in found]
-    sizes = [status.st_size for status in statuses]
+    on_cluster = scheduler.elsewhere()
+    statuses = [path.lstat() for _, path in found] if on_cluster else None
+    sizes = array.array("q", (status.st_size for status in statuses) if on_cluster else
+                        (path.lstat().st_size for _, path in found))  # (not a million os.stat_results)
     entries = []
     with out.bar("reading", sum(sizes), "bytes") as advance:
-        if scheduler.elsewhere():
+        if on_cluster:
             read = _read_on_cluster(found, statuses, fits, exact_times, lanes, advance)
         else:
             read = _read_here(found, sizes, fits, exact_times, advance)
         for entry in read:
-            entries.append(entry.changed(blobs=[spool.add(blob) for blob in entry.blobs]))
+            entries.append(set_aside(entry, spool))
     return entries
+
+
+def set_aside(entry: Entry, spool) -> Entry:
+    """The entry as compress keeps it until the archive is written: its blobs and the images it
+    holds in memory (an image file's pixels, an array read whole) in `spool`, read back by each
+    pass that needs them (cli/sources.py: SpooledImages), and its fingerprint taken now and
+    kept as its two values (a hash's running state is a few hundred bytes a file)."""
+    fingerprint = input_fingerprint(entry)
+    fields = {"blobs": [spool.add(blob) for blob in entry.blobs], "fingerprint": Finished(fingerprint.sha256, fingerprint.crc32)}
+    if isinstance(entry.items, np.ndarray) and len(entry.items):
+        fields["items"] = SpooledImages(spool.add(np.ascontiguousarray(entry.items).reshape(-1)), entry.items.shape)
+    return entry.changed(**fields)
 
 
 def _read_here(found, sizes, fits, exact_times, advance):

@@ -9,9 +9,14 @@ run of images, whatever the size of the file.
 Every read checks that the file is still the one that was opened (same inode, size and
 modification time): a file changed while bbzip works on it is an error, never an archive of
 part old, part new images.
+
+An image file's pixels (and an array read whole) are not held either: once read, they wait in
+compress's spool (cli/spool.py) until a pass reads them again (`SpooledImages`), so a folder of
+photos costs its entries' metadata in memory, not their pixels.
 """
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -54,10 +59,11 @@ class ImageRuns:
     a time, each run a new array."""
 
     dtype = np.dtype(np.uint8)
+    __slots__ = ("shape", "image_bytes")  # (subclasses without slots of their own have a __dict__ still)
 
     def __init__(self, shape):
         self.shape = tuple(int(n) for n in shape)
-        self.image_bytes = self.shape[1] * self.shape[2]
+        self.image_bytes = math.prod(self.shape[1:])
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -159,6 +165,35 @@ def _read_into(f, view: memoryview, offset: int, path: Path) -> None:
         if not got:
             raise BBZipError(f"{path}: changed while it was compressed; nothing was written")
         filled += got
+
+
+class SpooledImages(ImageRuns):
+    """Images (N, H, W[, C]) whose bytes (C order) are `piece` of compress's spool, read back
+    for each slice."""
+
+    __slots__ = ("_piece",)  # one an image file of a folder, held until the archive is written
+
+    def __init__(self, piece, shape):
+        super().__init__(shape)
+        self._piece = piece
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi = self._span(span)
+        raw = self._piece.read(lo * self.image_bytes, (hi - lo) * self.image_bytes)
+        return np.frombuffer(bytearray(raw), dtype=np.uint8).reshape(hi - lo, *self.shape[1:])
+
+
+class MadeWhenRead(ImageRuns):
+    """Images of a known shape made (by `make()`, the whole stack) only when a slice is asked
+    for: an image file's pixels with its alpha plane back, from its spooled colour and blob."""
+
+    def __init__(self, shape, make):
+        super().__init__(shape)
+        self._make = make
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        lo, hi = self._span(span)
+        return self._make()[lo:hi]
 
 
 class WithoutImages(ImageRuns):

@@ -23,6 +23,7 @@ anything is allocated, and entries are built one at a time when asked for.
 """
 from __future__ import annotations
 
+import array
 import json
 import lzma
 import zlib
@@ -87,18 +88,24 @@ def carries_crc32(entry: dict) -> bool:
 # -- writing -----------------------------------------------------------------------------------
 def encode_table(header: dict) -> tuple[bytes, int]:
     """(compressed table, its decompressed length) for a header {"entries": [dict, ...],
-    "payload_length": n, optional "model_stream": {offset, length, items}}."""
-    entries = list(header["entries"])
-    formats = sorted({e["format"] for e in entries})
-    modes = sorted({e.get("mode", "") for e in entries} | {""})
-    columns = {name: [] for name in COLUMNS}
-    extras, names, previous, previous_mtime = [], [], b"", 0
+    "payload_length": n, optional "model_stream": {offset, length, items}}. The entries are
+    gone over twice, each dict let go of once its values are in the columns (8 bytes a value:
+    compress makes them as they are asked for, coding.EntryHeaders)."""
+    entries = header["entries"]
+    formats, modes, count = set(), {""}, 0
+    for entry in entries:
+        formats.add(entry["format"])
+        modes.add(entry.get("mode", ""))
+        count += 1
+    formats, modes = sorted(formats), sorted(modes)
+    columns = {name: array.array("q") for name in COLUMNS}
+    extras, names, previous, previous_mtime = [], bytearray(), b"", 0
     for entry in entries:
         name = entry["name"].encode()
         shared = _shared_prefix(previous, name)
         columns["name_shared"].append(shared)
         columns["name_rest"].append(len(name) - shared)
-        names.append(name[shared:])
+        names += name[shared:]
         previous = name
         columns["kind"].append(KINDS.index(entry["kind"]))
         columns["store"].append(STORES.index(entry["store"]))
@@ -113,7 +120,7 @@ def encode_table(header: dict) -> tuple[bytes, int]:
         mtime = entry.get("mtime_ns", previous_mtime)
         columns["mtime_delta"].append(mtime - previous_mtime)
         previous_mtime = mtime
-        columns["blob_length"] += [blob["length"] for blob in entry["blobs"]]
+        columns["blob_length"].extend(blob["length"] for blob in entry["blobs"])
         if carries_crc32(entry):
             columns["crc32"].append(entry["crc32"])
         if entry["kind"] == "stored":
@@ -122,12 +129,12 @@ def encode_table(header: dict) -> tuple[bytes, int]:
             extras.append({field: entry[field] for field in EXTRA_FIELDS[entry["kind"]] if field in entry})
     parts, layout_columns = [], {}
     for name in COLUMNS:
-        array = _narrowest(columns[name], signed=name == "mtime_delta")
-        layout_columns[name] = [_width_name(array.dtype), array.nbytes]
-        parts.append(array.tobytes())
-    names_bytes = b"".join(names)
+        column = _narrowest(columns[name], signed=name == "mtime_delta")
+        layout_columns[name] = [_width_name(column.dtype), column.nbytes]
+        parts.append(column.tobytes())
+    names_bytes = bytes(names)
     extras_bytes = json.dumps(extras, separators=(",", ":")).encode() if extras else b""
-    layout = {"entries": len(entries), "formats": formats, "modes": modes, "columns": layout_columns,
+    layout = {"entries": count, "formats": formats, "modes": modes, "columns": layout_columns,
               "names": len(names_bytes), "extras": len(extras_bytes), "payload_length": header["payload_length"]}
     for optional in ("model_stream", "digest"):
         if optional in header:
@@ -140,7 +147,10 @@ def encode_table(header: dict) -> tuple[bytes, int]:
 def compress_table(raw: bytes) -> bytes:
     """The stored form of a table's raw bytes: its codec byte, then the smaller of LZMA and (for
     a small table) deflate primed with TABLE_DICTIONARY."""
-    stored = bytes([LZMA_TABLE]) + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=_FILTERS)
+    # The encoder's dictionary no larger than the table (at least LZMA2's least): at 16 MiB it
+    # took about 190 MB to compress a table of any size. The decoder's 16 MiB reads either.
+    filters = [{**_FILTERS[0], "dict_size": min(_FILTERS[0]["dict_size"], max(1 << 12, len(raw)))}]
+    stored = bytes([LZMA_TABLE]) + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=filters)
     if len(raw) <= PRIMED_DEFLATE_LIMIT:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=TABLE_DICTIONARY)
         primed = bytes([PRIMED_DEFLATE_TABLE]) + deflater.compress(raw) + deflater.flush()
@@ -157,13 +167,18 @@ def _shared_prefix(a: bytes, b: bytes) -> int:
     return n
 
 
-def _narrowest(values: list, signed: bool) -> np.ndarray:
+def _narrowest(values: array.array, signed: bool) -> np.ndarray:
+    """The column's values (signed 64-bit, none negative unless `signed`) in the narrowest
+    unsigned width that holds them (int64 if signed)."""
+    column = np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, dtype=np.int64)
     if signed:
-        return np.asarray(values, dtype=np.int64)
-    top = max(values, default=0)
+        return column.copy()
+    if len(column) and column.min() < 0:
+        raise TableError("a negative value in an unsigned column")
+    top = int(column.max(initial=0))
     for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
         if top <= np.iinfo(dtype).max:
-            return np.asarray(values, dtype=dtype)
+            return column.astype(dtype)
     raise TableError("a value too large for the table")
 
 

@@ -99,6 +99,8 @@ class ByteSource:
     raises EOFError; reading never maps the file, so a file cut while it is read cannot crash
     the process."""
 
+    __slots__ = ("_data", "_fd", "_stream", "_start", "_window", "length")  # compress holds one a blob of every file
+
     def __init__(self, data: bytes | None = None, fd: int | None = None, start: int = 0, length: int | None = None,
                  stream: "LockedStream | None" = None):
         self._data, self._fd, self._stream, self._start = data, fd, stream, start

@@ -382,3 +382,37 @@ def test_small_reads_of_an_archive_file_share_a_window(tmp_path, monkeypatch):
         os.truncate(path, 100)
         with pytest.raises(EOFError):
             whole.read(90, 32)
+
+
+def test_a_folder_s_image_pixels_wait_in_the_spool_not_in_memory(tmp_path):
+    """Compress holds every file's entry until the archive is written; an image file's entry
+    held its pixels, so a folder of photos took their whole size in memory. They wait in the
+    spool now, read back by each pass, and come back as they were read."""
+    import gc
+    import tempfile
+    import tracemalloc
+
+    from bbzip.cli.console import Output
+    from bbzip.cli.inputs import collect_inputs
+    from bbzip.cli.reading import read_inputs
+    from bbzip.cli.spool import Spool
+
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (300, 400, 3), dtype=np.uint8) for _ in range(8)]  # 2.9 MB of pixels in all
+    (tmp_path / "photos").mkdir()
+    for number, pixels in enumerate(photos):
+        Image.fromarray(pixels).save(tmp_path / "photos" / f"{number}.png", compress_level=0)
+    found = collect_inputs([str(tmp_path / "photos")])
+    with tempfile.TemporaryFile(dir=tmp_path) as spooled:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            entries = read_inputs(Output(quiet=True), found, lambda stack: True, False, Spool(spooled), 1)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert held < sum(pixels.nbytes for pixels in photos) / 8
+        for entry, pixels in zip(entries, photos, strict=True):
+            assert entry.meta["store"] == "model"
+            np.testing.assert_array_equal(np.asarray(entry.items[0:1])[0], pixels)
