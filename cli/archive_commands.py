@@ -333,7 +333,7 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
             # at a time), and the files go in place together at the end.
             for reader in readers:
                 if salvage or not extraction.lost:
-                    why = staging.add(output_dir / reader.name, reader)
+                    why = staging.add(reader)
                 else:  # past a loss without --salvage: only checked, for the report
                     why = reader.restore(None)
                 extraction.record(reader.name, why)

@@ -410,11 +410,11 @@ class Extraction:
             self.lost.append((name, why))
 
 
-def select(names: list[str], wanted) -> list[int]:
+def select(names: list[str], wanted) -> range | list[int]:
     """Indices of the entries named in `wanted` (a name, or a folder: everything under it); all
     entries if `wanted` is empty. A name that matches nothing is an error."""
     if not wanted:
-        return list(range(len(names)))
+        return range(len(names))
     chosen = set()
     for pattern in wanted:
         pattern = pattern.rstrip("/")

@@ -37,7 +37,7 @@ class Staging:
 
     def __init__(self, output_dir: Path):
         self.output_dir = output_dir
-        self.targets = []  # (target, is a link)
+        self.targets = []  # (name under the output folder, is a link): a Path a file was most of a million files' memory
 
     def __enter__(self) -> "Staging":
         self.made = _make_folder(self.output_dir)
@@ -45,9 +45,9 @@ class Staging:
         self.folder = Path(tempfile.mkdtemp(dir=self.output_dir, prefix=leftover_prefix()))
         return self
 
-    def add(self, target: Path, reader) -> str | None:
-        """Restore an entry (coding.EntryReader) into the staging folder, to go to `target`;
-        returns why it is lost (nothing of it is kept then), or None."""
+    def add(self, reader) -> str | None:
+        """Restore an entry (coding.EntryReader) into the staging folder, to go to its name under
+        the output folder; returns why it is lost (nothing of it is kept then), or None."""
         staged = self.folder / str(len(self.targets))
         if reader.is_link:
             why = reader.restore(None)
@@ -63,12 +63,13 @@ class Staging:
                 os.chmod(staged, permissions)
                 os.utime(staged, ns=(mtime_ns, mtime_ns))
         if why is None:
-            self.targets.append((target, reader.is_link))
+            self.targets.append((reader.name, reader.is_link))
         return why
 
     def place(self) -> None:
         root = self.output_dir.resolve()
-        for target, _ in self.targets:  # before anything moves: bbzip replaces only files and links
+        for name, _ in self.targets:  # before anything moves: bbzip replaces only files and links
+            target = self.output_dir / name
             if _special(target):
                 raise BBZipError(f"{target}: exists and is not a regular file; not replacing it, nothing was written")
         placed = []  # targets that did not exist before: removed again if a later one fails
@@ -77,7 +78,8 @@ class Staging:
             # and every folder a file goes into must really lie inside the output folder (a link
             # already there must not lead a file out of it).
             inside = set()  # folders made and found to lie inside the output folder (one look each)
-            for index, (target, is_link) in sorted(enumerate(self.targets), key=lambda it: it[1][1]):
+            for index, (name, is_link) in sorted(enumerate(self.targets), key=lambda it: it[1][1]):
+                target = self.output_dir / name
                 parent = target.parent
                 if is_link or parent not in inside:  # a link of this archive placed earlier may be a folder's part
                     self.made += _make_folder(parent)

@@ -637,9 +637,9 @@ def test_decompress_writes_each_file_before_blocks_far_ahead_are_decoded(tmp_pat
         taken[0] += 1
         return original_message(block)
 
-    def recording_add(self, target, restored):
-        staged_at.append((int(target.stem), taken[0]))
-        return original_add(self, target, restored)
+    def recording_add(self, restored):
+        staged_at.append((int(Path(restored.name).stem), taken[0]))
+        return original_add(self, restored)
 
     monkeypatch.setattr(api, "_message", counting)
     monkeypatch.setattr(placing.Staging, "add", recording_add)
