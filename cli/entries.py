@@ -73,7 +73,7 @@ def file_attributes(meta: dict) -> tuple[int, int] | None:
     permissions, mtime = meta.get("permissions"), meta.get("mtime_ns")
     if not (isinstance(permissions, int) and isinstance(mtime, int)) or isinstance(permissions, bool):
         return None
-    if not (0 <= permissions <= 0o777 and 0 <= mtime < 1 << 63):
+    if not (0 <= permissions <= 0o777 and -(1 << 63) <= mtime < 1 << 63):
         raise BBZipError(f"{meta.get('name')!r}: damaged archive (file attributes out of range)")
     return permissions, mtime
 

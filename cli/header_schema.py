@@ -15,7 +15,7 @@ import numpy as np
 
 from .array_entries import COLOUR_CHANNELS, has_alpha, model_stack_shape, plain_member
 from .entries import KINDS
-from .table import FALLBACK_CODES, MAX_ENTRIES, NO_PERMISSIONS, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
+from .table import FALLBACK_CODES, MAX_ENTRIES, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
@@ -172,7 +172,6 @@ def _check_table_entries(table: Table, names: list[str], payload_length: int) ->
         to_check[1:] |= present[1:] != present[:-1]
     to_check |= rows[:, column["crc32"]] > (1 << 32) - 1
     to_check |= rows[:, column["size"]] > MAX_FILE_SIZE
-    to_check |= (rows[:, column["permissions"]] != NO_PERMISSIONS) & (rows[:, column["mtime_ns"]] < 0)
     lengths, offsets, payload = table.columns["blob_length"].astype(np.uint64), table.blob_offsets, np.uint64(payload_length)
     bad_blobs = np.flatnonzero((lengths > payload) | (offsets > payload - np.minimum(lengths, payload)))
     to_check[np.searchsorted(rows[:, column["first_blob"]] + rows[:, column["blobs"]], bad_blobs, side="right")] = True
@@ -214,7 +213,7 @@ def _check_entry(entry, where: str, payload_length: int) -> int:
     _str(entry["format"], f"{where}.format", 16)
     if "permissions" in entry or "mtime_ns" in entry:
         _int(entry.get("permissions"), f"{where}.permissions", 0, 0o777)
-        _int(entry.get("mtime_ns"), f"{where}.mtime_ns", 0, (1 << 63) - 1)
+        _int(entry.get("mtime_ns"), f"{where}.mtime_ns", -(1 << 63), (1 << 63) - 1)  # before 1970 too, as tar keeps it
     if "scale" in entry and not _among(entry["scale"], (1, 255)):
         _fail(f"{where}.scale", "expected 1 or 255")
     blobs = entry["blobs"]

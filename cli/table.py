@@ -118,7 +118,8 @@ def encode_table(header: dict) -> tuple[bytes, int]:
         columns["scale"].append(SCALES.index(entry.get("scale", 0)))
         columns["permissions"].append(entry.get("permissions", NO_PERMISSIONS))
         mtime = entry.get("mtime_ns", previous_mtime)
-        columns["mtime_delta"].append(mtime - previous_mtime)
+        # modulo 2^64, as the reader's int64 running sum adds them up: a file of 1700 after one of 2300
+        columns["mtime_delta"].append((mtime - previous_mtime + (1 << 63)) % (1 << 64) - (1 << 63))
         previous_mtime = mtime
         columns["blob_length"].extend(blob["length"] for blob in entry["blobs"])
         if carries_crc32(entry):

@@ -395,6 +395,22 @@ def test_permission_bits_and_modification_times_come_back(tmp_path, image_folder
     assert (tmp_path / "exact" / "imgs" / "03.png").stat().st_mtime_ns == 978_307_200_123_456_789
 
 
+def test_files_dated_before_1970_come_back_with_their_times(tmp_path):
+    """A time before 1970 is negative; the header schema took it for a damaged entry, so such a
+    file could not be compressed at all (compress's check refused its own archive)."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    for name, seconds in (("1960.txt", -315_619_200), ("1969.txt", -1), ("2001.txt", 978_307_200)):
+        (folder / name).write_text(name)
+        os.utime(folder / name, ns=(seconds * 10**9, seconds * 10**9 + 500_000_000))
+    archive = tmp_path / "old.bb"
+    result = run("compress", folder, "-o", archive)
+    assert result.exit_code == 0, result.output
+    assert run("decompress", archive, "-o", tmp_path / "out").exit_code == 0
+    for name, seconds in (("1960.txt", -315_619_200), ("1969.txt", -1), ("2001.txt", 978_307_200)):
+        assert (tmp_path / "out" / "old" / name).stat().st_mtime_ns == seconds * 10**9  # to the second, rounded down
+
+
 def test_a_failure_while_writing_leaves_no_file_of_the_archive(tmp_path, image_folder, tiny_models):
     """All or nothing: a clash found only when writing (a file where a folder must go) takes
     back the files already put in place."""
