@@ -86,7 +86,7 @@ def _in_model_domain(entry: Entry, coder: Coder) -> Entry:
     fingerprint = input_fingerprint(entry)
     codes = coder.model.config.codes
     if not codes.two_valued:
-        return entry if entry.fingerprint is fingerprint else entry.changed(fingerprint=fingerprint)
+        return entry.changed(fingerprint=fingerprint)
     scale = codes.scale_of(entry.items)
     if scale is None:  # the model took the entry (fits, choose_default): a bug if not
         raise BBZipError(f"{entry.name}: internal error: images {coder.name} does not code")

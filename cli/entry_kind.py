@@ -76,6 +76,9 @@ class Entry:
         return Entry, (self.name, self.kind, dict(self.meta), self.items, self.blobs, self.fingerprint, self.stamp)
 
     def changed(self, **fields) -> "Entry":
+        """A new entry with these fields; this one where each is already its own."""
+        if all(getattr(self, name) is value for name, value in fields.items()):
+            return self
         return replace(self, **fields)
 
     @property

@@ -112,10 +112,11 @@ def pixels_as_read(entry: Entry) -> np.ndarray:
 def stack_as_read(entry: Entry):
     """An image entry's pixels in its own mode as a stack of one image (1, H, W[, C]), read only
     when a slice is asked for."""
-    if entry.meta["mode"] not in ALPHA_MODES:
+    mode = entry.meta["mode"]
+    if mode not in ALPHA_MODES:
         return entry.items
-    channels = 4 if entry.meta["mode"] == "RGBA" else 2
-    return sources.MadeWhenRead((1, entry.meta["height"], entry.meta["width"], channels), lambda: pixels_as_read(entry)[None])
+    shape = (1, entry.meta["height"], entry.meta["width"], Image.getmodebands(mode))
+    return sources.MadeWhenRead(shape, lambda: pixels_as_read(entry)[None])
 
 
 def _with_alpha(colour: np.ndarray, meta, blob: bytes | None) -> np.ndarray:

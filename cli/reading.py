@@ -41,7 +41,7 @@ def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -
     entries = []
     with out.bar("reading", sum(sizes), "bytes") as advance:
         if on_cluster:
-            read = _read_on_cluster(found, statuses, fits, exact_times, lanes, advance)
+            read = _read_on_cluster(found, statuses, sizes, fits, exact_times, lanes, advance)
         else:
             read = _read_here(found, sizes, fits, exact_times, advance)
         for entry in read:
@@ -75,11 +75,10 @@ class _Files:
         self.by_path = True
 
 
-def _read_on_cluster(found, listed_statuses, fits, exact_times, lanes: int, advance):
+def _read_on_cluster(found, listed_statuses, sizes, fits, exact_times, lanes: int, advance):
     """Each file's entry in order: those read from their bytes by the cluster's workers, the
-    others here. `listed_statuses`: each path's lstat."""
+    others here. `listed_statuses`: each path's lstat; `sizes`: their sizes."""
     files = _Files()
-    sizes = [status.st_size for status in listed_statuses]
     statuses = [status if read_from_bytes(path, status) else None for (_, path), status in zip(found, listed_statuses)]
     jobs = (_job(found, statuses, run, files, fits) for run in _runs(statuses, sizes))
     done = 0  # files read, shown beside the bytes: results come back a job (many files) at a time

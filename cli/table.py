@@ -171,16 +171,13 @@ def _shared_prefix(a: bytes, b: bytes) -> int:
 def _narrowest(values: array.array, signed: bool) -> np.ndarray:
     """The column's values (signed 64-bit, none negative unless `signed`) in the narrowest
     unsigned width that holds them (int64 if signed)."""
-    column = np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, dtype=np.int64)
+    column = np.frombuffer(values, dtype=np.int64)
     if signed:
         return column.copy()
-    if len(column) and column.min() < 0:
+    if column.min(initial=0) < 0:
         raise TableError("a negative value in an unsigned column")
-    top = int(column.max(initial=0))
-    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
-        if top <= np.iinfo(dtype).max:
-            return column.astype(dtype)
-    raise TableError("a value too large for the table")
+    top = int(column.max(initial=0))  # (an int64 fits u8 to u64)
+    return column.astype(next(dtype for dtype in (np.uint8, np.uint16, np.uint32, np.uint64) if top <= np.iinfo(dtype).max))
 
 
 def _width_name(dtype) -> str:
