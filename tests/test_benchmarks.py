@@ -150,5 +150,5 @@ def test_speed_quick(tmp_path):
     jobs = {job["job"]: job for job in data["jobs"]}
     assert {"1,000 grey MNIST PNGs", "200 binary PNGs, --k-steps 10", "200 grey PNGs, noisy"} <= set(jobs)
     assert all(job["bytes"] > 0 and job["compress_s"] > 0 for job in jobs.values())
-    # K steps buy bytes on the same images
-    assert jobs["200 binary PNGs, --k-steps 10"]["bytes"] <= jobs["200 binary PNGs, --k-steps 0"]["bytes"]
+    # K steps buy bytes of the model stream on the same images
+    assert jobs["200 binary PNGs, --k-steps 10"]["stream_bytes"] <= jobs["200 binary PNGs, --k-steps 0"]["stream_bytes"]
