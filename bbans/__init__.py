@@ -17,7 +17,9 @@ from .codecs import (
     from_distribution,
     parallel,
     pop_interval,
+    pop_intervals,
     pop_symbol,
+    push_intervals,
     repeat,
     serial,
 )
@@ -30,5 +32,6 @@ __all__ = [
     "BBANSError", "Bernoulli", "BucketPrior", "BucketedGaussian", "Categorical", "Codec",
     "CorruptStream", "DiscretisedLogistic", "DiscretisedLogisticRGB", "InvalidParameters",
     "Message", "StreamExhausted", "Uniform", "bits_back", "bucket_centres", "bucket_edges",
-    "from_distribution", "parallel", "pop_interval", "pop_symbol", "repeat", "serial", "to_fixed",
+    "from_distribution", "parallel", "pop_interval", "pop_intervals", "pop_symbol", "push_intervals", "repeat",
+    "serial", "to_fixed",
 ]

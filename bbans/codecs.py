@@ -48,10 +48,7 @@ def from_distribution(distribution) -> Codec:
                      for part in (start, freq))
 
     def push(message, symbols):
-        start, freq = step_intervals(message, np.asarray(symbols))
-        for t in reversed(range(len(start))):  # the last step is pushed first
-            message = message.push(start[t], freq[t], precision)
-        return message
+        return push_intervals(message, *step_intervals(message, np.asarray(symbols)), precision)
 
     def pop(message):
         shape = tuple(distribution.shape) or message.shape
@@ -64,10 +61,7 @@ def from_distribution(distribution) -> Codec:
 
     def check(message, symbols):
         symbols = np.asarray(symbols)
-        start, freq = step_intervals(message, symbols)
-        for t in range(len(start)):
-            message = pop_interval(message, start[t], freq[t], precision)
-        return message, symbols.astype(np.int64)
+        return pop_intervals(message, *step_intervals(message, symbols), precision), symbols.astype(np.int64)
 
     return Codec(push, pop, check)
 
@@ -93,6 +87,21 @@ def pop_interval(message, start, freq, precision: int):
     if not np.all((cumulative >= start) & (cumulative < start + freq)):
         raise CorruptStream("the message does not hold the symbols it was checked against")
     return message.pop(cumulative, start, freq, precision)
+
+
+def push_intervals(message, start, freq, precision: int):
+    """Push a symbol per lane and step given their intervals, start and freq (steps, *head): the
+    last step first, so that pop_intervals (or a search) pops the first step first."""
+    for t in reversed(range(len(start))):
+        message = message.push(start[t], freq[t], precision)
+    return message
+
+
+def pop_intervals(message, start, freq, precision: int):
+    """pop_interval of each step in turn: start and freq (steps, *head), as push_intervals took them."""
+    for t in range(len(start)):
+        message = pop_interval(message, start[t], freq[t], precision)
+    return message
 
 
 def _pop_steps(message, steps, symbols, precision):

@@ -109,20 +109,20 @@ def _write_archive(target, head: bytes, payload) -> None:
     shutil.copyfileobj(payload, target, 1 << 20)
 
 
-def _verify(path, entries, coder, on_batch, cores: int) -> None:
+def _verify(path, entries, coder, on_batch, cores: int, checked: list) -> None:
     """Decode the archive just written to `path`, as `decompress` will, and compare what every
     entry gives back (its pixels with their mode, or its bytes) with what was read: compress
     never exits 0 with an archive that does not give back exactly its input. (The files
     themselves are not encoded again: what is compared is what they are made from.) Entries are
-    decoded and compared one at a time. The model's blocks are decoded knowing the images they
-    should hold (api.decode_blocks), as decompress decodes them but without searching for each
-    symbol where the model allows; a photo model's, against the intervals the encoder pushed,
-    where the fallback kept them (models/tile_intervals.py)."""
+    decoded and compared one at a time. The model's blocks were decoded where they were coded,
+    as decompress decodes them but knowing the images they should hold (coding.build's
+    `checked`); here each block's message as read back must be the one that was checked there
+    (its sha256), else it is decoded again, and its images must match the block's sha256."""
     model_images = StackedImages([entry.items for entry in entries if len(entry.items)])
     try:
         with open(path, "rb") as f:
             readers = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores,
-                                          expected_images=model_images)
+                                          expected_images=model_images, checked=checked)
             for entry, reader in zip(entries, readers, strict=True):
                 why = reader.restore(None)
                 if entry.stamp is not None:  # its images were read from it as needed: all from the same file
@@ -231,15 +231,17 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
         # checked by decoding it from disk, and only then put in place (or sent to stdout).
         with tempfile.TemporaryFile(dir=spool_folder) as payload:
             unit = "tiles" if coder and coder.model.config.codes.any_size else "images"
+            checked = []  # each model block's message's sha256, as it was checked where it was coded
             with out.bar("compressing", n_items, unit) as advance:
-                header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads, block_images=block_images)
+                header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads,
+                                      block_images=block_images, checked=checked)
             head = archive_head(header)
 
             def write_checked(path) -> None:
                 with open(path, "wb") as target:
                     _write_archive(target, head, payload)
                 with out.bar("verifying", n_items, unit) as advance:
-                    _verify(path, entries, coder, advance, threads)
+                    _verify(path, entries, coder, advance, threads, checked)
 
             if output == "-":
                 with tempfile.NamedTemporaryFile(prefix=leftover_prefix()) as whole:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bbzip.bbans import BBANSError
 from bbzip.models import api
 from bbzip.models.blocks import StackedImages
 from bbzip.models.coder_choice import Coder, pick_default_for_most
@@ -237,9 +238,11 @@ def fallback_positions(runs: list[int]) -> list[int]:
 
 
 def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch=None, cores: int | None = None,
-          block_images: int | None = None) -> dict:
+          block_images: int | None = None, checked: list | None = None) -> dict:
     """Write the payload of an archive holding `entries` (after `prepare`) to the binary file
-    `payload`, the model stream block by block; returns the header."""
+    `payload`, the model stream block by block; returns the header. `checked`: a list, or None:
+    each block of the model stream is then decoded where it is coded and must give back its
+    images, and the sha256 of each block's message goes into the list (api.write_record's)."""
     length = 0
     stacks = []
     if any(len(e.items) for e in entries) and coder is None:
@@ -251,8 +254,11 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
     if stacks:
         images = StackedImages(stacks)
         extents = record_extents([(entry.kind, entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
-        length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores, on_batch=on_batch,
-                                  extents=extents, known=images.intervals)
+        try:
+            length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores,
+                                      on_batch=on_batch, extents=extents, known=images.intervals, checked=checked)
+        except BBANSError as error:  # the check where a block was coded
+            raise BBZipError(f"internal error: the model stream would not decode ({error}); nothing was written") from None
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     header["entries"] = EntryHeaders(entries, length)
     for entry in entries:
@@ -426,7 +432,7 @@ def select(names: list[str], wanted) -> range | list[int]:
 
 
 def extract_each(archive: Archive, model_override: str | Coder | None = None, on_batch=None, cores: int | None = None,
-                 wanted=(), expected_images=None):
+                 wanted=(), expected_images=None, checked=None):
     """Yields an EntryReader for each entry asked for (default: all), in archive order; the
     consumer restores each (or it is checked when the next is taken). Only the blocks of the
     model stream that hold their images are decoded, a wave at a time as the entries need them,
@@ -435,11 +441,12 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     asked for and all are intact, what they gave back is checked against the archive's digest
     (format 6): BBZipError if it does not match. Raises ArchiveError if the archive file changes
     while it is read. `expected_images`: the images of the model stream as it was written
-    (compress's check: api.decode_blocks)."""
+    (compress's check: api.decode_blocks), and `checked` with them the digests of its blocks'
+    messages as they were checked where they were coded (build's), or None."""
     entries = archive.header["entries"]
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum(entries.items_column(), dtype=np.int64)])
-    model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images)
+    model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images, checked)
     given_back = []  # (name, sha256) of each entry restored intact
     for index in chosen:
         entry = entries[index]  # built once here: a table builds an entry each time it is asked
@@ -508,7 +515,7 @@ def _classic_count(meta: dict) -> int:
     return len(meta["fallback"]["codecs"]) if "fallback" in meta else 0
 
 
-def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images=None):
+def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images=None, checked=None):
     """model_runs(lo, hi, scale): model images lo..hi of the archive as the pixels of an entry
     of that scale (the model's Pixels map its symbols back), a block's share at a time, from
     the blocks that hold those of the chosen entries; raises BBZipError for images in a damaged
@@ -528,7 +535,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, ex
                              coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
     results = api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents,
-                                expected_images=expected_images)
+                                expected_images=expected_images, checked=checked)
     stream = zip(needed, results)
     decoded = {}
 

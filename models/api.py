@@ -147,7 +147,7 @@ def _stack_extents(codes, image_shape, count: int) -> np.ndarray | None:
 
 def write_record(write, coder: Coder, images, settings: CodingSettings, block_images: int | None = None,
                  cores: int | None = None, on_batch=None, image_shape: tuple[int, int] | None = None,
-                 extents: np.ndarray | None = None, known=None) -> int:
+                 extents: np.ndarray | None = None, known=None, checked: list | None = None) -> int:
     """Write the record of `images` (an (N, H, W) uint8 array, or anything that gives arrays for
     slices of images: blocks.StackedImages, cli/sources.py) through `write`, block by block as
     they are coded (one wave of blocks is held, not the record); returns its length in bytes.
@@ -155,7 +155,9 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     the decoder must be given the same (decode_blocks). `known(lo, hi)`: for a tiled model
     without a latent, (start, freq) of tiles lo..hi's intervals where they were already
     computed (its `intervals`; or their parts, blocks.StackedImages.intervals), else None; or
-    `known` None."""
+    `known` None. `checked`: a list, or None: each block is then decoded where it was coded and
+    must give back its images (blocks.encode_blocks' check: bbans.CorruptStream if not), and the
+    sha256 of each block's message is appended to the list (decode_blocks' `checked`)."""
     block_images = block_images or default_block_images(coder, len(images))
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
@@ -179,8 +181,12 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
             yield (coder.model.to_symbols(block, scale)[0], None if extents is None else extents[lo:hi],
                    None if known is None else known(lo, hi))
 
-    messages = blocks.encode_blocks(coder.model, block_symbols(), settings, cores or threads.available_cores(), on_batch)
+    messages = blocks.encode_blocks(coder.model, block_symbols(), settings, cores or threads.available_cores(), on_batch,
+                                    check=checked is not None)
     for number, message in enumerate(messages):
+        if checked is not None:
+            message, digest = message
+            checked.append(digest)
         written += write(struct.pack("<I", len(message)) + message + digests[number])
     return written
 
@@ -224,7 +230,7 @@ def coder_for(info: StreamInfo, model: str | Path | Coder | None) -> Coder:
 
 
 def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None = None, on_images=None,
-                  extents: np.ndarray | None = None, expected_images=None):
+                  extents: np.ndarray | None = None, expected_images=None, checked: list | None = None):
     """Yields the images (n, H, W) of each block in `which` (default: all), in that order, each
     checked against its sha256; a block that cannot be decoded or does not match gives the
     reason (a str) instead, and the others are still decoded. Blocks are read and decoded a
@@ -234,7 +240,10 @@ def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None 
     checks each block against them without searching for its symbols (stream.decode), which
     gives what decoding gives where they match and the reason where they do not. Where they
     carry the intervals they were coded by (`intervals(lo, hi)`: blocks.StackedImages), a
-    tiled model checks against those (models/tile_intervals.py)."""
+    tiled model checks against those (models/tile_intervals.py). `checked`, with them: the
+    digests write_record's `checked` gave, by which a block whose message is the one checked
+    where it was coded gives its images without being decoded again (each still checked
+    against its sha256 here)."""
     chosen = [info.blocks[i] for i in (range(len(info.blocks)) if which is None else which)]
     if extents is not None and len(extents) != info.images:
         raise StreamError(f"damaged model stream ({info.images} images, their entries say {len(extents)})")
@@ -243,9 +252,11 @@ def decode_blocks(info: StreamInfo, coder: Coder, which=None, cores: int | None 
         coder.model.to_symbols(expected_images[b.first : b.first + b.count], info.scale)[0] for b in chosen)
     intervals = getattr(expected_images, "intervals", None)
     known = None if intervals is None else (intervals(b.first, b.first + b.count) for b in chosen)
+    digests = None if expected is None or checked is None else (
+        checked[b.number] if b.number < len(checked) else None for b in chosen)
     symbols = blocks.decode_blocks(coder.model, (_message(b) for b in chosen), [b.count for b in chosen], info.settings,
                                    cores or threads.available_cores(), on_images, parts, info.square_blocks, expected,
-                                   known)
+                                   known, digests)
     for block, decoded in zip(chosen, symbols):
         if isinstance(decoded, str):
             yield f"damaged model stream ({decoded})"

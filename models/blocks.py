@@ -10,6 +10,7 @@ is a few blocks' images and messages, whatever the number of images.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -28,27 +29,35 @@ def block_bounds(n_images: int, block_images: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + block_images, n_images)) for lo in range(0, n_images, block_images)]
 
 
-def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None, squares: bool = True):
+def encode_blocks(model, block_symbols, settings: CodingSettings, cores: int, on_images=None, squares: bool = True,
+                  check: bool = False):
     """block_symbols: an iterable of each block's (symbols (n, pixels) uint8, extents (n, 2) or
     None, known intervals or their parts (StackedImages.intervals) or None: models/stream.py),
-    taken as cores come free; yields one message per block, in order. `squares`: stream.encode's."""
-    jobs = (Job(_encode_one, (symbols, settings, extents, known, squares), len(symbols))
+    taken as cores come free; yields one message per block, in order. `squares`: stream.encode's.
+    With `check`, each block is decoded where it was coded, as decompress will decode it, and
+    must give back its images (stream.encode_checked; else CorruptStream); each message then
+    comes with its sha256 (message, digest), which decode_blocks' `checked` takes."""
+    jobs = (Job(_encode_one, (symbols, settings, extents, known, squares, check), len(symbols))
             for symbols, extents, known in block_symbols)
     return run_in_order(model, jobs, cores, on_images)
 
 
 def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, cores: int, on_images=None,
-                  extents=None, squares: bool = True, expected=None, known=None):
+                  extents=None, squares: bool = True, expected=None, known=None, checked=None):
     """streams: an iterable of the blocks' messages (read a wave at a time); extents: each
     block's, or None. Yields each block's symbols (n, pixels) uint8, or the reason it could not
     be decoded (a damaged block does not stop the others). `squares`: as the blocks were coded.
     `expected`: an iterable of the symbols each block should hold (stream.decode's), or None;
-    `known`, with it: an iterable of each block's intervals or None (stream.decode's)."""
+    `known`, with it: an iterable of each block's intervals or None (stream.decode's);
+    `checked`, with it: an iterable of the sha256 of each block's message as encode_blocks
+    checked it, or None: a message with that digest is the one that decoded to its symbols
+    where it was coded, and gives them without being decoded again."""
     extents = extents if extents is not None else [None] * len(counts)
     expected = expected if expected is not None else itertools.repeat(None)
     known = known if known is not None else itertools.repeat(None)
-    jobs = (Job(_decode_one, (data, count, settings, part, squares, symbols, intervals), count)
-            for data, count, part, symbols, intervals in zip(streams, counts, extents, expected, known))
+    checked = checked if checked is not None else itertools.repeat(None)
+    jobs = (Job(_decode_one, (data, count, settings, part, squares, symbols, intervals, digest), count)
+            for data, count, part, symbols, intervals, digest in zip(streams, counts, extents, expected, known, checked))
     return run_in_order(model, jobs, cores, on_images)
 
 
@@ -57,8 +66,11 @@ def joined(known: TileIntervals | list[TileIntervals] | None) -> TileIntervals |
     return TileIntervals.joined(known) if isinstance(known, list) else known
 
 
-def _encode_one(model, symbols, settings, extents, known, squares, on_batch=None):
-    return stream.encode(model, symbols, settings, extents, joined(known), on_batch, squares)
+def _encode_one(model, symbols, settings, extents, known, squares, check=False, on_batch=None):
+    if not check:
+        return stream.encode(model, symbols, settings, extents, joined(known), on_batch, squares)
+    message = stream.encode_checked(model, symbols, settings, extents, joined(known), on_batch, squares)
+    return message, hashlib.sha256(message).digest()
 
 
 class StackedImages:
@@ -110,7 +122,11 @@ class StackedImages:
             lo, number = end, number + 1
 
 
-def _decode_one(model, data, count, settings, extents, squares, expected, known, on_batch=None):
+def _decode_one(model, data, count, settings, extents, squares, expected, known, checked=None, on_batch=None):
+    if checked is not None and expected is not None and len(expected) == count and hashlib.sha256(data).digest() == checked:
+        if on_batch:
+            on_batch(count)
+        return np.asarray(expected, dtype=np.uint8).reshape(count, -1)
     try:
         return stream.decode(model, data, count, settings, extents, on_batch, squares, expected, joined(known))
     except BBANSError as error:

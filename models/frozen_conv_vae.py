@@ -63,6 +63,7 @@ class FrozenConvVAE(FrozenMLPVAE):
     """The integer form of models.conv_vae.ConvVAE (architecture "conv-vae")."""
 
     architecture = "conv-vae"
+    keeps_for_check = False  # (its batch_codec is its own: its check computes everything again)
     config_class = ConvVAEConfig
 
     def __init__(self, config: ConvVAEConfig, layers: dict[str, IntegerConv2d]):

@@ -18,6 +18,8 @@ scaled into the same units (pixel x 2^16), likelihood parameters in 2^-12 units.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from bbzip import bbans
@@ -176,54 +178,79 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         _, freq = self._distribution(params, precision).interval(symbols[:, part.pixels])
         return precision * len(part.pixels) - np.log2(freq).sum(axis=1)
 
-    def likelihood_codec(self, z_fixed, precision: int) -> bbans.Codec:
-        features = self.features(z_fixed)
+    def likelihood_codec(self, z_fixed, precision: int, kept: dict | None = None) -> bbans.Codec:
+        """`kept` (batch_codec's): push leaves there the intervals it pushed, and a check of the
+        same batch pops those instead of running the head over every pixel again (checking,
+        as it always does, a share of the positions by the decoder's own steps)."""
+        lanes, neighbours = len(z_fixed), self.windows.shape[1]
+        all_features = functools.cache(lambda: self.features(z_fixed))  # only what the check needs where push kept its intervals
 
-        def push(message, symbols):  # the features of z computed above, not again
-            params = self._parameters(symbols.astype(np.int64), features)
-            return bbans.from_distribution(self._distribution(params, precision)).push(message, symbols)
+        def push(message, symbols):
+            params = self._parameters(symbols.astype(np.int64), all_features())
+            distribution = self._distribution(params, precision)
+            if kept is None:
+                return bbans.from_distribution(distribution).push(message, symbols)
+            start, freq = (np.ascontiguousarray(bound.T, dtype=np.uint32) for bound in distribution.interval(symbols))
+            steps = self._recomputed_steps()
+            kept["likelihood"] = (z_fixed.copy(), start, freq, steps, params[:, steps])
+            return bbans.push_intervals(message, start, freq, precision)
 
-        neighbours = self.windows.shape[1]
-
-        def step_parameters(canvas, pixel, inputs):
+        def step_parameters(canvas, pixel, inputs, pixel_features):
             """int64 parameters of one pixel position for every lane, from the canvas."""
             np.multiply(canvas[:, self.windows[pixel]], float(1 << ACTIVATION_BITS), out=inputs[:, :neighbours])
-            inputs[:, neighbours:] = features[:, pixel]
+            inputs[:, neighbours:] = pixel_features
             return self.head_forward(inputs)[-1].astype(np.int64)
 
         def pop(message):
             # One pixel position at a time, for every lane: its context is what is decoded so far.
-            lanes = len(features)
+            features = all_features()
             canvas = np.zeros((lanes, self.canvas_shape[0] * self.canvas_shape[1]))
             inputs = np.empty((lanes, neighbours + self.config.features))
             for pixel in range(self.config.pixels):
-                message, symbol = bbans.pop_symbol(message, self._distribution(step_parameters(canvas, pixel, inputs), precision))
+                params = step_parameters(canvas, pixel, inputs, features[:, pixel])
+                message, symbol = bbans.pop_symbol(message, self._distribution(params, precision))
                 canvas[:, self.places[pixel]] = symbol
             return message, canvas[:, self.places].astype(np.int64)
 
         def check(message, symbols):
             # What pop gives where the message should hold `symbols`: each pixel's context is then
             # known before it is popped (the decoder's, if every pixel before it popped as it
-            # should), so the head runs on every pixel at once, as encoding runs it, and each pixel
-            # pops its interval unsearched (bbans.pop_interval: CorruptStream where the message
-            # holds another value). On a share of the positions (RECOMPUTED_STEPS, at random) the
-            # parameters are computed again the way pop computes them, one position for every lane
-            # from the canvas, and must be the same.
-            expected = np.asarray(symbols, dtype=np.int64).reshape(len(features), -1)
-            params = self._parameters(expected, features)
-            start, freq = (np.ascontiguousarray(bound.T, dtype=np.uint64)
-                           for bound in self._distribution(params, precision).interval(expected))
-            canvas = np.zeros((len(features), self.canvas_shape[0] * self.canvas_shape[1]))
+            # should), so the head runs on every pixel at once, as encoding runs it (or push kept
+            # what it gave), and each pixel pops its interval unsearched (bbans.pop_interval:
+            # CorruptStream where the message holds another value). On a share of the positions
+            # (RECOMPUTED_STEPS, at random) the parameters are computed again the way pop computes
+            # them, one position for every lane from the canvas, and must be the same.
+            expected = np.asarray(symbols, dtype=np.int64).reshape(lanes, -1)
+            pushed = kept.pop("likelihood", None) if kept is not None else None
+            if pushed is not None and np.array_equal(pushed[0], z_fixed) and np.array_equal(kept.get("symbols"), expected):
+                _, start, freq, steps, step_params = pushed
+                step_features = self.features_at(z_fixed, steps)
+            else:
+                params = self._parameters(expected, all_features())
+                start, freq = (np.ascontiguousarray(bound.T, dtype=np.uint64)
+                               for bound in self._distribution(params, precision).interval(expected))
+                steps = self._recomputed_steps()
+                step_params, step_features = params[:, steps], all_features()[:, steps]
+            canvas = np.zeros((lanes, self.canvas_shape[0] * self.canvas_shape[1]))
             canvas[:, self.places] = expected  # a pixel's window holds only pixels before it
-            inputs = np.empty((len(features), neighbours + self.config.features))
-            for pixel in np.flatnonzero(np.random.default_rng().random(self.config.pixels) < RECOMPUTED_STEPS):
-                if not np.array_equal(step_parameters(canvas, pixel, inputs), params[:, pixel]):
+            inputs = np.empty((lanes, neighbours + self.config.features))
+            for i, pixel in enumerate(steps):
+                if not np.array_equal(step_parameters(canvas, pixel, inputs, step_features[:, i]), step_params[:, i]):
                     raise bbans.CorruptStream("the parameters the decoder's steps give are not those it checked against")
-            for pixel in range(self.config.pixels):
-                message = bbans.pop_interval(message, start[pixel], freq[pixel], precision)
-            return message, expected
+            return bbans.pop_intervals(message, start, freq, precision), expected
 
         return bbans.Codec(push, pop, check)
+
+    def _recomputed_steps(self) -> np.ndarray:
+        """The pixel positions whose parameters a check computes again as the decoder does."""
+        return np.flatnonzero(np.random.default_rng().random(self.config.pixels) < RECOMPUTED_STEPS)
+
+    def features_at(self, z_fixed: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """(B, len(pixels), features): the features of those pixels alone (the decoder's last
+        layer for their columns only)."""
+        features = self.config.features
+        last = self.decoder[-1].columns((pixels[:, None] * features + np.arange(features)).ravel())
+        return self.decode_latents(z_fixed, last)[-1].reshape(len(z_fixed), len(pixels), features)
 
     def likelihood_gradient(self, pixels, z):
         """d(-log p(x|z))/dz (float64, real units): the head, then the decoder, forward and

@@ -229,7 +229,9 @@ class FrozenMLPVAE(FrozenModel):
         """The distribution of every pixel of `symbols` given z (here independent of the symbols)."""
         return self.likelihood(z_fixed, precision)
 
-    def likelihood_codec(self, z_fixed: np.ndarray, precision: int) -> bbans.Codec:
+    def likelihood_codec(self, z_fixed: np.ndarray, precision: int, kept: dict | None = None) -> bbans.Codec:
+        """`kept` (batch_codec's): unused here, the check runs the decoder again (the local
+        model's codec takes the intervals push computed)."""
         return bbans.from_distribution(self.likelihood(z_fixed, precision))
 
     def likelihood_gradient(self, pixels, z):
@@ -257,19 +259,54 @@ class FrozenMLPVAE(FrozenModel):
         bits_back = settings.posterior_precision * self.config.latent - np.log2(posterior_freq).sum(axis=1)
         return bucket_centres(settings.bucket_bits)[z], bits_back
 
-    def batch_codec(self, settings, first_index: int, n_images: int) -> bbans.Codec:
+    keeps_for_check = True  # (FrozenModel's)
+
+    def batch_codec(self, settings, first_index: int, n_images: int, kept: dict | None = None) -> bbans.Codec:
+        """`kept`: a dict shared by the push of this batch and a check of the same batch (models/
+        stream.py: encode_checked): push leaves there what it computed, the posterior and the
+        likelihood's intervals, and the check takes them (recomputing a share at random)
+        instead of running the encoder's K steps and the decoder over every image again."""
         centres = bucket_centres(settings.bucket_bits)
 
         def posterior(symbols):
-            mean, std = self.posterior(symbols.reshape(n_images, -1), settings.k_steps, settings.lr, settings.seed,
-                                       first_index)
+            symbols = symbols.reshape(n_images, -1)
+            args = (settings.k_steps, settings.lr, settings.seed)
+            if kept is not None and "posterior" in kept:
+                mean, std = _kept_posterior(self, kept, symbols, args, first_index)
+            else:
+                mean, std = self.posterior(symbols, *args, first_index)
+                if kept is not None:  # (push: what its posterior and likelihood were computed for)
+                    kept["symbols"], kept["posterior"] = symbols.astype(np.uint8), (mean, std)
             return bbans.BucketedGaussian(mean, std, settings.bucket_bits, settings.posterior_precision)
 
         def likelihood(z_index):
-            return self.likelihood_codec(centres[z_index], settings.likelihood_precision)
+            if kept is None:
+                return self.likelihood_codec(centres[z_index], settings.likelihood_precision)
+            return self.likelihood_codec(centres[z_index], settings.likelihood_precision, kept)
 
         prior = bbans.BucketPrior(settings.bucket_bits, (n_images, self.config.latent))
         return bbans.bits_back(prior, likelihood, posterior)
+
+
+# The share of a batch's images whose posterior a check computes again, beside taking the rest
+# from the push of the same batch (batch_codec's `kept`).
+RECOMPUTED_POSTERIORS = 1 / 8
+
+
+def _kept_posterior(model, kept, symbols, args, first_index: int):
+    """The (mean, std) push computed for `symbols`, once a random run of RECOMPUTED_POSTERIORS of
+    its images, computed again as a batch of their own (another split of the K steps' work), has
+    given the same; computed afresh for symbols other than those pushed."""
+    mean, std = kept.pop("posterior")
+    n = len(symbols)
+    if not np.array_equal(kept["symbols"], symbols):
+        return model.posterior(symbols, *args, first_index)
+    run = max(1, math.ceil(n * RECOMPUTED_POSTERIORS))
+    lo = int(np.random.default_rng().integers(0, n - run + 1))
+    again_mean, again_std = model.posterior(symbols[lo : lo + run], *args, first_index + lo)
+    if not (np.array_equal(again_mean, mean[lo : lo + run]) and np.array_equal(again_std, std[lo : lo + run])):
+        raise bbans.CorruptStream("the posterior computed again is not the one the images were coded with")
+    return mean, std
 
 
 # -- K-step inference (paper Algorithm 2), exact ----------------------------------------------

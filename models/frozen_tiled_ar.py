@@ -73,6 +73,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
     """The integer form of models.tiled_ar.TiledARVAE (architecture "tiled-ar-vae")."""
 
     architecture = "tiled-ar-vae"
+    keeps_for_check = False  # (its check takes the fallback's intervals instead: batch_codec's `known`)
     config_class = TiledARConfig
     _without_bias = ("skip.0",)
 

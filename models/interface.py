@@ -21,6 +21,9 @@ class FrozenModel(ABC):
     architecture: str  # the registry name, recorded in the frozen file and in every archive
     config_class: type  # config_class(**config.to_dict()) rebuilds the config
     config: object
+    # Whether batch_codec takes `kept` (models/stream.py: encode_checked): a dict in which a
+    # batch's push leaves what it computed, for the check of the same batch to take.
+    keeps_for_check = False
 
     # -- what it codes: the pixels <-> symbols map is its Pixels' ---------------------------
     def accepts(self, images: np.ndarray) -> bool:

@@ -77,8 +77,10 @@ def _lanes_before(bounds, per_unit: int = 1) -> list[int]:
     return lanes
 
 
-def _codec(model, settings, lo: int, hi: int, extents, known=None):
+def _codec(model, settings, lo: int, hi: int, extents, known=None, kept=None):
     if extents is None:
+        if kept is not None:
+            return model.batch_codec(settings, lo, hi - lo, kept=kept.setdefault(lo, {}))
         return model.batch_codec(settings, lo, hi - lo)
     if known is None:
         return model.batch_codec(settings, lo, hi - lo, extents[lo:hi])
@@ -93,13 +95,28 @@ def _square(model, extents, squares: bool):
     return in_square(extents) if in_square else None
 
 
+def encode_checked(model, symbols: np.ndarray, settings: CodingSettings, extents=None, known=None, on_batch=None,
+                   squares: bool = False) -> bytes:
+    """encode, then decode the message it gave as decompress will, knowing the symbols it
+    should hold (decode's `expected`): CorruptStream unless it gives them back exactly. A model
+    that keeps what its push computed (`keeps_for_check`: models/frozen_mlp.py) hands it to the
+    check of the same batch, which takes it instead of computing it again."""
+    kept = {} if getattr(model, "keeps_for_check", False) else None
+    message = encode(model, symbols, settings, extents, known, on_batch, squares, kept)
+    decoded = decode(model, message, len(symbols), settings, extents, None, squares, symbols, known, kept)
+    if not np.array_equal(decoded.reshape(len(symbols), -1), symbols.reshape(len(symbols), -1)):
+        raise CorruptStream("the message does not decode to the images it was coded from")
+    return message
+
+
 def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, known=None, on_batch=None,
-           squares: bool = False) -> bytes:
+           squares: bool = False, kept: dict | None = None) -> bytes:
     """symbols: (N, ...) integers the model codes (0/1 for Bernoulli, 0..255 for logistic);
     `model` is a frozen architecture (see architectures.py); `extents` (N, 2) for a tiled
     model's tiles, or None (whole); `known`, for a tiled model without a latent, the tiles'
     intervals if they were already computed (its `intervals`: models/tile_intervals.py), or
-    None; `squares`: see _square."""
+    None; `squares`: see _square; `kept`: encode_checked's (what each batch's push leaves for
+    its check), or None."""
     n = len(symbols)
     flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
     square = _square(model, extents, squares)
@@ -111,7 +128,7 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
         lanes = (hi - lo) * per_unit
         if lanes > message.shape[0]:
             message = message.grow(lanes - message.shape[0])
-        codec = _codec(model, settings, lo, hi, extents, known)
+        codec = _codec(model, settings, lo, hi, extents, known, kept)
         batch = flat[lo:hi].astype(np.int64)
         message, _ = _on_first_lanes(message, lanes, lambda m: (codec.push(m, batch), None))
         if on_batch:
@@ -120,7 +137,7 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
 
 
 def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=None, on_batch=None,
-           squares: bool = False, expected: np.ndarray | None = None, known=None) -> np.ndarray:
+           squares: bool = False, expected: np.ndarray | None = None, known=None, kept: dict | None = None) -> np.ndarray:
     """The mirror of encode: symbols (N, pixels) as uint8; raises bbans errors on corrupt input.
 
     Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
@@ -130,13 +147,16 @@ def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=
     that offers `check` then pops them without searching, CorruptStream where the message holds
     others; what passes is what decoding gives. Other codecs decode as usual. `known`, with
     `expected`: their intervals as encode was given them, which a tiled model's check pops
-    without running its network (models/tile_intervals.py), or None.
+    without running its network (models/tile_intervals.py), or None. `kept`, with `expected`:
+    what encode left for the check (encode_checked), or None.
     """
     square = _square(model, extents, squares)
     if square is not None:  # (intervals cut to a square are not what its model computed: checked by the network)
         expected = None if expected is None else square.cut(expected.reshape(len(expected), -1))
         return square.whole(_decode(square.model, data, n_images, settings, extents, on_batch, expected), extents)
-    return _decode(model, data, n_images, settings, extents, on_batch, expected, None if expected is None else known)
+    if expected is None:
+        known = kept = None
+    return _decode(model, data, n_images, settings, extents, on_batch, expected, known, kept)
 
 
 def _checked(check, symbols, message):
@@ -144,7 +164,7 @@ def _checked(check, symbols, message):
 
 
 def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents, on_batch, expected,
-            known=None) -> np.ndarray:
+            known=None, kept=None) -> np.ndarray:
     per_unit = _lanes_per_unit(model)
     bounds = coding_batches(n_images, settings.batch_size, _growth(model))
     lanes = _lanes_before(bounds, per_unit)
@@ -153,13 +173,15 @@ def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents
         raise CorruptStream(f"{n_images} images to decode, {len(expected)} expected")
     decoded = []
     for index, lo, hi in reversed(bounds):
-        codec = _codec(model, settings, lo, hi, extents, known)
+        codec = _codec(model, settings, lo, hi, extents, known, kept)
         if expected is None or codec.check is None:
             pop = codec.pop
         else:
             pop = partial(_checked, codec.check, expected[lo:hi].reshape(hi - lo, -1).astype(np.int64))
         message, symbols = _on_first_lanes(message, (hi - lo) * per_unit, pop)
         decoded.append(symbols.astype(np.uint8))
+        if kept is not None:
+            kept.pop(lo, None)  # (a batch is checked once: what its push left goes)
         message = message.shrink(message.shape[0] - lanes[index])
         if on_batch:
             on_batch(hi - lo)

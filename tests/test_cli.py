@@ -181,6 +181,31 @@ def test_corrupt_model_stream_behind_a_valid_checksum_is_still_caught(tmp_path, 
         _decompress_fails(tmp_path, write_archive(archive.header, bytes(payload)), tiny_models["logistic"])
 
 
+def test_a_block_changed_after_its_check_is_decoded_again_and_refused(tmp_path, image_folder, tiny_models, monkeypatch):
+    """compress decodes each block where it codes it, and its final check takes a block's images
+    without decoding it again only where the message read back from disk is the one that was
+    checked (its sha256): a message changed in between (here, in the payload before the archive
+    is written) is decoded again, and the archive refused."""
+    from bbzip.cli import coding
+
+    original_build = coding.build
+
+    def build_then_damage(entries, coder, settings, payload, **kwargs):
+        header = original_build(entries, coder, settings, payload, **kwargs)
+        middle = header["model_stream"]["length"] // 2  # inside the one block's message
+        payload.seek(middle)
+        byte = payload.read(1)
+        payload.seek(middle)
+        payload.write(bytes([byte[0] ^ 0x10]))
+        return header
+
+    monkeypatch.setattr(coding, "build", build_then_damage)
+    out = tmp_path / "out.bb"
+    result = run("compress", image_folder, "-o", out, "--model", tiny_models["logistic"], "--no-fallback")
+    assert result.exit_code == 1 and "would not decode" in result.output, result.output
+    assert not out.exists()
+
+
 def test_not_bbzip_and_newer_version(tmp_path, small_archive, tiny_models):
     _decompress_fails(tmp_path, b"hello, world" * 10, tiny_models["logistic"], "not in bbzip format")
     data = bytearray(small_archive.read_bytes())

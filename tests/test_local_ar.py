@@ -204,6 +204,88 @@ def test_the_check_recomputes_a_share_of_positions_the_way_pop_does(trained, mon
         codec.check(pushed, symbols)
 
 
+def _kept_batch(frozen, symbols, k_steps=0):
+    """(the batch codec and a message holding `symbols`, pushed by a codec that left what it
+    computed in `kept`, and that kept dict), as stream.encode_checked hands them to a check."""
+    from bbzip import bbans
+    from bbzip.models.coding_settings import CodingSettings
+
+    settings, kept = CodingSettings(k_steps=k_steps, bucket_bits=8, likelihood_precision=16), {}
+    codec = frozen.batch_codec(settings, 0, len(symbols), kept=kept)
+    message = bbans.Message.empty((len(symbols),), seed=3)
+    return codec, codec.push(message, symbols), kept
+
+
+def test_a_check_takes_the_intervals_push_kept_without_running_the_head_on_every_pixel(trained, monkeypatch):
+    """The check of a batch whose push kept its intervals pops those: the head's pass over every
+    pixel (most of a check's time) is not run again, and it gives what pop gives."""
+    _, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:20].reshape(20, -1).astype(np.int64)
+    codec, pushed, kept = _kept_batch(frozen, symbols)
+
+    def not_again(*args):
+        raise AssertionError("the head ran over every pixel again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(frozen, "_parameters", not_again)
+        checked, given = codec.check(pushed, symbols)
+    assert "likelihood" not in kept and "posterior" not in kept  # taken, not held on
+    popped, found = codec.pop(pushed)
+    assert np.array_equal(given, symbols) and np.array_equal(found, symbols)
+    assert checked.to_bytes() == popped.to_bytes()
+
+
+def test_a_check_of_kept_intervals_still_recomputes_a_share_of_positions_the_way_pop_does(trained, monkeypatch):
+    """Kept intervals come from push's pass over every pixel at once; where that pass and pop's one
+    position at a time disagree (here: the pass reads a pixel's first neighbour wrong), the
+    check refuses them by the positions it computes again as pop does."""
+    from bbzip import bbans
+    from bbzip.models import frozen_local_ar
+
+    _, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:20].reshape(20, -1).astype(np.int64)
+    right = frozen.head_inputs
+
+    def misread(symbols, features, pixels=None):
+        inputs = right(symbols, features, pixels)
+        inputs[:, 0] += 1 << 16
+        return inputs
+
+    monkeypatch.setattr(frozen, "head_inputs", misread)
+    monkeypatch.setattr(frozen_local_ar, "RECOMPUTED_STEPS", 0)
+    codec, pushed, _ = _kept_batch(frozen, symbols)
+    codec.check(pushed, symbols)
+    monkeypatch.setattr(frozen_local_ar, "RECOMPUTED_STEPS", 1)
+    codec, pushed, _ = _kept_batch(frozen, symbols)
+    with pytest.raises(bbans.CorruptStream):
+        codec.check(pushed, symbols)
+
+
+def test_a_check_of_a_kept_posterior_computes_a_share_of_it_again(trained, monkeypatch):
+    """The check takes push's posterior (K steps: most of its time) but computes a run of its
+    images again as a batch of their own: a posterior that depended on its batch (which the
+    decoder, splitting its work its own way, would not reproduce) is refused."""
+    from bbzip import bbans
+
+    _, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:24].reshape(24, -1).astype(np.int64)
+    codec, pushed, _ = _kept_batch(frozen, symbols, k_steps=2)
+    assert np.array_equal(codec.check(pushed, symbols)[1], symbols)
+    posterior = frozen.posterior
+
+    def by_batch(symbols, *args):
+        mean, std = posterior(symbols, *args)
+        return mean + len(symbols), std
+
+    monkeypatch.setattr(frozen, "posterior", by_batch)
+    codec, pushed, _ = _kept_batch(frozen, symbols, k_steps=2)
+    with pytest.raises(bbans.CorruptStream):
+        codec.check(pushed, symbols)
+
+
 def test_k_step_inference_gives_the_same_posteriors_on_any_number_of_threads(trained):
     """A batch of a few tens of images (a two-valued block's lanes) is shared between threads;
     each image's noise is indexed by its place in the stream, so the split changes nothing."""
