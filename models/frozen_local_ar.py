@@ -249,7 +249,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         """(B, len(pixels), features): the features of those pixels alone (the decoder's last
         layer for their columns only)."""
         features = self.config.features
-        last = self.decoder[-1].columns((pixels[:, None] * features + np.arange(features)).ravel())
+        last = self.decoder[-1].forward_columns((pixels[:, None] * features + np.arange(features)).ravel())
         return self.decode_latents(z_fixed, last)[-1].reshape(len(z_fixed), len(pixels), features)
 
     def likelihood_gradient(self, pixels, z):

@@ -75,6 +75,11 @@ class IntegerLayer:
         return IntegerLayer(self.weight[:, which], self.bias[which], self.weight_bits[which], self.in_bits, self.out_bits,
                             self.in_max, part(self.low), part(self.high))
 
+    def forward_columns(self, which: np.ndarray) -> "Requantised":
+        """The forward pass of these output columns alone, made without the checks and the
+        backward pass `columns` makes (a check takes a few columns of a large layer per batch)."""
+        return self.requantised.columns(which)
+
     def backward(self, gradient: np.ndarray, inputs: slice | None = None) -> np.ndarray:
         """The gradient at the input (2^-GRADIENT_BITS units) of one at the output (same units),
         in real terms: gradient @ real_weight.T, requantised and clipped like the forward pass;
@@ -123,6 +128,18 @@ class Requantised:
         else:
             self.weight, self.offset, self.scale_out = weight, bias, scale_out
 
+    def columns(self, which: np.ndarray) -> "Requantised":
+        """The same outputs for these columns alone: each column's integers do not depend on the
+        other columns, and a column's bound holds whichever columns are beside it."""
+        def pick(values):
+            return values if np.ndim(values) == 0 else values[which]
+
+        part = object.__new__(Requantised)
+        part.low, part.high, part.folded = pick(self.low), pick(self.high), self.folded
+        part.weight, part.offset = self.weight[:, which], pick(self.offset)
+        part.scale_out = None if self.scale_out is None else self.scale_out[which]
+        return part
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         accumulator = x @ self.weight
         accumulator += self.offset
@@ -134,6 +151,8 @@ class Requantised:
         # of an autoregressive decode and its loop on large ones
         np.maximum(accumulator, self.low, out=accumulator)
         return np.minimum(accumulator, self.high, out=accumulator)
+
+    forward = __call__  # (as an IntegerLayer's, for what takes a layer: decode_latents' last_layer)
 
 
 class SideBySide:

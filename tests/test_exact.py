@@ -101,6 +101,8 @@ def test_a_layer_folds_its_scale_into_its_weights_only_where_that_stays_exact(in
     x = rng.integers(-int(in_max), int(in_max) + 1, (64, n_in)).astype(np.float64)
     x[0], x[1] = in_max, -in_max
     assert np.array_equal(layer.forward(x), _requantised_in_python_integers(x, layer))
+    which = np.array([4, 0, 2])
+    assert np.array_equal(layer.forward_columns(which)(x), _requantised_in_python_integers(x, layer)[:, which])
 
 
 def test_a_layer_that_could_leave_exact_integers_is_refused():
