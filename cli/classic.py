@@ -85,13 +85,16 @@ def _jxl(image: Image.Image, effort: int = jpegxl.EFFORT) -> bytes:
 
 
 def smallest_faithful(image: Image.Image, below: float | None = None, plain: bytes | None = None,
-                      codecs=CODECS) -> tuple[str, bytes] | None:
+                      codecs=CODECS, sizes: dict | None = None) -> tuple[str, bytes] | None:
     """(codec, blob): the smallest encoding (of `codecs`) that decodes to exactly the image
     (mode and pixels); None if none does, or (with `below`) none shorter than `below` bytes.
     Candidates are decoded smallest first, so usually only the one chosen is, and none where the
-    smallest is not below `below` (the fallback's photos, which the model codes smaller)."""
+    smallest is not below `below` (the fallback's photos, which the model codes smaller).
+    `sizes`: a dict, or None; each encoding's length in bytes, by codec, goes into it."""
     expected = None
     found = sorted(encodings(image, plain, codecs), key=lambda found: len(found[1]))  # stable: ties keep CODECS order
+    if sizes is not None:
+        sizes.update((codec, len(blob)) for codec, blob in found)
     thorough = _thorough_jxl(image, found, below)
     for codec, blob in ([thorough] if thorough else []) + found:
         if below is not None and len(blob) >= below:

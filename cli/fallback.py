@@ -56,6 +56,13 @@ WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held
 # codelength for grey images (two-valued ones, of few bits, spread wider with as much room to
 # spare), and no decision changed (README, "Where the time goes").
 QUICK_MARGIN = 1.5
+# The classic codecs a chunk's small images try (_ChunkCodecs): every codec on the first
+# SAMPLE_TRIES images that come to the classic codecs and on one in RESAMPLE_EVERY after them;
+# a codec more than SKIP_MARGIN larger than the smallest on every one of those is left out for
+# the chunk's other images.
+SAMPLE_TRIES = 16
+RESAMPLE_EVERY = 8
+SKIP_MARGIN = 0.1
 
 
 def route(model, pixels, symbols, settings, cores: int, on_images=None):
@@ -78,9 +85,9 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
     images = [Image.fromarray(image_pixels, mode="RGB" if image_pixels.ndim == 3 else "L") for image_pixels in pixels]
     plains = [classic.plain_png(image) for image in images]
     model_bytes = _model_bytes(model, symbols, settings, np.array([len(plain) for plain in plains]), share)
-    chosen = {}
+    chosen, codecs = {}, _ChunkCodecs()
     for index, (image, plain, cost) in enumerate(zip(images, plains, model_bytes.tolist())):
-        found = _classic_if_smaller(image, cost, share, plain)
+        found = _classic_if_smaller(image, cost, share, plain, codecs)
         if found is not None:
             chosen[index] = found
     if on_images:
@@ -193,7 +200,8 @@ def _judged(model, images: np.ndarray, mode: str, extra_bytes: float, settings):
         bits = model.codelength_bits(symbols, settings, extents) if intervals is None else \
             model.codelength_of(intervals.freq, precision, extents)
         costs = bits.reshape(len(images), -1).sum(axis=1) / 8 + extra_bytes
-        chosen = {index: _classic_if_smaller(model_image(image, mode), cost, codes.defaults.quick_share)
+        codecs = _ChunkCodecs()
+        chosen = {index: _classic_if_smaller(model_image(image, mode), cost, codes.defaults.quick_share, codecs=codecs)
                   for index, (image, cost) in enumerate(zip(images, costs.tolist()))}
         return {index: found for index, found in chosen.items() if found is not None}, intervals
     pixels = images[0]
@@ -241,11 +249,46 @@ def _close_on_the_sample(pixels: np.ndarray, mode: str, rows: int, sampled: list
     return tuple(codec for codec, size in sizes.items() if size <= (1 + SAMPLE_MARGIN) * model_bytes)
 
 
-def _classic_if_smaller(image: Image.Image, cost: float, share: float, plain: bytes | None = None) -> tuple[str, bytes] | None:
+def _classic_if_smaller(image: Image.Image, cost: float, share: float, plain: bytes | None = None,
+                        codecs: "_ChunkCodecs | None" = None) -> tuple[str, bytes] | None:
     """(codec, blob) of the image's smallest faithful classic encoding if it, with its table
     cost, is smaller than the model's `cost` (bytes); not tried when the model's cost is under
-    `share` of the image's plain PNG size (`plain`, if made already)."""
+    `share` of the image's plain PNG size (`plain`, if made already). `codecs`: the chunk's
+    (which codecs it tries, from what the chunk's earlier images gave), or None: all."""
     plain = plain or classic.plain_png(image)  # a large image's PNG candidate too: made once
     if cost < share * len(plain):
         return None
-    return classic.smallest_faithful(image, below=cost - TABLE_COST, plain=plain)
+    if codecs is None:  # (an image judged on its own)
+        return classic.smallest_faithful(image, below=cost - TABLE_COST, plain=plain)
+    sizes = {}
+    found = classic.smallest_faithful(image, below=cost - TABLE_COST, plain=plain, codecs=codecs.to_try(), sizes=sizes)
+    codecs.tried(sizes)
+    return found
+
+
+class _ChunkCodecs:
+    """Which classic codecs the images of one chunk try. A chunk's images are mostly alike (a
+    folder's digits, an array's frames), and where the model loses, trying every codec on every
+    image is most of the fallback's time (JPEG XL alone 0.4 to 0.7 ms a digit, where it never
+    wins on noisy ones). Every codec is tried on the first SAMPLE_TRIES images that come to the
+    classic codecs and on one in RESAMPLE_EVERY after them; a codec that on each of those came
+    out more than SKIP_MARGIN larger than the smallest is left out for the others, and taken
+    back once it comes within the margin. Chunks are cut the same for any number of cores, so
+    the choices, and the archive, are the same too."""
+
+    def __init__(self):
+        self._tries = 0  # images that came to the classic codecs
+        self._close = dict.fromkeys(classic.CODECS, False)  # within the margin of the smallest on some try
+
+    def to_try(self) -> tuple[str, ...]:
+        if self._tries < SAMPLE_TRIES or self._tries % RESAMPLE_EVERY == 0:
+            return classic.CODECS
+        return tuple(codec for codec in classic.CODECS if self._close[codec])
+
+    def tried(self, sizes: dict[str, int]) -> None:
+        """What an image's encodings came to (`sizes`: bytes by codec, of those tried)."""
+        self._tries += 1
+        if sizes:
+            bound = min(sizes.values()) * (1 + SKIP_MARGIN)
+            for codec, size in sizes.items():
+                self._close[codec] = self._close[codec] or size <= bound

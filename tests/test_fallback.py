@@ -455,3 +455,42 @@ def test_a_lone_image_s_model_cost_includes_the_stream_s_own(tmp_path):
     listing = run("list", str(tmp_path / "default.bb")).output
     assert "classic/JXL" in listing, listing
     assert (tmp_path / "default.bb").stat().st_size < (tmp_path / "model.bb").stat().st_size
+
+
+def test_a_chunk_leaves_out_a_codec_that_keeps_losing_and_chooses_as_trying_them_all(grey_test_images, monkeypatch):
+    """Noisy digits, which WebP keeps smallest and JPEG XL each by more than SKIP_MARGIN: after the
+    sampled images a chunk's others leave JPEG XL out (one in RESAMPLE_EVERY still tries it),
+    and every image gets the codec and blob that trying every codec gives it."""
+    from bbzip.cli import classic
+
+    rng = np.random.default_rng(0)
+    noisy = np.clip(grey_test_images[:96] + rng.normal(0, 25, (96, 28, 28)).round(), 0, 255).astype(np.uint8)
+    images = [Image.fromarray(image) for image in noisy]
+    alone = [fallback._classic_if_smaller(image, cost=1e9, share=0.0) for image in images]
+    tried = {codec: 0 for codec in classic.CODECS}
+    encodings = classic.encodings
+
+    def counted(image, plain=None, codecs=classic.CODECS):
+        for codec in codecs:
+            tried[codec] += 1
+        return encodings(image, plain, codecs)
+
+    monkeypatch.setattr(classic, "encodings", counted)
+    codecs = fallback._ChunkCodecs()
+    assert [fallback._classic_if_smaller(image, cost=1e9, share=0.0, codecs=codecs) for image in images] == alone
+    assert all(codec == "WEBP" for codec, _ in alone)
+    full = fallback.SAMPLE_TRIES + (len(images) - fallback.SAMPLE_TRIES) // fallback.RESAMPLE_EVERY
+    assert tried["JXL"] == full and tried["WEBP"] == len(images)
+
+
+def test_a_left_out_codec_comes_back_once_a_full_try_finds_it_close():
+    codecs = fallback._ChunkCodecs()
+    for _ in range(fallback.SAMPLE_TRIES):
+        assert "JXL" in codecs.to_try()
+        codecs.tried({"PNG": 130, "WEBP": 100, "JXL": 150})
+    codecs.tried({"PNG": 130, "WEBP": 100, "JXL": 150})  # a full try: the resample after the sample
+    assert codecs.to_try() == ("WEBP",)
+    while len(codecs.to_try()) == 1:
+        codecs.tried({"WEBP": 100})
+    codecs.tried({"PNG": 130, "WEBP": 100, "JXL": 95})  # close again (here the smallest)
+    assert codecs.to_try() == ("WEBP", "JXL")

@@ -608,7 +608,7 @@ def test_compress_s_check_refuses_intervals_handed_to_the_wrong_tiles(tmp_path, 
     from bbzip.models.tile_intervals import TileIntervals
 
     monkeypatch.setattr(frozen_tiled_ar, "RECOMPUTED_STEPS", 0)
-    monkeypatch.setattr(fallback, "_classic_if_smaller", lambda image, cost, share: None)  # the model keeps every image
+    monkeypatch.setattr(fallback, "_classic_if_smaller", lambda image, cost, share, **_: None)  # the model keeps every image
     of_model_tiles = coding._KnownIntervals.of_model_tiles
 
     def shifted(self, *args):
@@ -661,7 +661,7 @@ def test_compress_runs_the_network_once_over_each_tile(tmp_path, rgb_model_file,
     from bbzip.cli import fallback
     from bbzip.cli.main import cli
 
-    monkeypatch.setattr(fallback, "_classic_if_smaller", lambda image, cost, share: None)  # the model keeps every image
+    monkeypatch.setattr(fallback, "_classic_if_smaller", lambda image, cost, share, **_: None)  # the model keeps every image
     counted = []
     chunk_intervals = FrozenTiledARVAE._chunk_intervals
     monkeypatch.setattr(FrozenTiledARVAE, "_chunk_intervals",  # counted for whole tiles (not a square's own call)
