@@ -56,9 +56,14 @@ def decode_blocks(model, streams, counts: list[int], settings: CodingSettings, c
     expected = expected if expected is not None else itertools.repeat(None)
     known = known if known is not None else itertools.repeat(None)
     checked = checked if checked is not None else itertools.repeat(None)
-    jobs = (Job(_decode_one, (data, count, settings, part, squares, symbols, intervals, digest), count)
-            for data, count, part, symbols, intervals, digest in zip(streams, counts, extents, expected, known, checked))
-    return run_in_order(model, jobs, cores, on_images)
+
+    def job(data, count, part, symbols, intervals, digest):
+        if digest is not None and symbols is not None and len(symbols) == count and hashlib.sha256(data).digest() == digest:
+            return Job(_already_checked, (symbols,), count, here=True)  # (not sent to a worker to come back)
+        return Job(_decode_one, (data, count, settings, part, squares, symbols, intervals), count)
+
+    return run_in_order(model, itertools.starmap(job, zip(streams, counts, extents, expected, known, checked)),
+                        cores, on_images)
 
 
 def joined(known: TileIntervals | list[TileIntervals] | None) -> TileIntervals | None:
@@ -122,11 +127,14 @@ class StackedImages:
             lo, number = end, number + 1
 
 
-def _decode_one(model, data, count, settings, extents, squares, expected, known, checked=None, on_batch=None):
-    if checked is not None and expected is not None and len(expected) == count and hashlib.sha256(data).digest() == checked:
-        if on_batch:
-            on_batch(count)
-        return np.asarray(expected, dtype=np.uint8).reshape(count, -1)
+def _already_checked(model, symbols, on_batch=None):
+    """The symbols of a block whose message is the one checked where it was coded."""
+    if on_batch:
+        on_batch(len(symbols))
+    return np.asarray(symbols, dtype=np.uint8).reshape(len(symbols), -1)
+
+
+def _decode_one(model, data, count, settings, extents, squares, expected, known, on_batch=None):
     try:
         return stream.decode(model, data, count, settings, extents, on_batch, squares, expected, joined(known))
     except BBANSError as error:

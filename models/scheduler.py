@@ -33,6 +33,7 @@ class Job:
     function: Callable  # importable by name (worker processes look it up)
     args: tuple
     images: int  # how many images it covers, for progress
+    here: bool = False  # run where it is taken, not handed to an executor (work too small to send)
 
 
 _elsewhere: list[Callable] = []  # executing_on's executor makers, innermost last
@@ -70,7 +71,7 @@ def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window:
         in_flight: deque[tuple[Job, Future]] = deque()
         try:
             for job in itertools.chain(first, jobs):
-                in_flight.append((job, lanes.submit(job)))
+                in_flight.append((job, _run_here(model, job) if job.here else lanes.submit(job)))
                 if len(in_flight) >= window:
                     yield _done(*in_flight.popleft(), on_images)
             while in_flight:
@@ -78,6 +79,16 @@ def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window:
         finally:  # done, failed, or the consumer stopped early (Ctrl-C, SIGTERM): nothing more is started
             for _, future in in_flight:
                 future.cancel()
+
+
+def _run_here(model, job: Job) -> Future:
+    """The job run in this thread, as a done Future."""
+    future = Future()
+    try:
+        future.set_result(job.function(model, *job.args))
+    except Exception as error:  # handed on as an executor's job would hand it on
+        future.set_exception(error)
+    return future
 
 
 def _done(job: Job, future: Future, on_images):

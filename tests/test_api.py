@@ -252,3 +252,46 @@ def test_the_record_header_deflates_with_its_dictionary_and_old_headers_still_re
     old = b"".join([api.MAGIC, struct.pack("<I", len(plain)), plain, struct.pack("<I", zlib.crc32(plain)),
                     record[start + length + 4 :]])
     np.testing.assert_array_equal(api.decompress(old), grey_test_images[:3])
+
+
+def test_blocks_checked_where_they_were_coded_are_not_decoded_or_sent_again(grey_test_images):
+    """write_record's check decodes each block where it is coded and gives each message's
+    sha256; decode_blocks, given those, takes a block whose message has that digest as its
+    images (still checked against the block's sha256) without sending it to an executor, and
+    sends any other block to be decoded."""
+    from concurrent.futures import Future
+
+    from bbzip.models import scheduler
+    from bbzip.models.coder_choice import default_settings, load_coder
+
+    images = grey_test_images[:24]
+    coder = load_coder("mlp-mnist-rha")
+    settings = default_settings(coder, len(images), block_images=8)
+    record, checked = bytearray(), []
+    api.write_record(lambda data: record.extend(data) or len(data), coder, images, settings, block_images=8, cores=1,
+                     checked=checked)
+    assert bytes(record) == api.compress(images, model="mlp-mnist-rha", block_images=8, cores=1) and len(checked) == 3
+    sent = []
+
+    class Recording:  # an executor that runs each job it is sent here, noting it
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def submit(self, job):
+            sent.append(job.function.__name__)
+            future = Future()
+            future.set_result(job.function(coder.model, *job.args))
+            return future
+
+    info = api.read_record(bytes(record))
+    other = list(checked)
+    other[1] = bytes(32)  # a block whose message is not the one checked
+    for digests, decoded in ((checked, []), (other, ["_decode_one"])):
+        sent.clear()
+        with scheduler.executing_on(lambda model: Recording()):
+            results = list(api.decode_blocks(info, coder, cores=2, expected_images=images, checked=digests))
+        assert sent == decoded
+        np.testing.assert_array_equal(np.concatenate(results), images)
