@@ -9,7 +9,7 @@ result back); a real cluster adds the network.
 
 `--overhead` measures what the cluster adds per job: the same input in small blocks and in the
 default ones, by -T 1 and by a cluster of one worker; the cluster's extra time over -T 1 grows
-with the number of blocks by its cost per job (each block is a job to code and one to check).
+with the number of blocks by its cost per job (each block is a job, coded and checked there; before 58c3924 a second job checked it).
 `--main-job` compares `-T 2` with a local cluster of 2 workers on the README's main job (the
 70,000 MNIST images in one .npz, `../shared/data/mnist/mnist.npz`), each twice, alternating.
 `--client` measures the client's own work on a cluster: the CPU time of the bbzip process alone
