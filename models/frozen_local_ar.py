@@ -173,7 +173,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
 
     def _pixel_bits(self, z_fixed: np.ndarray, symbols: np.ndarray, precision: int, part: "_PixelPart") -> np.ndarray:
         """Per image, -log2 p of its pixels of `part` given z (int64 symbols (B, pixels))."""
-        features = self.decode_latents(z_fixed, part.last_layer)[-1].reshape(len(z_fixed), len(part.pixels), -1)
+        features = self.features_at(z_fixed, part.pixels, part.last_layer)
         params = self._parameters(symbols, features, part.pixels)
         _, freq = self._distribution(params, precision).interval(symbols[:, part.pixels])
         return precision * len(part.pixels) - np.log2(freq).sum(axis=1)
@@ -185,14 +185,17 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         lanes, neighbours = len(z_fixed), self.windows.shape[1]
         all_features = functools.cache(lambda: self.features(z_fixed))  # only what the check needs where push kept its intervals
 
+        def intervals(params, symbols):
+            """(start, freq) of each pixel's value, (pixels, lanes): a pixel position's a row."""
+            return tuple(np.ascontiguousarray(bound.T, dtype=np.uint32)
+                         for bound in self._distribution(params, precision).interval(symbols))
+
         def push(message, symbols):
             params = self._parameters(symbols.astype(np.int64), all_features())
-            distribution = self._distribution(params, precision)
-            if kept is None:
-                return bbans.from_distribution(distribution).push(message, symbols)
-            start, freq = (np.ascontiguousarray(bound.T, dtype=np.uint32) for bound in distribution.interval(symbols))
-            steps = self._recomputed_steps()
-            kept["likelihood"] = (z_fixed.copy(), start, freq, steps, params[:, steps])
+            start, freq = intervals(params, symbols)
+            if kept is not None:
+                steps = self._recomputed_steps()
+                kept["likelihood"] = (z_fixed.copy(), start, freq, steps, params[:, steps])
             return bbans.push_intervals(message, start, freq, precision)
 
         def step_parameters(canvas, pixel, inputs, pixel_features):
@@ -227,8 +230,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
                 step_features = self.features_at(z_fixed, steps)
             else:
                 params = self._parameters(expected, all_features())
-                start, freq = (np.ascontiguousarray(bound.T, dtype=np.uint64)
-                               for bound in self._distribution(params, precision).interval(expected))
+                start, freq = intervals(params, expected)
                 steps = self._recomputed_steps()
                 step_params, step_features = params[:, steps], all_features()[:, steps]
             canvas = np.zeros((lanes, self.canvas_shape[0] * self.canvas_shape[1]))
@@ -245,12 +247,12 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         """The pixel positions whose parameters a check computes again as the decoder does."""
         return np.flatnonzero(np.random.default_rng().random(self.config.pixels) < RECOMPUTED_STEPS)
 
-    def features_at(self, z_fixed: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    def features_at(self, z_fixed: np.ndarray, pixels: np.ndarray, last_layer=None) -> np.ndarray:
         """(B, len(pixels), features): the features of those pixels alone (the decoder's last
-        layer for their columns only)."""
-        features = self.config.features
-        last = self.decoder[-1].forward_columns((pixels[:, None] * features + np.arange(features)).ravel())
-        return self.decode_latents(z_fixed, last)[-1].reshape(len(z_fixed), len(pixels), features)
+        layer for their columns only: `last_layer`, if made already, _PixelPart's)."""
+        if last_layer is None:
+            last_layer = self.decoder[-1].forward_columns(_feature_columns(pixels, self.config.features))
+        return self.decode_latents(z_fixed, last_layer)[-1].reshape(len(z_fixed), len(pixels), self.config.features)
 
     def likelihood_gradient(self, pixels, z):
         """d(-log p(x|z))/dz (float64, real units): the head, then the decoder, forward and
@@ -287,4 +289,9 @@ class _PixelPart:
 
     def __init__(self, pixels: np.ndarray, last_layer, features: int):
         self.pixels = pixels
-        self.last_layer = last_layer.columns((pixels[:, None] * features + np.arange(features)).ravel())
+        self.last_layer = last_layer.forward_columns(_feature_columns(pixels, features))
+
+
+def _feature_columns(pixels: np.ndarray, features: int) -> np.ndarray:
+    """The columns of the decoder's last layer that give these pixels' features."""
+    return (pixels[:, None] * features + np.arange(features)).ravel()

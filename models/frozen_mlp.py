@@ -201,7 +201,7 @@ class FrozenMLPVAE(FrozenModel):
     def decode_latents(self, z: np.ndarray, last_layer=None) -> list[np.ndarray]:
         """Every layer's output for z (float64 integers, 2^-16 units); the last holds the
         likelihood parameters in 2^-12 units. `last_layer`: some of the last layer's columns
-        (IntegerLayer.columns or forward_columns) in its place."""
+        (IntegerLayer.forward_columns) in its place."""
         outputs = [np.clip(z.astype(np.float64), -Z_LIMIT, Z_LIMIT)]
         for layer in self.decoder[:-1]:
             outputs.append(layer.forward(outputs[-1]))

@@ -67,17 +67,9 @@ class IntegerLayer:
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.requantised(x)
 
-    def columns(self, which: np.ndarray) -> "IntegerLayer":
-        """The layer of only these output columns: the same integers in them."""
-        def part(bound):
-            return bound if np.ndim(bound) == 0 else bound[which]
-
-        return IntegerLayer(self.weight[:, which], self.bias[which], self.weight_bits[which], self.in_bits, self.out_bits,
-                            self.in_max, part(self.low), part(self.high))
-
     def forward_columns(self, which: np.ndarray) -> "Requantised":
-        """The forward pass of these output columns alone, made without the checks and the
-        backward pass `columns` makes (a check takes a few columns of a large layer per batch)."""
+        """The forward pass of these output columns alone (the same integers in them), made without
+        a layer's checks and backward pass (a check takes a few columns of a large layer a batch)."""
         return self.requantised.columns(which)
 
     def backward(self, gradient: np.ndarray, inputs: slice | None = None) -> np.ndarray:

@@ -176,16 +176,11 @@ def test_the_check_gives_what_pop_gives_and_refuses_other_pixels(trained):
         codec.check(pushed, other)
 
 
-def test_the_check_recomputes_a_share_of_positions_the_way_pop_does(trained, monkeypatch):
-    """Where encoding and the check's pass over every pixel at once agree with each other but not
-    with pop's one position at a time (here: both read a pixel's first neighbour wrong), the
-    check passes without its recomputed positions and refuses with them."""
-    from bbzip import bbans
-    from bbzip.models import frozen_local_ar
-
+def _misreading_batch_pass(trained, monkeypatch):
+    """(a frozen model whose pass over every pixel at once reads a pixel's first neighbour wrong,
+    where pop's one position at a time reads it right; 20 images' symbols)."""
     _, images, model = trained
     frozen = freeze(model)
-    symbols = images[:20].reshape(20, -1).astype(np.int64)
     right = frozen.head_inputs
 
     def misread(symbols, features, pixels=None):
@@ -194,6 +189,17 @@ def test_the_check_recomputes_a_share_of_positions_the_way_pop_does(trained, mon
         return inputs
 
     monkeypatch.setattr(frozen, "head_inputs", misread)
+    return frozen, images[:20].reshape(20, -1).astype(np.int64)
+
+
+def test_the_check_recomputes_a_share_of_positions_the_way_pop_does(trained, monkeypatch):
+    """Where encoding and the check's pass over every pixel at once agree with each other but not
+    with pop's one position at a time (here: both read a pixel's first neighbour wrong), the
+    check passes without its recomputed positions and refuses with them."""
+    from bbzip import bbans
+    from bbzip.models import frozen_local_ar
+
+    frozen, symbols = _misreading_batch_pass(trained, monkeypatch)
     codec, pushed = _pushed(frozen, symbols)
     _, popped = codec.pop(pushed)
     assert not np.array_equal(popped, symbols)  # what decompress would give
@@ -243,17 +249,7 @@ def test_a_check_of_kept_intervals_still_recomputes_a_share_of_positions_the_way
     from bbzip import bbans
     from bbzip.models import frozen_local_ar
 
-    _, images, model = trained
-    frozen = freeze(model)
-    symbols = images[:20].reshape(20, -1).astype(np.int64)
-    right = frozen.head_inputs
-
-    def misread(symbols, features, pixels=None):
-        inputs = right(symbols, features, pixels)
-        inputs[:, 0] += 1 << 16
-        return inputs
-
-    monkeypatch.setattr(frozen, "head_inputs", misread)
+    frozen, symbols = _misreading_batch_pass(trained, monkeypatch)
     monkeypatch.setattr(frozen_local_ar, "RECOMPUTED_STEPS", 0)
     codec, pushed, _ = _kept_batch(frozen, symbols)
     codec.check(pushed, symbols)
