@@ -258,8 +258,7 @@ def _classic_if_smaller(image: Image.Image, cost: float, share: float, plain: by
     plain = plain or classic.plain_png(image)  # a large image's PNG candidate too: made once
     if cost < share * len(plain):
         return None
-    if codecs is None:  # (an image judged on its own)
-        return classic.smallest_faithful(image, below=cost - TABLE_COST, plain=plain)
+    codecs = codecs if codecs is not None else _ChunkCodecs()  # (an image judged on its own: every codec)
     sizes = {}
     found = classic.smallest_faithful(image, below=cost - TABLE_COST, plain=plain, codecs=codecs.to_try(), sizes=sizes)
     codecs.tried(sizes)
