@@ -109,13 +109,22 @@ class FrozenLocalARVAE(FrozenMLPVAE):
     def head_inputs(self, symbols: np.ndarray, features: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
         """(B * pixels, neighbours + features): every pixel's context (x 2^16) and features;
         or only those of `pixels` (features (B, len(pixels), features))."""
-        n = len(symbols)
-        canvas = np.zeros((n, self.canvas_shape[0] * self.canvas_shape[1]))
+        context = self._context(symbols, pixels)
+        return np.concatenate([context, features], axis=2).reshape(context.shape[0] * context.shape[1], -1)
+
+    def head_context(self, symbols: np.ndarray) -> np.ndarray:
+        """(B * pixels, neighbours): every pixel's context (x 2^16), the head's first inputs."""
+        context = self._context(symbols, None)
+        return context.reshape(-1, context.shape[2])
+
+    def _context(self, symbols: np.ndarray, pixels: np.ndarray | None) -> np.ndarray:
+        """(B, pixels or len(pixels), neighbours): those pixels' context (x 2^16)."""
+        canvas = np.zeros((len(symbols), self.canvas_shape[0] * self.canvas_shape[1]))
         canvas[:, self.places] = symbols
         windows = self.windows if pixels is None else self.windows[pixels]
-        context = np.take(canvas, windows, axis=1)  # (B, pixels, neighbours); take: indexing is the slow general path
+        context = np.take(canvas, windows, axis=1)  # take: indexing is the slow general path
         context *= float(1 << ACTIVATION_BITS)
-        return np.concatenate([context, features], axis=2).reshape(n * len(windows), -1)
+        return context
 
     def head_forward(self, inputs: np.ndarray) -> list[np.ndarray]:
         """Every head layer's output for rows of inputs; the last holds the parameters."""
@@ -254,34 +263,72 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             last_layer = self.decoder[-1].forward_columns(_feature_columns(pixels, self.config.features))
         return self.decode_latents(z_fixed, last_layer)[-1].reshape(len(z_fixed), len(pixels), self.config.features)
 
-    def likelihood_gradient(self, pixels, z):
+    def gradient_pixels(self, symbols: np.ndarray) -> "_HeadChunks":
+        return _HeadChunks(self, np.asarray(symbols, dtype=np.int64))
+
+    def likelihood_gradient(self, pixels: "_HeadChunks", z):
         """d(-log p(x|z))/dz (float64, real units): the head, then the decoder, forward and
         backward on integers; the head in chunks of images."""
         n, count = pixels.symbols.shape
         hidden1, hidden2, feature_out = self.decode_latents(z)
         features = feature_out.reshape(n, count, self.config.features)
         grad_features = np.empty_like(features)
-        neighbours, last = self.windows.shape[1], self.head[-1]
-        for lo, hi in self._image_chunks(n):
-            h1, h2, out = self.head_forward(self.head_inputs(pixels.symbols[lo:hi], features[lo:hi]))
-            # The parameters laid out as the MLP VAE's (B, outputs x pixels), for its output gradient.
-            params = np.concatenate(np.moveaxis(out.reshape(hi - lo, count, -1), 2, 0), axis=1)
-            grad = _output_gradient(self.config, _Pixels(pixels.symbols[lo:hi]), params)
-            grad = np.stack(np.split(grad, self.config.outputs, axis=1), axis=2).reshape(len(out), -1)
+        last = self.head[-1]
+        for (lo, hi), chunk_pixels, context_part in zip(pixels.chunks, pixels.output_pixels, pixels.context_parts):
+            h1 = self.head[0].requantised.completed(features[lo:hi].reshape(-1, self.config.features), pixels.feature_inputs,
+                                                     context_part)
+            h2 = self.head[1].forward(h1)
+            out = self.head[2].forward(h2)
+            grad = _output_gradient(self.config, chunk_pixels, self._as_mlp_parameters(out, hi - lo))
+            if self.config.outputs > 1:
+                grad = np.stack(np.split(grad, self.config.outputs, axis=1), axis=2).reshape(len(out), -1)
+            else:
+                grad = grad.reshape(len(out), 1)
             grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
             grad *= (out > last.low) & (out < last.high)  # a clipped output passes no gradient
             grad = self.head[2].backward(grad)
-            grad *= (h2 > 0) & (h2 < ACTIVATION_MAX)
+            grad *= _passes(h2)
             grad = self.head[1].backward(grad)
-            grad *= (h1 > 0) & (h1 < ACTIVATION_MAX)
-            grad_features[lo:hi] = self.head[0].backward(grad, slice(neighbours, None)).reshape(hi - lo, count, -1)
+            grad *= _passes(h1)
+            grad_features[lo:hi] = self.head[0].backward(grad, pixels.feature_inputs).reshape(hi - lo, count, -1)
         grad = grad_features.reshape(n, -1)
         grad *= (feature_out > -ACTIVATION_MAX) & (feature_out < ACTIVATION_MAX)
         grad = self.decoder[2].backward(grad)
-        grad *= (hidden2 > 0) & (hidden2 < ACTIVATION_MAX)
+        grad *= _passes(hidden2)
         grad = self.decoder[1].backward(grad)
-        grad *= (hidden1 > 0) & (hidden1 < ACTIVATION_MAX)
+        grad *= _passes(hidden1)
         return self.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
+
+    def _as_mlp_parameters(self, out: np.ndarray, n: int) -> np.ndarray:
+        """The head's parameters (rows, outputs) laid out as the MLP VAE's (B, outputs x pixels),
+        for its output gradient."""
+        if self.config.outputs == 1:
+            return out.reshape(n, -1)
+        return np.concatenate(np.moveaxis(out.reshape(n, self.config.pixels, -1), 2, 0), axis=1)
+
+
+def _passes(activation: np.ndarray) -> np.ndarray:
+    """Where a ReLU layer's output passes gradient back: neither cut at 0 nor saturated."""
+    mask = activation > 0
+    mask &= activation < ACTIVATION_MAX
+    return mask
+
+
+class _HeadChunks:
+    """What K-step inference needs of a batch's images at every step, made once: the chunks of
+    images the head runs on, their pixels as the output gradient takes them, and the head's
+    first layer summed over each pixel's context (the context is the image's, the same at every
+    step; only the features change)."""
+
+    def __init__(self, model: FrozenLocalARVAE, symbols: np.ndarray):
+        self.symbols = symbols
+        neighbours = model.windows.shape[1]
+        self.feature_inputs = slice(neighbours, None)
+        self.chunks = model._image_chunks(len(symbols))
+        self.output_pixels = [_Pixels(symbols[lo:hi]) for lo, hi in self.chunks]
+        first = model.head[0].requantised
+        self.context_parts = [first.partial_sum(model.head_context(symbols[lo:hi]), slice(0, neighbours))
+                              for lo, hi in self.chunks]
 
 
 class _PixelPart:

@@ -234,6 +234,10 @@ class FrozenMLPVAE(FrozenModel):
         model's codec takes the intervals push computed)."""
         return bbans.from_distribution(self.likelihood(z_fixed, precision))
 
+    def gradient_pixels(self, symbols: np.ndarray):
+        """What likelihood_gradient needs of the images (B, pixels), made once for K steps."""
+        return _Pixels(symbols)
+
     def likelihood_gradient(self, pixels, z):
         return _likelihood_gradient_at_z(self, pixels, z)
 
@@ -358,7 +362,7 @@ def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr
     n, latent = mean.shape
     counters = ((np.arange(n, dtype=np.uint64) + np.uint64(first_index))[:, None] * np.uint64(MAX_K_STEPS * latent)
                 + np.arange(latent, dtype=np.uint64))
-    pixels = _Pixels(symbols)
+    pixels = model.gradient_pixels(symbols)
     for step in range(k_steps):
         eps = standard_normal_noise(seed, counters + np.uint64(step * latent)) / scale
         raw_fixed = _fixed(raw, QUANTILE_BITS).astype(np.int64)

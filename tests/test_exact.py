@@ -13,7 +13,7 @@ from bbzip.models import api
 from bbzip.models.architectures import freeze, load_frozen, save_frozen
 from bbzip.models.coder_choice import Coder, default_settings
 from bbzip.models.frozen_mlp import optimise_posterior
-from bbzip.models.integer_mlp import FrozenModelError, IntegerLayer, quantise_layer
+from bbzip.models.integer_mlp import GRADIENT_MAX, FrozenModelError, IntegerLayer, quantise_layer
 from bbzip.models.vae import MLPVAE, VAEConfig
 
 # Digests of numerics version 1. A change here changes archives: it needs a new NUMERICS_VERSION.
@@ -103,6 +103,28 @@ def test_a_layer_folds_its_scale_into_its_weights_only_where_that_stays_exact(in
     assert np.array_equal(layer.forward(x), _requantised_in_python_integers(x, layer))
     which = np.array([4, 0, 2])
     assert np.array_equal(layer.forward_columns(which)(x), _requantised_in_python_integers(x, layer)[:, which])
+    # K-step inference sums a pixel's context once and its features at each step: the same integers
+    context_part = layer.requantised.partial_sum(x[:, :1], slice(0, 1))
+    assert np.array_equal(layer.requantised.completed(x[:, 1:], slice(1, None), context_part),
+                          _requantised_in_python_integers(x, layer))
+
+
+@pytest.mark.parametrize("n_out", [1, 3])
+def test_a_layer_s_backward_pass_gives_python_s_integers(n_out):
+    """gradient @ real_weight.T, rounded half up and clipped, as Python's integers give it; from a
+    single output (the binary head's last layer) too, which runs as an outer product."""
+    rng = np.random.default_rng(n_out)
+    n_in = 6
+    weight = rng.integers(-(1 << 15) + 1, 1 << 15, (n_in, n_out)).astype(np.float64)
+    bits = rng.integers(10, 20, n_out)
+    layer = IntegerLayer(weight, np.zeros(n_out), bits, 16, 16, 2.0**24, -(2.0**40), 2.0**40)
+    gradient = rng.integers(-int(GRADIENT_MAX), int(GRADIENT_MAX) + 1, (50, n_out)).astype(np.float64)
+    finest = int(bits.max())  # these columns make one backward group
+    expected = [[(sum(int(g) * int(weight[i, j]) << (finest - int(bits[j])) for j, g in enumerate(row))
+                  + (1 << (finest - 1))) >> finest for i in range(n_in)] for row in gradient]
+    expected = np.clip(np.array(expected, dtype=np.float64), -GRADIENT_MAX, GRADIENT_MAX)
+    assert len(layer.groups) == 1 and np.array_equal(layer.backward(gradient), expected)
+    assert np.array_equal(layer.backward(gradient, slice(2, None)), expected[:, 2:])
 
 
 def test_a_layer_that_could_leave_exact_integers_is_refused():

@@ -7,7 +7,6 @@ from bbzip.models import api
 from bbzip.models.architectures import freeze, load_frozen, save_frozen
 from bbzip.models.coder_choice import Coder, default_settings
 from bbzip.models.evaluate import elbo_bpd
-from bbzip.models.frozen_mlp import _Pixels
 from bbzip.models.local_ar import LocalARConfig, LocalARVAE, context_offsets
 from bbzip.models.train import train_encoder, train_vae
 from bbzip.models.weights import load_model, save_model
@@ -130,7 +129,7 @@ def test_the_integer_gradient_of_k_step_inference_is_torch_s(trained):
     frozen = freeze(model)
     symbols = images[:50].reshape(50, -1).astype(np.int64)
     mean, _ = frozen.encode_images(symbols)
-    gradient = frozen.likelihood_gradient(_Pixels(symbols), mean)
+    gradient = frozen.likelihood_gradient(frozen.gradient_pixels(symbols), mean)
     z = torch.from_numpy(mean / 2**16).float().requires_grad_(True)
     (-model.log_likelihood(torch.from_numpy(images[:50]), model.likelihood_params(z)).sum()).backward()
     expected = z.grad.numpy()
