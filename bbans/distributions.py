@@ -215,8 +215,7 @@ def _search_from_guess(d, params, cumulative, guess):
         # values). The neighbour stays within 0..n-1: a guess of 0 cannot be above its target,
         # nor one of n-1 below it.
         lanes = np.flatnonzero(miss)
-        sub = [np.broadcast_to(p, miss.shape + p.shape[miss.ndim:]).reshape((-1,) + p.shape[miss.ndim:])[lanes]
-               for p in params]
+        sub = [_lanes_of(p, miss.shape, lanes) for p in params]
         k, start, end = k.ravel(), start.ravel(), end.ravel()
         neighbour = k[lanes] + np.where(target.ravel()[lanes] >= end[lanes], 1, -1)
         near_start, near_end = interval_at(lambda j: d._cdf_inner(j, sub), neighbour, n, d.precision)
@@ -232,6 +231,15 @@ def _search_from_guess(d, params, cumulative, guess):
             end[far_lanes] = start[far_lanes] + found[2].astype(np.int64)
         k, start, end = k.reshape(miss.shape), start.reshape(miss.shape), end.reshape(miss.shape)
     return k, start.astype(np.uint64), (end - start).astype(np.uint64)
+
+
+def _lanes_of(param: np.ndarray, shape: tuple, lanes: np.ndarray) -> np.ndarray:
+    """The values of a parameter (of `shape`, or broadcast to it, with a mixture's trailing
+    axis) at these flat lanes."""
+    tail = param.shape[len(shape):]
+    if param.shape[: len(shape)] != shape:
+        param = np.broadcast_to(param, shape + tail)
+    return param.reshape((-1,) + tail)[lanes]
 
 
 def _reduce_components(ufunc, array: np.ndarray) -> np.ndarray:
@@ -335,12 +343,14 @@ class DiscretisedLogisticMixture(DiscretisedLogistic):
         unnormalised = interpolate(exp_table(), relative, PARAM_BITS)
         weights = (unnormalised << cls.WEIGHT_BITS) // _reduce_components(np.add, unnormalised)[..., None]
         remainder = (1 << cls.WEIGHT_BITS) - _reduce_components(np.add, weights)
-        # the remainder to the first largest component (argmax's choice)
-        pending = np.ones(largest.shape, dtype=bool)
-        for component in range(logits.shape[-1]):
-            first = pending & (logits[..., component] == largest)
-            weights[..., component] += remainder * first
-            pending &= ~first
+        # the remainder to the first largest component (argmax's choice; some component is the
+        # largest, so the last stands where no earlier one is)
+        components = logits.shape[-1]
+        first = np.full(largest.shape, components - 1, dtype=np.intp)
+        for component in range(components - 2, -1, -1):
+            first = np.where(logits[..., component] == largest, component, first)
+        flat = weights.reshape(-1, components)
+        flat[np.arange(len(flat)), first.ravel()] += remainder.ravel()
         return weights
 
     @classmethod

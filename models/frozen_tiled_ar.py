@@ -477,8 +477,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         def push(message, symbols):
             start, freq, _ = self.intervals(symbols, precision, extents) if known is None else known
             head, tail = message.head.copy(), message.tail
-            for number in reversed(range(wave.steps)):
-                step = wave.step(number, extents)
+            for step in wave.each_step(extents, reverse=True):
                 for channel in reversed(range(k)):
                     lanes = bbans.Message(head[step.lanes], tail).push(
                         start[step.tiles, step.pixels, channel], freq[step.tiles, step.pixels, channel], precision)
@@ -509,8 +508,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         canvas = np.zeros((len(extents), self.canvas_pixels, k), dtype=np.uint8)
         head, tail = message.head.copy(), message.tail
         recomputed = np.random.default_rng().random(wave.steps) < RECOMPUTED_STEPS if known is not None else None
-        for number in range(wave.steps):
-            step = wave.step(number, extents)
+        for number, step in enumerate(wave.each_step(extents)):
             if len(step.tiles):
                 lanes = bbans.Message(head[step.lanes], tail)
                 if expected is None:

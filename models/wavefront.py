@@ -67,6 +67,47 @@ class Wavefront:
         """(flat pixel indices, their rows) of one step, rows ascending."""
         return self._schedule[step]
 
+    @cached_property
+    def _padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pixels, rows, valid), each (steps, lanes): the pixels of each step padded to the most
+        a step holds (padding: pixel 0, not valid)."""
+        pixels = np.zeros((self.steps, self.lanes), dtype=np.int64)
+        valid = np.zeros((self.steps, self.lanes), dtype=bool)
+        for number, (step_pixels, _) in enumerate(self._schedule):
+            pixels[number, : len(step_pixels)] = step_pixels
+            valid[number, : len(step_pixels)] = True
+        return pixels, pixels // self.tile, valid
+
+    def each_step(self, extents: np.ndarray, reverse: bool = False, chunk: int | None = None):
+        """step(number, extents) for every step, in order (or the reverse), a chunk of steps
+        computed at once: one step's own handful of numpy calls on a few tiles costs as much as
+        a decoder's step of a small batch, and a chunk's costs them once. A chunk covers about
+        2^16 pixel places of the batch's tiles, so a block of many tiles holds little more."""
+        chunk = chunk or max(1, (1 << 16) // (self.lanes * max(1, len(extents))))
+        firsts = range(0, self.steps, chunk)
+        for first in reversed(firsts) if reverse else firsts:
+            steps = self._chunk_steps(first, min(first + chunk, self.steps), extents)
+            yield from reversed(steps) if reverse else steps
+
+    def _chunk_steps(self, first: int, end: int, extents: np.ndarray) -> list[Step]:
+        pixels, rows, valid = (part[first:end] for part in self._padded)
+        columns = pixels - rows * self.tile
+        # (step, tile, place in the step): np.nonzero runs through it step by step, then tile by
+        # tile, then row by row, the order step() gives each step's pixels in
+        within = (rows[:, None, :] < extents[None, :, :1]) & (columns[:, None, :] < extents[None, :, 1:])
+        inside = within & valid[:, None, :]
+        outside = ~within & valid[:, None, :]
+        steps_in, tiles, at = np.nonzero(inside)
+        steps_out, outside_tiles, outside_at = np.nonzero(outside)
+        step_pixels = pixels[steps_in, at]
+        lanes = tiles * self.lanes + rows[steps_in, at] % self.lanes
+        outside_pixels = pixels[steps_out, outside_at]
+        cuts_in = np.cumsum(np.bincount(steps_in, minlength=end - first))[:-1]
+        cuts_out = np.cumsum(np.bincount(steps_out, minlength=end - first))[:-1]
+        parts = [np.split(values, cuts_in) for values in (tiles, step_pixels, lanes)]
+        parts += [np.split(values, cuts_out) for values in (outside_tiles, outside_pixels)]
+        return [Step(*fields) for fields in zip(*parts)]
+
     def step(self, step: int, extents: np.ndarray) -> Step:
         """The pixels of `step` in every tile of a batch whose extents (n, 2) (valid rows,
         columns) are given."""

@@ -224,6 +224,17 @@ def test_a_mixture_search_inverts_its_integer_cdf_exhaustively():
         assert np.array_equal(start.astype(np.int64), starts[symbols, lane]) and np.array_equal(freq.astype(np.int64), freqs[symbols, lane])
 
 
+def test_a_mixture_s_weights_give_their_remainder_to_the_first_largest_component():
+    """Floored weights leave a remainder below the component count; it goes to the first of
+    the largest logits (argmax's choice), wherever that stands: of tied largest components the
+    first is heavier by it, the others equal."""
+    logits = bbans.to_fixed(np.array([[0.0, 0.0, 0.0], [-1.0, 2.0, 2.0], [1.0, -3.0, 1.0]]), 12)
+    weights = bbans.distributions.DiscretisedLogisticMixture.weights(logits)
+    assert np.all(weights.sum(axis=1) == 1 << 16)
+    assert weights[0].tolist() == [21846, 21845, 21845]
+    assert weights[1, 1] > weights[1, 2] and weights[2, 0] > weights[2, 2]
+
+
 def test_a_mixture_is_its_weighted_logistics_and_its_guess_only_a_hint(monkeypatch):
     """The integer weights sum to 2^16 in the softmax's proportions; the frequencies are the
     float mixture's probabilities to within the coder's rule; and a wrong guess (every symbol

@@ -764,6 +764,24 @@ def test_the_wavefront_decodes_each_pixel_once_after_its_window(tile, radius):
                 assert step_of[(row + di) * tile + column + dj] < step_of[pixel]
 
 
+@pytest.mark.parametrize("tile, radius", [(8, 1), (16, 2), (32, 3)])
+def test_the_wavefront_s_steps_made_a_chunk_at_a_time_are_its_steps_one_by_one(tile, radius):
+    """each_step (a chunk of steps at once, in either order) gives what step gives for each, for
+    tiles partly outside their images too: the order of a step's pixels is the coded order."""
+    from bbzip.models.wavefront import Wavefront
+
+    wave, rng = Wavefront(tile, radius), np.random.default_rng(tile)
+    extents = rng.integers(1, tile + 1, (5, 2))
+    extents[0] = tile
+    for chunk in (None, 1, 7):
+        for reverse in (False, True):
+            numbers = range(wave.steps - 1, -1, -1) if reverse else range(wave.steps)
+            steps = list(wave.each_step(extents, reverse, chunk))
+            assert len(steps) == wave.steps
+            for number, step in zip(numbers, steps):
+                assert all(np.array_equal(a, b) for a, b in zip(step, wave.step(number, extents), strict=True))
+
+
 @pytest.mark.parametrize("shape", [(2, 13, 21, 3), (1, 40, 17, 3), (3, 8, 8, 3), (1, 9, 30)])
 def test_tiles_cut_a_slice_at_a_time_are_the_tiles_of_the_whole_stack(shape):
     """Every slice of TilesOf (a block's share: within one image only its rows of tiles are cut)
