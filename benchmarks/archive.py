@@ -43,7 +43,7 @@ from PIL import Image
 from bbzip.cli import classic
 from bbzip.models.data import load_named
 
-from .common import markdown_table, timed_bbzip, write_results
+from .common import compile_bytecode, markdown_table, timed_bbzip, write_results
 from .unlike_mnist import image_sets
 
 SECTIONS = ["per-file", "threads", "memory", "fallback", "files-memory"]
@@ -53,6 +53,7 @@ WHOLE_SECOND = 1_700_000_000 * 10**9
 
 def peak_rss_of(*args) -> tuple[float, int]:
     """(seconds, peak RSS in bytes of the largest process) of one bbzip run in a fresh child."""
+    compile_bytecode()
     script = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
               "subprocess.run(sys.argv[1:], check=True); "
               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")

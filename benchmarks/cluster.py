@@ -37,7 +37,7 @@ import numpy as np
 
 from bbzip.models.data import load_named
 
-from .common import markdown_table, timed_bbzip, write_results
+from .common import compile_bytecode, markdown_table, timed_bbzip, write_results
 
 
 def _local_cluster(workers: int):
@@ -116,6 +116,7 @@ PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "t
 
 def _bbzip_usage(*args):
     """Run one bbzip process (quiet); (wall seconds, its own resource usage)."""
+    compile_bytecode()
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "bbzip", "-q", *map(str, args)])
     _, status, usage = os.wait4(process.pid, 0)
