@@ -198,10 +198,12 @@ class SideBySide:
         self.requantised = Requantised(np.hstack([layer.weight for layer in layers]), each([layer.bias for layer in layers]),
                                        each([layer.scale_out for layer in layers]), max(layer.in_max for layer in layers),
                                        each([layer.low for layer in layers]), each([layer.high for layer in layers]))
-        self.splits = np.cumsum([len(layer.bias) for layer in layers])[:-1]
+        ends = np.cumsum([len(layer.bias) for layer in layers]).tolist()
+        self.columns = [slice(lo, hi) for lo, hi in zip([0] + ends[:-1], ends)]
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
-        return np.split(self.requantised(x), self.splits, axis=1)
+        outputs = self.requantised(x)
+        return [outputs[:, columns] for columns in self.columns]
 
 
 def _backward_groups(weight: np.ndarray, weight_bits: np.ndarray):

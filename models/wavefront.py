@@ -102,11 +102,10 @@ class Wavefront:
         step_pixels = pixels[steps_in, at]
         lanes = tiles * self.lanes + rows[steps_in, at] % self.lanes
         outside_pixels = pixels[steps_out, outside_at]
-        cuts_in = np.cumsum(np.bincount(steps_in, minlength=end - first))[:-1]
-        cuts_out = np.cumsum(np.bincount(steps_out, minlength=end - first))[:-1]
-        parts = [np.split(values, cuts_in) for values in (tiles, step_pixels, lanes)]
-        parts += [np.split(values, cuts_out) for values in (outside_tiles, outside_pixels)]
-        return [Step(*fields) for fields in zip(*parts)]
+        bounds_in = _bounds(steps_in, end - first)
+        bounds_out = _bounds(steps_out, end - first)
+        return [Step(tiles[lo:hi], step_pixels[lo:hi], lanes[lo:hi], outside_tiles[out_lo:out_hi], outside_pixels[out_lo:out_hi])
+                for (lo, hi), (out_lo, out_hi) in zip(bounds_in, bounds_out)]
 
     def step(self, step: int, extents: np.ndarray) -> Step:
         """The pixels of `step` in every tile of a batch whose extents (n, 2) (valid rows,
@@ -117,6 +116,13 @@ class Wavefront:
         lanes = tiles * self.lanes + rows[at] % self.lanes
         outside_tiles, outside_at = np.nonzero(~inside)
         return Step(tiles, pixels[at], lanes, outside_tiles, pixels[outside_at])
+
+
+def _bounds(steps: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """(first, end) of each of `count` steps in a sorted array of step numbers (slices, not
+    np.split: its Python wrapper costs more than the decoder's work on a step of a few tiles)."""
+    ends = np.cumsum(np.bincount(steps, minlength=count)).tolist()
+    return list(zip([0] + ends[:-1], ends))
 
 
 def inside_image(rows: np.ndarray, columns: np.ndarray, extents: np.ndarray) -> np.ndarray:

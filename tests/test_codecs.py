@@ -267,9 +267,9 @@ def test_a_mixture_is_its_weighted_logistics_and_its_guess_only_a_hint(monkeypat
 
 @pytest.mark.parametrize("offsets", [(-1, 1), (-1, 1, -6, 9, 0)])
 def test_a_guess_off_by_one_or_more_either_way_finds_the_searched_symbol(monkeypatch, offsets):
-    """The decoder's search checks the guess, then its neighbour on the target's side, then
-    binary-searches the rest: whichever step finds a lane's symbol, symbol and interval are
-    those of a full search."""
+    """The decoder's search checks the guess and its neighbours (a mixture's, at once), then
+    searches the rest: whichever step finds a lane's symbol, symbol and interval are those of a
+    full search."""
     lanes, precision = 300, 16
     distribution, _ = _mixture(lanes, precision)
     rng = np.random.default_rng(2)
