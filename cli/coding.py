@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bbzip.bbans import BBANSError
-from bbzip.models import api
+from bbzip.models import api, scheduler
+from bbzip.models.threads import available_cores
 from bbzip.models.blocks import StackedImages
 from bbzip.models.coder_choice import Coder, pick_default_for_most
 from bbzip.models.files import ByteSource
@@ -526,6 +527,8 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, ex
         return (lambda lo, hi, scale: iter(())), None
     size = info.block_images
     needed = sorted({block for i in chosen for block in _blocks_holding(int(starts[i]), int(starts[i + 1]), size)})
+    if len(needed) > 1:  # blocks for the other cores: their workers start while the model loads
+        scheduler.start_workers(cores or available_cores())
     try:
         coder = api.coder_for(info, model_override)
     except api.StreamError as error:

@@ -1,9 +1,11 @@
 """Reading the inputs of a compress: every file becomes an entry (cli/entries.py), in order.
 
-Without a cluster the files are read here, one at a time. On a Dask cluster (`--cluster`) the
-workers read them, many files a job: decoding each image, re-encoding those the model does not
-take, xz-compressing stored files and transcoding JPEG files is the work of compress outside
-the model, and on a cluster the client alone would set the pace for all the workers. A job
+Files are read many a job by the lanes of models/scheduler.py: on the local cores (this process
+and its worker processes, which start as the first jobs go out and code with the model later),
+or on a Dask cluster's workers (`--cluster`). Decoding each image, re-encoding those the model
+does not take, xz-compressing stored files and transcoding JPEG files is the work of compress
+outside the model: one core alone would set the pace for the others. A few files (no more than
+a job's) are read here, one at a time. A job
 names each file by its path and by the size and modification time the client saw; a worker
 that sees the same file there (a shared file system) reads it itself, else it hands the file
 back unread. After the first job that comes back with a file unread, the client reads each
@@ -33,15 +35,15 @@ JOB_BYTES = 16 << 20  # and file bytes, unless one file is larger
 def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -> list[Entry]:
     """The entry of every (archive name, path) in `found`, in order, its blobs in `spool`; the
     bar moves by bytes and names the file at work, so one big image does not look like a hang.
-    `lanes`: the jobs a cluster keeps in flight (unused without one)."""
-    on_cluster = scheduler.elsewhere()
-    statuses = [path.lstat() for _, path in found] if on_cluster else None
-    sizes = array.array("q", (status.st_size for status in statuses) if on_cluster else
+    `lanes`: the local cores, or the jobs a cluster keeps in flight."""
+    in_jobs = scheduler.elsewhere() or (lanes > 1 and len(found) > JOB_FILES)
+    statuses = [path.lstat() for _, path in found] if in_jobs else None
+    sizes = array.array("q", (status.st_size for status in statuses) if in_jobs else
                         (path.lstat().st_size for _, path in found))  # (not a million os.stat_results)
     entries = []
     with out.bar("reading", sum(sizes), "bytes") as advance:
-        if on_cluster:
-            read = _read_on_cluster(found, statuses, sizes, fits, exact_times, lanes, advance)
+        if in_jobs:
+            read = _read_in_jobs(found, statuses, sizes, fits, exact_times, lanes, advance)
         else:
             read = _read_here(found, sizes, fits, exact_times, advance)
         for entry in read:
@@ -75,14 +77,16 @@ class _Files:
         self.by_path = True
 
 
-def _read_on_cluster(found, listed_statuses, sizes, fits, exact_times, lanes: int, advance):
-    """Each file's entry in order: those read from their bytes by the cluster's workers, the
-    others here. `listed_statuses`: each path's lstat; `sizes`: their sizes."""
+def _read_in_jobs(found, listed_statuses, sizes, fits, exact_times, lanes: int, advance):
+    """Each file's entry in order: those read from their bytes by the lanes' jobs, the others
+    here. `listed_statuses`: each path's lstat; `sizes`: their sizes."""
     files = _Files()
     statuses = [status if read_from_bytes(path, status) else None for (_, path), status in zip(found, listed_statuses)]
     jobs = (_job(found, statuses, run, files, fits) for run in _runs(statuses, sizes))
     done = 0  # files read, shown beside the bytes: results come back a job (many files) at a time
-    results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=f"{done:,} files"))
+    # (not in this process too: it keeps each entry as it comes back, work enough of its own)
+    results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=f"{done:,} files"),
+                                     workers_only=True)
     pending = iter(())  # the current job's entries
     for (name, path), status, size in zip(found, statuses, sizes):
         done += 1

@@ -70,11 +70,20 @@ def default_codes() -> list[tuple[str, Pixels]]:
     return sorted(((name, config.codes) for name, config in default_models()), key=lambda item: (item[1].values, item[1].any_size))
 
 
-def fits_a_default():
+def fits_a_default() -> "FitsADefault":
     """Before a model is chosen: fits(stack), whether a default model takes images of the
     stack's shape (the store is read once, here, not for every file)."""
-    codes = [codes for _, codes in default_codes()]
-    return lambda stack: any(each.fits_shape(stack) for each in codes)
+    return FitsADefault(tuple(codes for _, codes in default_codes()))
+
+
+@dataclass(frozen=True)
+class FitsADefault:
+    """fits_a_default's answer, a callable that reading jobs take to worker processes."""
+
+    codes: tuple
+
+    def __call__(self, stack) -> bool:
+        return any(each.fits_shape(stack) for each in self.codes)
 
 
 def pick_default(stacks) -> Coder | None:

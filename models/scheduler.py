@@ -7,8 +7,10 @@ and yields their results in the jobs' order: every core takes the next job as so
 the number of jobs.
 
 The default executor is `Lanes`: `cores` threads, one coding in this process and each other one
-handing its job to a worker process that holds the model (spawned, so safe whatever the parent
-imported; each worker is given one core). Any object with `submit(job) -> Future` and the
+handing its job to a worker process (spawned, so safe whatever the parent imported; each worker
+is given one core), which holds the model from the first of its jobs it takes. The workers do
+not depend on a model: they read files before one is chosen and code with it after, and
+`start_workers` starts them ahead of the first job. Any object with `submit(job) -> Future` and the
 context-manager protocol can stand in for it: passed as `executor`, or for every call within
 `executing_on` (models/cluster.py: a Dask cluster's workers).
 """
@@ -54,9 +56,12 @@ def elsewhere() -> bool:
     return bool(_elsewhere)
 
 
-def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window: int | None = None, executor=None):
+def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window: int | None = None, executor=None,
+                 workers_only: bool = False):
     """function(model, *args) of each job, yielded in order, on `cores` cores. One core, or a
-    single job, runs here with every thread it was given (and reports progress as it goes)."""
+    single job, runs here with every thread it was given (and reports progress as it goes).
+    `workers_only`: this process takes none of the jobs (it has work of its own with their
+    results), its other cores' worker processes all of them."""
     if executor is None and _elsewhere:
         executor = _elsewhere[-1](model)
     jobs = iter(jobs)
@@ -67,7 +72,7 @@ def run_in_order(model, jobs: Iterable[Job], cores: int, on_images=None, window:
                 yield job.function(model, *job.args, on_images)
         return
     window = window or 2 * cores
-    with threads.limited(1), threadpool_limits(limits=1), (executor or Lanes(model, cores)) as lanes:
+    with threads.limited(1), threadpool_limits(limits=1), (executor or Lanes(model, cores, workers_only)) as lanes:
         in_flight: deque[tuple[Job, Future]] = deque()
         try:
             for job in itertools.chain(first, jobs):
@@ -99,18 +104,21 @@ def _done(job: Job, future: Future, on_images):
 
 
 class Lanes:
-    """`cores` lanes, each taking the next job when it is free: one in this process, the others
-    in worker processes that hold the model."""
+    """`cores` lanes, each taking the next job when it is free: one in this process (unless
+    `workers_only`), the others in worker processes (the pool, shared by every Lanes of this
+    process), which are handed the model with the first of its jobs each of them takes."""
 
-    def __init__(self, model, cores: int):
+    def __init__(self, model, cores: int, workers_only: bool = False):
         self._model = model
-        self._workers = _pool(model, cores - 1)
+        self._workers_only = workers_only
+        self._key = _model_key(model)
+        self._workers = _pool(cores - 1)
         self._lane = threading.local()
         self._numbers = itertools.count()
         self._threads = ThreadPoolExecutor(cores, thread_name_prefix="bbzip-lane", initializer=self._number_lane)
 
     def _number_lane(self) -> None:
-        self._lane.here = next(self._numbers) == 0
+        self._lane.here = next(self._numbers) == 0 and not self._workers_only
 
     def submit(self, job: Job) -> Future:
         return self._threads.submit(self._run, job)
@@ -118,7 +126,10 @@ class Lanes:
     def _run(self, job: Job):
         if self._lane.here:
             return job.function(self._model, *job.args)
-        return self._workers.submit(_in_worker, job.function, *job.args).result()
+        result = self._workers.submit(_in_worker, self._key, None, job.function, *job.args).result()
+        if isinstance(result, _NeedsModel):  # a worker that has not had this model yet
+            result = self._workers.submit(_in_worker, self._key, self._model, job.function, *job.args).result()
+        return result
 
     def __enter__(self) -> "Lanes":
         return self
@@ -127,30 +138,71 @@ class Lanes:
         self._threads.shutdown(wait=True, cancel_futures=True)
 
 
-_pools: dict = {}  # (id of the model, workers) -> the pool; kept for the next call (compress, then its check)
+def start_workers(cores: int) -> None:
+    """Start the worker processes of `cores` lanes now, ahead of their first jobs: a worker
+    takes a good part of a second to start (a fresh interpreter importing numpy and bbzip),
+    which the work before (reading the inputs, an archive's table) then hides."""
+    if cores > 1 and not _elsewhere:
+        pool = _pool(cores - 1)
+        for _ in range(cores - 1):
+            pool.submit(_ready)
 
 
-def _pool(model, workers: int) -> ProcessPoolExecutor:
-    key = (id(model), workers)
-    if key not in _pools:
+_pools: dict = {}  # workers -> the pool; kept for every later call (reading, the fallback, coding, the check)
+_keys: dict = {}  # id of a model -> (its key, the model: held, so that the id is not another's while it is kept)
+_serials = itertools.count()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    if workers not in _pools:
         for old in _pools.values():
             old.shutdown()
         _pools.clear()
         context = multiprocessing.get_context("spawn")
-        _pools[key] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(model,))
-    return _pools[key]
+        _pools[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+    return _pools[workers]
 
 
-_worker_model = None
+def _model_key(model) -> int | None:
+    """A number naming `model` to the workers (None: the jobs need none). The latest few are
+    kept with their models; a model named again after its entry went gets a new number."""
+    if model is None:
+        return None
+    if id(model) not in _keys:
+        while len(_keys) >= _KEPT_KEYS:
+            del _keys[next(iter(_keys))]
+        _keys[id(model)] = (next(_serials), model)
+    return _keys[id(model)][0]
 
 
-def _start_worker(model) -> None:
-    """A worker process: the model, and one core (BLAS too)."""
-    global _worker_model
-    _worker_model = model
+_KEPT_KEYS = 4
+
+
+class _NeedsModel:
+    """A worker's answer to a job whose model it has not been given: send it with the job."""
+
+
+_worker_models: dict = {}  # in a worker: the model it was last given, by key
+
+
+def _start_worker() -> None:
+    """A worker process: one core (BLAS too). numpy is imported first: a limit reaches only the
+    BLAS libraries already loaded, and nothing here has loaded numpy's yet (a worker that
+    reads files has no model to bring it)."""
+    import numpy  # noqa: F401
+
     threads.set_budget(1)
     threadpool_limits(limits=1)
 
 
-def _in_worker(function, *args):
-    return function(_worker_model, *args)
+def _ready() -> None:
+    """start_workers' job: nothing, once the worker runs."""
+
+
+def _in_worker(key, model, function, *args):
+    if key is not None and key not in _worker_models:
+        if model is None:
+            return _NeedsModel()
+        _worker_models.clear()  # (one model at a time: a compress codes with one)
+        _worker_models[key] = model
+    return function(_worker_models.get(key), *args)

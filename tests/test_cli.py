@@ -380,6 +380,26 @@ def test_the_archive_is_the_same_for_any_number_of_threads(tmp_path, blocked_arc
     assert_same_files(folder, tmp_path / "r")
 
 
+def test_files_read_by_the_worker_processes_make_the_same_archive(tmp_path, blocked_archive, tiny_models, monkeypatch):
+    """With more than a reading job's files and more than one core, the image files are read in
+    jobs by the worker processes (an array is read here, as with a cluster): the same archive as
+    the files read one by one with -T 1."""
+    from bbzip.cli import reading
+
+    folder, archive = blocked_archive
+    monkeypatch.setattr(reading, "JOB_FILES", 8)
+
+    def not_here(*args):
+        raise AssertionError("read one by one")
+
+    monkeypatch.setattr(reading, "_read_here", not_here)
+    other = tmp_path / "jobs.bb"
+    result = run("compress", folder, "-o", other, "--model", tiny_models["logistic"], "--block-images", 16, "-T", 2,
+                 "--no-fallback")
+    assert result.exit_code == 0, result.output
+    assert other.read_bytes() == archive.read_bytes()
+
+
 def test_an_output_that_appears_while_compressing_is_not_overwritten(tmp_path, image_folder, tiny_models, monkeypatch):
     """Two compresses to one name, or a file created meanwhile: the later one fails, nothing is lost."""
     from bbzip.cli import coding
