@@ -16,7 +16,7 @@ from bbzip.bbans import BBANSError
 from bbzip.models import api, scheduler
 from bbzip.models.threads import available_cores
 from bbzip.models.blocks import StackedImages
-from bbzip.models.coder_choice import Coder, pick_default_for_most
+from bbzip.models.coder_choice import Coder, default_for_most
 from bbzip.models.files import ByteSource
 from bbzip.models.tile_intervals import TileIntervals
 
@@ -40,7 +40,7 @@ def fits(model):
 
 
 def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, list[Entry]]:
-    """The shipped default model for the model entries (models.coder_choice.pick_default_for_most:
+    """The shipped default model for the model entries (models.coder_choice.default_for_most:
     the one that codes the most of their pixels, 28x28 digits counted for the MNIST models), and
     the entries as that model leaves them. An archive codes its images with one model: every
     image it does not code (photos beside digits, a grey array beside colour ones) is kept by a
@@ -48,10 +48,11 @@ def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, li
     holders = [e for e in entries if len(e.items)]
     if not holders:
         return None, entries
-    coder = pick_default_for_most([e.items for e in holders])
+    coder, accepted = default_for_most([e.items for e in holders])
+    coded = iter(accepted)
     chosen = []
     for entry in entries:
-        if not len(entry.items) or coder.model.config.codes.accepts(entry.items):
+        if not len(entry.items) or next(coded):
             chosen.append(entry)
         elif entry.kind is ImageFile:
             chosen.append(_kept_classic(entry, spool))

@@ -101,17 +101,25 @@ def pick_default_for_most(stacks) -> Coder | None:
     (a folder of 28x28 digits with an odd-sized bitmap stays with the MNIST model; grey photos
     with a few digits go to the grey photo model, digits and all). Of two that code as many, the
     first in default_codes' order (the narrower)."""
+    return default_for_most(stacks)[0]
+
+
+def default_for_most(stacks) -> tuple[Coder | None, list[bool]]:
+    """pick_default_for_most's model, and for each stack whether that model codes it."""
     named = default_codes()  # read from the store once
     defaults = [codes for _, codes in named]
     # Whether a model accepts a stack depends on its dtype, its images' shape and (for a
     # two-valued model) its values alone: each kind of stack is judged once, with its pixels
-    # counted together (a folder of 10,000 digits is 10,000 stacks of one kind).
+    # counted together (a folder of 10,000 digits is 10,000 stacks of one kind), and a stack's
+    # values are looked at once.
     kinds: dict[tuple, list] = {}  # kind -> [pixels, a stack of that kind]
+    kind_of_each = []
     for stack in stacks:
         kind = (stack.dtype.str, tuple(stack.shape[1:]))
         if any(codes.two_valued and codes.fits_shape(stack) for codes in defaults):
             kind += (binary_scale(stack),)
         kinds.setdefault(kind, [0, stack])[0] += int(np.prod(stack.shape, dtype=np.int64))
+        kind_of_each.append(kind)
     claimed = {kind: any(not codes.any_size and codes.accepts(stack) for codes in defaults) for kind, (_, stack) in kinds.items()}
 
     def pixels(codes):
@@ -122,7 +130,11 @@ def pick_default_for_most(stacks) -> Coder | None:
         coded = pixels(codes)
         if coded > best:
             best, chosen = coded, name
-    return load_coder(chosen) if chosen else None
+    if chosen is None:
+        return None, [False] * len(kind_of_each)
+    coder = load_coder(chosen)
+    accepted = {kind: coder.model.config.codes.accepts(stack) for kind, (_, stack) in kinds.items()}
+    return coder, [accepted[kind] for kind in kind_of_each]
 
 
 def resolve(description: dict, override: str | Path | Coder | None) -> Coder:

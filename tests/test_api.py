@@ -231,6 +231,13 @@ def test_the_default_for_most_judges_each_stack_by_its_own_values(grey_test_imag
     assert pick_default_for_most(binary).name == "ar-binary-mnist-rha"
     assert pick_default_for_most(binary + [np.concatenate(binary[:2])]).name == "ar-mnist-rha"
     assert pick_default_for_most(binary + [grey_test_images[40:41]]).name == "ar-mnist-rha"
+    # and for each stack, whether the model chosen codes it, as that model's own test says
+    from bbzip.models.coder_choice import default_for_most
+
+    stacks = binary + [np.concatenate(binary[:2]), grey_test_images[40:41], np.zeros((1, 5, 7), np.uint8)]
+    coder, accepted = default_for_most(stacks)
+    assert accepted == [coder.model.config.codes.accepts(stack) for stack in stacks]
+    assert coder.name == "ar-mnist-rha" and accepted[-1] is False and all(accepted[:-1])
 
 
 def test_the_record_header_deflates_with_its_dictionary_and_old_headers_still_read(grey_test_images):
