@@ -13,13 +13,14 @@ import click
 from bbzip.bbans import BBANSError
 from bbzip.models.data import DataError
 from bbzip.models.files import ModelFileError
+from bbzip.models.scheduler import WorkerLost
 
 
 class BBZipError(Exception):
     """An error the user should see as `bbzip: <message>`."""
 
 
-EXPECTED = (BBZipError, BBANSError, DataError, ModelFileError, OSError)
+EXPECTED = (BBZipError, BBANSError, DataError, ModelFileError, OSError, WorkerLost)
 
 
 def guard(command=None, *, reader_may_stop: bool = False):

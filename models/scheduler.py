@@ -22,6 +22,7 @@ import multiprocessing
 import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -126,6 +127,18 @@ class Lanes:
     def _run(self, job: Job):
         if self._lane.here:
             return job.function(self._model, *job.args)
+        for _ in range(WORKER_RETRIES):
+            try:
+                return self._in_worker(job)
+            except BrokenProcessPool:  # a worker died (killed, out of memory): its jobs again, on fresh workers
+                self._workers = _fresh_pool(self._workers)
+        try:
+            return self._in_worker(job)
+        except BrokenProcessPool:
+            raise WorkerLost(f"a worker process ended abruptly {WORKER_RETRIES + 1} times running the same job "
+                             "(killed, or out of memory?)") from None
+
+    def _in_worker(self, job: Job):
         result = self._workers.submit(_in_worker, self._key, None, job.function, *job.args).result()
         if isinstance(result, _NeedsModel):  # a worker that has not had this model yet
             result = self._workers.submit(_in_worker, self._key, self._model, job.function, *job.args).result()
@@ -144,23 +157,51 @@ def start_workers(cores: int) -> None:
     which the work before (reading the inputs, an archive's table) then hides."""
     if cores > 1 and not _elsewhere:
         pool = _pool(cores - 1)
-        for _ in range(cores - 1):
-            pool.submit(_ready)
+        try:
+            for _ in range(cores - 1):
+                pool.submit(_ready)
+        except BrokenProcessPool:  # (a worker of an earlier call died: its pool goes)
+            _fresh_pool(pool)
+
+
+# A job whose worker died is run again on fresh workers this many times (jobs are pure
+# functions of their arguments, so running one again gives the same result), as Dask retries a
+# lost worker's job; then WorkerLost.
+WORKER_RETRIES = 2
+
+
+class WorkerLost(RuntimeError):
+    """Worker processes kept dying on a job."""
 
 
 _pools: dict = {}  # workers -> the pool; kept for every later call (reading, the fallback, coding, the check)
+_pools_lock = threading.Lock()
 _keys: dict = {}  # id of a model -> (its key, the model: held, so that the id is not another's while it is kept)
 _serials = itertools.count()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    if workers not in _pools:
-        for old in _pools.values():
-            old.shutdown()
-        _pools.clear()
-        context = multiprocessing.get_context("spawn")
-        _pools[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
-    return _pools[workers]
+    with _pools_lock:
+        if workers not in _pools:
+            for old in _pools.values():
+                old.shutdown()
+            _pools.clear()
+            context = multiprocessing.get_context("spawn")
+            _pools[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+        return _pools[workers]
+
+
+def _fresh_pool(broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
+    """A pool in place of one a dead worker broke (once, whichever lane finds it first)."""
+    with _pools_lock:
+        for workers, pool in list(_pools.items()):
+            if pool is broken:
+                del _pools[workers]
+                broken.shutdown(wait=False, cancel_futures=True)
+                break
+        else:
+            return next(iter(_pools.values()))  # (replaced already by another lane)
+    return _pool(workers)
 
 
 def _model_key(model) -> int | None:

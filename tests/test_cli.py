@@ -400,6 +400,26 @@ def test_files_read_by_the_worker_processes_make_the_same_archive(tmp_path, bloc
     assert other.read_bytes() == archive.read_bytes()
 
 
+def test_workers_that_keep_dying_are_one_line_and_no_archive(tmp_path, blocked_archive, tiny_models, monkeypatch):
+    """A job's worker process dying on every try (models/scheduler.py retries it on fresh ones)
+    ends compress with one line, exit 1, and no archive."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from bbzip.models import scheduler
+
+    folder, _ = blocked_archive
+
+    def dies(self, job):
+        raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(scheduler.Lanes, "_in_worker", dies)
+    out = tmp_path / "lost.bb"
+    result = run("compress", folder, "-o", out, "--model", tiny_models["logistic"], "--block-images", 16, "-T", 2,
+                 "--no-fallback")
+    assert result.exit_code == 1 and "worker process ended abruptly 3 times" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_an_output_that_appears_while_compressing_is_not_overwritten(tmp_path, image_folder, tiny_models, monkeypatch):
     """Two compresses to one name, or a file created meanwhile: the later one fails, nothing is lost."""
     from bbzip.cli import coding

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import signal
+
+import pytest
 
 from bbzip.models import scheduler
-from bbzip.models.scheduler import Job, run_in_order
+from bbzip.models.scheduler import Job, WorkerLost, run_in_order
 
 
 def _who(model, tag: int, on_images=None) -> tuple:
@@ -30,3 +33,32 @@ def test_workers_are_handed_each_model_with_its_first_job_there():
 def test_this_process_takes_jobs_too_unless_told_not_to():
     results = list(run_in_order({"name": "m"}, _jobs(8), cores=2))
     assert [tag for _, tag, _ in results] == list(range(8)) and all(got == {"name": "m"} for got, _, _ in results)
+
+
+def _dies_the_first_time(model, marker: str, on_images=None) -> int:
+    """A job whose worker is killed (SIGKILL) the first time it runs: as the system's OOM killer
+    would end it."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+def _always_dies(model, on_images=None):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_job_whose_worker_dies_runs_again_on_fresh_workers(tmp_path):
+    """As Dask retries a lost worker's job: the local pool is replaced and the job run again; the
+    other jobs give their results as before, in order."""
+    jobs = [Job(_who, (0,), 1), Job(_dies_the_first_time, (str(tmp_path / "died"),), 1), Job(_who, (2,), 1)]
+    results = list(run_in_order({"name": "m"}, jobs, cores=2, workers_only=True))
+    assert (tmp_path / "died").exists() and results[0][1] == 0 and results[2][1] == 2
+    assert results[1] != os.getpid()
+
+
+def test_a_job_that_kills_every_worker_is_an_error_not_a_hang():
+    with pytest.raises(WorkerLost, match="ended abruptly 3 times"):
+        list(run_in_order({"name": "m"}, [Job(_always_dies, (), 1)] * 2, cores=2, workers_only=True))
+    # and the pool after it still works
+    assert [tag for _, tag, _ in run_in_order(None, _jobs(3), cores=2, workers_only=True)] == [0, 1, 2]
