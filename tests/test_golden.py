@@ -27,11 +27,14 @@ MLP = {"binary": "mlp-binary-mnist-rha", "grey": "mlp-mnist-rha"}
 CASES = {"binary-k0": ("binary", 0, None, MLP["binary"]), "grey-k0": ("grey", 0, None, MLP["grey"]),
          "grey-k2": ("grey", 2, None, MLP["grey"]), "grey-k0-blocks": ("grey", 0, 16, MLP["grey"]),
          "ar-binary-k0": ("binary", 0, None, None), "ar-grey-k2": ("grey", 2, None, None),
+         "ar-binary-k2": ("binary", 2, None, None),
          "photo-k0": ("photo", 0, None, "tiled-rgb-photos"), "photo-mixture-k0": ("photo", 0, None, "tiled-rgb-photos-mixture"),
          "photo-mixture-large-k0": ("photo", 0, None, "tiled-rgb-photos-mixture-large"),
          "patches-k0": ("patches", 0, None, "conv-photo-patches-rha"),
          "patches-k2": ("patches", 2, None, "conv-photo-patches-rha"), "rgba-k0": ("rgba", 0, None, "tiled-rgb-photos"),
          "grey-photo-mixture-large-k0": ("grey-photo", 0, None, "tiled-grey-photos-mixture-large")}
+# "ar-binary-k2" was written at 87e49c8, before K-step inference's head took one output's
+# backward pass as an outer product and summed each pixel's context once for all steps.
 # The convolutional VAE's cases: 12 colour patches of 32x32 (an array; it was the default for
 # them until the tiled photo model took arrays) with the fallback, and through it alone at K=2.
 # "photo-k0" too: alone, its crop costs less as JPEG XL than as a model stream with its framing
