@@ -27,7 +27,7 @@ from bbzip.bbans.lookup import QUANTILE_BITS, bucket_centres
 from .conv_vae_config import COEFF_LIMIT, COUPLING_CENTRE, ConvVAEConfig
 from .frozen_mlp import LATENT_LIMIT, MEAN_RANGE, Z_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
 from .integer_conv import IntegerConv2d, quantise_conv
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, FrozenModelError, IntegerLayer
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, FrozenModelError, IntegerLayer, relu_passes
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 
 KERNEL, PADDING = 3, 1
@@ -332,13 +332,13 @@ class FrozenConvVAE(FrozenMLPVAE):
         last = layers["decoder.conv_up2"].layer
         grad *= (out > last.low[None, :, None, None]) & (out < last.high[None, :, None, None])
         grad = space_to_depth(layers["decoder.conv_up2"].backward(grad, (n, c.filters, *grad.shape[2:])))
-        grad *= (up > 0) & (up < ACTIVATION_MAX)
+        grad *= relu_passes(up)
         grad = layers["decoder.conv_up1"].backward(grad, h.shape) * (h > 0)
         for i in reversed(range(c.blocks)):
             block_in, inner, total = trace[i]
             grad *= np.abs(total) < ACTIVATION_MAX  # a clipped sum passes no gradient
             branch = layers[f"decoder.blocks.{i}.conv2"].backward(grad, inner.shape)
-            branch *= (inner > 0) & (inner < ACTIVATION_MAX)
+            branch *= relu_passes(inner)
             branch = layers[f"decoder.blocks.{i}.conv1"].backward(branch, block_in.shape) * (block_in > 0)
             grad = np.clip(grad + branch, -GRADIENT_MAX, GRADIENT_MAX)
         grad *= np.abs(stream) < ACTIVATION_MAX

@@ -26,7 +26,7 @@ from bbzip import bbans
 from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import LOGIT_LIMIT, MEAN_RANGE, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, relu_passes
 from .interface import FirstLook
 from .local_ar_config import LocalARConfig, context_offsets
 from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
@@ -287,16 +287,16 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
             grad *= (out > last.low) & (out < last.high)  # a clipped output passes no gradient
             grad = self.head[2].backward(grad)
-            grad *= _passes(h2)
+            grad *= relu_passes(h2)
             grad = self.head[1].backward(grad)
-            grad *= _passes(h1)
+            grad *= relu_passes(h1)
             grad_features[lo:hi] = self.head[0].backward(grad, pixels.feature_inputs).reshape(hi - lo, count, -1)
         grad = grad_features.reshape(n, -1)
         grad *= (feature_out > -ACTIVATION_MAX) & (feature_out < ACTIVATION_MAX)
         grad = self.decoder[2].backward(grad)
-        grad *= _passes(hidden2)
+        grad *= relu_passes(hidden2)
         grad = self.decoder[1].backward(grad)
-        grad *= _passes(hidden1)
+        grad *= relu_passes(hidden1)
         return self.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
 
     def _as_mlp_parameters(self, out: np.ndarray, n: int) -> np.ndarray:
@@ -305,13 +305,6 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         if self.config.outputs == 1:
             return out.reshape(n, -1)
         return np.concatenate(np.moveaxis(out.reshape(n, self.config.pixels, -1), 2, 0), axis=1)
-
-
-def _passes(activation: np.ndarray) -> np.ndarray:
-    """Where a ReLU layer's output passes gradient back: neither cut at 0 nor saturated."""
-    mask = activation > 0
-    mask &= activation < ACTIVATION_MAX
-    return mask
 
 
 class _HeadChunks:

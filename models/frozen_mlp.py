@@ -39,6 +39,7 @@ from .integer_mlp import (
     FrozenModelError,
     IntegerLayer,
     quantise_layer,
+    relu_passes,
 )
 from . import threads
 from .interface import FrozenModel
@@ -401,7 +402,7 @@ def _likelihood_gradient_at_z(model: FrozenMLPVAE, pixels, z):
     grad *= (params > last.low) & (params < last.high)  # a clipped output passes no gradient
     for layer, activation in ((model.decoder[2], hidden2), (model.decoder[1], hidden1)):
         grad = layer.backward(grad)
-        grad *= (activation > 0) & (activation < ACTIVATION_MAX)  # ReLU and its saturation
+        grad *= relu_passes(activation)  # ReLU and its saturation
     return model.decoder[0].backward(grad) / float(1 << GRADIENT_BITS)
 
 

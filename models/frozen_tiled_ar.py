@@ -33,7 +33,7 @@ from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
 from . import stream
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide, relu_passes
 from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
 from .tile_intervals import TileIntervals, tile_digests
 from .wavefront import Wavefront, full_extents, inside_image
@@ -666,17 +666,17 @@ class FrozenTiledARVAE(FrozenMLPVAE):
             grad *= (params.reshape(-1, c.outputs) > self.low) & (params.reshape(-1, c.outputs) < self.high)
             skip_grad = self.skip.backward(grad * ((skip > self.skip.low) & (skip < self.skip.high)))
             grad = self.head[2].backward(grad * ((out > self.head[2].low) & (out < self.head[2].high)))
-            grad *= (h2 > 0) & (h2 < ACTIVATION_MAX)
+            grad *= relu_passes(h2)
             grad = self.head[1].backward(grad)
-            grad *= (h1 > 0) & (h1 < ACTIVATION_MAX)
+            grad *= relu_passes(h1)
             grad = np.clip(self.head[0].backward(grad) + skip_grad, -GRADIENT_MAX, GRADIENT_MAX)
             grad_features[lo:hi] = grad[:, context:].reshape(hi - lo, c.pixels, c.features)
         grad = self._block_rows(grad_features, c.features)
         grad *= (feature_rows > -ACTIVATION_MAX) & (feature_rows < ACTIVATION_MAX)
         grad = self.decoder[2].backward(grad)
-        grad *= (hidden2 > 0) & (hidden2 < ACTIVATION_MAX)
+        grad *= relu_passes(hidden2)
         grad = self.decoder[1].backward(grad)
-        grad *= (hidden1 > 0) & (hidden1 < ACTIVATION_MAX)
+        grad *= relu_passes(hidden1)
         return self.decoder[0].backward(grad).reshape(tiles, -1) / float(1 << GRADIENT_BITS)
 
 

@@ -108,6 +108,14 @@ class IntegerLayer:
             raise FrozenModelError("partial sums could reach 2^53; the layer cannot be run exactly")
 
 
+def relu_passes(activation: np.ndarray) -> np.ndarray:
+    """Where a ReLU layer's output passes gradient back: neither cut at 0 nor saturated at
+    ACTIVATION_MAX (one mask, built in place)."""
+    mask = activation > 0
+    mask &= activation < ACTIVATION_MAX
+    return mask
+
+
 def _product(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """x @ weight; from a single column (a one-output layer's backward pass: the binary head's),
     as the outer product it is, which BLAS runs at a fraction of its speed (the same products,
