@@ -57,23 +57,15 @@ class Wavefront:
         return math.ceil(self.tile / self.skew)
 
     @cached_property
-    def _schedule(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pixels, rows, valid), each (steps, lanes): the flat pixels of each step, rows
+        ascending, padded to the most a step holds (padding: pixel 0, not valid)."""
         rows, columns = np.divmod(np.arange(self.tile * self.tile), self.tile)
         order = columns + self.skew * rows
-        pixels = [np.flatnonzero(order == step) for step in range(self.steps)]
-        return [(p, rows[p]) for p in pixels]
-
-    def pixels(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """(flat pixel indices, their rows) of one step, rows ascending."""
-        return self._schedule[step]
-
-    @cached_property
-    def _padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pixels, rows, valid), each (steps, lanes): the pixels of each step padded to the most
-        a step holds (padding: pixel 0, not valid)."""
         pixels = np.zeros((self.steps, self.lanes), dtype=np.int64)
         valid = np.zeros((self.steps, self.lanes), dtype=bool)
-        for number, (step_pixels, _) in enumerate(self._schedule):
+        for number in range(self.steps):
+            step_pixels = np.flatnonzero(order == number)
             pixels[number, : len(step_pixels)] = step_pixels
             valid[number, : len(step_pixels)] = True
         return pixels, pixels // self.tile, valid
@@ -91,10 +83,10 @@ class Wavefront:
 
     def _chunk_steps(self, first: int, end: int, extents: np.ndarray) -> list[Step]:
         pixels, rows, valid = (part[first:end] for part in self._padded)
-        columns = pixels - rows * self.tile
         # (step, tile, place in the step): np.nonzero runs through it step by step, then tile by
-        # tile, then row by row, the order step() gives each step's pixels in
-        within = (rows[:, None, :] < extents[None, :, :1]) & (columns[:, None, :] < extents[None, :, 1:])
+        # tile, then row by row, the coded order of a step's pixels
+        within = inside_image(rows.ravel(), (pixels - rows * self.tile).ravel(), extents)
+        within = within.reshape(len(extents), *pixels.shape).transpose(1, 0, 2)
         inside = within & valid[:, None, :]
         outside = ~within & valid[:, None, :]
         steps_in, tiles, at = np.nonzero(inside)
@@ -110,12 +102,7 @@ class Wavefront:
     def step(self, step: int, extents: np.ndarray) -> Step:
         """The pixels of `step` in every tile of a batch whose extents (n, 2) (valid rows,
         columns) are given."""
-        pixels, rows = self.pixels(step)
-        inside = inside_image(rows, pixels - rows * self.tile, extents)
-        tiles, at = np.nonzero(inside)
-        lanes = tiles * self.lanes + rows[at] % self.lanes
-        outside_tiles, outside_at = np.nonzero(~inside)
-        return Step(tiles, pixels[at], lanes, outside_tiles, pixels[outside_at])
+        return self._chunk_steps(step, step + 1, extents)[0]
 
 
 def _bounds(steps: np.ndarray, count: int) -> list[tuple[int, int]]:

@@ -766,8 +766,9 @@ def test_the_wavefront_decodes_each_pixel_once_after_its_window(tile, radius):
 
 @pytest.mark.parametrize("tile, radius", [(8, 1), (16, 2), (32, 3)])
 def test_the_wavefront_s_steps_made_a_chunk_at_a_time_are_its_steps_one_by_one(tile, radius):
-    """each_step (a chunk of steps at once, in either order) gives what step gives for each, for
-    tiles partly outside their images too: the order of a step's pixels is the coded order."""
+    """each_step (chunks of steps of any size, in either order) gives what step, a chunk of one,
+    gives for each, for tiles partly outside their images too (the coded order itself is held
+    by the golden archives of tiled models)."""
     from bbzip.models.wavefront import Wavefront
 
     wave, rng = Wavefront(tile, radius), np.random.default_rng(tile)
