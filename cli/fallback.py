@@ -56,6 +56,9 @@ WINDOW_CHUNKS = 8  # chunks per core taken ahead of the next result: images held
 # codelength for grey images (two-valued ones, of few bits, spread wider with as much room to
 # spare), and no decision changed (README, "Where the time goes").
 QUICK_MARGIN = 1.5
+# No PNG file is smaller: its signature (8 bytes), IHDR (25), one IDAT (12) with a zlib stream's
+# header and checksum (6; its deflate data not counted) and IEND (12).
+SMALLEST_PNG = 63
 # The classic codecs a chunk's small images try (_ChunkCodecs): every codec on the first
 # SAMPLE_TRIES images that come to the classic codecs and on one in RESAMPLE_EVERY after them;
 # a codec more than SKIP_MARGIN larger than the smallest on every one of those is left out for
@@ -82,11 +85,16 @@ def route(model, pixels, symbols, settings, cores: int, on_images=None):
 def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_images=None) -> dict[int, tuple[str, bytes]]:
     symbols = model.to_symbols(symbols)[0]
     share = model.config.codes.defaults.quick_share  # by the value set: two-valued or 8-bit images
-    images = [Image.fromarray(image_pixels, mode="RGB" if image_pixels.ndim == 3 else "L") for image_pixels in pixels]
+    look = model.first_look(symbols, settings)
+    estimate, margin = (look.estimate, QUICK_MARGIN) if look is not None else (model.codelength_bits(symbols, settings), 1.0)
+    # Images the model takes untried whatever their PNG size make none (most two-valued digits)
+    judged = np.flatnonzero(~(estimate / 8 * margin < share * SMALLEST_PNG))
+    images = [Image.fromarray(pixels[index], mode="RGB" if pixels.ndim == 4 else "L") for index in judged]
     plains = [classic.plain_png(image) for image in images]
-    model_bytes = _model_bytes(model, symbols, settings, np.array([len(plain) for plain in plains]), share)
+    png_bytes = np.array([len(plain) for plain in plains])
+    model_bytes = _model_bytes(look, estimate[judged] / 8, judged, png_bytes, share)
     chosen, codecs = {}, _ChunkCodecs()
-    for index, (image, plain, cost) in enumerate(zip(images, plains, model_bytes.tolist())):
+    for index, image, plain, cost in zip(judged.tolist(), images, plains, model_bytes.tolist()):
         found = _classic_if_smaller(image, cost, share, plain, codecs)
         if found is not None:
             chosen[index] = found
@@ -95,21 +103,20 @@ def route_chunk(model, pixels: np.ndarray, symbols: np.ndarray, settings, on_ima
     return chosen
 
 
-def _model_bytes(model, symbols: np.ndarray, settings, png_bytes: np.ndarray, share: float) -> np.ndarray:
-    """The model's codelength of each image (bytes) where the decision needs it. Where the model's
-    quick estimate settles it with QUICK_MARGIN to spare, what is given instead only leads to
-    the same decision: 0 below `share` of plain PNG (the model, untried), infinity above plain
-    PNG (the smallest classic codec, whatever the model's exact cost)."""
-    look = model.first_look(symbols, settings)
+def _model_bytes(look, estimate: np.ndarray, which: np.ndarray, png_bytes: np.ndarray, share: float) -> np.ndarray:
+    """The model's codelength (bytes) of the images at `which` where the decision needs it, from
+    their `estimate` (the exact figure where the model has no first look). Where the quick
+    estimate settles it with QUICK_MARGIN to spare, what is given instead only leads to the
+    same decision: 0 below `share` of plain PNG (the model, untried), infinity above plain PNG
+    (the smallest classic codec, whatever the model's exact cost)."""
     if look is None:
-        return model.codelength_bits(symbols, settings) / 8
-    quick = look.estimate / 8
-    model_wins = quick * QUICK_MARGIN < share * png_bytes
-    classic_wins = quick > QUICK_MARGIN * (png_bytes + TABLE_COST)
+        return estimate
+    model_wins = estimate * QUICK_MARGIN < share * png_bytes
+    classic_wins = estimate > QUICK_MARGIN * (png_bytes + TABLE_COST)
     costs = np.where(classic_wins, np.inf, 0.0)
     unsure = np.flatnonzero(~(model_wins | classic_wins))
     if len(unsure):
-        costs[unsure] = look.exact(unsure) / 8
+        costs[unsure] = look.exact(which[unsure]) / 8
     return costs
 
 
@@ -255,6 +262,8 @@ def _classic_if_smaller(image: Image.Image, cost: float, share: float, plain: by
     cost, is smaller than the model's `cost` (bytes); not tried when the model's cost is under
     `share` of the image's plain PNG size (`plain`, if made already). `codecs`: the chunk's
     (which codecs it tries, from what the chunk's earlier images gave), or None: all."""
+    if cost < share * SMALLEST_PNG:  # under `share` of any PNG: no need to make this one
+        return None
     plain = plain or classic.plain_png(image)  # a large image's PNG candidate too: made once
     if cost < share * len(plain):
         return None

@@ -19,6 +19,7 @@ the normal CDF) comes from bbans.lookup's integer tables.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +62,17 @@ class IntegerLayer:
             raise FrozenModelError(f"one weight scale (|bits| <= {MAX_WEIGHT_BITS}) per output column expected")
         self.check_bounds()
         self.scale_out = np.ldexp(1.0, -(self.weight_bits + self.in_bits - self.out_bits))
-        self.groups = _backward_groups(self.weight, self.weight_bits)
         self._backward_cache = {}
         self.requantised = Requantised(self.weight, self.bias, self.scale_out, self.in_max, self.low, self.high)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.requantised(x)
+
+    @functools.cached_property
+    def groups(self) -> list:
+        """The backward pass's groups (_backward_groups), made when one first runs: coding at
+        K = 0 never does, and a model sent to the worker processes goes without them."""
+        return _backward_groups(self.weight, self.weight_bits)
 
     def forward_columns(self, which: np.ndarray) -> "Requantised":
         """The forward pass of these output columns alone (the same integers in them), made without

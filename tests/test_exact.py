@@ -1,6 +1,8 @@
 """The exact coding path (numerics 1): integer tables, integer networks, exact K-step inference."""
 import hashlib
+import io
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from bbzip.bbans import lookup
 from bbzip.models import api
 from bbzip.models.architectures import freeze, load_frozen, save_frozen
-from bbzip.models.coder_choice import Coder, default_settings
+from bbzip.models.coder_choice import Coder, default_settings, load_coder
 from bbzip.models.frozen_mlp import optimise_posterior
 from bbzip.models.integer_mlp import GRADIENT_MAX, FrozenModelError, IntegerLayer, quantise_layer
 from bbzip.models.vae import MLPVAE, VAEConfig
@@ -125,6 +127,33 @@ def test_a_layer_s_backward_pass_gives_python_s_integers(n_out):
     expected = np.clip(np.array(expected, dtype=np.float64), -GRADIENT_MAX, GRADIENT_MAX)
     assert len(layer.groups) == 1 and np.array_equal(layer.backward(gradient), expected)
     assert np.array_equal(layer.backward(gradient, slice(2, None)), expected[:, 2:])
+
+
+def test_a_model_that_codes_at_k0_makes_no_backward_pass():
+    """A layer's backward groups are made when K-step inference first needs them: a model loaded
+    to code at K = 0 (a default compress, a decompress of its archive) spends no time on them,
+    and the copy of it each worker process is sent goes without them."""
+    coder = load_coder("ar-binary-mnist-rha")
+    layers = [layer for layer in _integer_layers(coder.model)]
+    images = (np.random.default_rng(0).random((6, 28, 28)) < 0.2).astype(np.uint8)
+    api.write_record(io.BytesIO().write, coder, images, default_settings(coder, len(images)), len(images), cores=1, checked=[])
+    assert layers and not any("groups" in vars(layer) for layer in layers)
+    sent = len(pickle.dumps(coder.model))
+    assert all(len(layer.groups) for layer in layers)  # made now, kept for the next K steps
+    assert sent < len(pickle.dumps(coder.model))
+
+
+def _integer_layers(value, seen=None) -> list:
+    """Every IntegerLayer an object holds, however deep (attributes, lists, tuples, dicts)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or isinstance(value, (np.ndarray, str, bytes, int, float)):
+        return []
+    seen.add(id(value))
+    if isinstance(value, IntegerLayer):
+        return [value]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else \
+        vars(value).values() if hasattr(value, "__dict__") else ()
+    return [layer for child in children for layer in _integer_layers(child, seen)]
 
 
 def test_a_layer_that_could_leave_exact_integers_is_refused():

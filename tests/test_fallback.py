@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bbzip.cli import fallback, jpegxl
+from bbzip.cli import classic, fallback, jpegxl
 from bbzip.cli.archive import read_archive
 from bbzip.cli.header_schema import HeaderError, check_header
 from bbzip.cli.main import cli
@@ -438,6 +438,26 @@ def test_the_first_look_sends_every_image_where_the_exact_codelength_would(monke
                         lambda model, symbols, settings: FirstLook(np.full(len(symbols), np.nan), looks(model, symbols, settings).exact))
     assert chosen == fallback.route_chunk(coder.model, images, images, settings)
     assert 60 <= len(chosen) < len(images)  # the sets unlike MNIST leave the model, MNIST stays
+
+
+def test_no_png_is_made_for_images_the_model_takes_whatever_their_png(monkeypatch):
+    """An image whose model cost is under the share of the smallest PNG file there is goes to
+    the model without its PNG being made (most binary digits), and every image goes where it
+    went with every PNG made, to the same codec. SMALLEST_PNG is below the PNG of any image."""
+    assert fallback.SMALLEST_PNG <= min(len(classic.plain_png(Image.new(mode, size)))
+                                        for mode in ("1", "L", "RGB") for size in ((1, 1), (28, 28)))
+    coder = load_coder("ar-binary-mnist-rha")
+    images = np.concatenate(list(image_sets(binary=True, count=60).values()))
+    settings = default_settings(coder, len(images))
+    made = []
+    plain_png = classic.plain_png
+    monkeypatch.setattr(classic, "plain_png", lambda image: made.append(image) or plain_png(image))
+    chosen = fallback.route_chunk(coder.model, images, images, settings)
+    skipped = len(images) - len(made)
+    monkeypatch.setattr(fallback, "SMALLEST_PNG", 0)
+    made.clear()
+    assert chosen == fallback.route_chunk(coder.model, images, images, settings) and len(made) == len(images)
+    assert 60 <= skipped < len(images) - len(chosen)  # the MNIST digits (at least) made none
 
 
 def test_a_lone_image_s_model_cost_includes_the_stream_s_own(tmp_path):
