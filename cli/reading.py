@@ -20,6 +20,7 @@ import array
 import numpy as np
 
 from bbzip.models import scheduler
+from bbzip.models.pixels import binary_scale
 
 from .entries import input_fingerprint, read_content, read_entry, read_from_bytes, with_attributes
 from .entry_kind import Entry
@@ -59,7 +60,8 @@ def set_aside(entry: Entry, spool) -> Entry:
     fingerprint = input_fingerprint(entry)
     fields = {"blobs": [spool.add(blob) for blob in entry.blobs], "fingerprint": Finished(fingerprint.sha256, fingerprint.crc32)}
     if isinstance(entry.items, np.ndarray) and len(entry.items):
-        fields["items"] = SpooledImages(spool.add(np.ascontiguousarray(entry.items).reshape(-1)), entry.items.shape)
+        fields["items"] = SpooledImages(spool.add(np.ascontiguousarray(entry.items).reshape(-1)), entry.items.shape,
+                                        binary_scale(entry.items))
     return entry.changed(**fields)
 
 

@@ -169,13 +169,16 @@ def _read_into(f, view: memoryview, offset: int, path: Path) -> None:
 
 class SpooledImages(ImageRuns):
     """Images (N, H, W[, C]) whose bytes (C order) are `piece` of compress's spool, read back
-    for each slice."""
+    for each slice. `known_binary_scale`: models.pixels.binary_scale of them, taken from the
+    images before they were spooled: the model's choice and the fallback each ask it of every
+    image file, which would read each back twice for it."""
 
-    __slots__ = ("_piece",)  # one an image file of a folder, held until the archive is written
+    __slots__ = ("_piece", "known_binary_scale")  # one an image file of a folder, held until the archive is written
 
-    def __init__(self, piece, shape):
+    def __init__(self, piece, shape, known_binary_scale: int | None):
         super().__init__(shape)
         self._piece = piece
+        self.known_binary_scale = known_binary_scale
 
     def __getitem__(self, span: slice) -> np.ndarray:
         lo, hi = self._span(span)

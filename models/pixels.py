@@ -23,7 +23,10 @@ def binary_scale(images) -> int | None:
     """The one definition of a two-valued image stack: 1 if its values are within {0, 1}, 255 if
     within {0, 255}, else None. Looked at a run of images at a time: np.unique of a whole stack
     would sort a copy of it, and `images` may be any stack that gives arrays for slices of
-    images (cli/sources.py reads a large file's images as they are asked for)."""
+    images (cli/sources.py reads a large file's images as they are asked for); one that holds
+    its answer already (`known_binary_scale`: cli/sources.py's spooled image files) gives it."""
+    if hasattr(images, "known_binary_scale"):
+        return images.known_binary_scale
     per_image = max(1, int(np.prod(images.shape[1:], dtype=np.int64)))
     step = max(1, _CHUNK_VALUES // per_image)
     ones = whites = False  # a 1 seen, a 255 seen (a maximum and a count: cheaper than np.unique's sort)

@@ -416,3 +416,57 @@ def test_a_folder_s_image_pixels_wait_in_the_spool_not_in_memory(tmp_path):
         for entry, pixels in zip(entries, photos, strict=True):
             assert entry.meta["store"] == "model"
             np.testing.assert_array_equal(np.asarray(entry.items[0:1])[0], pixels)
+
+
+def test_the_model_s_choice_reads_no_image_file_back_for_its_values(tmp_path, monkeypatch):
+    """Whether an image is two-valued (and which: 0/1 or 0/255) is taken as its file is read,
+    from the pixels in hand; the model's choice asks it of every image file, which read each
+    back from the spool for it. The answer is binary_scale's of the pixels."""
+    import tempfile
+
+    from bbzip.cli import coding, sources
+    from bbzip.cli.console import Output
+    from bbzip.cli.inputs import collect_inputs
+    from bbzip.cli.reading import read_inputs
+    from bbzip.cli.spool import Spool
+    from bbzip.models.pixels import binary_scale
+
+    rng = np.random.default_rng(0)
+    digits = rng.random((4, 28, 28)) < 0.3
+    (tmp_path / "in").mkdir()
+    images = [Image.fromarray(digits[0]), Image.fromarray(digits[1].astype(np.uint8) * 255),
+              Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)), Image.new("L", (28, 28)),
+              Image.fromarray(np.where(digits[2], 255, digits[3]).astype(np.uint8))]  # 0, 1 and 255: not two-valued
+    for number, image in enumerate(images):
+        image.save(tmp_path / "in" / f"{number}.png")
+    with tempfile.TemporaryFile(dir=tmp_path) as spooled:
+        spool = Spool(spooled)
+        entries = read_inputs(Output(quiet=True), collect_inputs([str(tmp_path / "in")]), lambda stack: True, False, spool, 1)
+        assert [entry.items.known_binary_scale for entry in entries] == \
+            [binary_scale(np.asarray(entry.items[0:1])) for entry in entries] == [1, 255, None, 1, None]
+        read_back = []
+        spooled_slice = sources.SpooledImages.__getitem__
+        monkeypatch.setattr(sources.SpooledImages, "__getitem__",
+                            lambda images, span: read_back.append(span) or spooled_slice(images, span))
+        coder, _ = coding.choose_default(entries, spool)
+        assert coder is not None and read_back == []
+
+
+def test_checking_an_archive_makes_no_image_of_its_model_pixels(tmp_path, grey_test_images, monkeypatch):
+    """compress's check and `bbzip test` compare each image file's pixels with what was read
+    and write nothing: no image is made of them (one a file was a tenth of the check)."""
+    from bbzip.cli import file_entries
+
+    (tmp_path / "in").mkdir()
+    for number, pixels in enumerate(grey_test_images[:12]):
+        Image.fromarray(pixels).save(tmp_path / "in" / f"{number}.png")
+    made = file_entries.model_image
+    monkeypatch.setattr(file_entries, "model_image", lambda pixels, mode: pytest.fail("an image was made"))
+    runner = CliRunner()
+    for args in (["compress", str(tmp_path / "in"), "-o", str(tmp_path / "a.bb"), "-T", "1"], ["test", str(tmp_path / "a.bb")]):
+        result = runner.invoke(cli, ["-q", *args])
+        assert result.exit_code == 0, result.output
+    monkeypatch.setattr(file_entries, "model_image", made)
+    assert runner.invoke(cli, ["-q", "decompress", str(tmp_path / "a.bb"), "-o", str(tmp_path / "out")]).exit_code == 0
+    for number, pixels in enumerate(grey_test_images[:12]):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "in" / f"{number}.png")), pixels)
