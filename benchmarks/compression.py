@@ -53,7 +53,7 @@ def elbo_estimate_bpd(name: str, images: np.ndarray, k: int, samples: int = 4) -
     same K steps and noise), under the trained float decoder."""
     coder, (model, _) = load_coder(name), load_shipped(name)
     symbols = coder.model.to_symbols(images)[0].astype(np.int64)
-    block_images = default_block_images(coder, len(images))
+    block_images = default_block_images(coder, len(images), k)
     settings = default_settings(coder, len(images), k_steps=k)
     total, generator = 0.0, torch.Generator().manual_seed(0)
     # The coder's batches: within each block, image indices (the K-step noise's) start at 0.

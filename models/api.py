@@ -129,7 +129,7 @@ def compress(images: np.ndarray, *, model: str | None = None, k_steps: int = 0, 
     if image_shape and max(image_shape) > MAX_SIDE:
         raise StreamError(f"images of {image_shape[0]}x{image_shape[1]}: at most {MAX_SIDE} pixels a side")
     units = codes.to_units(images)
-    block_images = block_images or default_block_images(coder, len(units))
+    block_images = block_images or default_block_images(coder, len(units), k_steps)
     settings = default_settings(coder, len(units), k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
                                 block_images=block_images)
     record = io.BytesIO()
@@ -158,7 +158,7 @@ def write_record(write, coder: Coder, images, settings: CodingSettings, block_im
     `known` None. `checked`: a list, or None: each block is then decoded where it was coded and
     must give back its images (blocks.encode_blocks' check: bbans.CorruptStream if not), and the
     sha256 of each block's message is appended to the list (decode_blocks' `checked`)."""
-    block_images = block_images or default_block_images(coder, len(images))
+    block_images = block_images or default_block_images(coder, len(images), settings.k_steps)
     if not 1 <= block_images <= blocks.MAX_BLOCK_IMAGES:
         raise StreamError(f"block_images must be in 1..{blocks.MAX_BLOCK_IMAGES}")
     bounds = blocks.block_bounds(len(images), block_images)

@@ -162,24 +162,28 @@ def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 
     """Settings for `n_images` cut into blocks (default size if None): lanes by a block's size."""
     defaults = coder.model.config.codes.defaults
     bucket_bits = defaults.bucket_bits
-    per_block = min(n_images, block_images or default_block_images(coder, n_images))
+    per_block = min(n_images, block_images or default_block_images(coder, n_images, k_steps))
     lanes = min(MAX_LANES, max(MIN_LANES, round(per_block * defaults.lane_share)))
     return CodingSettings(k_steps=k_steps, lr=float(lr), seed=seed, batch_size=lanes if batch_size is None else batch_size,
                           bucket_bits=bucket_bits, posterior_precision=bucket_bits + 12,
                           likelihood_precision=LIKELIHOOD_PRECISION)
 
 
-def default_block_images(coder: Coder, n_images: int) -> int:
-    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of more
-    than one block is cut into equal blocks (the last a little shorter), two of them or a
-    multiple of two, and from BLOCK_MULTIPLE blocks a multiple of BLOCK_MULTIPLE, so that 2 or 4
-    cores finish together: 10,000 grey images make 2 blocks of 5,000, where blocks of 8,192 made
-    one and one of 1,808 (two cores waited on the large one); 70,000 make 12 of 5,834, where
-    8,192 made 8 and one of 4,464. An input of half a block to one block is cut in two."""
+def default_block_images(coder: Coder, n_images: int, k_steps: int = 0) -> int:
+    """About `block_images` (models/pixels.py: CodingDefaults) images' worth of coding a block;
+    an input of more than one block is cut into equal blocks (the last a little shorter), two of
+    them or a multiple of two, and from BLOCK_MULTIPLE blocks a multiple of BLOCK_MULTIPLE, so
+    that 2 or 4 cores finish together: 10,000 grey images make 2 blocks of 5,000, where blocks
+    of 8,192 made one and one of 1,808 (two cores waited on the large one); 70,000 make 12 of
+    5,834, where 8,192 made 8 and one of 4,464. An input of half a block to one block is cut in
+    two. With `k_steps` an image is about 1 + K images' worth (each step a forward and a
+    backward pass through the decoder, as much as coding the image), so 2,000 binary digits at
+    K = 10 make two blocks, where they made one that one core coded alone."""
     codes = coder.model.config.codes
     size = codes.defaults.block_images
-    count = -(-n_images // size)
-    if count < 2 and n_images >= 2 * max(1, size // 4):
+    worth = max(1, size // (1 + k_steps)) if coder.model.has_latent else size  # images a block's worth of coding
+    count = -(-n_images // worth)
+    if count < 2 and n_images >= 2 * max(1, worth // 4):
         # A block is coded on one core (numpy's threads do not pay on products of a few thousand
         # rows): one block alone would leave the second core idle, so from half a block's worth
         # the input is cut in two. Not below a quarter of a block each: a block starts its lanes

@@ -24,6 +24,9 @@ class FrozenModel(ABC):
     # Whether batch_codec takes `kept` (models/stream.py: encode_checked): a dict in which a
     # batch's push leaves what it computed, for the check of the same batch to take.
     keeps_for_check = False
+    # Whether images are coded by bits back through a latent (which K-step inference optimises);
+    # a model of tiles without one codes the likelihood alone.
+    has_latent = True
 
     # -- what it codes: the pixels <-> symbols map is its Pixels' ---------------------------
     def accepts(self, images: np.ndarray) -> bool:

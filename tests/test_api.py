@@ -175,6 +175,20 @@ def test_an_input_of_several_blocks_is_cut_into_equal_ones():
         assert len(bounds) == blocks and max(sizes) - min(sizes) < blocks, (n, sizes)
 
 
+def test_k_step_inference_cuts_an_input_as_many_more_images_of_work():
+    """At K steps an image is about 1 + K images' worth of coding: 2,000 binary digits at K = 10
+    make two blocks for two cores (they made one, which one core coded alone); a model without a
+    latent has no K steps to count, and an input too small to cut keeps the plain block size."""
+    from bbzip.models.coder_choice import default_block_images, load_coder
+
+    binary, photos = load_coder("ar-binary-mnist-rha"), load_coder("tiled-rgb-photos-mixture-large")
+    assert not photos.model.has_latent and binary.model.has_latent
+    assert default_block_images(binary, 2_000) == 16384 and default_block_images(binary, 2_000, k_steps=10) == 1_000
+    assert default_block_images(binary, 40_000, k_steps=3) == 40_000 // 12 + 1  # 9.8 blocks' worth: 12
+    assert default_block_images(photos, 300, k_steps=10) == default_block_images(photos, 300)
+    assert default_block_images(binary, 48, k_steps=2) == 16384
+
+
 def test_a_one_block_stream_of_bbzip_0_2_names_the_formats_this_bbzip_reads():
     """0.2's stream header had no block_images; the message said "reads format 4" when this
     bbzip reads formats 4 and 5."""
