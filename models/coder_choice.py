@@ -170,24 +170,26 @@ def default_settings(coder: Coder, n_images: int, k_steps: int = 0, lr: float = 
 
 
 def default_block_images(coder: Coder, n_images: int, k_steps: int = 0) -> int:
-    """About `block_images` (models/pixels.py: CodingDefaults) images' worth of coding a block;
-    an input of more than one block is cut into equal blocks (the last a little shorter), two of
-    them or a multiple of two, and from BLOCK_MULTIPLE blocks a multiple of BLOCK_MULTIPLE, so
-    that 2 or 4 cores finish together: 10,000 grey images make 2 blocks of 5,000, where blocks
-    of 8,192 made one and one of 1,808 (two cores waited on the large one); 70,000 make 12 of
-    5,834, where 8,192 made 8 and one of 4,464. An input of half a block to one block is cut in
-    two. With `k_steps` an image is about 1 + K images' worth (each step a forward and a
-    backward pass through the decoder, as much as coding the image), so 2,000 binary digits at
-    K = 10 make two blocks, where they made one that one core coded alone."""
+    """About `block_images` (models/pixels.py: CodingDefaults) images a block; an input of more
+    than one block is cut into equal blocks (the last a little shorter), two of them or a
+    multiple of two, and from BLOCK_MULTIPLE blocks a multiple of BLOCK_MULTIPLE, so that 2 or 4
+    cores finish together: 10,000 grey images make 2 blocks of 5,000, where blocks of 8,192 made
+    one and one of 1,808 (two cores waited on the large one); 70,000 make 12 of 5,834, where
+    8,192 made 8 and one of 4,464. An input of half a block's worth of coding to one block is
+    cut in two; with `k_steps` an image is about 1 + K images' worth (each step a forward and a
+    backward pass through the decoder, about as much as coding it), so 2,000 binary digits at
+    K = 10 make two blocks, one for each core, where one block shared two threads of one process.
+    Larger inputs keep the plain block size whatever K: each block costs bytes (its digest, the
+    start of its lanes), and two or more already keep two cores busy."""
     codes = coder.model.config.codes
     size = codes.defaults.block_images
-    worth = max(1, size // (1 + k_steps)) if coder.model.has_latent else size  # images a block's worth of coding
-    count = -(-n_images // worth)
-    if count < 2 and n_images >= 2 * max(1, worth // 4):
+    count = -(-n_images // size)
+    worth = n_images * (1 + k_steps) if coder.model.has_latent else n_images  # images' worth of coding
+    if count < 2 and worth >= 2 * max(1, size // 4):
         # A block is coded on one core (numpy's threads do not pay on products of a few thousand
         # rows): one block alone would leave the second core idle, so from half a block's worth
-        # the input is cut in two. Not below a quarter of a block each: a block starts its lanes
-        # on virtual words (models/stream.py), and a worker process takes about a second to
+        # the input is cut in two. Not below a quarter of a block's worth each: a block starts its
+        # lanes on virtual words (models/stream.py), and a worker process takes about a second to
         # start. (10,000 binary digits: compress 9.2 -> 6.4 s, decompress 4.2 -> 3.6 s, and 5
         # bytes smaller: half the lanes each, the same share of them started from the stack.)
         return -(-n_images // 2)

@@ -175,16 +175,17 @@ def test_an_input_of_several_blocks_is_cut_into_equal_ones():
         assert len(bounds) == blocks and max(sizes) - min(sizes) < blocks, (n, sizes)
 
 
-def test_k_step_inference_cuts_an_input_as_many_more_images_of_work():
+def test_k_step_inference_cuts_a_small_input_in_two_by_its_work():
     """At K steps an image is about 1 + K images' worth of coding: 2,000 binary digits at K = 10
-    make two blocks for two cores (they made one, which one core coded alone); a model without a
-    latent has no K steps to count, and an input too small to cut keeps the plain block size."""
+    make two blocks for two cores (they made one, which one core coded alone). A model without a
+    latent has no K steps to count; an input too small to cut, or large enough to be cut
+    already, keeps its blocks (each costs bytes)."""
     from bbzip.models.coder_choice import default_block_images, load_coder
 
     binary, photos = load_coder("ar-binary-mnist-rha"), load_coder("tiled-rgb-photos-mixture-large")
     assert not photos.model.has_latent and binary.model.has_latent
     assert default_block_images(binary, 2_000) == 16384 and default_block_images(binary, 2_000, k_steps=10) == 1_000
-    assert default_block_images(binary, 40_000, k_steps=3) == 40_000 // 12 + 1  # 9.8 blocks' worth: 12
+    assert default_block_images(binary, 40_000, k_steps=10) == default_block_images(binary, 40_000) == 10_000
     assert default_block_images(photos, 300, k_steps=10) == default_block_images(photos, 300)
     assert default_block_images(binary, 48, k_steps=2) == 16384
 
