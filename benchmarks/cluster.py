@@ -41,10 +41,17 @@ from .common import compile_bytecode, markdown_table, timed_bbzip, write_results
 
 
 def _local_cluster(workers: int):
-    """A local Dask cluster of `workers` processes, one thread each (as bbzip's own lanes)."""
+    """A local Dask cluster of `workers` processes, one thread each (as bbzip's own lanes). Its
+    nanny sets its workers' environment (MALLOC_TRIM_THRESHOLD_, one BLAS thread) in this
+    process's, where every bbzip process started after would inherit it: it is put back."""
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    environment = dict(os.environ)
+    try:
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 MNIST_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist.npz"

@@ -6,6 +6,8 @@ import signal
 
 import click
 
+from bbzip.models import malloc
+
 from .console import Output
 
 # Commands are imported when used: training and evaluation need torch, while compress,
@@ -51,4 +53,5 @@ def main():
     # SIGTERM (kill, a closing terminal, a service manager) ends bbzip like Ctrl-C: through the
     # same clean-up paths, so no partial archive or staging folder is left behind.
     signal.signal(signal.SIGTERM, _interrupt)
+    malloc.usual_thresholds()  # (its worker processes do the same: models/scheduler.py)
     cli(prog_name="bbzip")

@@ -11,15 +11,13 @@ mid-job costs Dask a retry of that job on another. Dask is an optional extra (`p
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 import uuid
 import warnings
 
 from threadpoolctl import threadpool_limits
 
-from . import scheduler, threads
+from . import malloc, scheduler, threads
 
 CONNECT_SECONDS = 10
 JOB_KEY = "bbzip-job"  # the prefix of every job's key on the scheduler
@@ -55,29 +53,9 @@ def job_prefix(function) -> str:
 
 def _run(model, function, args):
     """One job on a worker: one thread, as in the local pool's worker processes."""
-    _usual_malloc_thresholds()
+    malloc.usual_thresholds()
     with threads.limited(1), threadpool_limits(limits=1):
         return function(model, *args)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-
-
-@functools.cache
-def _usual_malloc_thresholds() -> None:
-    """Dask's nanny starts its workers with MALLOC_TRIM_THRESHOLD_ set (to hand freed memory back
-    to the system), which also fixes glibc's mmap threshold at 128 KiB: every array above it is
-    mapped and unmapped again, and the coder's loops, which make many such temporaries a step,
-    run far slower (README, *On a Dask cluster*). Once per worker process, put both thresholds
-    where glibc's own dynamic ones end up; elsewhere (no glibc) nothing is done."""
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
-    except (OSError, AttributeError):
-        pass
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 from threadpoolctl import threadpool_limits
 
-from . import threads
+from . import malloc, threads
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,7 @@ def _start_worker() -> None:
 
     threads.set_budget(1)
     threadpool_limits(limits=1)
+    malloc.usual_thresholds()
 
 
 def _ready() -> None:

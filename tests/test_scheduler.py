@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
+import sys
 
 import pytest
 
-from bbzip.models import scheduler
+from bbzip.cli.main import main
+from bbzip.models import malloc, scheduler
 from bbzip.models.scheduler import Job, WorkerLost, run_in_order
 
 
@@ -62,3 +65,44 @@ def test_a_job_that_kills_every_worker_is_an_error_not_a_hang():
         list(run_in_order({"name": "m"}, [Job(_always_dies, (), 1)] * 2, cores=2, workers_only=True))
     # and the pool after it still works
     assert [tag for _, tag, _ in run_in_order(None, _jobs(3), cores=2, workers_only=True)] == [0, 1, 2]
+
+
+def _in_the_heap(model=None, on_images=None) -> bool:
+    """A job: whether an array of 1 MiB comes from the heap (not a mapping of its own)."""
+    import numpy as np
+
+    held = np.ones(1 << 17)
+    address = held.__array_interface__["data"][0]
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, *_, name = line.split()
+            low, high = (int(end, 16) for end in span.split("-"))
+            if low <= address < high:
+                return name == "[heap]"
+    return False
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
+def test_workers_keep_malloc_s_usual_thresholds_whatever_the_environment_says(monkeypatch):
+    """MALLOC_TRIM_THRESHOLD_ in the environment (a process that started a local Dask cluster
+    hands it on) pins glibc's mmap threshold at 128 KiB, and every temporary array of the
+    coder's loops was mapped and unmapped again: a whole compress took a half as long again.
+    Worker processes started with it, and bbzip's own process, put the thresholds back."""
+    def fresh_pools():
+        for pool in scheduler._pools.values():
+            pool.shutdown()
+        scheduler._pools.clear()
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    fresh_pools()
+    try:
+        assert list(run_in_order(None, [Job(_in_the_heap, (), 1)] * 2, cores=2, workers_only=True)) == [True, True]
+    finally:
+        monkeypatch.undo()
+        fresh_pools()
+    called = []
+    monkeypatch.setattr(malloc, "usual_thresholds", lambda: called.append(True))
+    monkeypatch.setattr(sys, "argv", ["bbzip", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    assert called
