@@ -113,7 +113,8 @@ class Lanes:
         self._model = model
         self._workers_only = workers_only
         self._key = _model_key(model)
-        self._workers = _pool(cores - 1)
+        self._worker_count = cores - 1
+        self._workers = _pool(self._worker_count)
         self._lane = threading.local()
         self._numbers = itertools.count()
         self._threads = ThreadPoolExecutor(cores, thread_name_prefix="bbzip-lane", initializer=self._number_lane)
@@ -127,21 +128,22 @@ class Lanes:
     def _run(self, job: Job):
         if self._lane.here:
             return job.function(self._model, *job.args)
-        for _ in range(WORKER_RETRIES):
+        for attempt in range(WORKER_RETRIES + 1):
+            pool = self._workers  # the pool this try runs on: another lane may replace it meanwhile
             try:
-                return self._in_worker(job)
+                return self._in_worker(pool, job)
             except BrokenProcessPool:  # a worker died (killed, out of memory): its jobs again, on fresh workers
-                self._workers = _fresh_pool(self._workers)
-        try:
-            return self._in_worker(job)
-        except BrokenProcessPool:
-            raise WorkerLost(f"a worker process ended abruptly {WORKER_RETRIES + 1} times running the same job "
-                             "(killed, or out of memory?)") from None
+                if attempt == WORKER_RETRIES:
+                    raise WorkerLost(f"a worker process ended abruptly {WORKER_RETRIES + 1} times running the same "
+                                     "job (killed, or out of memory?)") from None
+                # (the pool that broke, not whatever this Lanes holds now: that may be the fresh
+                # pool another lane made, which must not be let go in its turn)
+                self._workers = _fresh_pool(pool, self._worker_count)
 
-    def _in_worker(self, job: Job):
-        result = self._workers.submit(_in_worker, self._key, None, job.function, *job.args).result()
+    def _in_worker(self, pool: ProcessPoolExecutor, job: Job):
+        result = pool.submit(_in_worker, self._key, None, job.function, *job.args).result()
         if isinstance(result, _NeedsModel):  # a worker that has not had this model yet
-            result = self._workers.submit(_in_worker, self._key, self._model, job.function, *job.args).result()
+            result = pool.submit(_in_worker, self._key, self._model, job.function, *job.args).result()
         return result
 
     def __enter__(self) -> "Lanes":
@@ -161,7 +163,7 @@ def start_workers(cores: int) -> None:
             for _ in range(cores - 1):
                 pool.submit(_ready)
         except BrokenProcessPool:  # (a worker of an earlier call died: its pool goes)
-            _fresh_pool(pool)
+            _fresh_pool(pool, cores - 1)
 
 
 # A job whose worker died is run again on fresh workers this many times (jobs are pure
@@ -191,16 +193,14 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         return _pools[workers]
 
 
-def _fresh_pool(broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
-    """A pool in place of one a dead worker broke (once, whichever lane finds it first)."""
+def _fresh_pool(broken: ProcessPoolExecutor, workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` in place of one a dead worker broke: it is let go once, by whichever
+    lane finds it first, and every lane then takes the one pool _pool makes (a lane that looked
+    while another was between letting go and making found none)."""
     with _pools_lock:
-        for workers, pool in list(_pools.items()):
-            if pool is broken:
-                del _pools[workers]
-                broken.shutdown(wait=False, cancel_futures=True)
-                break
-        else:
-            return next(iter(_pools.values()))  # (replaced already by another lane)
+        if _pools.get(workers) is broken:
+            del _pools[workers]
+            broken.shutdown(wait=False, cancel_futures=True)
     return _pool(workers)
 
 

@@ -409,7 +409,7 @@ def test_workers_that_keep_dying_are_one_line_and_no_archive(tmp_path, blocked_a
 
     folder, _ = blocked_archive
 
-    def dies(self, job):
+    def dies(self, pool, job):
         raise BrokenProcessPool("a child process terminated abruptly")
 
     monkeypatch.setattr(scheduler.Lanes, "_in_worker", dies)

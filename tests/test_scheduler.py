@@ -106,3 +106,16 @@ def test_workers_keep_malloc_s_usual_thresholds_whatever_the_environment_says(mo
     with pytest.raises(SystemExit):
         main()
     assert called
+
+
+def test_a_lane_that_finds_its_broken_pool_let_go_already_takes_the_fresh_one():
+    """Two lanes whose workers died find the same broken pool: one lets it go and makes the
+    fresh one. The other, looking in between, found no pool at all, and a run after a worker's
+    death failed with "generator raised StopIteration" where it should have gone on."""
+    broken = scheduler._pool(1)
+    with scheduler._pools_lock:  # let go by the other lane, its fresh pool not made yet
+        scheduler._pools.clear()
+    broken.shutdown()
+    fresh = scheduler._fresh_pool(broken, 1)
+    assert fresh is not broken and fresh is scheduler._pool(1)
+    assert fresh.submit(os.getpid).result() != os.getpid()
