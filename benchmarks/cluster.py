@@ -40,7 +40,7 @@ from bbzip.models.data import load_named
 from .common import compile_bytecode, markdown_table, timed_bbzip, write_results
 
 
-def _local_cluster(workers: int):
+def local_cluster(workers: int):
     """A local Dask cluster of `workers` processes, one thread each (as bbzip's own lanes). Its
     nanny sets its workers' environment (MALLOC_TRIM_THRESHOLD_, one BLAS thread) in this
     process's, where every bbzip process started after would inherit it: it is put back."""
@@ -63,7 +63,7 @@ def run(work: Path, source: Path, count: int, setups=ALL_SETUPS) -> tuple[list, 
     """Each setup compresses and decompresses `source` (`count` images); the same archive from each."""
     reference, rows, records = None, [], []
     for label, workers, options in setups:
-        cluster = _local_cluster(workers) if workers else None
+        cluster = local_cluster(workers) if workers else None
         try:
             where = ["--cluster", cluster.scheduler_address] if cluster else options
             archive, restored = work / f"{len(records)}.bb", work / f"out{len(records)}"
@@ -97,7 +97,7 @@ def per_job(work: Path, count: int, small_blocks: int) -> tuple[list, dict]:
     np.save(source, load_named("mnist", "test")[:count])
     times, blocks, rows = {}, {}, []
     for where in ("-T 1", "cluster"):
-        cluster = _local_cluster(1) if where == "cluster" else None
+        cluster = local_cluster(1) if where == "cluster" else None
         try:
             for size in (None, small_blocks):
                 options = ["--cluster", cluster.scheduler_address] if cluster else ["-T", 1]
@@ -141,7 +141,7 @@ def client_work(work: Path) -> tuple[list, dict]:
     for size in (256, 512):
         folder = PHOTOS / str(size)
         megapixels = sum(np.prod(Image.open(path).size) for path in folder.glob("*.png")) / 1e6
-        cluster = _local_cluster(2)
+        cluster = local_cluster(2)
         try:
             wall, usage = _bbzip_usage("compress", folder, "-o", work / f"{size}.bb", "--cluster", cluster.scheduler_address)
         finally:
@@ -174,7 +174,7 @@ def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:
         source, archive = work / f"images{count}.npy", work / f"{count}.bb"
         np.save(source, images[:count])
         for command, args in (("compress", [source, "-o", archive]), ("decompress", [archive, "-o", work / f"out{count}"])):
-            cluster = _local_cluster(1)
+            cluster = local_cluster(1)
             try:
                 client_mb = _bbzip_peak(command, *args, "--cluster", cluster.scheduler_address) / 1024
                 with Client(cluster) as client:

@@ -26,6 +26,7 @@ from PIL import Image
 
 from bbzip.models.data import load_named
 
+from .cluster import local_cluster
 from .common import markdown_table, timed_bbzip, write_results
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "test" / "512"
@@ -44,8 +45,6 @@ def build(folder: Path, mebibytes: int) -> dict[str, str]:
 
 
 def main() -> None:
-    from distributed import LocalCluster
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=1024, help="MiB of stored files (default 1024)")
     parser.add_argument("--quick", action="store_true", help="4 MiB")
@@ -58,7 +57,7 @@ def main() -> None:
         inputs.mkdir()
         wanted = build(inputs, args.mib)
         archive = work / "big.bb"
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with local_cluster(2) as cluster:  # (this process's environment as it was: benchmarks/cluster.py)
             compress_s = timed_bbzip("compress", inputs, "-o", archive, "--no-fallback", "--cluster",
                                      cluster.scheduler_address)
         shutil.rmtree(inputs)
