@@ -27,7 +27,7 @@ from .entries import KINDS, file_attributes, input_fingerprint, restore
 from .entry_kind import Entry
 from .file_entries import ImageFile, alpha_bytes, model_image, pixels_as_read, stack_as_read
 from .feed import ImageFeed
-from .fingerprint import archive_digest
+from .fingerprint import ArchiveDigest, archive_digest
 from .errors import BBZipError
 from .spool import Spool
 from .table import FALLBACK_CODES, carries_crc32
@@ -449,7 +449,7 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
     chosen = select(archive.names, wanted)
     starts = np.concatenate([[0], np.cumsum(entries.items_column(), dtype=np.int64)])
     model_runs, codes = _decoded_images(archive, model_override, chosen, starts, on_batch, cores, expected_images, checked)
-    given_back = []  # (name, sha256) of each entry restored intact
+    given_back = ArchiveDigest()  # of each entry restored intact, in table order
     for index in chosen:
         entry = entries[index]  # built once here: a table builds an entry each time it is asked
         runs = model_runs(int(starts[index]), int(starts[index + 1]), entry.get("scale", 1))
@@ -462,9 +462,9 @@ def extract_each(archive: Archive, model_override: str | Coder | None = None, on
         if not reader.done:
             reader.restore(None)
         if reader.sha256:
-            given_back.append((reader.name, reader.sha256))
-    if "digest" in archive.header and len(given_back) == len(entries):  # everything decoded, nothing lost
-        if archive_digest(given_back) != archive.header["digest"]:
+            given_back.add(reader.name, reader.sha256)
+    if "digest" in archive.header and given_back.count == len(entries):  # everything decoded, nothing lost
+        if given_back.hexdigest() != archive.header["digest"]:
             raise BBZipError("damaged archive (its entries, each intact, do not add up to what was compressed: "
                              "parts moved, repeated or re-routed)")
 

@@ -65,8 +65,23 @@ def archive_digest(entries) -> str:
     """The archive's digest (hex): sha256 over every entry's (name, sha256 of what it gives
     back), in table order, each name with its length. Each part of an archive has its own check;
     this one catches parts that are each intact but moved, repeated or re-routed."""
-    hasher = hashlib.sha256()
+    digest = ArchiveDigest()
     for name, sha256 in entries:
+        digest.add(name, sha256)
+    return digest.hexdigest()
+
+
+class ArchiveDigest:
+    """archive_digest taken an entry at a time, as decompress gives them back: it holds no list
+    of them (memory a file, of a million files)."""
+
+    def __init__(self):
+        self._hasher, self.count = hashlib.sha256(), 0
+
+    def add(self, name: str, sha256: bytes) -> None:
         encoded = name.encode("utf-8", "surrogateescape")
-        hasher.update(struct.pack("<I", len(encoded)) + encoded + sha256)
-    return hasher.hexdigest()
+        self._hasher.update(struct.pack("<I", len(encoded)) + encoded + sha256)
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
