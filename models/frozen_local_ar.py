@@ -34,6 +34,10 @@ from .vae_config import LOG_SCALE_MAX, LOG_SCALE_MIN
 # Pixel rows per chunk of the head's passes: a chunk's activations (2 MB) stay in cache
 # (measured: the head over 2,000 grey images 0.70 s in chunks of 2^15 rows, 0.48 s in 2^13).
 _HEAD_ROWS = 1 << 13
+# The same for K-step inference, whose chunks hold several arrays of the head's width at once
+# (activations, masks, gradients) for a forward and a backward pass: smaller chunks keep them in
+# a core's cache.
+_GRADIENT_ROWS = 1 << 12
 # The share of pixel positions on which the check runs the decoder's own steps again, beside its
 # pass over every pixel at once (likelihood_codec's check).
 RECOMPUTED_STEPS = 1 / 8
@@ -133,9 +137,9 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             outputs.append(layer.forward(outputs[-1]))
         return outputs[1:]
 
-    def _image_chunks(self, n: int, rows_per_image: int | None = None):
-        """Images per chunk of the head's passes: about _HEAD_ROWS pixel rows at a time."""
-        step = max(1, _HEAD_ROWS // (rows_per_image or self.config.pixels))
+    def _image_chunks(self, n: int, rows_per_image: int | None = None, rows: int = _HEAD_ROWS):
+        """Images per chunk of the head's passes: about `rows` pixel rows at a time."""
+        step = max(1, rows // (rows_per_image or self.config.pixels))
         return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
     def _parameters(self, symbols: np.ndarray, features: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
@@ -317,7 +321,7 @@ class _HeadChunks:
         self.symbols = symbols
         neighbours = model.windows.shape[1]
         self.feature_inputs = slice(neighbours, None)
-        self.chunks = model._image_chunks(len(symbols))
+        self.chunks = model._image_chunks(len(symbols), rows=_GRADIENT_ROWS)
         self.output_pixels = [_Pixels(symbols[lo:hi]) for lo, hi in self.chunks]
         first = model.head[0].requantised
         self.context_parts = [first.partial_sum(model.head_context(symbols[lo:hi]), slice(0, neighbours))

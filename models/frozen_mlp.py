@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -210,10 +211,15 @@ class FrozenMLPVAE(FrozenModel):
         return outputs[1:]
 
     def posterior(self, symbols: np.ndarray, k_steps: int, lr: float, seed: int, first_index: int):
-        """(mean, std) as int64 in 2^-16 units, after K exact steps of paper Algorithm 2."""
+        """(mean, std) as int64 in 2^-16 units, after K exact steps of paper Algorithm 2, of the
+        images first_index, first_index + 1, ... of the stream (their K-step noise's index)."""
+        return self.posterior_at(symbols, k_steps, lr, seed, first_index + np.arange(len(symbols), dtype=np.uint64))
+
+    def posterior_at(self, symbols: np.ndarray, k_steps: int, lr: float, seed: int, places: np.ndarray):
+        """posterior, of images at these places of the stream, one an image."""
         mean, raw = self.encode_images(symbols)
         if k_steps:
-            mean, raw = _optimise_in_parallel(self, symbols, mean, raw, k_steps, lr, seed, first_index)
+            mean, raw = _optimise_in_parallel(self, symbols, mean, raw, k_steps, lr, seed, places)
         raw = raw.astype(np.int64)
         return mean.astype(np.int64), softplus_std(raw)
 
@@ -270,7 +276,9 @@ class FrozenMLPVAE(FrozenModel):
         """`kept`: a dict shared by the push of this batch and a check of the same batch (models/
         stream.py: encode_checked): push leaves there what it computed, the posterior and the
         likelihood's intervals, and the check takes them (recomputing a share at random)
-        instead of running the encoder's K steps and the decoder over every image again."""
+        instead of running the encoder's K steps and the decoder over every image again. The
+        posteriors to recompute are left in kept["later"] (a list a whole block's batches may
+        share) for finish_check."""
         centres = bucket_centres(settings.bucket_bits)
 
         def posterior(symbols):
@@ -292,25 +300,51 @@ class FrozenMLPVAE(FrozenModel):
         prior = bbans.BucketPrior(settings.bucket_bits, (n_images, self.config.latent))
         return bbans.bits_back(prior, likelihood, posterior)
 
+    def finish_check(self, later: list) -> None:
+        """Compute again, as one batch, the posteriors that checks left in `later` (_kept_posterior):
+        CorruptStream unless each is the one its images were coded with. One batch of a whole
+        block's share does the K steps' work in large products (a run of a batch of a few images
+        would take nearly the time of the batch), and it is another split of that work than the
+        push's, as the decoder's may be."""
+        for args in {audit.args for audit in later}:
+            audits = [audit for audit in later if audit.args == args]
+            symbols = np.concatenate([audit.symbols for audit in audits]).astype(np.int64)
+            mean, std = self.posterior_at(symbols, *args, np.concatenate([audit.places for audit in audits]))
+            if not (np.array_equal(mean, np.concatenate([audit.mean for audit in audits]))
+                    and np.array_equal(std, np.concatenate([audit.std for audit in audits]))):
+                raise bbans.CorruptStream("the posterior computed again is not the one the images were coded with")
+        later.clear()
+
 
 # The share of a batch's images whose posterior a check computes again, beside taking the rest
 # from the push of the same batch (batch_codec's `kept`).
 RECOMPUTED_POSTERIORS = 1 / 8
 
 
+@dataclass(frozen=True)
+class _PosteriorAudit:
+    """Images whose posterior a check takes from push, to be computed again (finish_check)."""
+
+    symbols: np.ndarray  # uint8 (n, pixels)
+    places: np.ndarray  # their places in the stream
+    mean: np.ndarray
+    std: np.ndarray
+    args: tuple  # (k_steps, lr, seed)
+
+
 def _kept_posterior(model, kept, symbols, args, first_index: int):
-    """The (mean, std) push computed for `symbols`, once a random run of RECOMPUTED_POSTERIORS of
-    its images, computed again as a batch of their own (another split of the K steps' work), has
-    given the same; computed afresh for symbols other than those pushed."""
+    """The (mean, std) push computed for `symbols`, leaving a random run of RECOMPUTED_POSTERIORS
+    of its images in kept["later"] to be computed again (finish_check); computed afresh for
+    symbols other than those pushed."""
     mean, std = kept.pop("posterior")
     n = len(symbols)
     if not np.array_equal(kept["symbols"], symbols):
         return model.posterior(symbols, *args, first_index)
     run = max(1, math.ceil(n * RECOMPUTED_POSTERIORS))
     lo = int(np.random.default_rng().integers(0, n - run + 1))
-    again_mean, again_std = model.posterior(symbols[lo : lo + run], *args, first_index + lo)
-    if not (np.array_equal(again_mean, mean[lo : lo + run]) and np.array_equal(again_std, std[lo : lo + run])):
-        raise bbans.CorruptStream("the posterior computed again is not the one the images were coded with")
+    taken = slice(lo, lo + run)
+    kept.setdefault("later", []).append(_PosteriorAudit(
+        kept["symbols"][taken], first_index + np.arange(lo, lo + run, dtype=np.uint64), mean[taken], std[taken], args))
     return mean, std
 
 
@@ -325,7 +359,7 @@ _CHUNK = 128
 _THREAD_IMAGES = 16
 
 
-def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, first_index):
+def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, places):
     """optimise_posterior on cache-sized chunks of the batch, in threads (one BLAS thread each).
 
     Images do not interact in the K steps and their noise is indexed by their place in the
@@ -335,16 +369,16 @@ def _optimise_in_parallel(model, symbols, mean, raw, k_steps, lr, seed, first_in
     n, workers = len(symbols), threads.budget()
     chunks = max(1, round(n / _CHUNK), min(workers, n // _THREAD_IMAGES))
     if chunks < 2:
-        return optimise_posterior(model, symbols, mean, raw, k_steps, lr, seed, first_index)
+        return optimise_posterior(model, symbols, mean, raw, k_steps, lr, seed, places)
     bounds = np.linspace(0, n, chunks + 1).astype(int)
     with threadpool_limits(limits=1, user_api="blas"):
         with ThreadPoolExecutor(min(chunks, workers)) as pool:
             parts = list(pool.map(lambda lo, hi: optimise_posterior(model, symbols[lo:hi], mean[lo:hi], raw[lo:hi], k_steps,
-                                                                    lr, seed, first_index + lo), bounds[:-1], bounds[1:]))
+                                                                    lr, seed, places[lo:hi]), bounds[:-1], bounds[1:]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr: float, seed: int, first_index: int):
+def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr: float, seed: int, places: np.ndarray):
     """K Adam steps on each image's one-sample -ELBO, from the encoder's (mean, raw).
 
     Exact on every machine: the decoder runs on integers forward and backward (integer_mlp.py);
@@ -361,7 +395,7 @@ def optimise_posterior(model: FrozenMLPVAE, symbols, mean, raw, k_steps: int, lr
     beta1, beta2 = ADAM_BETAS
     beta1_power = beta2_power = 1.0
     n, latent = mean.shape
-    counters = ((np.arange(n, dtype=np.uint64) + np.uint64(first_index))[:, None] * np.uint64(MAX_K_STEPS * latent)
+    counters = (np.asarray(places, dtype=np.uint64)[:, None] * np.uint64(MAX_K_STEPS * latent)
                 + np.arange(latent, dtype=np.uint64))
     pixels = model.gradient_pixels(symbols)
     for step in range(k_steps):

@@ -22,7 +22,9 @@ class FrozenModel(ABC):
     config_class: type  # config_class(**config.to_dict()) rebuilds the config
     config: object
     # Whether batch_codec takes `kept` (models/stream.py: encode_checked): a dict in which a
-    # batch's push leaves what it computed, for the check of the same batch to take.
+    # batch's push leaves what it computed, for the check of the same batch to take; such a
+    # model has finish_check(later), which encode_checked calls once a block is checked with
+    # what the checks left in kept["later"].
     keeps_for_check = False
     # Whether images are coded by bits back through a latent (which K-step inference optimises);
     # a model of tiles without one codes the likelihood alone.

@@ -77,10 +77,26 @@ def _lanes_before(bounds, per_unit: int = 1) -> list[int]:
     return lanes
 
 
+class _Kept:
+    """What a block's pushes leave for its check (encode_checked): a dict a batch (`batch(lo)`,
+    the batch from image lo), which the model's push fills and its check of that batch takes;
+    and in each, under "later", the block's one list of what the checks leave to be done once
+    for the whole block (the model's finish_check)."""
+
+    def __init__(self):
+        self.batches, self.later = {}, []
+
+    def batch(self, lo: int) -> dict:
+        return self.batches.setdefault(lo, {"later": self.later})
+
+    def checked(self, lo: int) -> None:
+        self.batches.pop(lo, None)  # (a batch is checked once: what its push left goes)
+
+
 def _codec(model, settings, lo: int, hi: int, extents, known=None, kept=None):
     if extents is None:
         if kept is not None:
-            return model.batch_codec(settings, lo, hi - lo, kept=kept.setdefault(lo, {}))
+            return model.batch_codec(settings, lo, hi - lo, kept=kept.batch(lo))
         return model.batch_codec(settings, lo, hi - lo)
     if known is None:
         return model.batch_codec(settings, lo, hi - lo, extents[lo:hi])
@@ -100,23 +116,26 @@ def encode_checked(model, symbols: np.ndarray, settings: CodingSettings, extents
     """encode, then decode the message it gave as decompress will, knowing the symbols it
     should hold (decode's `expected`): CorruptStream unless it gives them back exactly. A model
     that keeps what its push computed (`keeps_for_check`: models/frozen_mlp.py) hands it to the
-    check of the same batch, which takes it instead of computing it again."""
-    kept = {} if getattr(model, "keeps_for_check", False) else None
+    check of the same batch, which takes it instead of computing it again, and once every
+    batch is checked, does what those checks left for the whole block (`finish_check`)."""
+    kept = _Kept() if getattr(model, "keeps_for_check", False) else None
     message = encode(model, symbols, settings, extents, known, on_batch, squares, kept)
     decoded = decode(model, message, len(symbols), settings, extents, None, squares, symbols, known, kept)
     if not np.array_equal(decoded.reshape(len(symbols), -1), symbols.reshape(len(symbols), -1)):
         raise CorruptStream("the message does not decode to the images it was coded from")
+    if kept is not None:
+        model.finish_check(kept.later)
     return message
 
 
 def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, known=None, on_batch=None,
-           squares: bool = False, kept: dict | None = None) -> bytes:
+           squares: bool = False, kept: _Kept | None = None) -> bytes:
     """symbols: (N, ...) integers the model codes (0/1 for Bernoulli, 0..255 for logistic);
     `model` is a frozen architecture (see architectures.py); `extents` (N, 2) for a tiled
     model's tiles, or None (whole); `known`, for a tiled model without a latent, the tiles'
     intervals if they were already computed (its `intervals`: models/tile_intervals.py), or
     None; `squares`: see _square; `kept`: encode_checked's (what each batch's push leaves for
-    its check), or None."""
+    its check: _Kept), or None."""
     n = len(symbols)
     flat = symbols.reshape(n, -1)  # each batch widened to int64 on its own: a block's would be 8x its images
     square = _square(model, extents, squares)
@@ -137,7 +156,7 @@ def encode(model, symbols: np.ndarray, settings: CodingSettings, extents=None, k
 
 
 def decode(model, data: bytes, n_images: int, settings: CodingSettings, extents=None, on_batch=None,
-           squares: bool = False, expected: np.ndarray | None = None, known=None, kept: dict | None = None) -> np.ndarray:
+           squares: bool = False, expected: np.ndarray | None = None, known=None, kept: _Kept | None = None) -> np.ndarray:
     """The mirror of encode: symbols (N, pixels) as uint8; raises bbans errors on corrupt input.
 
     Batches are kept as they are decoded and joined at the end, so a damaged image count cannot
@@ -181,7 +200,7 @@ def _decode(model, data: bytes, n_images: int, settings: CodingSettings, extents
         message, symbols = _on_first_lanes(message, (hi - lo) * per_unit, pop)
         decoded.append(symbols.astype(np.uint8))
         if kept is not None:
-            kept.pop(lo, None)  # (a batch is checked once: what its push left goes)
+            kept.checked(lo)
         message = message.shrink(message.shape[0] - lanes[index])
         if on_batch:
             on_batch(hi - lo)

@@ -260,5 +260,5 @@ def test_optimiser_moves_every_image_on_its_own(grey_test_images):
     coder = freeze(_trained_tiny("logistic", grey_test_images[:100]))
     symbols = grey_test_images[:4].reshape(4, -1).astype(np.int64)
     mean, raw = coder.encode_images(symbols)
-    moved = optimise_posterior(coder, symbols, mean, raw, 3, 5e-3, 0, 0)
+    moved = optimise_posterior(coder, symbols, mean, raw, 3, 5e-3, 0, np.arange(4))
     assert not np.array_equal(moved[0], mean) and np.all(np.isfinite(moved[0]))

@@ -259,26 +259,56 @@ def test_a_check_of_kept_intervals_still_recomputes_a_share_of_positions_the_way
 
 
 def test_a_check_of_a_kept_posterior_computes_a_share_of_it_again(trained, monkeypatch):
-    """The check takes push's posterior (K steps: most of its time) but computes a run of its
-    images again as a batch of their own: a posterior that depended on its batch (which the
-    decoder, splitting its work its own way, would not reproduce) is refused."""
+    """The check takes push's posterior (K steps: most of its time) but leaves a run of its
+    images to be computed again, as a batch of their own, once the block is checked
+    (finish_check): a posterior that depended on its batch (which the decoder, splitting its
+    work its own way, would not reproduce) is refused."""
     from bbzip import bbans
 
     _, images, model = trained
     frozen = freeze(model)
     symbols = images[:24].reshape(24, -1).astype(np.int64)
-    codec, pushed, _ = _kept_batch(frozen, symbols, k_steps=2)
+    codec, pushed, kept = _kept_batch(frozen, symbols, k_steps=2)
     assert np.array_equal(codec.check(pushed, symbols)[1], symbols)
-    posterior = frozen.posterior
+    assert [len(audit.symbols) for audit in kept["later"]] == [3]
+    frozen.finish_check(kept["later"])
+    assert kept["later"] == []
+    posterior_at = frozen.posterior_at
 
     def by_batch(symbols, *args):
-        mean, std = posterior(symbols, *args)
+        mean, std = posterior_at(symbols, *args)
         return mean + len(symbols), std
 
-    monkeypatch.setattr(frozen, "posterior", by_batch)
-    codec, pushed, _ = _kept_batch(frozen, symbols, k_steps=2)
+    monkeypatch.setattr(frozen, "posterior_at", by_batch)
+    codec, pushed, kept = _kept_batch(frozen, symbols, k_steps=2)
+    codec.check(pushed, symbols)
     with pytest.raises(bbans.CorruptStream):
-        codec.check(pushed, symbols)
+        frozen.finish_check(kept["later"])
+
+
+def test_a_block_check_computes_its_batches_shares_again_as_one_batch(trained, monkeypatch):
+    """encode_checked leaves each batch's share to the end of the block and computes them
+    together (one batch of large products instead of a run of a few images a batch)."""
+    from bbzip.models import stream
+    from bbzip.models.coding_settings import CodingSettings
+
+    _, images, model = trained
+    frozen = freeze(model)
+    symbols = images[:40].reshape(40, -1).astype(np.int64)
+    settings = CodingSettings(k_steps=2, bucket_bits=8, likelihood_precision=16, batch_size=10)
+    batches = []
+    posterior_at = frozen.posterior_at
+
+    def counted(symbols, *args):
+        batches.append(len(symbols))
+        return posterior_at(symbols, *args)
+
+    monkeypatch.setattr(frozen, "posterior_at", counted)
+    message = stream.encode_checked(frozen, symbols, settings)
+    pushes = [hi - lo for _, lo, hi in stream.coding_batches(40, 10)]
+    assert batches[: len(pushes)] == pushes
+    assert batches[len(pushes):] == [sum(-(-n // 8) for n in pushes)]
+    assert np.array_equal(stream.decode(frozen, message, 40, settings), symbols)
 
 
 def test_k_step_inference_gives_the_same_posteriors_on_any_number_of_threads(trained):
@@ -294,6 +324,6 @@ def test_k_step_inference_gives_the_same_posteriors_on_any_number_of_threads(tra
     results = []
     for cores in (1, 2, 3):
         with threads.limited(cores):
-            results.append(_optimise_in_parallel(frozen, symbols, mean, raw, 3, 5e-3, 0, 7))
+            results.append(_optimise_in_parallel(frozen, symbols, mean, raw, 3, 5e-3, 0, 7 + np.arange(40)))
     for other in results[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
