@@ -117,6 +117,13 @@ class Bernoulli:
         self.precision = precision
         self.shape = zero_prob.shape
 
+    @classmethod
+    def of_zero_frequencies(cls, zero_freq: np.ndarray, precision: int) -> "Bernoulli":
+        """The distribution whose frequency of 0 is zero_freq (uint64, as `zero_freq` holds it)."""
+        distribution = object.__new__(cls)
+        distribution.zero_freq, distribution.precision, distribution.shape = zero_freq, precision, zero_freq.shape
+        return distribution
+
     def _interval(self, symbols, zero):
         start = np.where(symbols, zero, np.uint64(0))
         freq = np.where(symbols, np.uint64(1 << self.precision) - zero, zero)
@@ -142,6 +149,28 @@ class Bernoulli:
             return symbols.astype(np.int64), start, freq
 
         return _SharedSearch(search)
+
+
+class BernoulliLogits:
+    """Bernoulli(logits=..., precision, logit_bits), looked up: one table of every logit's
+    frequency of 0, made by Bernoulli itself, so each distribution is the one it would make. An
+    autoregressive decoder makes a distribution a pixel step for a few hundred lanes, where the
+    sigmoid's interpolation is most of that step's arithmetic and its numpy calls. The sigmoid
+    table is constant beyond its ends, and so are the entries here: a logit past them takes the
+    last entry on its side."""
+
+    def __init__(self, precision: int, logit_bits: int = PARAM_BITS):
+        table = sigmoid_table()
+        if logit_bits < table.step_bits:
+            raise ValueError("logits need at least as many fraction bits as the sigmoid table's step")
+        reach = max(abs(table.lo), abs(table.lo + ((len(table.values) - 1) >> table.step_bits))) << logit_bits
+        self._first, self.precision = -reach, precision
+        self._zero_freq = Bernoulli(logits=np.arange(-reach, reach + 1, dtype=np.int64), precision=precision,
+                                    logit_bits=logit_bits).zero_freq
+
+    def __call__(self, logits: np.ndarray) -> Bernoulli:
+        index = as_fixed(logits, "Bernoulli logits") - self._first
+        return Bernoulli.of_zero_frequencies(np.take(self._zero_freq, index, mode="clip"), self.precision)
 
 
 class _BoundaryDistribution:

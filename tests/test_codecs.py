@@ -60,6 +60,22 @@ def test_bernoulli(n, t, precision, seed, use_logits):
     check_roundtrip(codec, symbols, _prefilled(n, rng), through_bytes=False)
 
 
+@pytest.mark.parametrize("precision", [2, 16, 30])
+def test_bernoulli_logits_looked_up_are_the_distributions_bernoulli_makes(precision):
+    """Every logit the sigmoid table reaches, one step either side of its ends, and far past
+    them (the local models' logits reach +-64, the table +-32) gives Bernoulli's own
+    frequencies. (Checked to fail with the lookup a logit off.)"""
+    from bbzip.bbans.distributions import Bernoulli, BernoulliLogits
+
+    reach = 32 << 12
+    logits = np.concatenate([np.arange(-reach - 2, reach + 3), [-(64 << 12), 64 << 12, -(1 << 40), 1 << 40]]).astype(np.int64)
+    looked_up = BernoulliLogits(precision)(logits)
+    made = Bernoulli(logits=logits, precision=precision)
+    assert looked_up.precision == made.precision and looked_up.shape == made.shape
+    np.testing.assert_array_equal(looked_up.zero_freq, made.zero_freq)
+    assert looked_up.zero_freq.dtype == made.zero_freq.dtype
+
+
 @SETTINGS
 @given(lanes, steps, st.integers(9, 31), seeds)
 def test_discretised_logistic_extremes(n, t, precision, seed):
