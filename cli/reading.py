@@ -16,6 +16,7 @@ of them first is a header (an array's images are read as they are needed, from t
 from __future__ import annotations
 
 import array
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,9 +39,8 @@ def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -
     bar moves by bytes and names the file at work, so one big image does not look like a hang.
     `lanes`: the local cores, or the jobs a cluster keeps in flight."""
     in_jobs = scheduler.elsewhere() or (lanes > 1 and len(found) > JOB_FILES)
-    statuses = [path.lstat() for _, path in found] if in_jobs else None
-    sizes = array.array("q", (status.st_size for status in statuses) if in_jobs else
-                        (path.lstat().st_size for _, path in found))  # (not a million os.stat_results)
+    statuses = Statuses(path for _, path in found) if in_jobs else None
+    sizes = statuses.size if in_jobs else array.array("q", (path.lstat().st_size for _, path in found))
     entries = []
     with out.bar("reading", sum(sizes), "bytes") as advance:
         if in_jobs:
@@ -72,6 +72,31 @@ def _read_here(found, sizes, fits, exact_times, advance):
         advance(size, status="")
 
 
+class Status(NamedTuple):
+    """What compress takes of a file's lstat (os.stat_result's names)."""
+
+    st_mode: int
+    st_size: int
+    st_mtime_ns: int
+
+
+class Statuses:
+    """The lstat of each path, as three arrays: an os.stat_result takes about 700 bytes (its
+    floats and large integers), and compress holds one a file while the files are read.
+    `statuses[place]` is a Status."""
+
+    def __init__(self, paths):
+        self.mode, self.size, self.mtime_ns = array.array("q"), array.array("q"), array.array("q")
+        for path in paths:
+            status = path.lstat()
+            self.mode.append(status.st_mode)
+            self.size.append(status.st_size)
+            self.mtime_ns.append(status.st_mtime_ns)
+
+    def __getitem__(self, place: int) -> Status:
+        return Status(self.mode[place], self.size[place], self.mtime_ns[place])
+
+
 class _Files:
     """How the files are sent to the workers: by path until a worker does not see one."""
 
@@ -79,20 +104,20 @@ class _Files:
         self.by_path = True
 
 
-def _read_in_jobs(found, listed_statuses, sizes, fits, exact_times, lanes: int, advance):
+def _read_in_jobs(found, statuses: Statuses, sizes, fits, exact_times, lanes: int, advance):
     """Each file's entry in order: those read from their bytes by the lanes' jobs, the others
-    here. `listed_statuses`: each path's lstat; `sizes`: their sizes."""
+    here. `statuses`: each path's lstat; `sizes`: their sizes."""
     files = _Files()
-    statuses = [status if read_from_bytes(path, status) else None for (_, path), status in zip(found, listed_statuses)]
-    jobs = (_job(found, statuses, run, files, fits) for run in _runs(statuses, sizes))
+    from_bytes = bytearray(read_from_bytes(path, statuses[place]) for place, (_, path) in enumerate(found))
+    jobs = (_job(found, statuses, run, files, fits) for run in _runs(from_bytes, sizes))
     done = 0  # files read, shown beside the bytes: results come back a job (many files) at a time
     # (not in this process too: it keeps each entry as it comes back, work enough of its own)
     results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=f"{done:,} files"),
                                      workers_only=True)
     pending = iter(())  # the current job's entries
-    for (name, path), status, size in zip(found, statuses, sizes):
+    for place, ((name, path), size) in enumerate(zip(found, sizes)):
         done += 1
-        if status is None:  # an array or a link, read here
+        if not from_bytes[place]:  # an array or a link, read here
             advance(0, status=name)
             yield read_entry(name, path, fits, exact_times)
             advance(size, status=f"{done:,} files")
@@ -105,16 +130,16 @@ def _read_in_jobs(found, listed_statuses, sizes, fits, exact_times, lanes: int, 
             files.by_path = False
             entry = read_entry(name, path, fits, exact_times)
         else:
-            entry = with_attributes(entry, status, exact_times)
+            entry = with_attributes(entry, statuses[place], exact_times)
         yield entry
 
 
-def _runs(statuses, sizes):
+def _runs(from_bytes, sizes):
     """The places in `found` of each job's files: consecutive files read from their bytes, up to
     JOB_FILES of them and JOB_BYTES of bytes."""
     run, run_bytes = [], 0
-    for place, (status, size) in enumerate(zip(statuses, sizes)):
-        if status is None:
+    for place, (read, size) in enumerate(zip(from_bytes, sizes)):
+        if not read:
             continue
         if run and (len(run) == JOB_FILES or run_bytes + size > JOB_BYTES):
             yield run

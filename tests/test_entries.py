@@ -418,6 +418,46 @@ def test_a_folder_s_image_pixels_wait_in_the_spool_not_in_memory(tmp_path):
             np.testing.assert_array_equal(np.asarray(entry.items[0:1])[0], pixels)
 
 
+def test_files_read_in_jobs_hold_no_stat_result_each(tmp_path, monkeypatch):
+    """Reading a folder in jobs keeps each file's mode, size and time as it was listed (the job
+    tells a worker which file it means by them); an os.stat_result a file (about 700 bytes)
+    was most of what the reading held beside the entries. (Checked to fail with one kept a file.)"""
+    import os
+    import tempfile
+    import tracemalloc
+
+    from bbzip.cli import reading
+    from bbzip.cli.console import Output
+    from bbzip.cli.inputs import collect_inputs
+    from bbzip.cli.spool import Spool
+    from bbzip.models.coder_choice import fits_a_default
+
+    count = 2000
+    (tmp_path / "in").mkdir()
+    for number in range(count):
+        (tmp_path / "in" / f"{number:04d}.txt").write_bytes(b"%d" % number)
+    found = collect_inputs([str(tmp_path / "in")])
+    monkeypatch.setattr(reading, "JOB_FILES", 8)
+    held = []
+    set_aside = reading.set_aside
+
+    def first_held(entry, spool):
+        if not held:  # everything listed, the first job's files read
+            held.append(tracemalloc.get_traced_memory()[0])
+        return set_aside(entry, spool)
+
+    monkeypatch.setattr(reading, "set_aside", first_held)
+    with tempfile.TemporaryFile(dir=tmp_path) as spooled:
+        tracemalloc.start()
+        try:
+            entries = reading.read_inputs(Output(quiet=True), found, fits_a_default(), False, Spool(spooled), 2)
+        finally:
+            tracemalloc.stop()
+    assert held[0] < 200 * count
+    assert [entry.name for entry in entries] == [f"in/{number:04d}.txt" for number in range(count)]
+    assert all(entry.meta["mtime_ns"] == os.stat(tmp_path / entry.name).st_mtime_ns // 10**9 * 10**9 for entry in entries)
+
+
 def test_the_model_s_choice_reads_no_image_file_back_for_its_values(tmp_path, monkeypatch):
     """Whether an image is two-valued (and which: 0/1 or 0/255) is taken as its file is read,
     from the pixels in hand; the model's choice asks it of every image file, which read each
