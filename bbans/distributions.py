@@ -330,12 +330,14 @@ class DiscretisedLogistic(_BoundaryDistribution):
         mean, log_scale = np.broadcast_arrays(as_fixed(mean, "logistic mean"), as_fixed(log_scale, "logistic log-scale"))
         self._set(mean, self.inverse_scales(log_scale), precision, levels)
 
-    @staticmethod
-    def inverse_scales(log_scale: np.ndarray) -> np.ndarray:
+    LOG_SCALES = (-4 << PARAM_BITS, 8 << PARAM_BITS)  # log-scales are clipped to these (2^-12 units)
+
+    @classmethod
+    def inverse_scales(cls, log_scale: np.ndarray) -> np.ndarray:
         """1 / scale (2^-EXP_BITS units) of int64 log-scales, as the constructor computes it."""
         # maximum/minimum, not np.clip, whose Python wrapper costs more than the arithmetic on
         # the few hundred lanes a decoder pops at a time
-        log_scale = np.minimum(np.maximum(log_scale, -4 << PARAM_BITS), 8 << PARAM_BITS)
+        log_scale = np.minimum(np.maximum(log_scale, cls.LOG_SCALES[0]), cls.LOG_SCALES[1])
         return interpolate(exp_table(), -log_scale, PARAM_BITS)
 
     @classmethod
@@ -373,6 +375,21 @@ class DiscretisedLogistic(_BoundaryDistribution):
         k /= inverse_scale * (1.0 / (1 << EXP_BITS))
         k += shifted_mean * (1.0 / (1 << PARAM_BITS))
         return np.floor(k, out=k)
+
+
+class LogisticScales:
+    """DiscretisedLogistic.inverse_scales, looked up: one table of the inverse scale of every
+    log-scale it distinguishes, made by inverse_scales itself (a log-scale past either clip
+    takes the entry at it). A decoder that pops a pixel position at a time makes a logistic a
+    step, where the exp table's interpolation is a good part of that step's numpy calls."""
+
+    def __init__(self):
+        low, high = DiscretisedLogistic.LOG_SCALES
+        self._first = low
+        self._inverse_scales = DiscretisedLogistic.inverse_scales(np.arange(low, high + 1, dtype=np.int64))
+
+    def __call__(self, log_scale: np.ndarray) -> np.ndarray:
+        return np.take(self._inverse_scales, as_fixed(log_scale, "logistic log-scale") - self._first, mode="clip")
 
 
 class DiscretisedLogisticMixture(DiscretisedLogistic):

@@ -76,6 +76,18 @@ def test_bernoulli_logits_looked_up_are_the_distributions_bernoulli_makes(precis
     assert looked_up.zero_freq.dtype == made.zero_freq.dtype
 
 
+def test_logistic_inverse_scales_looked_up_are_those_the_logistic_computes():
+    """Every log-scale between the clips, a step past each, and far past them gives
+    DiscretisedLogistic.inverse_scales' own value. (Checked to fail with the lookup a step off.)"""
+    from bbzip.bbans.distributions import DiscretisedLogistic, LogisticScales
+
+    low, high = DiscretisedLogistic.LOG_SCALES
+    log_scales = np.concatenate([np.arange(low - 2, high + 3), [low - (1 << 40), high + (1 << 40)]]).astype(np.int64)
+    looked_up = LogisticScales()(log_scales)
+    np.testing.assert_array_equal(looked_up, DiscretisedLogistic.inverse_scales(log_scales))
+    assert looked_up.dtype == DiscretisedLogistic.inverse_scales(log_scales).dtype
+
+
 @SETTINGS
 @given(lanes, steps, st.integers(9, 31), seeds)
 def test_discretised_logistic_extremes(n, t, precision, seed):
