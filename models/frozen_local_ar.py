@@ -163,10 +163,10 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         (a two-valued model's logits: bbans BernoulliLogits; a logistic's inverse scale:
         LogisticScales), rather than interpolated for every lane at every step."""
         if self.config.likelihood == "bernoulli":
-            table = _logit_table(precision)
+            table = bbans.distributions.BernoulliLogits.shared(precision)
             return lambda params: table(params[..., 0])
         check_precision(precision, 256, MAX_TABLE_PRECISION)  # (DiscretisedLogistic's own check)
-        scales = _logistic_scales()
+        scales = bbans.distributions.LogisticScales.shared()
         return lambda params: bbans.distributions.DiscretisedLogistic.with_inverse_scales(
             params[..., 0], scales(params[..., 1]), precision)
 
@@ -324,18 +324,6 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         if self.config.outputs == 1:
             return out.reshape(n, -1)
         return np.concatenate(np.moveaxis(out.reshape(n, self.config.pixels, -1), 2, 0), axis=1)
-
-
-@functools.cache
-def _logit_table(precision: int) -> bbans.distributions.BernoulliLogits:
-    """One table a precision a process (2 MB, made in about 25 ms)."""
-    return bbans.distributions.BernoulliLogits(precision)
-
-
-@functools.cache
-def _logistic_scales() -> bbans.distributions.LogisticScales:
-    """One table a process (400 KB, made in about 6 ms)."""
-    return bbans.distributions.LogisticScales()
 
 
 class _HeadChunks:

@@ -387,7 +387,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         far, channel) that gives the channel's distribution; scales and weights computed once."""
         k, m = self.config.channels, self.config.mixtures
         base = self._columns(params, 0, k) + (reference << PARAM_BITS)[..., None]
-        inverse_scales = bbans.distributions.DiscretisedLogistic.inverse_scales(self._columns(params, k * m, k))
+        inverse_scales = bbans.distributions.LogisticScales.shared()(self._columns(params, k * m, k))
         if m == 1:
             def channel_distribution(values, channel):
                 mean = self._coupled(base, params, reference, values, channel)[..., 0]
