@@ -18,13 +18,14 @@ from bbzip.models.cluster import ClusterError, on_cluster
 from bbzip.models.coder_choice import default_settings, fits_a_default, load_coder
 from bbzip.models.coding_settings import CodingSettings, SettingsError
 from bbzip.models.files import ByteSource, atomic_write, leftover_prefix
-from bbzip.models.blocks import MAX_BLOCK_IMAGES, StackedImages
+from bbzip.models.blocks import MAX_BLOCK_IMAGES
 from bbzip.models.threads import available_cores
 
 from . import coding, comparison, remote
 from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
 from .entries import KINDS, input_fingerprint
+from .entry_log import item_counts, stacked_items
 from .inputs import collect_inputs
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import Staging, check_room
@@ -109,7 +110,7 @@ def _write_archive(target, head: bytes, payload) -> None:
     shutil.copyfileobj(payload, target, 1 << 20)
 
 
-def _verify(path, entries, coder, on_batch, cores: int, checked: list) -> None:
+def _verify(path, entries, coder, on_batch, cores: int, checked: list) -> tuple[int, int]:
     """Decode the archive just written to `path`, as `decompress` will, and compare what every
     entry gives back (its pixels with their mode, or its bytes) with what was read: compress
     never exits 0 with an archive that does not give back exactly its input. (The files
@@ -117,12 +118,14 @@ def _verify(path, entries, coder, on_batch, cores: int, checked: list) -> None:
     decoded and compared one at a time. The model's blocks were decoded where they were coded,
     as decompress decodes them but knowing the images they should hold (coding.build's
     `checked`); here each block's message as read back must be the one that was checked there
-    (its sha256), else it is decoded again, and its images must match the block's sha256."""
-    model_images = StackedImages([entry.items for entry in entries if len(entry.items)])
+    (its sha256), else it is decoded again, and its images must match the block's sha256.
+    Returns coding.stream_images of the archive."""
+    model_images = stacked_items(entries)
     try:
         with open(path, "rb") as f:
-            readers = coding.extract_each(read_archive(ByteSource.of_file(f)), coder, on_batch, cores=cores,
-                                          expected_images=model_images, checked=checked)
+            archive = read_archive(ByteSource.of_file(f))
+            readers = coding.extract_each(archive, coder, on_batch, cores=cores, expected_images=model_images,
+                                          checked=checked)
             for entry, reader in zip(entries, readers, strict=True):
                 why = reader.restore(None)
                 if entry.stamp is not None:  # its images were read from it as needed: all from the same file
@@ -132,6 +135,7 @@ def _verify(path, entries, coder, on_batch, cores: int, checked: list) -> None:
                 if reader.name != entry.name or reader.sha256 != input_fingerprint(entry).sha256:
                     raise BBZipError(f"{entry.name}: internal error: the archive would not decode it to what was read; "
                                      "nothing was written")
+            return coding.stream_images(archive)
     except (ArchiveError, ValueError) as error:  # ValueError: zip(strict) on a count mismatch
         raise BBZipError(f"internal error: the archive would not decode ({error}); nothing was written") from None
 
@@ -207,11 +211,11 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
         entries = read_inputs(out, found, fits, exact_times, spool, threads)
         del found  # (a path object a file: half a kilobyte each of a million files' peak)
         if compare:  # before a model is chosen: image files it does not code are still images here
-            with out.bar("comparing", sum(len(e.items) for e in entries)) as advance:
+            with out.bar("comparing", int(item_counts(entries).sum())) as advance:
                 groups = comparison.classic_sizes(entries, advance)
         if coder is None:
             coder, entries = coding.choose_default(entries, spool)
-        candidates = sum(len(e.items) for e in entries)
+        candidates = int(item_counts(entries).sum())
 
         def settings_for(n_images: int):
             return default_settings(coder, n_images, k_steps=k_steps, lr=lr, seed=seed, batch_size=batch_size,
@@ -223,7 +227,7 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
                 entries = coding.prepare(entries, coder, settings_for(candidates), spool, True, threads, advance)
         elif candidates:
             entries = coding.prepare(entries, coder, settings_for(candidates), spool, False)
-        n_items = sum(len(e.items) for e in entries)
+        n_items = int(item_counts(entries).sum())
         settings = settings_for(n_items)
         if compare:
             codelengths = comparison.model_codelengths(entries, coder.model, settings) if n_items else [0.0] * len(entries)
@@ -236,12 +240,15 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
                 header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads,
                                       block_images=block_images, checked=checked)
             head = archive_head(header)
+            in_stream = []  # (images, values) of the model stream, as the archive written says
+            if compare:  # (the entries' table is made from them: read while the spool is open)
+                comparison.add_archive_bytes(groups, entries, header, codelengths)
 
             def write_checked(path) -> None:
                 with open(path, "wb") as target:
                     _write_archive(target, head, payload)
                 with out.bar("verifying", n_items, unit) as advance:
-                    _verify(path, entries, coder, advance, threads, checked)
+                    in_stream.append(_verify(path, entries, coder, advance, threads, checked))
 
             if output == "-":
                 with tempfile.NamedTemporaryFile(prefix=leftover_prefix()) as whole:
@@ -256,9 +263,8 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
     archive_size = len(head) + header["payload_length"]
     seconds = time.perf_counter() - started
     if coder and n_items:
-        coded_images = [coding.model_images(e.kind, e.meta, len(e.items)) for e in entries]
-        stream_bpd = 8 * header["model_stream"]["length"] / sum(values for _, values in coded_images)
-        by_model = sum(images for images, _ in coded_images)
+        by_model, model_values = in_stream[0]
+        stream_bpd = 8 * header["model_stream"]["length"] / model_values
         coded = f"{_count(by_model, 'image')} by {coder.name}"
         if coder.model.config.codes.any_size:  # items are tiles
             coded = f"{_count(by_model, 'image')} ({_count(n_items, 'tile')}) by {coder.name}"
@@ -268,7 +274,6 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
     else:
         out.info(f"{_count(len(entries), 'file')}, {archive_size} bytes (no images for a model{_classic_note(candidates)})")
     if compare:
-        comparison.add_archive_bytes(groups, entries, header, codelengths)
         for line in comparison.report(groups, archive_size):
             out.info(line)
 

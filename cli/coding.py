@@ -15,7 +15,6 @@ import numpy as np
 from bbzip.bbans import BBANSError
 from bbzip.models import api, scheduler
 from bbzip.models.threads import available_cores
-from bbzip.models.blocks import StackedImages
 from bbzip.models.coder_choice import Coder, default_for_most
 from bbzip.models.files import ByteSource
 from bbzip.models.tile_intervals import TileIntervals
@@ -24,10 +23,11 @@ from . import classic, fallback, sources
 from .archive import Archive, ArchiveError
 from .array_entries import array_mode
 from .entries import KINDS, file_attributes, input_fingerprint, restore
+from .entry_log import EntryLog, item_counts, stacked_items
 from .entry_kind import Entry
 from .file_entries import ImageFile, alpha_bytes, model_image, pixels_as_read, stack_as_read
 from .feed import ImageFeed
-from .fingerprint import ArchiveDigest, archive_digest
+from .fingerprint import ArchiveDigest
 from .errors import BBZipError
 from .spool import Spool
 from .table import FALLBACK_CODES, carries_crc32
@@ -39,18 +39,20 @@ def fits(model):
     return model.config.codes.accepts
 
 
-def choose_default(entries: list[Entry], spool: Spool) -> tuple[Coder | None, list[Entry]]:
+def choose_default(entries, spool: Spool) -> tuple[Coder | None, EntryLog]:
     """The shipped default model for the model entries (models.coder_choice.default_for_most:
     the one that codes the most of their pixels, 28x28 digits counted for the MNIST models), and
-    the entries as that model leaves them. An archive codes its images with one model: every
-    image it does not code (photos beside digits, a grey array beside colour ones) is kept by a
-    classic codec, an image file as a classic entry, an array's images as its classic blobs."""
-    holders = [e for e in entries if len(e.items)]
-    if not holders:
+    the entries as that model leaves them (an EntryLog, or `entries` where it leaves them all).
+    An archive codes its images with one model: every image it does not code (photos beside
+    digits, a grey array beside colour ones) is kept by a classic codec, an image file as a
+    classic entry, an array's images as its classic blobs."""
+    if not item_counts(entries).any():
         return None, entries
-    coder, accepted = default_for_most([e.items for e in holders])
+    coder, accepted = default_for_most(entry.items for entry in entries if len(entry.items))
+    if all(accepted):
+        return coder, entries
     coded = iter(accepted)
-    chosen = []
+    chosen = EntryLog(spool)
     for entry in entries:
         if not len(entry.items) or next(coded):
             chosen.append(entry)
@@ -83,9 +85,8 @@ def _all_classic(entry: Entry, spool: Spool) -> Entry:
 
 
 def _in_model_domain(entry: Entry, coder: Coder) -> Entry:
-    """The entry with its images in the model's domain, a run at a time as they are read: what
-    the model's Pixels map them to (two-valued images as 0/1 symbols; each entry keeps its own
-    scale, 1 or 255, in its metadata). Its fingerprint stays that of what was read."""
+    """The entry with its images in the model's domain (_model_items), its scale (1 or 255: each
+    entry keeps its own) in its metadata. Its fingerprint stays that of what was read."""
     fingerprint = input_fingerprint(entry)
     codes = coder.model.config.codes
     if not codes.two_valued:
@@ -93,56 +94,95 @@ def _in_model_domain(entry: Entry, coder: Coder) -> Entry:
     scale = codes.scale_of(entry.items)
     if scale is None:  # the model took the entry (fits, choose_default): a bug if not
         raise BBZipError(f"{entry.name}: internal error: images {coder.name} does not code")
-    items = sources.ScaledDown(entry.items, scale) if scale != 1 else entry.items
-    return entry.changed(items=items, meta={**entry.meta, "scale": scale}, fingerprint=fingerprint)
+    return entry.changed(items=_model_items(entry, coder), meta={**entry.meta, "scale": scale}, fingerprint=fingerprint)
 
 
-def prepare(entries: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
-            on_images=None) -> list[Entry]:
-    """The entries as they go into the archive (new ones; those given are not changed): every
-    entry's model images in the model's domain and, with `use_fallback`, those the classic codecs
-    keep smaller taken out (cli/fallback.py): a single image becomes a classic entry, an array or
-    .npz keeps them as classic blobs (in `spool`) beside its model images. The model judges its
-    own symbols; a classic codec keeps the pixels that were read (a two-valued entry's 0/255
-    images as 0/255: only model images are scaled back)."""
-    positions = [index for index, entry in enumerate(entries) if len(entry.items)]
-    holders = [entries[index] for index in positions]
+def _model_items(entry: Entry, coder: Coder):
+    """An entry's images as the model's Pixels take them, a run at a time as they are read:
+    two-valued images as 0/1 symbols, any other as they are."""
+    codes = coder.model.config.codes
+    scale = codes.scale_of(entry.items) if codes.two_valued else 1
+    return sources.ScaledDown(entry.items, scale) if scale not in (1, None) else entry.items
+
+
+def prepare(entries, coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
+            on_images=None) -> EntryLog:
+    """The entries as they go into the archive (new ones, in an EntryLog; those given are not
+    changed): every entry's model images in the model's domain and, with `use_fallback`, those
+    the classic codecs keep smaller taken out (cli/fallback.py): a single image becomes a
+    classic entry, an array or .npz keeps them as classic blobs (in `spool`) beside its model
+    images. The model judges its own symbols; a classic codec keeps the pixels that were read
+    (a two-valued entry's 0/255 images as 0/255: only model images are scaled back)."""
     if coder.model.config.codes.any_size:
-        prepared = _prepare_tiled(holders, coder, settings, spool, use_fallback, cores, on_images)
-    else:
-        prepared = _prepare_fixed_size(holders, coder, settings, spool, use_fallback, cores, on_images)
-    result = list(entries)
-    for index, entry in zip(positions, prepared, strict=True):
-        result[index] = entry
-    return result
+        return _prepare_tiled(entries, coder, settings, spool, use_fallback, cores, on_images)
+    return _prepare_fixed_size(entries, coder, settings, spool, use_fallback, cores, on_images)
 
 
-def _prepare_fixed_size(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
-                        on_images) -> list[Entry]:
+def _prepare_fixed_size(entries, coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
+                        on_images) -> EntryLog:
     """For a model of fixed size: each entry's images in the model's domain, with those the
-    fallback keeps classic taken out."""
-    in_domain = [_in_model_domain(entry, coder) for entry in holders]
-    chosen = {}  # holder -> [(index in it, codec, spooled blob)], as the routing hands them on
-    if use_fallback and holders:
-        starts = np.cumsum([0] + [len(e.items) for e in holders])
-        for index, codec, blob in fallback.route(coder.model, StackedImages([e.items for e in holders]),
-                                                 StackedImages([e.items for e in in_domain]), settings, cores, on_images):
-            holder = int(np.searchsorted(starts, index, side="right")) - 1
-            if holders[holder].kind is ImageFile:  # kept in its own mode: the fallback encoded its pixels as L or RGB,
-                kept = blob if holders[holder].meta["mode"] in ("L", "RGB") else None  # a bitmap's is made again
+    fallback keeps classic taken out. The fallback's choices come in image order as its chunks
+    are done, and each entry is made as they pass its images: nothing is held for all of them."""
+    counts = item_counts(entries)
+    starts = np.concatenate([[0], np.cumsum(counts)])  # of each entry's images among all of them
+    chosen = _Ahead(())
+    if use_fallback and counts.any():
+        chosen = _Ahead(fallback.route(coder.model, stacked_items(entries),
+                                       stacked_items(entries, lambda entry: _model_items(entry, coder)), settings,
+                                       cores, on_images))
+    prepared = EntryLog(spool)
+    for place, entry in enumerate(entries):
+        if not counts[place]:
+            prepared.append(entry)
+            continue
+        model = _in_model_domain(entry, coder)
+        kept = []  # (index in the entry, codec, blob) of each image the fallback keeps classic
+        while chosen.next_below(starts[place + 1]):
+            index, codec, blob = next(chosen)
+            if entry.kind is ImageFile:  # kept in its own mode: the fallback encoded its pixels as L or RGB,
+                blob = blob if entry.meta["mode"] in ("L", "RGB") else None  # a bitmap's is made again
             else:
-                kept = spool.add(blob)
-            chosen.setdefault(holder, []).append((index - int(starts[holder]), codec, kept))
-    return [_take_out(read, model, chosen[holder], spool) if holder in chosen else model
-            for holder, (read, model) in enumerate(zip(holders, in_domain))]
+                blob = spool.add(blob)
+            kept.append((index - int(starts[place]), codec, blob))
+        prepared.append(_take_out(entry, model, kept, spool) if kept else model)
+    return prepared
 
 
-def _prepare_tiled(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
-                   on_images) -> list[Entry]:
+class _Ahead:
+    """An iterator of (index, ...) in index order, which says whether its next one is below an
+    index before it is taken."""
+
+    def __init__(self, items):
+        self._items, self._next = iter(items), None
+
+    def next_below(self, end: int) -> bool:
+        if self._next is None:
+            self._next = next(self._items, None)
+        return self._next is not None and self._next[0] < end
+
+    def __next__(self):
+        found, self._next = self._next, None
+        return found
+
+
+def _prepare_tiled(entries, coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
+                   on_images) -> EntryLog:
     """For a model of any size: each entry's images (an image file's one, an array's every one)
     go to the model as their tiles or, with `use_fallback`, to a classic codec where it keeps
     the image smaller than the model codes its tiles (decided per image): an image file then
-    becomes a classic entry, an array keeps the image as a classic blob beside its model images."""
+    becomes a classic entry, an array keeps the image as a classic blob beside its model images.
+    (The entries with images are held here: photos and arrays, not many small files.)"""
+    places = np.flatnonzero(item_counts(entries))
+    holders = [entries[int(place)] for place in places]
+    prepared = _prepare_tiled_holders(holders, coder, settings, spool, use_fallback, cores, on_images)
+    result, by_place = EntryLog(spool), dict(zip(places.tolist(), prepared))
+    for place, entry in enumerate(entries):
+        result.append(by_place.get(place, entry))
+    return result
+
+
+def _prepare_tiled_holders(holders: list[Entry], coder: Coder, settings, spool: Spool, use_fallback: bool, cores: int,
+                           on_images) -> list[Entry]:
     codes = coder.model.config.codes
     chosen = {}  # holder -> [(index in it, codec, blob)]
     known = _KnownIntervals()
@@ -239,23 +279,19 @@ def fallback_positions(runs: list[int]) -> list[int]:
     return positions
 
 
-def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch=None, cores: int | None = None,
+def build(entries, coder: Coder | None, settings, payload, on_batch=None, cores: int | None = None,
           block_images: int | None = None, checked: list | None = None) -> dict:
     """Write the payload of an archive holding `entries` (after `prepare`) to the binary file
     `payload`, the model stream block by block; returns the header. `checked`: a list, or None:
     each block of the model stream is then decoded where it is coded and must give back its
     images, and the sha256 of each block's message goes into the list (api.write_record's)."""
     length = 0
-    stacks = []
-    if any(len(e.items) for e in entries) and coder is None:
+    if item_counts(entries).any() and coder is None:
         raise BBZipError("images for the model but no model")
-    for entry in entries:
-        if len(entry.items):
-            stacks.append(entry.items)
     header = {}
-    if stacks:
-        images = StackedImages(stacks)
-        extents = record_extents([(entry.kind, entry.meta, len(entry.items)) for entry in entries], coder.model.config.codes)
+    if item_counts(entries).any():
+        images = stacked_items(entries)
+        extents = record_extents(((entry.kind, entry.meta, len(entry.items)) for entry in entries), coder.model.config.codes)
         try:
             length = api.write_record(payload.write, coder, images, settings, block_images, cores=cores,
                                       on_batch=on_batch, extents=extents, known=images.intervals, checked=checked)
@@ -263,11 +299,13 @@ def build(entries: list[Entry], coder: Coder | None, settings, payload, on_batch
             raise BBZipError(f"internal error: the model stream would not decode ({error}); nothing was written") from None
         header["model_stream"] = {"offset": 0, "length": length, "items": len(images)}
     header["entries"] = EntryHeaders(entries, length)
+    digest = ArchiveDigest()  # (one pass over the entries with the blobs: each pass reads a spilled log back)
     for entry in entries:
         for blob in entry.blobs:  # spooled (compress), or bytes
             length += payload.write(blob if isinstance(blob, bytes) else blob.read())
+        digest.add(entry.name, input_fingerprint(entry).sha256)
     header["payload_length"] = length
-    header["digest"] = archive_digest((entry.name, input_fingerprint(entry).sha256) for entry in entries)
+    header["digest"] = digest.hexdigest()
     return header
 
 
@@ -276,7 +314,7 @@ class EntryHeaders:
     iterated, not held: a million entries' dicts would be most of compress's memory. Each
     entry's blobs lie one after another in the payload from `first_blob`."""
 
-    def __init__(self, entries: list[Entry], first_blob: int):
+    def __init__(self, entries, first_blob: int):
         self._entries, self._first_blob = entries, first_blob
 
     def __len__(self) -> int:
@@ -302,6 +340,16 @@ def model_images(kind, meta, items: int) -> tuple[int, int]:
         return 0, 0
     images = kind.image_count(meta) - _classic_count(meta)
     return images, images * int(np.prod(kind.image_shape(meta), dtype=np.int64))
+
+
+def stream_images(archive: Archive) -> tuple[int, int]:
+    """(images, values) of the model stream of an archive, from its table: the images its entries
+    have in the stream (a tiled model's tiles counted as the images they make) and their values."""
+    images = values = 0
+    for _, entry in archive.header["entries"].with_model_items(blobs=False):
+        entry_images, entry_values = model_images(KINDS[entry["kind"]], entry, entry["items"])
+        images, values = images + entry_images, values + entry_values
+    return images, values
 
 
 def record_extents(entries, codes) -> np.ndarray | None:

@@ -7,6 +7,9 @@ folder, which the next bbzip writing there removes (models.files.remove_leftover
 """
 from __future__ import annotations
 
+import array
+import contextlib
+import itertools
 import os
 import shutil
 import stat
@@ -37,18 +40,21 @@ class Staging:
 
     def __init__(self, output_dir: Path):
         self.output_dir = output_dir
-        self.targets = []  # (name under the output folder, is a link): a Path a file was most of a million files' memory
+        # Each staged file's name under the output folder (the archive's own string), and whether
+        # it is a link: a Path a file was most of a million files' memory, a tuple a file 64 bytes.
+        self.names: list[str] = []
+        self.links = bytearray()
 
     def __enter__(self) -> "Staging":
         self.made = _make_folder(self.output_dir)
         remove_leftovers(self.output_dir)
-        self.folder = Path(tempfile.mkdtemp(dir=self.output_dir, prefix=leftover_prefix()))
+        self.folder = tempfile.mkdtemp(dir=self.output_dir, prefix=leftover_prefix())
         return self
 
     def add(self, reader) -> str | None:
         """Restore an entry (coding.EntryReader) into the staging folder, to go to its name under
         the output folder; returns why it is lost (nothing of it is kept then), or None."""
-        staged = self.folder / str(len(self.targets))
+        staged = os.path.join(self.folder, str(len(self.names)))
         if reader.is_link:
             why = reader.restore(None)
             if why is None:
@@ -57,44 +63,53 @@ class Staging:
             with open(staged, "wb") as f:
                 why = reader.restore(f)
             if why is not None:
-                staged.unlink()
+                os.unlink(staged)
             elif reader.attributes:
                 permissions, mtime_ns = reader.attributes
                 os.chmod(staged, permissions)
                 os.utime(staged, ns=(mtime_ns, mtime_ns))
         if why is None:
-            self.targets.append((reader.name, reader.is_link))
+            self.names.append(reader.name)
+            self.links.append(reader.is_link)
         return why
 
     def place(self) -> None:
-        root = self.output_dir.resolve()
-        for name, _ in self.targets:  # before anything moves: bbzip replaces only files and links
-            target = self.output_dir / name
+        """Every staged file to its name. Paths here are strings: a Path a file (two a move) is
+        most of the time of a move, and pathlib interns every name it parses."""
+        output_dir = str(self.output_dir)
+        root = os.path.realpath(output_dir)
+        for name in self.names:  # before anything moves: bbzip replaces only files and links
+            target = os.path.join(output_dir, name)
             if _special(target):
                 raise BBZipError(f"{target}: exists and is not a regular file; not replacing it, nothing was written")
-        placed = []  # targets that did not exist before: removed again if a later one fails
+        placed = array.array("q")  # (the index of) each target that did not exist before: removed again if a later one fails
         try:
             # Files first, links last, so that no file is written through a link of this archive;
             # and every folder a file goes into must really lie inside the output folder (a link
             # already there must not lead a file out of it).
             inside = set()  # folders made and found to lie inside the output folder (one look each)
-            for index, (name, is_link) in sorted(enumerate(self.targets), key=lambda it: it[1][1]):
-                target = self.output_dir / name
-                parent = target.parent
-                if is_link or parent not in inside:  # a link of this archive placed earlier may be a folder's part
-                    self.made += _make_folder(parent)
-                    if not parent.resolve().is_relative_to(root):
+            for index in itertools.chain(self._staged(links=False), self._staged(links=True)):
+                target = os.path.join(output_dir, self.names[index])
+                parent = os.path.dirname(target)
+                if self.links[index] or parent not in inside:  # a link of this archive placed earlier may be a folder's part
+                    self.made += _make_folder(Path(parent))
+                    if os.path.commonpath([root, os.path.realpath(parent)]) != root:
                         raise BBZipError(f"{target}: its folder leads outside {self.output_dir} (through a symbolic "
                                          "link); nothing was written")
                     inside.add(parent)
                 existed = os.path.lexists(target)
-                os.replace(self.folder / str(index), target)
+                os.replace(os.path.join(self.folder, str(index)), target)
                 if not existed:
-                    placed.append(target)
-            placed, self.made = [], []
+                    placed.append(index)
+            placed, self.made = array.array("q"), []
         finally:
-            for target in placed:
-                target.unlink(missing_ok=True)
+            for index in placed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(output_dir, self.names[index]))
+
+    def _staged(self, links: bool):
+        """The indices of the staged links, or of the other files, in order."""
+        return (index for index, is_link in enumerate(self.links) if is_link == links)
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

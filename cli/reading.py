@@ -25,6 +25,7 @@ from bbzip.models.pixels import binary_scale
 
 from .entries import input_fingerprint, read_content, read_entry, read_from_bytes, with_attributes
 from .entry_kind import Entry
+from .entry_log import EntryLog
 from .fingerprint import Finished
 from .inputs import Found
 from .remote import StoredObject
@@ -34,14 +35,15 @@ JOB_FILES = 64  # files a reading job holds at most
 JOB_BYTES = 16 << 20  # and file bytes, unless one file is larger
 
 
-def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -> list[Entry]:
-    """The entry of every (archive name, path) in `found`, in order, its blobs in `spool`; the
-    bar moves by bytes and names the file at work, so one big image does not look like a hang.
-    `lanes`: the local cores, or the jobs a cluster keeps in flight."""
+def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -> EntryLog:
+    """The entry of every (archive name, path) in `found`, in order, its blobs and pixels in
+    `spool` and itself in an EntryLog there (cli/entry_log.py); the bar moves by bytes and names
+    the file at work, so one big image does not look like a hang. `lanes`: the local cores, or
+    the jobs a cluster keeps in flight."""
     in_jobs = scheduler.elsewhere() or (lanes > 1 and len(found) > JOB_FILES)
     statuses = Statuses(path for _, path in found) if in_jobs else None
     sizes = statuses.size if in_jobs else array.array("q", (path.lstat().st_size for _, path in found))
-    entries = []
+    entries = EntryLog(spool)
     with out.bar("reading", sum(sizes), "bytes") as advance:
         if in_jobs:
             read = _read_in_jobs(found, statuses, sizes, fits, exact_times, lanes, advance)

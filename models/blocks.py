@@ -87,9 +87,22 @@ class StackedImages:
 
     def __init__(self, stacks: list):
         """stacks: arrays, or anything that gives arrays for slices (cli/sources.py)."""
-        self.stacks = [s for s in stacks if len(s)]
-        self.starts = np.cumsum([0] + [len(s) for s in self.stacks])
-        self.shape = (len(self), *(self.stacks[0].shape[1:] if self.stacks else (0, 0)))
+        self._set(stacks=[s for s in stacks if len(s)])
+
+    @classmethod
+    def of_sequence(cls, stacks, counts: np.ndarray) -> "StackedImages":
+        """Over a sequence of stacks none of which is empty, `counts` their lengths: a stack is
+        taken from it (`stacks[i]`) only where a slice needs its images, so the sequence may
+        make them as asked for (compress's entries, cli/entry_log.py)."""
+        images = cls.__new__(cls)
+        images._set(stacks, counts)
+        return images
+
+    def _set(self, stacks, counts=None) -> None:
+        self.stacks = stacks
+        counts = [len(s) for s in stacks] if counts is None else counts
+        self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self.shape = (len(self), *(stacks[0].shape[1:] if len(stacks) else (0, 0)))
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -121,8 +134,7 @@ class StackedImages:
         """(stack, first, end) of each stack that images lo..hi lie in, with their range in it."""
         number = int(np.searchsorted(self.starts, lo, side="right")) - 1
         while lo < hi:
-            start = int(self.starts[number])
-            end = min(hi, start + len(self.stacks[number]))
+            start, end = int(self.starts[number]), min(hi, int(self.starts[number + 1]))
             yield self.stacks[number], lo - start, end - start
             lo, number = end, number + 1
 
