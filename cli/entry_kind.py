@@ -72,8 +72,9 @@ class Entry:
 
     def __reduce__(self):
         """Pickled with its metadata as a dict (a mapping proxy does not pickle): entries read
-        by a cluster's workers come back to the client (cli/reading.py)."""
-        return Entry, (self.name, self.kind, dict(self.meta), self.items, self.blobs, self.fingerprint, self.stamp)
+        by a cluster's workers come back to the client (cli/reading.py), and compress's entry
+        log keeps them pickled (cli/entry_log.py)."""
+        return _unpickled, (self.name, self.kind, dict(self.meta), self.items, self.blobs, self.fingerprint, self.stamp)
 
     def changed(self, **fields) -> "Entry":
         """A new entry with these fields; this one where each is already its own."""
@@ -88,3 +89,16 @@ class Entry:
     def header(self, blob_spans: list[dict]) -> dict:
         """The entry's fields in the archive header, its blobs at `blob_spans`."""
         return {"name": self.name, "kind": self.kind.name, "items": len(self.items), "blobs": blob_spans, **self.meta}
+
+
+_ENTRY_FIELDS = ("name", "kind", "items", "blobs", "fingerprint", "stamp")
+
+
+def _unpickled(name, kind, meta: dict, items, blobs: tuple, fingerprint, stamp) -> Entry:
+    """An entry as it was pickled: its fields set as they come (the dataclass's checks and copies
+    were made when it was first made), its metadata dict (the unpickler's own) behind a proxy."""
+    entry = object.__new__(Entry)
+    for name_, value in zip(_ENTRY_FIELDS, (name, kind, items, blobs, fingerprint, stamp)):
+        object.__setattr__(entry, name_, value)
+    object.__setattr__(entry, "meta", MappingProxyType(meta))
+    return entry
