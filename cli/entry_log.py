@@ -7,7 +7,9 @@ several times: the model's choice, the fallback, coding, the table, the check. A
 held as objects would take a gigabyte. The log holds the first HELD_ENTRIES as objects (a small
 input pays nothing for it); past that, it pickles them in chunks of CHUNK_ENTRIES into
 compress's spool file (cli/spool.py) and reads a chunk back where a pass needs it, keeping the
-last few read. What it keeps per entry in memory is its image count (8 bytes).
+last few read. What it keeps per entry in memory is its image count (8 bytes). The spool is this
+process's own unnamed temporary file: what is unpickled is what it pickled there, never anything
+an input or an archive holds.
 
 An entry whose images are not a few numbers in the spool (an array read from its file as needed,
 an .npz member's open stream, a photo model's tiles with their intervals) is not pickled: it
