@@ -5,7 +5,7 @@ the -T 1 one and every restored file identical to the input. The local cluster s
 cluster path's own cost (the model sent to each worker, every job's images pickled to it and its
 result back); a real cluster adds the network.
 
-    python -m benchmarks.cluster [--quick] [--images N] [--overhead] [--memory] [--main-job]
+    python -m benchmarks.cluster [--quick] [--images N] [--overhead] [--memory [--files]] [--main-job]
 
 `--overhead` measures what the cluster adds per job: the same input in small blocks and in the
 default ones, by -T 1 and by a cluster of one worker; the cluster's extra time over -T 1 grows
@@ -17,7 +17,8 @@ with the number of blocks by its cost per job (each block is a job, coded and ch
 cluster of 2 workers; per megapixel, the difference of the two over the difference in pixels.
 One client feeds as many workers as its CPU time per megapixel allows.
 `--memory` measures the peak resident memory of the client (the bbzip process) and of the worker
-(a fresh one-worker cluster for each command) on 7,000 and on 70,000 MNIST images.
+(a fresh one-worker cluster for each command) on 7,000 and on 70,000 MNIST images in one .npy;
+with `--files`, on 10,000 and 100,000 of them as PNG files in a folder.
 
 Needs the cluster extra (`pip install -e ".[cluster]"`).
 """
@@ -37,6 +38,7 @@ import numpy as np
 
 from bbzip.models.data import load_named
 
+from .archive import peak_rss_of, write_folder
 from .common import compile_bytecode, markdown_table, timed_bbzip, write_results
 
 
@@ -159,20 +161,29 @@ def _peak_kib() -> int:
 
 
 def _bbzip_peak(*args) -> int:
-    """Run one bbzip process (quiet); its own peak resident memory in KiB."""
-    return _bbzip_usage(*args)[1].ru_maxrss
+    """Run one bbzip process (quiet); its own peak resident memory in KiB. Started from a small
+    process of its own (benchmarks.archive.peak_rss_of): a child forked from this one, which
+    holds the local cluster, counted this process's memory as its own peak (the client's figures
+    at 352e937 were this process's, not the client's)."""
+    return peak_rss_of(*args)[1] // 1024
 
 
-def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:
+def peaks(work: Path, counts: tuple[int, ...], as_files: bool = False) -> tuple[list, dict]:
     """Peak memory (MB) of the client and of the one worker, compressing and decompressing each
-    count of MNIST images (one .npy) on a fresh local cluster a command."""
+    count of MNIST images (one .npy, or with `as_files` a folder of PNG files, each an entry the
+    client keeps: cli/entry_log.py) on a fresh local cluster a command."""
     from distributed import Client
+
 
     images = np.concatenate([load_named("mnist", "train"), load_named("mnist", "test")])
     rows, records = [], []
     for count in counts:
-        source, archive = work / f"images{count}.npy", work / f"{count}.bb"
-        np.save(source, images[:count])
+        source, archive = work / (f"files{count}" if as_files else f"images{count}.npy"), work / f"{count}.bb"
+        tiled = np.tile(images, (-(-count // len(images)), 1, 1))[:count]
+        if as_files:
+            write_folder(source, tiled, binary=False)
+        else:
+            np.save(source, tiled)
         for command, args in (("compress", [source, "-o", archive]), ("decompress", [archive, "-o", work / f"out{count}"])):
             cluster = local_cluster(1)
             try:
@@ -183,6 +194,11 @@ def peaks(work: Path, counts: tuple[int, ...]) -> tuple[list, dict]:
                 cluster.close()
             rows.append([count, command, round(client_mb), round(worker_mb)])
             records.append({"images": count, "command": command, "client_mb": client_mb, "worker_mb": worker_mb})
+        shutil.rmtree(work / f"out{count}", ignore_errors=True)
+        if as_files:
+            shutil.rmtree(source)
+        else:
+            source.unlink()
     return rows, {"runs": records}
 
 
@@ -194,14 +210,18 @@ def main() -> None:
     parser.add_argument("--client", action="store_true", help="the client's CPU time per megapixel of photos instead")
     parser.add_argument("--main-job", action="store_true", help="-T 2 against 2 workers on the README's main job instead")
     parser.add_argument("--memory", action="store_true", help="peak memory of client and worker instead (7,000 and 70,000 images)")
+    parser.add_argument("--files", action="store_true", help="with --memory: a folder of PNG files (10,000 and 100,000)")
     args = parser.parse_args()
     count = 1000 if args.quick else args.images
     if args.memory:
+        counts = ((1000, 10000) if args.quick else (10000, 100000)) if args.files else ((700, 7000) if args.quick else (7000, 70000))
         with tempfile.TemporaryDirectory() as tmp:
-            rows, records = peaks(Path(tmp), (700, 7000) if args.quick else (7000, 70000))
+            rows, records = peaks(Path(tmp), counts, args.files)
         table = markdown_table(["images", "command", "client peak MB", "worker peak MB"], rows)
-        print(write_results("cluster-memory", "Peak memory of a bbzip client and its Dask worker",
-                            [("MNIST images in one .npy, default model, a one-worker local cluster", table)],
+        held = "PNG files in one folder" if args.files else "one .npy"
+        print(write_results("cluster-memory-files" if args.files else "cluster-memory",
+                            "Peak memory of a bbzip client and its Dask worker",
+                            [(f"MNIST images as {held}, default model, a one-worker local cluster", table)],
                             records).read_text())
         return
     if args.overhead:
