@@ -168,12 +168,16 @@ def _bbzip_peak(*args) -> int:
     return peak_rss_of(*args)[1] // 1024
 
 
+FIXED_BLOCKS = ["--block-images", "2500"]  # the blocks 10,000 images get by default: what the input alone adds
+
+
 def peaks(work: Path, counts: tuple[int, ...], as_files: bool = False) -> tuple[list, dict]:
     """Peak memory (MB) of the client and of the one worker, compressing and decompressing each
     count of MNIST images (one .npy, or with `as_files` a folder of PNG files, each an entry the
-    client keeps: cli/entry_log.py) on a fresh local cluster a command."""
+    client keeps: cli/entry_log.py) on a fresh local cluster a command; with the default blocks
+    (which grow with the input up to 8,192 images, and a block's coding with them) and with
+    FIXED_BLOCKS."""
     from distributed import Client
-
 
     images = np.concatenate([load_named("mnist", "train"), load_named("mnist", "test")])
     rows, records = [], []
@@ -184,17 +188,21 @@ def peaks(work: Path, counts: tuple[int, ...], as_files: bool = False) -> tuple[
             write_folder(source, tiled, binary=False)
         else:
             np.save(source, tiled)
-        for command, args in (("compress", [source, "-o", archive]), ("decompress", [archive, "-o", work / f"out{count}"])):
-            cluster = local_cluster(1)
-            try:
-                client_mb = _bbzip_peak(command, *args, "--cluster", cluster.scheduler_address) / 1024
-                with Client(cluster) as client:
-                    worker_mb = max(client.run(_peak_kib).values()) / 1024
-            finally:
-                cluster.close()
-            rows.append([count, command, round(client_mb), round(worker_mb)])
-            records.append({"images": count, "command": command, "client_mb": client_mb, "worker_mb": worker_mb})
-        shutil.rmtree(work / f"out{count}", ignore_errors=True)
+        for blocks in ([], FIXED_BLOCKS):
+            out = work / f"out{count}"
+            for command, args in (("compress", [source, "-o", archive, "-f", *blocks]), ("decompress", [archive, "-o", out])):
+                cluster = local_cluster(1)
+                try:
+                    client_mb = _bbzip_peak(command, *args, "--cluster", cluster.scheduler_address) / 1024
+                    with Client(cluster) as client:
+                        worker_mb = max(client.run(_peak_kib).values()) / 1024
+                finally:
+                    cluster.close()
+                shown = " ".join(blocks) or "default"
+                rows.append([count, command, shown, round(client_mb), round(worker_mb)])
+                records.append({"images": count, "command": command, "blocks": shown, "client_mb": client_mb,
+                                "worker_mb": worker_mb})
+            shutil.rmtree(out)
         if as_files:
             shutil.rmtree(source)
         else:
@@ -217,7 +225,7 @@ def main() -> None:
         counts = ((1000, 10000) if args.quick else (10000, 100000)) if args.files else ((700, 7000) if args.quick else (7000, 70000))
         with tempfile.TemporaryDirectory() as tmp:
             rows, records = peaks(Path(tmp), counts, args.files)
-        table = markdown_table(["images", "command", "client peak MB", "worker peak MB"], rows)
+        table = markdown_table(["images", "command", "blocks", "client peak MB", "worker peak MB"], rows)
         held = "PNG files in one folder" if args.files else "one .npy"
         print(write_results("cluster-memory-files" if args.files else "cluster-memory",
                             "Peak memory of a bbzip client and its Dask worker",

@@ -61,19 +61,12 @@ class Finished(Fingerprint):
         return self._digest
 
 
-def archive_digest(entries) -> str:
+class ArchiveDigest:
     """The archive's digest (hex): sha256 over every entry's (name, sha256 of what it gives
     back), in table order, each name with its length. Each part of an archive has its own check;
-    this one catches parts that are each intact but moved, repeated or re-routed."""
-    digest = ArchiveDigest()
-    for name, sha256 in entries:
-        digest.add(name, sha256)
-    return digest.hexdigest()
-
-
-class ArchiveDigest:
-    """archive_digest taken an entry at a time, as decompress gives them back: it holds no list
-    of them (memory a file, of a million files)."""
+    this one catches parts that are each intact but moved, repeated or re-routed. Taken an entry
+    at a time, as compress writes them and decompress gives them back: it holds no list of them
+    (memory a file, of a million files)."""
 
     def __init__(self):
         self._hasher, self.count = hashlib.sha256(), 0
