@@ -94,15 +94,21 @@ def _in_model_domain(entry: Entry, coder: Coder) -> Entry:
     scale = codes.scale_of(entry.items)
     if scale is None:  # the model took the entry (fits, choose_default): a bug if not
         raise BBZipError(f"{entry.name}: internal error: images {coder.name} does not code")
-    return entry.changed(items=_model_items(entry, coder), meta={**entry.meta, "scale": scale}, fingerprint=fingerprint)
+    return entry.changed(items=_scaled_down(entry.items, scale), meta={**entry.meta, "scale": scale},
+                         fingerprint=fingerprint)
 
 
 def _model_items(entry: Entry, coder: Coder):
     """An entry's images as the model's Pixels take them, a run at a time as they are read:
     two-valued images as 0/1 symbols, any other as they are."""
     codes = coder.model.config.codes
-    scale = codes.scale_of(entry.items) if codes.two_valued else 1
-    return sources.ScaledDown(entry.items, scale) if scale not in (1, None) else entry.items
+    return _scaled_down(entry.items, codes.scale_of(entry.items)) if codes.two_valued else entry.items
+
+
+def _scaled_down(items, scale: int | None):
+    """Two-valued images of `scale` (0/scale) as 0/1 (what binary_scale found; None: not
+    two-valued, left as they are)."""
+    return sources.ScaledDown(items, scale) if scale not in (1, None) else items
 
 
 def prepare(entries, coder: Coder, settings, spool: Spool, use_fallback: bool = True, cores: int = 1,
@@ -286,10 +292,11 @@ def build(entries, coder: Coder | None, settings, payload, on_batch=None, cores:
     each block of the model stream is then decoded where it is coded and must give back its
     images, and the sha256 of each block's message goes into the list (api.write_record's)."""
     length = 0
-    if item_counts(entries).any() and coder is None:
+    has_images = bool(item_counts(entries).any())
+    if has_images and coder is None:
         raise BBZipError("images for the model but no model")
     header = {}
-    if item_counts(entries).any():
+    if has_images:
         images = stacked_items(entries)
         extents = record_extents(((entry.kind, entry.meta, len(entry.items)) for entry in entries), coder.model.config.codes)
         try:

@@ -50,13 +50,6 @@ class EntryLog:
         self._cache: OrderedDict[int, list[Entry]] = OrderedDict()
         self._lock = threading.Lock()  # (a block's images may be read in another thread)
 
-    @classmethod
-    def of(cls, entries, spool) -> "EntryLog":
-        log = cls(spool)
-        for entry in entries:
-            log.append(entry)
-        return log
-
     def append(self, entry: Entry) -> None:
         self._tail.append(entry)
         self._counts.append(len(entry.items))
@@ -166,4 +159,4 @@ def stacked_items(entries, items_of=None) -> StackedImages:
     each entry where a slice needs it."""
     counts = item_counts(entries)
     places = np.flatnonzero(counts)
-    return StackedImages.of_sequence(ItemsAt(entries, places, items_of), counts[places])
+    return StackedImages(ItemsAt(entries, places, items_of), counts[places])

@@ -85,22 +85,15 @@ class StackedImages:
 
     dtype = np.dtype(np.uint8)
 
-    def __init__(self, stacks: list):
-        """stacks: arrays, or anything that gives arrays for slices (cli/sources.py)."""
-        self._set(stacks=[s for s in stacks if len(s)])
-
-    @classmethod
-    def of_sequence(cls, stacks, counts: np.ndarray) -> "StackedImages":
-        """Over a sequence of stacks none of which is empty, `counts` their lengths: a stack is
-        taken from it (`stacks[i]`) only where a slice needs its images, so the sequence may
-        make them as asked for (compress's entries, cli/entry_log.py)."""
-        images = cls.__new__(cls)
-        images._set(stacks, counts)
-        return images
-
-    def _set(self, stacks, counts=None) -> None:
+    def __init__(self, stacks, counts: np.ndarray | None = None):
+        """stacks: arrays, or anything that gives arrays for slices (cli/sources.py). With
+        `counts` (their lengths), a sequence of stacks none of which is empty, each taken from it
+        (`stacks[i]`) only where a slice needs its images, so the sequence may make them as asked
+        for (compress's entries, cli/entry_log.py)."""
+        if counts is None:
+            stacks = [s for s in stacks if len(s)]
+            counts = [len(s) for s in stacks]
         self.stacks = stacks
-        counts = [len(s) for s in stacks] if counts is None else counts
         self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         self.shape = (len(self), *(stacks[0].shape[1:] if len(stacks) else (0, 0)))
 

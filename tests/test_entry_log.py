@@ -55,7 +55,9 @@ def test_a_spilled_log_gives_back_every_entry_as_it_was_appended(tmp_path, monke
     with tempfile.TemporaryFile(dir=tmp_path) as spooled:
         spool = Spool(spooled)
         entries = _entries(spool, 23)  # five chunks spilled, three entries in the tail
-        log = EntryLog.of(entries, spool)
+        log = EntryLog(spool)
+        for entry in entries:
+            log.append(entry)
         assert len(log) == 23 and all(isinstance(chunk, entry_log._Spilled) for chunk in log._chunks)
         assert item_counts(log).tolist() == [len(entry.items) for entry in entries]
         for original, back in zip(entries, log, strict=True):
