@@ -304,7 +304,7 @@ def _item_unit(archive) -> str:
 def _damage_report(source: str, extraction: coding.Extraction) -> str:
     """One line: how many entries are damaged, which (the first few) and why (the first)."""
     names = [name for name, _ in extraction.lost]
-    total = len(extraction.files) + len(names)
+    total = extraction.intact + len(names)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return f"{source}: {len(names)} of {_count(total, 'entry', 'entries')} damaged: {shown} ({extraction.lost[0][1]})"
 
@@ -326,7 +326,7 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
     """Write the files of ARCHIVE (a path, a URL, or - for stdin) back, pixel-identical, under
     OUTPUT: all of them, or only NAMES (entries, or folders of entries; only the blocks that
     hold them are decoded, and only their parts of an archive at a URL are fetched)."""
-    extraction = coding.Extraction([], [])
+    extraction = coding.Extraction()
     with _decoding(out, archive, model_spec, threads, names) as (opened, readers):
         chosen = coding.select(opened.names, names)
         if not force:  # names checked by the header schema
@@ -335,7 +335,7 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
                     raise BBZipError(f"{output_dir / name}: already exists (use -f to overwrite)")
         entries = opened.header["entries"]
         check_room(output_dir, sum(KINDS[entries[i]["kind"]].least_bytes(entries[i]) for i in chosen))
-        with Staging(output_dir) as staging:
+        with Staging(output_dir, opened.names) as staging:
             # Each file is written to the staging folder as it is decoded (a large array a block
             # at a time), and the files go in place together at the end.
             for reader in readers:
@@ -348,9 +348,9 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
                 raise BBZipError(_damage_report(archive, extraction) + "; nothing was written (--salvage writes the intact ones)")
             staging.place()
     if extraction.lost:
-        raise BBZipError(_damage_report(archive, extraction) + f"; the other {_count(len(extraction.files), 'file')} "
+        raise BBZipError(_damage_report(archive, extraction) + f"; the other {_count(extraction.intact, 'file')} "
                          f"written to {output_dir}")
-    out.info(f"{_count(len(extraction.files), 'file')} written to {output_dir}")
+    out.info(f"{_count(extraction.intact, 'file')} written to {output_dir}")
 
 
 @click.command("test")
@@ -364,13 +364,13 @@ def decompress_command(out, archive, names, output_dir, model_spec, force, salva
 def test_command(out, archive, model_spec, threads):
     """Decode everything in ARCHIVE (a path, a URL, or - for stdin) and check every checksum;
     write nothing. Names the damaged entries, if any."""
-    extraction = coding.Extraction([], [])
+    extraction = coding.Extraction()
     with _decoding(out, archive, model_spec, threads) as (_, readers):
         for reader in readers:  # checked one at a time; nothing kept but the names
             extraction.record(reader.name, reader.restore(None))
     if extraction.lost:
         raise BBZipError(_damage_report(archive, extraction))
-    out.info(f"{archive}: OK ({_count(len(extraction.files), 'file')})")
+    out.info(f"{archive}: OK ({_count(extraction.intact, 'file')})")
 
 
 @click.command("list")
@@ -403,7 +403,7 @@ def _list(parsed, archive: str) -> None:
     click.echo(f"{'kept as':<13} {'format':<6} {'size':>11} {'images':>7} {'stored':>10}  name")
     declared = 0  # bytes the stored files and .npz members restore to, as the table says
     lines = []  # echoed a few thousand at a time: one write a line costs more than the rest of the line's work
-    blob_bytes = entries.blob_bytes().tolist()
+    blob_bytes = entries.blob_bytes()
     for index, (name, (images, _), stored) in enumerate(zip(parsed.names, coded, blob_bytes)):
         entry = entries.entry(index, blobs=False)
         store = entry["store"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lzma
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -420,7 +420,7 @@ class EntryReader:
     or bytes it gave back (entries.input_fingerprint)."""
 
     def __init__(self, archive: Archive, index: int, meta, model_runs):
-        self.name, self.meta = archive.names[index], meta
+        self.index, self.name, self.meta = index, archive.names[index], meta
         self._archive, self._model_runs = archive, model_runs  # its model images, as decoded (not yet started)
         self.attributes, self.sha256, self.done = None, b"", False
 
@@ -463,12 +463,12 @@ class EntryReader:
 
 @dataclass
 class Extraction:
-    files: list  # names of the entries asked for that decoded intact, in archive order
-    lost: list[tuple[str, str]]  # (name, why) of those that did not
+    intact: int = 0  # entries asked for that decoded intact (their names are not kept: a million of them add up)
+    lost: list[tuple[str, str]] = field(default_factory=list)  # (name, why) of those that did not
 
     def record(self, name: str, why: str | None) -> None:
         if why is None:
-            self.files.append(name)
+            self.intact += 1
         else:
             self.lost.append((name, why))
 
@@ -590,7 +590,7 @@ def _decoded_images(archive, model_override, chosen, starts, on_batch, cores, ex
     except api.StreamError as error:
         raise BBZipError(str(error)) from None
     entries = archive.header["entries"]
-    extents = record_extents([(KINDS[entry["kind"]], entry, entry["items"]) for _, entry in entries.with_model_items()],
+    extents = record_extents(((KINDS[entry["kind"]], entry, entry["items"]) for _, entry in entries.with_model_items()),
                              coder.model.config.codes)
     # (extents that do not fit the record raise api.StreamError as the first block is taken)
     results = api.decode_blocks(info, coder, which=needed, cores=cores, on_images=on_batch, extents=extents,

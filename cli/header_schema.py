@@ -7,15 +7,15 @@ entry names, so that `d/x`, `d//x` and `d/./x` are seen as the one name they are
 from __future__ import annotations
 
 import bisect
-import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 import numpy as np
 
 from .array_entries import COLOUR_CHANNELS, has_alpha, model_stack_shape, plain_member
 from .entries import KINDS
-from .table import FALLBACK_CODES, MAX_ENTRIES, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
+from .table import CHUNK, FALLBACK_CODES, MAX_ENTRIES, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
@@ -99,23 +99,101 @@ def check_header(header, payload_length: int) -> list[str]:
     if len(entries) > MAX_ENTRIES:
         _fail("entries", f"expected at most {MAX_ENTRIES}")
     if isinstance(entries, Table):
-        names = _plain_names(entries.names)
-        if names is None:
-            names = [normalised_name(name, f"entry {index} name") for index, name in enumerate(entries.names)]
-        if len(set(names)) != len(names):
-            _fail_on_a_repeated_name(names)
+        names = _checked_table_names(entries)
         total_items = _check_table_entries(entries, names, payload_length)
     else:
         names = [normalised_name(entry.get("name") if isinstance(entry, dict) else None, f"entry {index} name")
                  for index, entry in enumerate(entries)]
-        _fail_on_a_repeated_name(names)
+        _check_names_of_files(names)
         total_items = sum(_checked_entry(entry, index, name, payload_length) for index, (entry, name) in enumerate(zip(entries, names)))
-    folder = _file_that_is_also_a_folder(names)
-    if folder is not None:
-        _fail("entries", f"{folder!r} is both a file and a folder")
     if total_items != items:
         _fail("entries", f"hold {total_items} model images, the model stream {items}")
     return names
+
+
+def _check_names_of_files(names: list[str]) -> None:
+    """Refuse two entries of one name, and a name that is also another's folder."""
+    _fail_on_a_repeated_name(names)
+    folder = _file_that_is_also_a_folder(names)
+    if folder is not None:
+        _fail("entries", f"{folder!r} is both a file and a folder")
+
+
+def _checked_table_names(table: Table) -> "TableNames":
+    """The table's names, normalised, once each is checked: a chunk at a time, and in sorted
+    order (as bbzip writes them) checked as they come, holding nothing per name. Names out of
+    order (an archive of an older bbzip, of several inputs) are checked all together."""
+    irregular, order = set(), _SortedNames()
+    for chunk in table.chunks:
+        raw = table.chunk_names(chunk)
+        names = _plain_names(raw)
+        if names is None:
+            names = [normalised_name(name, f"entry {chunk * CHUNK + number} name") for number, name in enumerate(raw)]
+            irregular.add(chunk)
+        if order is not None and not order.take(names, chunk * CHUNK):
+            order = None
+    names = TableNames(table, irregular)
+    if order is None:
+        _check_names_of_files(list(names))
+    return names
+
+
+class _SortedNames:
+    """Names in strictly increasing order, checked as they come: no two alike, and none a
+    file and also the folder of a later one. In sorted order every name under `d/` comes after
+    `d`, though not always next (`d-2`, `d.txt` sort between): `open` holds the names that a
+    later one could still lie under, each a prefix of the next, so only the last needs looking
+    at; a name that is not a prefix of the one taken is closed for good (every later name sorts
+    past it too)."""
+
+    def __init__(self):
+        self.previous, self.open = None, []
+
+    def take(self, names: list[str], first: int) -> bool:
+        """Check a run of names (the first of them entry `first`); False where they are out of
+        order (nothing is concluded then)."""
+        previous, open_ = self.previous, self.open
+        for number, name in enumerate(names):
+            if previous is not None and not previous < name:
+                if previous == name:
+                    _fail(f"entry {first + number}", f"{name!r} is also entry {first + number - 1} (two entries, one file)")
+                return False
+            while open_ and not name.startswith(open_[-1]):
+                open_.pop()
+            if open_ and name[len(open_[-1])] == "/":
+                _fail("entries", f"{open_[-1]!r} is both a file and a folder")
+            open_.append(name)
+            previous = name
+        self.previous = previous
+        return True
+
+
+class TableNames(Sequence):
+    """The normalised names of a table's entries, derived a chunk at a time when asked for
+    (the table keeps the last few chunks'): a chunk whose names are all plain is the table's
+    own, others are normalised again."""
+
+    def __init__(self, table: Table, irregular: set[int]):
+        self._table, self._irregular = table, irregular
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def _chunk(self, chunk: int) -> list[str]:
+        names = self._table.chunk_names(chunk)
+        return [normalised_name(name, "name") for name in names] if chunk in self._irregular else names
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = index + len(self) if index < 0 else index
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._chunk(index // CHUNK)[index % CHUNK]
+
+    def __iter__(self):
+        for chunk in self._table.chunks:
+            yield from self._chunk(chunk)
 
 
 def _fail_on_a_repeated_name(names: list[str]) -> None:
@@ -133,19 +211,20 @@ def _checked_entry(entry, index: int, name: str, payload_length: int) -> int:
         raise HeaderError(f"entry {index} ({name!r}){error}") from None
 
 
-# A name that is printable ASCII without a backslash, whose every part is neither empty, "." nor
-# "..", nor longer than MAX_NAME_PART, and that is at most MAX_NAME long, is its own normalised
-# form (normalised_name's common case); this finds any name of a newline-joined list that is not.
-_NOT_PLAIN = re.compile(r"[^\x20-\x7e\n]|\\|(?:^|/)\.{0,2}(?:/|$)|[^/\n]{%d}|[^\n]{%d}" % (MAX_NAME_PART + 1, MAX_NAME + 1),
-                        re.MULTILINE)
-
-
 def _plain_names(names: list[str]) -> list[str] | None:
-    """The names, if every one is plain (its own normalised form), found in one pass; else None."""
+    """The names, if every one is plain (its own normalised form: normalised_name's common case),
+    found with a few passes in C over all of them; else None. Plain: printable ASCII without a
+    backslash, at most MAX_NAME long, no part empty, "." or "..", nor longer than MAX_NAME_PART.
+    (A regular expression tried at every character took minutes over a forged table's names.)"""
     joined = "\n".join(names)
-    if joined.count("\n") != len(names) - 1 or _NOT_PLAIN.search(joined):  # a name with a newline in it is not plain
+    if joined.count("\n") != len(names) - 1:  # a name with a newline in it is not plain
         return None
-    return names
+    slashed = joined.replace("\n", "/")
+    parts = slashed.split("/")
+    if (slashed.isascii() and slashed.isprintable() and "\\" not in slashed and max(map(len, names), default=0) <= MAX_NAME
+            and max(map(len, parts)) <= MAX_NAME_PART and {"", ".", ".."}.isdisjoint(parts)):
+        return names
+    return None
 
 
 # The fields of a table's row (cli/table.py: ROW_FIELDS) that only range checks concern; an
@@ -153,31 +232,35 @@ def _plain_names(names: list[str]) -> list[str] | None:
 _VALUE_FIELDS = ("mtime_ns", "crc32", "size", "first_blob")
 
 
-def _check_table_entries(table: Table, names: list[str], payload_length: int) -> int:
+def _check_table_entries(table: Table, names, payload_length: int) -> int:
     """check_header's per-entry part for a decoded table; returns the model images its entries
     hold. An entry with extras (an array, an .npz, a link) is checked on its own; of the others,
     one whose row is the previous entry's but for its values (times, crc32s, sizes, blob places)
     passes as that one did (a folder of a million alike files is a few runs of alike rows), with
-    every value's range checked for all entries at once. Whatever fails is then checked on its
-    own, for the same message."""
-    rows = table.rows
+    every value's range checked for all entries at once (the blobs' places were, by the
+    table). Whatever fails is then checked on its own, for the same message. A chunk of the
+    table at a time."""
     column = {name: number for number, name in enumerate(ROW_FIELDS)}
-    to_check = table.has_extras.copy()
-    to_check[:1] = True
-    for name in ROW_FIELDS:
-        if name not in _VALUE_FIELDS:
-            to_check[1:] |= rows[1:, column[name]] != rows[:-1, column[name]]
-    for name in ("crc32", "size"):  # whether it has one (-1: none) is part of its row
-        present = rows[:, column[name]] >= 0
-        to_check[1:] |= present[1:] != present[:-1]
-    to_check |= rows[:, column["crc32"]] > (1 << 32) - 1
-    to_check |= rows[:, column["size"]] > MAX_FILE_SIZE
-    lengths, offsets, payload = table.columns["blob_length"].astype(np.uint64), table.blob_offsets, np.uint64(payload_length)
-    bad_blobs = np.flatnonzero((lengths > payload) | (offsets > payload - np.minimum(lengths, payload)))
-    to_check[np.searchsorted(rows[:, column["first_blob"]] + rows[:, column["blobs"]], bad_blobs, side="right")] = True
-    for index in np.flatnonzero(to_check).tolist():
-        _checked_entry(table[index], index, names[index], payload_length)
-    return int(rows[:, column["items"]].sum())
+    alike = [column[name] for name in ROW_FIELDS if name not in _VALUE_FIELDS]
+    items, last = 0, None
+    for chunk in table.chunks:
+        rows, _ = table.chunk_rows(chunk)
+        before = rows[:-1] if last is None else np.concatenate([last[None], rows[:-1]])
+        to_check = table.chunk_has_extras(chunk)
+        if last is None:
+            to_check[0] = True
+        after = to_check[1:] if last is None else to_check
+        after |= (rows[len(rows) - len(before):, alike] != before[:, alike]).any(axis=1)
+        for name in ("crc32", "size"):  # whether it has one (-1: none) is part of its row
+            after |= (rows[len(rows) - len(before):, column[name]] >= 0) != (before[:, column[name]] >= 0)
+        to_check |= rows[:, column["crc32"]] > (1 << 32) - 1
+        to_check |= rows[:, column["size"]] > MAX_FILE_SIZE
+        first = chunk * CHUNK
+        for number in np.flatnonzero(to_check).tolist():
+            _checked_entry(table[first + number], first + number, names[first + number], payload_length)
+        items += int(rows[:, column["items"]].sum())
+        last = rows[-1]
+    return items
 
 
 def _file_that_is_also_a_folder(names: list[str]) -> str | None:

@@ -1,6 +1,7 @@
 """The files a compress command reads: every file under the paths given, in a stable order."""
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from collections import Counter
@@ -9,6 +10,7 @@ from pathlib import Path
 from .errors import BBZipError
 from .header_schema import HeaderError, normalised_name
 from .remote import Listed
+from .table import MAX_NAMES_TOTAL
 
 
 class Found:
@@ -36,6 +38,14 @@ class Found:
 
     def names(self) -> list[str]:
         return self._names
+
+    def sort(self) -> None:
+        """In the order of their names, as decompress checks a table of names fastest (and in
+        the least memory: cli/header_schema.py); a single folder's are already."""
+        if any(a > b for a, b in zip(self._names, itertools.islice(self._names, 1, None))):
+            order = sorted(range(len(self._names)), key=self._names.__getitem__)
+            self._names = [self._names[place] for place in order]
+            self._sources = [self._sources[place] for place in order]
 
 
 def collect_inputs(paths, skipped: list | None = None) -> Found:
@@ -76,6 +86,10 @@ def collect_inputs(paths, skipped: list | None = None) -> Found:
     duplicates = sorted(name for name, times in Counter(found.names()).items() if times > 1)
     if duplicates:
         raise BBZipError(f"{duplicates[0]}: given twice (two inputs would decompress to the same name)")
+    if sum(len(name.encode("utf-8", "surrogateescape")) for name in found.names()) > MAX_NAMES_TOTAL:
+        raise BBZipError(f"the files' names add up to more than one archive holds ({MAX_NAMES_TOTAL >> 20} MiB); "
+                         "compress them into several archives")
+    found.sort()
     return found
 
 

@@ -38,11 +38,13 @@ class Staging:
     a large one), then put in place together by `place`; leaving the `with` block without
     `place` writes nothing."""
 
-    def __init__(self, output_dir: Path):
-        self.output_dir = output_dir
-        # Each staged file's name under the output folder (the archive's own string), and whether
-        # it is a link: a Path a file was most of a million files' memory, a tuple a file 64 bytes.
-        self.names: list[str] = []
+    def __init__(self, output_dir: Path, names):
+        """`names`: the archive's names (a sequence, by entry index: archive.names)."""
+        self.output_dir, self._names = output_dir, names
+        # Each staged file's entry index (its name is the archive's, derived again when it is
+        # placed) and whether it is a link: a Path a file was most of a million files' memory, a
+        # name a file about a hundred bytes.
+        self.entries = array.array("q")
         self.links = bytearray()
 
     def __enter__(self) -> "Staging":
@@ -54,7 +56,7 @@ class Staging:
     def add(self, reader) -> str | None:
         """Restore an entry (coding.EntryReader) into the staging folder, to go to its name under
         the output folder; returns why it is lost (nothing of it is kept then), or None."""
-        staged = os.path.join(self.folder, str(len(self.names)))
+        staged = os.path.join(self.folder, str(len(self.entries)))
         if reader.is_link:
             why = reader.restore(None)
             if why is None:
@@ -69,7 +71,7 @@ class Staging:
                 os.chmod(staged, permissions)
                 os.utime(staged, ns=(mtime_ns, mtime_ns))
         if why is None:
-            self.names.append(reader.name)
+            self.entries.append(reader.index)
             self.links.append(reader.is_link)
         return why
 
@@ -78,8 +80,8 @@ class Staging:
         most of the time of a move, and pathlib interns every name it parses."""
         output_dir = str(self.output_dir)
         root = os.path.realpath(output_dir)
-        for name in self.names:  # before anything moves: bbzip replaces only files and links
-            target = os.path.join(output_dir, name)
+        for entry in self.entries:  # before anything moves: bbzip replaces only files and links
+            target = os.path.join(output_dir, self._names[entry])
             if _special(target):
                 raise BBZipError(f"{target}: exists and is not a regular file; not replacing it, nothing was written")
         placed = array.array("q")  # (the index of) each target that did not exist before: removed again if a later one fails
@@ -89,7 +91,7 @@ class Staging:
             # already there must not lead a file out of it).
             inside = set()  # folders made and found to lie inside the output folder (one look each)
             for index in itertools.chain(self._staged(links=False), self._staged(links=True)):
-                target = os.path.join(output_dir, self.names[index])
+                target = os.path.join(output_dir, self._names[self.entries[index]])
                 parent = os.path.dirname(target)
                 if self.links[index] or parent not in inside:  # a link of this archive placed earlier may be a folder's part
                     self.made += _make_folder(Path(parent))
@@ -105,7 +107,7 @@ class Staging:
         finally:
             for index in placed:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(output_dir, self.names[index]))
+                    os.unlink(os.path.join(output_dir, self._names[self.entries[index]]))
 
     def _staged(self, links: bool):
         """The indices of the staged links, or of the other files, in order."""

@@ -51,6 +51,12 @@ CHECKED_STORES = ("classic", "transcoded")  # the entries with a crc32 in their 
 FALLBACK_CODES = {"PNG": "P", "WEBP": "W", "JXL": "J"}
 MAX_TABLE = 1 << 28  # bytes of the table once decompressed
 MAX_ENTRIES = 1 << 22
+MAX_NAME_BYTES = 4 * 4096  # of one name: MAX_NAME characters of UTF-8 (cli/header_schema.py)
+# Of all names decoded: front coding makes a name of 4 KB one byte of the table, so without a
+# bound a table of a few hundred bytes could hold gigabytes of names (a million names average
+# 268 bytes within it; encode_table refuses to write more).
+MAX_NAMES_TOTAL = 1 << 28
+CHUNK = 4096  # entries whose rows and names are derived together (Table)
 # No blob bbzip writes is shorter (a 1x1 image's JPEG XL is 18 bytes, xz of nothing 32), so the
 # blobs an archive declares are at most its payload's length / MIN_BLOB, whatever its table says.
 MIN_BLOB = 16
@@ -99,9 +105,12 @@ def encode_table(header: dict) -> tuple[bytes, int]:
         count += 1
     formats, modes = sorted(formats), sorted(modes)
     columns = {name: array.array("q") for name in COLUMNS}
-    extras, names, previous, previous_mtime = [], bytearray(), b"", 0
+    extras, names, previous, previous_mtime, names_total = [], bytearray(), b"", 0, 0
     for entry in entries:
         name = entry["name"].encode()
+        names_total += len(name)
+        if names_total > MAX_NAMES_TOTAL:  # (compress refuses such inputs before coding them: cli/inputs.py)
+            raise TableError(f"the names add up to more than {MAX_NAMES_TOTAL >> 20} MiB")
         shared = _shared_prefix(previous, name)
         columns["name_shared"].append(shared)
         columns["name_rest"].append(len(name) - shared)
@@ -215,7 +224,13 @@ def decompress_table(stored: bytes, raw_length: int, codec_byte: bool = True) ->
 
 
 class Table:
-    """The decoded columns; `layout` holds the top-level fields, `table[i]` builds one entry."""
+    """The decoded columns; `layout` holds the top-level fields, `table[i]` builds one entry.
+
+    Nothing is held per entry beyond the table's own bytes: what an entry's dict is built from
+    (its row of numbers, its name) is derived for a chunk of CHUNK entries at a time, from the
+    running sums at each chunk's start, and the last few chunks are kept. A million entries
+    once cost about 280 bytes each here (a row of 15 int64s, a str a name, indices per entry);
+    their columns are about 20."""
 
     def __init__(self, raw: bytes):
         layout_length = int.from_bytes(raw[:4], "little")
@@ -243,16 +258,15 @@ class Table:
         names_end = position + layout["names"]
         if names_end + layout["extras"] != len(raw):
             raise TableError("names and extras do not fill the table")
-        self._names_bytes = raw[position:names_end]
-        self._extras_bytes = raw[names_end:]
+        self._names_bytes = memoryview(raw)[position:names_end]
         self._check_enumerations()
-        self.names = self._decode_names()
-        self._mtimes = np.cumsum(self.columns["mtime_delta"].astype(np.int64))
-        self.has_extras = np.isin(self.columns["kind"], [KINDS.index(k) for k in EXTRA_FIELDS])
-        self._extras = self._decode_extras()
-        (self._extra_index, self._blob_first, self._blob_counts, self.blob_offsets, self._crc_index,
-         self._size_index) = self._positions()
-        self.rows = self._entry_rows()
+        kinds_with_extras = [KINDS.index(k) for k in EXTRA_FIELDS]
+        self._extra_entries = np.flatnonzero(np.isin(self.columns["kind"], kinds_with_extras))
+        self._extras = self._decode_extras(memoryview(raw)[names_end:])
+        self._extra_blobs = self._blobs_of_extras()
+        self._anchors = self._chunk_anchors()
+        self._name_anchors = self._check_names()
+        self._rows_cache, self._names_cache = _Recent(), _Recent()
 
     def _check_enumerations(self) -> None:
         limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
@@ -262,18 +276,36 @@ class Table:
             if len(column) and (int(column.max()) >= limit or int(column.min()) < 0):
                 raise TableError(f"column {name} has a value out of range")
 
-    def _decode_names(self) -> list[str]:
-        shared, rest = self.columns["name_shared"], self.columns["name_rest"]
-        if int(rest.astype(np.int64).sum()) != len(self._names_bytes):
+    def _check_names(self) -> list[bytes]:
+        """Decode every name once, refusing any that is not UTF-8 or too long, and all of them
+        together past MAX_NAMES_TOTAL (a name of 4 KB front-coded in one byte: a table of a few
+        hundred bytes could otherwise make gigabytes of names); return the name before each
+        chunk, from which that chunk's names are decoded again when they are needed."""
+        if int(self.columns["name_rest"].astype(np.int64).sum()) != len(self._names_bytes):
             raise TableError("names do not add up")
-        names, previous, position = [], b"", 0
-        for keep, length in zip(shared.tolist(), rest.tolist()):
+        anchors, previous, total = [], b"", 0
+        for lo in range(0, self.count, CHUNK):
+            anchors.append(previous)
+            names = self._decoded_names(lo, previous)
+            total += sum(map(len, names))
+            if total > MAX_NAMES_TOTAL:
+                raise TableError(f"the names add up to more than {MAX_NAMES_TOTAL >> 20} MiB")
+            previous = names[-1].encode()
+        return anchors
+
+    def _decoded_names(self, lo: int, previous: bytes) -> list[str]:
+        """The names of the chunk at `lo`, after the name `previous`."""
+        hi = min(lo + CHUNK, self.count)
+        shared, rest = self.columns["name_shared"][lo:hi].tolist(), self.columns["name_rest"][lo:hi].tolist()
+        position = int(self._anchors["name_position"][lo // CHUNK])
+        names, data = [], self._names_bytes
+        for keep, length in zip(shared, rest):
             if keep > len(previous):
                 raise TableError("a name shares more than the previous name has")
-            name = previous[:keep] + self._names_bytes[position : position + length]
-            position += length
-            if len(name) > 4 * 4096:
+            if keep + length > MAX_NAME_BYTES:
                 raise TableError("a name is too long")
+            name = previous[:keep] + data[position : position + length]
+            position += length
             try:
                 names.append(name.decode())
             except UnicodeDecodeError:
@@ -281,13 +313,13 @@ class Table:
             previous = name
         return names
 
-    def _decode_extras(self) -> list:
-        wanted = int(self.has_extras.sum())
-        data = self._extras_bytes
+    def _decode_extras(self, data: memoryview) -> list:
+        wanted = len(self._extra_entries)
         if not wanted:
             if data:
                 raise TableError("extras for entries that have none")
             return []
+        data = bytes(data)
         containers = data.count(b"{") + data.count(b"[")
         if containers > 16 + len(data) * MAX_EXTRAS_CONTAINERS_PER_BYTE:
             raise TableError("extras nested beyond any real entry")
@@ -299,63 +331,118 @@ class Table:
             raise TableError("extras do not match the entries")
         return extras
 
-    def _positions(self):
-        """Per entry: where its extras, first blob, crc32 and size are (-1 where it has none), how
-        many blobs it has; per blob: its offset in the payload (after the model stream)."""
-        stores, kinds = self.columns["store"], self.columns["kind"]
-        alpha_modes = [index for index, mode in enumerate(self.layout["modes"]) if mode in ALPHA_MODES]
-        alpha = (kinds == KINDS.index("image")) & (stores == STORES.index("model")) & np.isin(self.columns["mode"], alpha_modes)
-        checked = self._checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES]) | alpha
-        stored = kinds == KINDS.index("stored")
-        if int(checked.sum()) != len(self.columns["crc32"]) or int(stored.sum()) != len(self.columns["size"]):
-            raise TableError("crc32 or size column does not match the entries")
-        extra_index = np.cumsum(self.has_extras) - 1
-        blob_counts = (stored | (stores == STORES.index("classic")) | alpha).astype(np.int64)
-        for index in np.flatnonzero(self.has_extras).tolist():
-            extra = self._extras[extra_index[index]]
+    def _blobs_of_extras(self) -> np.ndarray:
+        """The blobs of each entry with extras beyond those its columns say (an .npz's members,
+        an array's alpha planes and classic images)."""
+        counts = np.zeros(len(self._extras), dtype=np.int64)
+        kinds = self.columns["kind"]
+        for number, (index, extra) in enumerate(zip(self._extra_entries.tolist(), self._extras)):
             if kinds[index] == KINDS.index("npz"):
                 members = extra.get("members")
                 if not isinstance(members, list):
                     raise TableError("an npz entry without its members")
                 # a blob per stored member, and per RGBA image member (its alpha planes)
-                blob_counts[index] = sum(1 for m in members if isinstance(m, dict) and
-                                         (m.get("store") == "stored" or m.get("store") == "model" and has_alpha(m)))
+                counts[number] = sum(1 for m in members if isinstance(m, dict) and
+                                     (m.get("store") == "stored" or m.get("store") == "model" and has_alpha(m)))
             if kinds[index] == KINDS.index("array"):  # an RGBA stack's alpha planes
-                blob_counts[index] = has_alpha(extra)
+                counts[number] = has_alpha(extra)
             if "fallback" in extra:  # one blob per classic image
                 codecs = extra["fallback"].get("codecs") if isinstance(extra["fallback"], dict) else None
                 if not isinstance(codecs, str):
                     raise TableError("an array's classic images without their codecs")
-                blob_counts[index] += len(codecs)
-        if int(blob_counts.sum()) != len(self.columns["blob_length"]):
+                counts[number] += len(codecs)
+        return counts
+
+    def _chunk_masks(self, lo: int, hi: int):
+        """(checked, stored, blob counts) of entries lo..hi - 1: which have a crc32 (the checked
+        stores, and model images with an alpha blob) and which a size, and each one's blobs."""
+        kinds, stores = self.columns["kind"][lo:hi], self.columns["store"][lo:hi]
+        alpha_modes = [index for index, mode in enumerate(self.layout["modes"]) if mode in ALPHA_MODES]
+        alpha = (kinds == KINDS.index("image")) & (stores == STORES.index("model")) & np.isin(self.columns["mode"][lo:hi], alpha_modes)
+        checked = np.isin(stores, [STORES.index(s) for s in CHECKED_STORES]) | alpha
+        stored = kinds == KINDS.index("stored")
+        blob_counts = (stored | (stores == STORES.index("classic")) | alpha).astype(np.int64)
+        first, last = np.searchsorted(self._extra_entries, [lo, hi])
+        blob_counts[self._extra_entries[first:last] - lo] += self._extra_blobs[first:last]
+        return checked, stored, blob_counts
+
+    def _chunk_anchors(self) -> dict[str, np.ndarray]:
+        """Each running sum at the start of each chunk (and past the last): the entries with a
+        crc32 and with a size before it, the blobs, the payload offset of its first blob, the
+        modification time (int64, wrapping as the writer's deltas do) and its first name byte.
+        The counts and the blobs' extent are checked against the columns here."""
+        sums = {name: [0] for name in ("crc32", "size", "blob", "name_position")}
+        mtimes = [np.int64(0)]
+        for lo in range(0, self.count, CHUNK):
+            hi = min(lo + CHUNK, self.count)
+            checked, stored, blob_counts = self._chunk_masks(lo, hi)
+            for name, values in (("crc32", checked), ("size", stored), ("blob", blob_counts),
+                                 ("name_position", self.columns["name_rest"][lo:hi])):
+                sums[name].append(sums[name][-1] + int(values.sum(dtype=np.int64)))
+            mtimes.append(mtimes[-1] + self.columns["mtime_delta"][lo:hi].astype(np.int64).sum())  # wraps, as it was written
+        if sums["crc32"][-1] != len(self.columns["crc32"]) or sums["size"][-1] != len(self.columns["size"]):
+            raise TableError("crc32 or size column does not match the entries")
+        if sums["blob"][-1] != len(self.columns["blob_length"]):
             raise TableError("blob lengths do not match the entries")
-        lengths = self.columns["blob_length"].astype(np.uint64)
+        lengths = self.columns["blob_length"]
         if len(lengths) and int(lengths.min()) < MIN_BLOB:
             raise TableError(f"a blob shorter than any bbzip writes ({MIN_BLOB} bytes)")
-        ends = self.layout.get("model_stream", {}).get("length", 0) + np.cumsum(lengths)
-        if len(ends) and int(ends[-1]) > self.layout["payload_length"]:
+        stream_end, payload = self.layout.get("model_stream", {}).get("length", 0), self.layout["payload_length"]
+        # A float sum first: lengths of u8 could wrap an integer one back below the payload's length
+        if len(lengths) and (float(lengths.sum(dtype=np.float64)) > payload + 1
+                             or stream_end + int(lengths.sum(dtype=np.int64)) > payload):
             raise TableError("blobs run past the payload")
-        return (extra_index, np.cumsum(blob_counts) - blob_counts, blob_counts, ends - lengths, np.cumsum(checked) - 1,
-                np.cumsum(stored) - 1)
+        first_blobs = np.array(sums["blob"], dtype=np.int64)
+        ends = np.concatenate([[stream_end], stream_end + np.cumsum(lengths, dtype=np.int64)])
+        return {**{name: np.array(values, dtype=np.int64) for name, values in sums.items()}, "blob": first_blobs,
+                "offset": ends[first_blobs], "mtime": np.array(mtimes, dtype=np.int64)}
 
-    def _entry_rows(self) -> np.ndarray:
-        """One row of int64 per entry with every number `__getitem__` reads (ROW_FIELDS; -1 for a
-        crc32 or size it has none of), so that an entry costs one row's tolist() rather than a
-        dozen numpy scalars: list, test and decompress read a table of a million entries several
-        times over (and the schema checks them by these rows)."""
-        c = self.columns
+    def chunk_rows(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, blob offsets) of a chunk: one row of int64 per entry with every number
+        `entry` reads (ROW_FIELDS; -1 for a crc32 or size it has none of), and the payload
+        offset of each of the chunk's blobs. A row's tolist() costs far less than a dozen numpy
+        scalars: list, test and decompress read a table of a million entries several times over
+        (and the schema checks them by these rows)."""
+        return self._rows_cache.get(chunk, self._chunk_rows)
 
-        def where_present(values, index):  # -1 for the entries without one
-            return np.where(index >= 0, values[np.maximum(index, 0)].astype(np.int64) if len(values) else -1, -1)
+    def _chunk_rows(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count)
+        c, anchors = self.columns, self._anchors
+        checked, stored, blob_counts = self._chunk_masks(lo, hi)
 
-        crc32 = where_present(c["crc32"], np.where(self._checked, self._crc_index, -1))
-        size = where_present(c["size"], np.where(c["kind"] == KINDS.index("stored"), self._size_index, -1))
-        fields = {**{name: c[name] for name in ROW_FIELDS[:10]}, "mtime_ns": self._mtimes, "crc32": crc32, "size": size,
-                  "first_blob": self._blob_first, "blobs": self._blob_counts}
-        rows = np.empty((self.count, len(ROW_FIELDS)), dtype=np.int64)
+        def where_present(values, present, before):  # -1 for the entries without one
+            index = before + np.cumsum(present) - 1
+            return np.where(present, values[np.maximum(index, 0)].astype(np.int64) if len(values) else -1, -1)
+
+        mtimes = np.cumsum(c["mtime_delta"][lo:hi], dtype=np.int64)
+        mtimes += anchors["mtime"][chunk]  # (int64 arrays wrap, as the writer's deltas do)
+        first_blob = anchors["blob"][chunk] + np.cumsum(blob_counts) - blob_counts
+        fields = {**{name: c[name][lo:hi] for name in ROW_FIELDS[:10]}, "mtime_ns": mtimes,
+                  "crc32": where_present(c["crc32"], checked, anchors["crc32"][chunk]),
+                  "size": where_present(c["size"], stored, anchors["size"][chunk]), "first_blob": first_blob,
+                  "blobs": blob_counts}
+        rows = np.empty((hi - lo, len(ROW_FIELDS)), dtype=np.int64)
         for number, name in enumerate(ROW_FIELDS):
             rows[:, number] = fields[name]  # a u8 above 2^63 wraps negative: an entry without that field, refused by the schema
-        return rows
+        blobs = c["blob_length"][anchors["blob"][chunk] : anchors["blob"][chunk + 1]]
+        offsets = anchors["offset"][chunk] + np.cumsum(blobs, dtype=np.int64) - blobs.astype(np.int64)
+        return rows, offsets
+
+    def chunk_names(self, chunk: int) -> list[str]:
+        """The names (as the table has them) of a chunk's entries."""
+        return self._names_cache.get(chunk, lambda number: self._decoded_names(number * CHUNK, self._name_anchors[number]))
+
+    @property
+    def chunks(self) -> range:
+        return range(-(-self.count // CHUNK))
+
+    def chunk_has_extras(self, chunk: int) -> np.ndarray:
+        """Which of a chunk's entries have extras (an array, an .npz, a link)."""
+        lo, hi = chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count)
+        has = np.zeros(hi - lo, dtype=bool)
+        first, last = np.searchsorted(self._extra_entries, [lo, hi])
+        has[self._extra_entries[first:last] - lo] = True
+        return has
 
     def __len__(self) -> int:
         return self.count
@@ -366,15 +453,25 @@ class Table:
 
     def with_model_items(self, blobs: bool = True):
         """(index, entry) of the entries that hold model items, in order; the others not built."""
-        return ((index, self.entry(index, blobs)) for index in np.flatnonzero(self.columns["items"]).tolist())
+        items = self.columns["items"]
+        for chunk in self.chunks:
+            lo = chunk * CHUNK
+            yield from self._entries(chunk, (np.flatnonzero(items[lo : lo + CHUNK]) + lo).tolist(), blobs)
 
-    def blob_bytes(self) -> np.ndarray:
-        """Every entry's bytes in the payload beside the model stream: its blobs' lengths, summed."""
-        ends = np.concatenate([[0], np.cumsum(self.columns["blob_length"].astype(np.int64))])
-        return ends[self._blob_first + self._blob_counts] - ends[self._blob_first]
+    def blob_bytes(self):
+        """Every entry's bytes in the payload beside the model stream (its blobs' lengths,
+        summed), in order, a chunk at a time."""
+        for chunk in self.chunks:
+            rows, _ = self.chunk_rows(chunk)
+            first, count = rows[:, ROW_FIELDS.index("first_blob")], rows[:, ROW_FIELDS.index("blobs")]
+            lengths = self.columns["blob_length"][self._anchors["blob"][chunk] : self._anchors["blob"][chunk + 1]]
+            sums = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+            local = first - self._anchors["blob"][chunk]
+            yield from (sums[local + count] - sums[local]).tolist()
 
     def __iter__(self):
-        return (self[i] for i in range(self.count))
+        for chunk in self.chunks:
+            yield from (entry for _, entry in self._entries(chunk, range(chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count))))
 
     def __getitem__(self, index: int) -> dict:
         return self.entry(index)
@@ -382,38 +479,63 @@ class Table:
     def entry(self, index: int, blobs: bool = True) -> dict:
         """One entry as a dict of its fields, built when asked for; without `blobs`, without its
         blobs' places (what a listing needs is the rest, and blob_bytes)."""
-        (kind, store, format_, mode, codec, width, height, items, scale, permissions, mtime, crc32, size, first,
-         count) = self.rows[index].tolist()
-        kind = KINDS[kind]
-        entry = {"name": self.names[index], "kind": kind, "store": STORES[store], "items": items,
-                 "format": self.layout["formats"][format_]}
-        if blobs:
-            entry["blobs"] = self._blobs(first, count)
-        mode = self.layout["modes"][mode]
-        if mode:
-            entry["mode"] = mode
-        if width or height:
-            entry["width"], entry["height"] = width, height
-        if codec:
-            entry["codec"] = CODECS[codec]
-        if scale:
-            entry["scale"] = SCALES[scale]
-        if permissions != NO_PERMISSIONS:
-            entry["permissions"], entry["mtime_ns"] = permissions, mtime
-        if crc32 >= 0:
-            entry["crc32"] = crc32
-        if size >= 0:
-            entry["size"] = size
-        if kind in EXTRA_FIELDS:
-            extra = self._extras[self._extra_index[index]]
-            entry.update({key: value for key, value in extra.items() if key not in entry})
-        return entry
+        index = index + self.count if index < 0 else index
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return next(self._entries(index // CHUNK, (index,), blobs))[1]
 
-    def _blobs(self, first: int, count: int) -> list[dict]:
-        if not count:
-            return []
-        offsets, lengths = self.blob_offsets[first : first + count].tolist(), self.columns["blob_length"][first : first + count].tolist()
-        return [{"offset": offset, "length": length} for offset, length in zip(offsets, lengths)]
+    def _entries(self, chunk: int, indices, blobs: bool = True):
+        """(index, entry) of the given entries of a chunk, in the order given."""
+        rows, offsets = self.chunk_rows(chunk)
+        names, lo, first_blob = self.chunk_names(chunk), chunk * CHUNK, int(self._anchors["blob"][chunk])
+        formats, modes, blob_lengths = self.layout["formats"], self.layout["modes"], self.columns["blob_length"]
+        for index in indices:
+            (kind, store, format_, mode, codec, width, height, items, scale, permissions, mtime, crc32, size, first,
+             count) = rows[index - lo].tolist()
+            kind = KINDS[kind]
+            entry = {"name": names[index - lo], "kind": kind, "store": STORES[store], "items": items, "format": formats[format_]}
+            if blobs:
+                entry["blobs"] = [{"offset": offset, "length": length} for offset, length in
+                                  zip(offsets[first - first_blob : first - first_blob + count].tolist(),
+                                      blob_lengths[first : first + count].tolist())] if count else []
+            mode = modes[mode]
+            if mode:
+                entry["mode"] = mode
+            if width or height:
+                entry["width"], entry["height"] = width, height
+            if codec:
+                entry["codec"] = CODECS[codec]
+            if scale:
+                entry["scale"] = SCALES[scale]
+            if permissions != NO_PERMISSIONS:
+                entry["permissions"], entry["mtime_ns"] = permissions, mtime
+            if crc32 >= 0:
+                entry["crc32"] = crc32
+            if size >= 0:
+                entry["size"] = size
+            if kind in EXTRA_FIELDS:
+                extra = self._extras[int(np.searchsorted(self._extra_entries, index))]
+                entry.update({key: value for key, value in extra.items() if key not in entry})
+            yield index, entry
+
+
+class _Recent:
+    """The last few chunks' derived values, by chunk number: the table is read in order, a
+    chunk at a time, by every pass."""
+
+    KEPT = 4
+
+    def __init__(self):
+        self._held = {}
+
+    def get(self, chunk: int, make):
+        if chunk in self._held:
+            self._held[chunk] = self._held.pop(chunk)  # most recent last
+        else:
+            self._held[chunk] = make(chunk)
+            if len(self._held) > self.KEPT:
+                del self._held[next(iter(self._held))]
+        return self._held[chunk]
 
 
 def _checked_layout(layout) -> dict:

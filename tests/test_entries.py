@@ -520,18 +520,25 @@ import gc, sys, tracemalloc
 from pathlib import Path
 from bbzip.cli.placing import Staging
 
-class Reader:  # what Staging.add takes of coding.EntryReader: a file's name and its bytes
+class Reader:  # what Staging.add takes of coding.EntryReader: an entry's index and its bytes
     is_link, attributes = False, None
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, index):
+        self.index = index
 
     def restore(self, sink):
-        sink.write(self.name.encode())
+        sink.write(name_of(self.index).encode())
 
-with Staging(Path(sys.argv[1])) as staging:
+def name_of(index):  # made each time it is asked for, as an archive's names are
+    return f"out/{index:05d}.txt"
+
+class Names:
+    def __getitem__(self, index):
+        return name_of(index)
+
+with Staging(Path(sys.argv[1]), Names()) as staging:
     for number in range(int(sys.argv[2])):
-        assert staging.add(Reader(f"out/{number:05d}.txt")) is None
+        assert staging.add(Reader(number)) is None
     gc.collect()
     tracemalloc.start()
     staging.place()

@@ -177,3 +177,100 @@ def test_times_anywhere_in_their_range_come_back_in_any_order():
     times = [-(1 << 63), (1 << 63) - 1, 0, -1, (1 << 63) - 1, -(1 << 63) + 1]
     entries = [_entry(f"t/{number}", mtime_ns=mtime) for number, mtime in enumerate(times)]
     assert [entry["mtime_ns"] for entry in _round_trip(_header(entries))] == times
+
+
+def test_every_field_comes_back_across_the_chunks_a_table_is_read_in():
+    """A table derives its rows and names a chunk at a time (cli/table.py CHUNK) from running
+    sums at each chunk's start: times, crc32s, sizes, blob places and front-coded names must come
+    back the same in the third chunk as in the first, in any order the entries are read."""
+    import random
+
+    from bbzip.cli.table import CHUNK
+
+    generator = random.Random(7)
+    entries = []
+    for number in range(2 * CHUNK + 500):
+        name = f"d{number % 3}/{'x' * generator.randrange(40)}/{number:05d}"
+        entries.append(generator.choice([
+            lambda: _entry(name, mtime_ns=generator.randrange(-(1 << 63), 1 << 63), size=generator.randrange(1 << 40)),
+            lambda: _entry(name, kind="image", store="classic", format="PNG", mode="L", width=9, height=4, codec="PNG",
+                           crc32=generator.randrange(1 << 32), blobs=[{"length": 16 + generator.randrange(90)}]),
+            lambda: _entry(name, kind="image", store="model", format="PNG", mode="L", width=28, height=28, items=1,
+                           blobs=[]),
+            lambda: _entry(name, kind="link", store="link", format="LINK", target=f"../{number}", blobs=[]),
+        ])())
+    header = _header(entries)
+    table = _round_trip(header)
+    assert list(table) == entries
+    for index in generator.sample(range(len(entries)), 200) + [-1, 0, CHUNK - 1, CHUNK, 2 * CHUNK]:
+        assert table[index] == entries[index]
+
+
+def test_names_in_order_are_checked_across_chunks_as_they_come():
+    """bbzip writes names in sorted order, which the schema checks as they come (holding
+    nothing a name): a name repeated, or a file that is also a later name's folder, is still
+    found where sorted order puts other names between them or a chunk's end."""
+    from bbzip.cli.table import CHUNK
+
+    names = [f"a/{number:05d}" for number in range(CHUNK + 10)]
+    check_header(_header([_entry(n) for n in names]), 60 * len(names))
+    repeated = sorted(names + [names[CHUNK]])
+    with pytest.raises(HeaderError, match=f"entry {CHUNK + 1}: 'a/0{CHUNK}' is also entry {CHUNK} "):
+        check_header({"entries": _round_trip(_header([_entry(n) for n in repeated])), "payload_length": 60 * len(repeated)},
+                     60 * len(repeated))
+    for between in (["d", "d-2", "d.txt", "d/x"], ["a/x", "a/x-1", "a/x.png", "a/x/y"]):
+        folder = sorted(names + between)
+        assert folder.index(between[-1]) - folder.index(between[0]) > 1
+        with pytest.raises(HeaderError, match=f"'{between[0]}' is both a file and a folder"):
+            check_header({"entries": _round_trip(_header([_entry(n) for n in folder])), "payload_length": 60 * len(folder)},
+                         60 * len(folder))
+
+
+def test_a_read_table_holds_a_few_bytes_an_entry():
+    """A folder's table once cost about 280 bytes an entry to read and hold (a row of 15
+    int64s, a str a name, indices): decompress and compress's check held it whole. Only the
+    table's bytes and a few chunks' rows and names are held now (the difference between two
+    sizes: what an entry costs, without the chunks kept)."""
+    from bbzip.cli.archive import archive_head, read_archive
+
+    held = {}
+    for count in (20000, 60000):
+        entries = [_entry(f"photos/class_{number // 1000:03d}/image_{number:06d}.png", kind="image", store="model",
+                          format="PNG", mode="L", width=28, height=28, items=1, blobs=[]) for number in range(count)]
+        head = archive_head({"entries": entries, "payload_length": 100, "digest": "0" * 64,
+                             "model_stream": {"offset": 0, "length": 100, "items": count}})
+        del entries
+        tracemalloc.start()
+        try:
+            archive = read_archive(head + bytes(100))
+            assert sum(1 for entry in archive.header["entries"] if entry["items"]) == count
+            assert archive.names[count - 1] == f"photos/class_{(count - 1) // 1000:03d}/image_{count - 1:06d}.png"
+            held[count] = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        del archive
+    assert (held[60000] - held[20000]) / 40000 < 32
+
+
+def test_names_that_front_coding_makes_gigabytes_of_are_refused(monkeypatch):
+    """Front coding keeps a name that shares all but its last byte with the one before in one
+    byte: a table of a few hundred bytes held 100,000 names of 4 KB, which took minutes and
+    gigabytes to read (the names were all decoded, then sorted whole). The names' decoded total
+    is bounded (MAX_NAMES_TOTAL, here made smaller so as to forge a table past it quickly), and
+    compress refuses to write more."""
+    from bbzip.cli import table as table_module
+    from bbzip.cli.archive import ArchiveError, archive_head, read_archive
+
+    monkeypatch.setattr(table_module, "MAX_NAMES_TOTAL", 4 << 20)
+    deep = "/".join(["d" * 200] * 20)
+    links = [{"name": f"{deep}/{number:06d}", "kind": "link", "store": "link", "items": 0, "format": "LINK", "blobs": [],
+              "target": "x"} for number in range(1100)]
+    with pytest.raises(TableError, match="names add up to more than 4 MiB"):
+        archive_head({"entries": links, "payload_length": 0, "digest": "0" * 64})
+    monkeypatch.setattr(table_module, "MAX_NAMES_TOTAL", 1 << 40)
+    forged = archive_head({"entries": links, "payload_length": 0, "digest": "0" * 64})
+    assert len(forged) < 2000
+    monkeypatch.setattr(table_module, "MAX_NAMES_TOTAL", 4 << 20)
+    with pytest.raises(ArchiveError, match="names add up to more than 4 MiB"):
+        read_archive(forged)
+    assert len(read_archive(archive_head({"entries": links[:1000], "payload_length": 0, "digest": "0" * 64})).names) == 1000
