@@ -67,6 +67,7 @@ MAX_EXTRAS_CONTAINERS_PER_BYTE = 1 / 8  # a legitimate extras list has far fewer
 ROW_FIELDS = ("kind", "store", "format", "mode", "codec", "width", "height", "items", "scale", "permissions", "mtime_ns",
               "crc32", "size", "first_blob", "blobs")
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 24}]
+ENCODER_DICTIONARY = 1 << 20
 # The stored table's first byte (format 7 on): how the rest is compressed
 LZMA_TABLE, PRIMED_DEFLATE_TABLE = 0, 1
 # Beyond this many raw bytes the entries outweigh the layout and LZMA wins: deflate is not tried
@@ -104,7 +105,7 @@ def encode_table(header: dict) -> tuple[bytes, int]:
         modes.add(entry.get("mode", ""))
         count += 1
     formats, modes = sorted(formats), sorted(modes)
-    columns = {name: array.array("q") for name in COLUMNS}
+    columns = {name: _Column(signed=name == "mtime_delta") for name in COLUMNS}
     extras, names, previous, previous_mtime, names_total = [], bytearray(), b"", 0, 0
     for entry in entries:
         name = entry["name"].encode()
@@ -139,7 +140,7 @@ def encode_table(header: dict) -> tuple[bytes, int]:
             extras.append({field: entry[field] for field in EXTRA_FIELDS[entry["kind"]] if field in entry})
     parts, layout_columns = [], {}
     for name in COLUMNS:
-        column = _narrowest(columns[name], signed=name == "mtime_delta")
+        column = columns[name].values()
         layout_columns[name] = [_width_name(column.dtype), column.nbytes]
         parts.append(column.tobytes())
     names_bytes = bytes(names)
@@ -157,9 +158,11 @@ def encode_table(header: dict) -> tuple[bytes, int]:
 def compress_table(raw: bytes) -> bytes:
     """The stored form of a table's raw bytes: its codec byte, then the smaller of LZMA and (for
     a small table) deflate primed with TABLE_DICTIONARY."""
-    # The encoder's dictionary no larger than the table (at least LZMA2's least): at 16 MiB it
-    # took about 190 MB to compress a table of any size. The decoder's 16 MiB reads either.
-    filters = [{**_FILTERS[0], "dict_size": min(_FILTERS[0]["dict_size"], max(1 << 12, len(raw)))}]
+    # The encoder's dictionary no larger than the table (at least LZMA2's least) and than
+    # ENCODER_DICTIONARY: it takes about ten times its size (190 MB at 16 MiB), and a table's
+    # repeats are near one another (a column's runs, a folder's names). The decoder's 16 MiB
+    # reads any.
+    filters = [{**_FILTERS[0], "dict_size": min(ENCODER_DICTIONARY, max(1 << 12, len(raw)))}]
     stored = bytes([LZMA_TABLE]) + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=filters)
     if len(raw) <= PRIMED_DEFLATE_LIMIT:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=TABLE_DICTIONARY)
@@ -175,6 +178,34 @@ def _shared_prefix(a: bytes, b: bytes) -> int:
             break
         n += 1
     return n
+
+
+class _Column:
+    """A column's values as they are appended, each chunk of them narrowed when it is full: 8
+    bytes a value were most of what writing the table of a large folder held."""
+
+    def __init__(self, signed: bool):
+        self.signed, self.parts, self.pending = signed, [], array.array("q")
+
+    def append(self, value: int) -> None:
+        self.pending.append(value)
+        if len(self.pending) >= CHUNK:
+            self._narrow()
+
+    def extend(self, values) -> None:
+        self.pending.extend(values)
+        if len(self.pending) >= CHUNK:
+            self._narrow()
+
+    def _narrow(self) -> None:
+        self.parts.append(_narrowest(self.pending, self.signed))
+        self.pending = array.array("q")
+
+    def values(self) -> np.ndarray:
+        """Every value, in the narrowest width that holds them all."""
+        self._narrow()
+        parts, self.parts = self.parts, []
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]  # (the widest part's width)
 
 
 def _narrowest(values: array.array, signed: bool) -> np.ndarray:

@@ -274,3 +274,33 @@ def test_names_that_front_coding_makes_gigabytes_of_are_refused(monkeypatch):
     with pytest.raises(ArchiveError, match="names add up to more than 4 MiB"):
         read_archive(forged)
     assert len(read_archive(archive_head({"entries": links[:1000], "payload_length": 0, "digest": "0" * 64})).names) == 1000
+
+
+def test_writing_a_table_holds_a_few_bytes_an_entry():
+    """Writing the table of a large folder held 8 bytes a value of every column until the end,
+    and LZMA's encoder a dictionary as large as the table (about ten times that in memory):
+    about 500 bytes an entry. Columns are narrowed a chunk at a time, and the encoder's
+    dictionary is at most 1 MiB (the difference between two sizes, both past it)."""
+    def made(count):  # each dict made as it is asked for, as coding.EntryHeaders makes them
+        return (_entry(f"photos/class_{n // 1000:03d}/image_{n:06d}.png", kind="image", store="model", format="PNG",
+                       mode="L", width=28, height=28, items=1, blobs=[], mtime_ns=1_700_000_000 * 10**9 + n)
+                for n in range(count))
+
+    class Entries:
+        def __init__(self, count):
+            self.count = count
+
+        def __iter__(self):
+            return made(self.count)
+
+    peaks = {}
+    for count in (40000, 120000):
+        tracemalloc.start()
+        try:
+            table, raw_length = encode_table({"entries": Entries(count), "payload_length": 0})
+            peaks[count] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert [entry["name"] for entry in decode_table(table, raw_length)][-2:] == \
+        ["photos/class_119/image_119998.png", "photos/class_119/image_119999.png"]
+    assert (peaks[120000] - peaks[40000]) / 80000 < 100
