@@ -15,7 +15,7 @@ import numpy as np
 
 from .array_entries import COLOUR_CHANNELS, has_alpha, model_stack_shape, plain_member
 from .entries import KINDS
-from .table import CHUNK, FALLBACK_CODES, MAX_ENTRIES, ROW_FIELDS, Table, carries_crc32, has_alpha_blob
+from .table import CHUNK, FALLBACK_CODES, MAX_ENTRIES, ROW_FIELDS, Recent, Table, carries_crc32, has_alpha_blob
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
 MAX_FILE_SIZE = 1 << 40  # bytes of one stored file once decompressed
@@ -174,14 +174,16 @@ class TableNames(Sequence):
     own, others are normalised again."""
 
     def __init__(self, table: Table, irregular: set[int]):
-        self._table, self._irregular = table, irregular
+        self._table, self._irregular, self._normalised = table, irregular, Recent()
 
     def __len__(self) -> int:
         return len(self._table)
 
     def _chunk(self, chunk: int) -> list[str]:
-        names = self._table.chunk_names(chunk)
-        return [normalised_name(name, "name") for name in names] if chunk in self._irregular else names
+        if chunk not in self._irregular:
+            return self._table.chunk_names(chunk)
+        # (kept: a name asked for at a time, as decompress asks, would normalise its chunk each time)
+        return self._normalised.get(chunk, lambda number: [normalised_name(name, "name") for name in self._table.chunk_names(number)])
 
     def __getitem__(self, index):
         if isinstance(index, slice):

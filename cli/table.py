@@ -297,7 +297,7 @@ class Table:
         self._extra_blobs = self._blobs_of_extras()
         self._anchors = self._chunk_anchors()
         self._name_anchors = self._check_names()
-        self._rows_cache, self._names_cache = _Recent(), _Recent()
+        self._rows_cache, self._names_cache = Recent(), Recent()
 
     def _check_enumerations(self) -> None:
         limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
@@ -550,7 +550,7 @@ class Table:
             yield index, entry
 
 
-class _Recent:
+class Recent:
     """The last few chunks' derived values, by chunk number: the table is read in order, a
     chunk at a time, by every pass."""
 

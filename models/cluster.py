@@ -28,15 +28,22 @@ class ClusterError(RuntimeError):
 
 
 class ClusterLanes:
-    """submit(job) -> a Future on the cluster's workers, which hold the model (sent once)."""
+    """submit(job) -> a Future on the cluster's workers, which hold the model (sent once, as a
+    worker plugin: models/cluster_plugin.py; `close` takes it back)."""
 
     def __init__(self, client, model):
-        self._client = client
-        self._model = client.scatter(model, broadcast=True, hash=False)
+        from .cluster_plugin import ModelPlugin
+
+        self._client, self._plugin = client, f"bbzip-model-{uuid.uuid4().hex}"
+        client.register_plugin(ModelPlugin(self._plugin, model))
 
     def submit(self, job: scheduler.Job):
-        return self._client.submit(_run, self._model, job.function, job.args,
+        return self._client.submit(_run, self._plugin, job.function, job.args,
                                    key=f"{job_prefix(job.function)}-{uuid.uuid4().hex}")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # (a cluster gone meanwhile keeps nothing of it)
+            self._client.unregister_worker_plugin(self._plugin)
 
     def __enter__(self) -> "ClusterLanes":
         return self
@@ -51,8 +58,11 @@ def job_prefix(function) -> str:
     return f"{JOB_KEY}-{function.__name__.replace('_', '')}"
 
 
-def _run(model, function, args):
+def _run(plugin: str, function, args):
     """One job on a worker: one thread, as in the local pool's worker processes."""
+    from .cluster_plugin import model_named
+
+    model = model_named(plugin)
     malloc.usual_thresholds()
     with threads.limited(1), threadpool_limits(limits=1):
         return function(model, *args)
@@ -85,8 +95,12 @@ def on_cluster(address: str):
                 sent[id(model)] = ClusterLanes(client, model)
             return sent[id(model)]
 
-        with scheduler.executing_on(executor), warnings.catch_warnings():
-            # Each job carries its images (a block of photo tiles: tens of MB), which Dask warns
-            # of once a job: bbzip sends them so on purpose (README, *On a Dask cluster*).
-            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-            yield lanes
+        try:
+            with scheduler.executing_on(executor), warnings.catch_warnings():
+                # Each job carries its images (a block of photo tiles: tens of MB), which Dask warns
+                # of once a job: bbzip sends them so on purpose (README, *On a Dask cluster*).
+                warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+                yield lanes
+        finally:
+            for lanes_of_a_model in sent.values():
+                lanes_of_a_model.close()

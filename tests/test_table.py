@@ -304,3 +304,21 @@ def test_writing_a_table_holds_a_few_bytes_an_entry():
     assert [entry["name"] for entry in decode_table(table, raw_length)][-2:] == \
         ["photos/class_119/image_119998.png", "photos/class_119/image_119999.png"]
     assert (peaks[120000] - peaks[40000]) / 80000 < 100
+
+
+def test_names_that_are_not_plain_are_normalised_once_a_chunk(monkeypatch):
+    """A chunk of names that are not plain (here not ASCII) is normalised again when its names
+    are asked for, and kept: asked for one at a time, as decompress asks, each name once
+    normalised its whole chunk (4,096 names a name)."""
+    from bbzip.cli import header_schema
+    from bbzip.cli.table import CHUNK
+
+    names = [f"café/{number:05d}.png" for number in range(CHUNK + 100)]
+    header = _header([_entry(n) for n in names])
+    table = _round_trip(header)
+    checked = check_header({**header, "entries": table}, header["payload_length"])
+    calls = []
+    original = header_schema.normalised_name
+    monkeypatch.setattr(header_schema, "normalised_name", lambda name, where: calls.append(name) or original(name, where))
+    assert [checked[index] for index in range(len(names))] == names
+    assert len(calls) <= len(names)
