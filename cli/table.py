@@ -296,8 +296,8 @@ class Table:
         self._extras = self._decode_extras(memoryview(raw)[names_end:])
         self._extra_blobs = self._blobs_of_extras()
         self._anchors = self._chunk_anchors()
-        self._name_anchors = self._check_names()
         self._rows_cache, self._names_cache = Recent(), Recent()
+        self._name_anchors = self._check_names()
 
     def _check_enumerations(self) -> None:
         limits = {"kind": len(KINDS), "store": len(STORES), "format": len(self.layout["formats"]),
@@ -311,24 +311,25 @@ class Table:
         """Decode every name once, refusing any that is not UTF-8 or too long, and all of them
         together past MAX_NAMES_TOTAL (a name of 4 KB front-coded in one byte: a table of a few
         hundred bytes could otherwise make gigabytes of names); return the name before each
-        chunk, from which that chunk's names are decoded again when they are needed."""
+        chunk, from which that chunk's names are decoded again when they are needed (the last
+        few chunks' are kept as they are: a table of up to Recent.KEPT chunks is decoded once)."""
         if int(self.columns["name_rest"].astype(np.int64).sum()) != len(self._names_bytes):
             raise TableError("names do not add up")
         anchors, previous, total = [], b"", 0
-        for lo in range(0, self.count, CHUNK):
+        for chunk in self.chunks:
             anchors.append(previous)
-            names = self._decoded_names(lo, previous)
+            names = self._names_cache.get(chunk, lambda number: self._decoded_names(number, anchors[number]))
             total += sum(map(len, names))
             if total > MAX_NAMES_TOTAL:
                 raise TableError(f"the names add up to more than {MAX_NAMES_TOTAL >> 20} MiB")
             previous = names[-1].encode()
         return anchors
 
-    def _decoded_names(self, lo: int, previous: bytes) -> list[str]:
-        """The names of the chunk at `lo`, after the name `previous`."""
-        hi = min(lo + CHUNK, self.count)
+    def _decoded_names(self, chunk: int, previous: bytes) -> list[str]:
+        """The names of a chunk, after the name `previous`."""
+        lo, hi = self._span(chunk)
         shared, rest = self.columns["name_shared"][lo:hi].tolist(), self.columns["name_rest"][lo:hi].tolist()
-        position = int(self._anchors["name_position"][lo // CHUNK])
+        position = int(self._anchors["name_position"][chunk])
         names, data = [], self._names_bytes
         for keep, length in zip(shared, rest):
             if keep > len(previous):
@@ -404,8 +405,8 @@ class Table:
         The counts and the blobs' extent are checked against the columns here."""
         sums = {name: [0] for name in ("crc32", "size", "blob", "name_position")}
         mtimes = [np.int64(0)]
-        for lo in range(0, self.count, CHUNK):
-            hi = min(lo + CHUNK, self.count)
+        for chunk in self.chunks:
+            lo, hi = self._span(chunk)
             checked, stored, blob_counts = self._chunk_masks(lo, hi)
             for name, values in (("crc32", checked), ("size", stored), ("blob", blob_counts),
                                  ("name_position", self.columns["name_rest"][lo:hi])):
@@ -437,7 +438,7 @@ class Table:
         return self._rows_cache.get(chunk, self._chunk_rows)
 
     def _chunk_rows(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count)
+        lo, hi = self._span(chunk)
         c, anchors = self.columns, self._anchors
         checked, stored, blob_counts = self._chunk_masks(lo, hi)
 
@@ -461,15 +462,19 @@ class Table:
 
     def chunk_names(self, chunk: int) -> list[str]:
         """The names (as the table has them) of a chunk's entries."""
-        return self._names_cache.get(chunk, lambda number: self._decoded_names(number * CHUNK, self._name_anchors[number]))
+        return self._names_cache.get(chunk, lambda number: self._decoded_names(number, self._name_anchors[number]))
 
     @property
     def chunks(self) -> range:
         return range(-(-self.count // CHUNK))
 
+    def _span(self, chunk: int) -> tuple[int, int]:
+        """(first, past the last) index of a chunk's entries."""
+        return chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count)
+
     def chunk_has_extras(self, chunk: int) -> np.ndarray:
         """Which of a chunk's entries have extras (an array, an .npz, a link)."""
-        lo, hi = chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count)
+        lo, hi = self._span(chunk)
         has = np.zeros(hi - lo, dtype=bool)
         first, last = np.searchsorted(self._extra_entries, [lo, hi])
         has[self._extra_entries[first:last] - lo] = True
@@ -486,8 +491,8 @@ class Table:
         """(index, entry) of the entries that hold model items, in order; the others not built."""
         items = self.columns["items"]
         for chunk in self.chunks:
-            lo = chunk * CHUNK
-            yield from self._entries(chunk, (np.flatnonzero(items[lo : lo + CHUNK]) + lo).tolist(), blobs)
+            lo, hi = self._span(chunk)
+            yield from self._entries(chunk, (np.flatnonzero(items[lo:hi]) + lo).tolist(), blobs)
 
     def blob_bytes(self):
         """Every entry's bytes in the payload beside the model stream (its blobs' lengths,
@@ -502,7 +507,7 @@ class Table:
 
     def __iter__(self):
         for chunk in self.chunks:
-            yield from (entry for _, entry in self._entries(chunk, range(chunk * CHUNK, min(chunk * CHUNK + CHUNK, self.count))))
+            yield from (entry for _, entry in self._entries(chunk, range(*self._span(chunk))))
 
     def __getitem__(self, index: int) -> dict:
         return self.entry(index)

@@ -164,16 +164,15 @@ def _busy_workers(dask_scheduler) -> list[str]:
             if any(str(task.key).startswith(JOB_KEY) for task in worker.processing)]
 
 
-def test_a_worker_killed_mid_job_costs_a_retry_not_the_archive(tmp_path, cluster, grey_test_images):
-    """A worker process killed while it codes a block (its nanny starts another): Dask runs the
-    lost job again, and the archive is byte for byte the one the local pool writes. (The last
-    test of the module's cluster: its worker is started again, holding nothing.)"""
-    np.save(tmp_path / "stack.npy", grey_test_images[:400])
+def _compressed_with_a_worker_killed(tmp_path, images, address) -> None:
+    """Compress `images` on the cluster at `address`, killing (SIGKILL) a worker while it codes
+    a block; the archive must be byte for byte the one the local pool writes."""
+    np.save(tmp_path / "stack.npy", images)
     _run("compress", tmp_path / "stack.npy", "-o", tmp_path / "here.bb", "--block-images", 25, "-T", 2)
     outcome = {}
     arguments = ["compress", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "there.bb"), "--block-images", "25",
-                 "--cluster", cluster]
-    with distributed.Client(cluster, set_as_default=False) as client:
+                 "--cluster", address]
+    with distributed.Client(address, set_as_default=False) as client:
         processes = client.run(os.getpid)  # worker address -> its process
         compressing = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(cli, arguments)))
         compressing.start()
@@ -190,30 +189,18 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_the_archive(tmp_path, cluster
     assert (tmp_path / "there.bb").read_bytes() == (tmp_path / "here.bb").read_bytes()
 
 
+def test_a_worker_killed_mid_job_costs_a_retry_not_the_archive(tmp_path, cluster, grey_test_images):
+    """A worker process killed while it codes a block (its nanny starts another): Dask runs the
+    lost job again, and the archive is byte for byte the one the local pool writes. (The last
+    test of the module's cluster: its worker is started again, holding nothing.)"""
+    _compressed_with_a_worker_killed(tmp_path, grey_test_images[:400], cluster)
+
+
 def test_the_only_worker_killed_mid_job_is_replaced_and_given_the_model(tmp_path, grey_test_images):
     """The model was scattered to the workers as data, which Dask's active memory manager may
     leave on one worker: killed, it took the model with it and the compress failed (seen as a
     rare failure of the test above). As a worker plugin the model is given to every worker that
     joins, the one the nanny starts in place of a killed one too: a cluster of one worker, killed
     mid-job, still writes the local pool's archive."""
-    np.save(tmp_path / "stack.npy", grey_test_images[:200])
-    _run("compress", tmp_path / "stack.npy", "-o", tmp_path / "here.bb", "--block-images", 25, "-T", 2)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as local:
-        outcome = {}
-        arguments = ["compress", str(tmp_path / "stack.npy"), "-o", str(tmp_path / "there.bb"), "--block-images", "25",
-                     "--cluster", local.scheduler_address]
-        with distributed.Client(local, set_as_default=False) as client:
-            processes = client.run(os.getpid)
-            compressing = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(cli, arguments)))
-            compressing.start()
-            killed = None
-            while compressing.is_alive() and killed is None:
-                busy = client.run_on_scheduler(_busy_workers)
-                if busy:
-                    killed = busy[0]
-                    os.kill(processes[killed], signal.SIGKILL)
-                time.sleep(0.01)
-            compressing.join()
-    assert killed is not None, "no job was seen running"
-    assert outcome["result"].exit_code == 0, outcome["result"].output
-    assert (tmp_path / "there.bb").read_bytes() == (tmp_path / "here.bb").read_bytes()
+        _compressed_with_a_worker_killed(tmp_path, grey_test_images[:200], local.scheduler_address)
