@@ -200,16 +200,14 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
 
 def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_size, seed, block_images, fallback,
               exact_times, compare, force, threads):
-    skipped = []
-    found = collect_inputs(inputs, skipped)
-    if skipped:
-        out.warn(f"left out {_count(len(skipped), 'special file')} (named pipes, sockets, devices), "
-                 f"first {skipped[0]}")
+    found = collect_inputs(inputs)
+    if found.skipped:
+        out.warn(f"left out {_count(found.skipped, 'special file')} (named pipes, sockets, devices), "
+                 f"first {found.first_skipped}")
     fits = coding.fits(coder.model) if coder else fits_a_default()
     with tempfile.TemporaryFile(dir=spool_folder) as spooled_blobs:
         spool = Spool(spooled_blobs)
         entries = read_inputs(out, found, fits, exact_times, spool, threads)
-        del found  # (a path object a file: half a kilobyte each of a million files' peak)
         if compare:  # before a model is chosen: image files it does not code are still images here
             with out.bar("comparing", int(item_counts(entries).sum())) as advance:
                 groups = comparison.classic_sizes(entries, advance)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .array_entries import COLOUR_CHANNELS, has_alpha, model_stack_shape, plain_member
 from .entries import KINDS
+from .name_order import FileAndFolder, RepeatedName, SortedNames
 from .table import CHUNK, FALLBACK_CODES, MAX_ENTRIES, ROW_FIELDS, Recent, Table, carries_crc32, has_alpha_blob
 
 MAX_ITEMS = 1 << 24  # images in the model stream (models.api.MAX_IMAGES)
@@ -123,49 +124,19 @@ def _checked_table_names(table: Table) -> "TableNames":
     """The table's names, normalised, once each is checked: a chunk at a time, and in sorted
     order (as bbzip writes them) checked as they come, holding nothing per name. Names out of
     order (an archive of an older bbzip, of several inputs) are checked all together."""
-    irregular, order = set(), _SortedNames()
+    irregular, order = set(), SortedNames()
     for chunk in table.chunks:
         raw = table.chunk_names(chunk)
         names = _plain_names(raw)
         if names is None:
             names = [normalised_name(name, f"entry {chunk * CHUNK + number} name") for number, name in enumerate(raw)]
             irregular.add(chunk)
-        if order is not None and not order.take(names, chunk * CHUNK):
+        if order is not None and not _in_order(order, names, chunk * CHUNK):
             order = None
     names = TableNames(table, irregular)
     if order is None:
         _check_names_of_files(list(names))
     return names
-
-
-class _SortedNames:
-    """Names in strictly increasing order, checked as they come: no two alike, and none a
-    file and also the folder of a later one. In sorted order every name under `d/` comes after
-    `d`, though not always next (`d-2`, `d.txt` sort between): `open` holds the names that a
-    later one could still lie under, each a prefix of the next, so only the last needs looking
-    at; a name that is not a prefix of the one taken is closed for good (every later name sorts
-    past it too)."""
-
-    def __init__(self):
-        self.previous, self.open = None, []
-
-    def take(self, names: list[str], first: int) -> bool:
-        """Check a run of names (the first of them entry `first`); False where they are out of
-        order (nothing is concluded then)."""
-        previous, open_ = self.previous, self.open
-        for number, name in enumerate(names):
-            if previous is not None and not previous < name:
-                if previous == name:
-                    _fail(f"entry {first + number}", f"{name!r} is also entry {first + number - 1} (two entries, one file)")
-                return False
-            while open_ and not name.startswith(open_[-1]):
-                open_.pop()
-            if open_ and name[len(open_[-1])] == "/":
-                _fail("entries", f"{open_[-1]!r} is both a file and a folder")
-            open_.append(name)
-            previous = name
-        self.previous = previous
-        return True
 
 
 class TableNames(Sequence):
@@ -196,6 +167,16 @@ class TableNames(Sequence):
     def __iter__(self):
         for chunk in self._table.chunks:
             yield from self._chunk(chunk)
+
+
+def _in_order(order: SortedNames, names: list[str], first: int) -> bool:
+    """order.take(names, first), its clashes as the schema's errors."""
+    try:
+        return order.take(names, first)
+    except RepeatedName as clash:
+        _fail(f"entry {clash.place}", f"{clash.name!r} is also entry {clash.place - 1} (two entries, one file)")
+    except FileAndFolder as clash:
+        _fail("entries", f"{clash.name!r} is both a file and a folder")
 
 
 def _fail_on_a_repeated_name(names: list[str]) -> None:

@@ -1,119 +1,177 @@
-"""The files a compress command reads: every file under the paths given, in a stable order."""
+"""The files a compress command reads: every file under the paths given, in the order of their
+archive names, listed as they are read (a folder of a million files is never held whole)."""
 from __future__ import annotations
 
-import itertools
+import heapq
 import os
 import stat
-from collections import Counter
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 from .errors import BBZipError
 from .header_schema import HeaderError, normalised_name
+from .name_order import FileAndFolder, RepeatedName, SortedNames
 from .remote import Listed
+from .sorted_runs import sorted_strings
 from .table import MAX_NAMES_TOTAL
 
 
-class Found:
-    """(archive name, path) of every input file, in order, held compactly: a folder's files as
-    their names and the folder's parent (one string for all of them; a million Path objects
-    were half a kilobyte each), each path made only when it is asked for."""
+class Status(NamedTuple):
+    """What compress takes of a file's lstat (os.stat_result's names; an os.stat_result is
+    about 700 bytes)."""
 
-    def __init__(self):
-        self._names, self._sources = [], []  # a folder file's source: its folder's parent (str)
-
-    def add(self, name: str, source) -> None:
-        """`source`: the file's path (or object at a URL), or the folder `name` is relative to (str)."""
-        self._names.append(name)
-        self._sources.append(source)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __getitem__(self, place: int) -> tuple[str, object]:
-        name, source = self._names[place], self._sources[place]
-        return name, Path(source, name) if isinstance(source, str) else source
-
-    def __iter__(self):
-        return (self[place] for place in range(len(self)))
-
-    def names(self) -> list[str]:
-        return self._names
-
-    def sort(self) -> None:
-        """In the order of their names, as decompress checks a table of names fastest (and in
-        the least memory: cli/header_schema.py); a single folder's are already."""
-        if any(a > b for a, b in zip(self._names, itertools.islice(self._names, 1, None))):
-            order = sorted(range(len(self._names)), key=self._names.__getitem__)
-            self._names = [self._names[place] for place in order]
-            self._sources = [self._sources[place] for place in order]
+    st_mode: int
+    st_size: int
+    st_mtime_ns: int
 
 
-def collect_inputs(paths, skipped: list | None = None) -> Found:
-    """(archive name, path) for every file under the given paths, folders walked in sorted order;
-    an input at a URL that cli/remote.py has listed (a `Listed`) gives its members as they are.
+class Input(NamedTuple):
+    name: str  # in the archive
+    where: object  # a folder's file: its path (str); a Path; an object at a URL (cli/remote.py: StoredObject)
+    status: Status  # its lstat as listed
+
+    @property
+    def path(self):
+        """A Path, or an object at a URL (a folder's file's Path is made when it is read: a
+        million of them were a third of a listing's time)."""
+        return Path(self.where) if isinstance(self.where, str) else self.where
+
+
+class Inputs:
+    """Every file under the paths given, as Inputs in the order of their names (the order
+    decompress checks a table of names in fastest and in the least memory: cli/header_schema.py),
+    listed afresh each time they are iterated: what is held is the listings of the folders on
+    the way down, and of a folder of more than cli/sorted_runs.py's RUN files a run of them.
+
+    Making one lists them once: the names are checked (a name decompress could not restore, two
+    inputs of one name, a file that is also a folder, too many names' bytes in all), and
+    `count`, `size` (bytes) and the special files left out (`skipped`, how many; `first_skipped`)
+    are counted. A later listing checks the names again as it goes (files may have come since)."""
+
+    def __init__(self, paths):
+        self._given = []
+        for given in paths:
+            if isinstance(given, Listed):
+                self._given.append(given)
+                continue
+            path = Path(os.path.abspath(given))
+            if not path.exists() and not path.is_symlink():
+                raise BBZipError(f"{given}: no such file or directory")
+            self._given.append(path)
+        self.count = self.size = self.skipped = 0
+        self.first_skipped = None
+        for found in self._listing(self._skip):
+            self.count += 1
+            self.size += found.status.st_size
+
+    def _skip(self, path: Path) -> None:
+        self.skipped += 1
+        self.first_skipped = self.first_skipped or path
+
+    def __iter__(self) -> Iterator[Input]:
+        return self._listing(lambda path: None)
+
+    def _listing(self, skip) -> Iterator[Input]:
+        streams = [_members(given) if isinstance(given, Listed) else _under(given, skip) for given in self._given]
+        order, names_bytes = SortedNames(), 0
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda found: found.name)
+        for place, found in enumerate(merged):
+            name = found.name
+            try:
+                normalised_name(name, "name")  # the rule decompress applies, checked before writing
+                order.take((name,), place)
+            except HeaderError as error:  # (no other unsafe name is listed: not empty, absolute nor "..")
+                why = str(error).removeprefix("name: ")
+                if why.startswith("unsafe"):
+                    why = "a file name with a backslash or a control character cannot be restored safely everywhere"
+                raise BBZipError(f"{name!r}: {why}; rename it") from None
+            except RepeatedName:
+                raise BBZipError(f"{name}: given twice (two inputs would decompress to the same name)") from None
+            except FileAndFolder as clash:
+                raise BBZipError(f"{clash.name}: both a file and a folder among the inputs (they would decompress "
+                                 "to the same name)") from None
+            names_bytes += len(name.encode("utf-8", "surrogateescape"))
+            if names_bytes > MAX_NAMES_TOTAL:
+                raise BBZipError(f"the files' names add up to more than one archive holds ({MAX_NAMES_TOTAL >> 20} "
+                                 "MiB); compress them into several archives")
+            yield found
+
+
+def collect_inputs(paths) -> Inputs:
+    """The Inputs of the paths given: local paths (a file, a folder, a pipe) or inputs at a URL
+    that cli/remote.py has listed (a `Listed`, whose members are taken as they are).
 
     As tar does, a symbolic link is kept as a link (never followed, so a link to a file outside
     the folder is not copied in, and one inside is not taken twice); a folder that cannot be
     read is an error that names it, never skipped in silence. What a folder holds that is
     neither a file, a folder nor a link (a named pipe, a socket, a device) is never opened
-    (reading a pipe would wait for a writer): it is left out and added to `skipped`. A path
-    given by name is read as it is (`bbzip compress <(...)` reads a pipe once).
+    (reading a pipe would wait for a writer): it is left out and counted in `skipped`. A path
+    given by name is read as it is: a named pipe once, a link kept as a link (as tar keeps
+    one, `<(...)` too: a link in /dev/fd).
     """
-    found = Found()
-    for given in paths:
-        if isinstance(given, Listed):
-            for name, member in given.members:
-                found.add(name, member)
-            continue
-        path = Path(os.path.abspath(given))
-        if not path.exists() and not path.is_symlink():
-            raise BBZipError(f"{given}: no such file or directory")
-        if path.is_dir() and not path.is_symlink():
-            names = _walk(path, [] if skipped is None else skipped)
-            if not names:
-                raise BBZipError(f"{given}: folder holds no files")
-            parent, top = str(path.parent), f"{path.name}/" if path.name else ""  # ("" for /)
-            for name in names:
-                found.add(top + name, parent)
+    return Inputs(paths)
+
+
+def _members(listed: Listed) -> Iterator[Input]:
+    for name, member in listed.members:
+        yield Input(name, member, _status(member))
+
+
+def _under(path: Path, skip) -> Iterator[Input]:
+    """The Input of a path given: itself, or if a folder every file and link under it."""
+    if not path.is_dir() or path.is_symlink():
+        yield Input(path.name, path, _status(path))
+        return
+    top = f"{path.name}/" if path.name else ""  # ("" for /)
+    empty = True
+    for name, file, status in _walk(str(path), skip):
+        empty = False
+        yield Input(top + name, file, status)
+    if empty:
+        raise BBZipError(f"{path}: folder holds no files")
+
+
+def _walk(folder: str, skip) -> Iterator[tuple[str, str, Status]]:
+    """(name relative to `folder`, path, status) of each file and link under it, in the order of the
+    names: a folder's listing is sorted with each subfolder's name as its files' names begin
+    (`d/`), and a subfolder is walked where it sorts. Links to folders are not entered."""
+    stack = [(folder, "", _listing(folder))]
+    while stack:
+        here, prefix, keys = stack[-1]
+        key = next(keys, None)
+        if key is None:
+            stack.pop()
+        elif key.endswith("/"):
+            inner = os.path.join(here, key[:-1])
+            stack.append((inner, prefix + key, _listing(inner)))
         else:
-            found.add(path.name, path)
-    for name in found.names():
-        try:
-            normalised_name(name, "name")  # the rule decompress applies, checked before writing
-        except HeaderError:
-            raise BBZipError(f"{name!r}: a file name with a backslash or a control character cannot be restored "
-                             "safely everywhere; rename it") from None
-    duplicates = sorted(name for name, times in Counter(found.names()).items() if times > 1)
-    if duplicates:
-        raise BBZipError(f"{duplicates[0]}: given twice (two inputs would decompress to the same name)")
-    if sum(len(name.encode("utf-8", "surrogateescape")) for name in found.names()) > MAX_NAMES_TOTAL:
-        raise BBZipError(f"the files' names add up to more than one archive holds ({MAX_NAMES_TOTAL >> 20} MiB); "
-                         "compress them into several archives")
-    found.sort()
-    return found
-
-
-def _walk(folder: Path, skipped: list) -> list[str]:
-    """The names (relative to `folder`, in sorted order) of the files and links under it."""
-    def unreadable(error: OSError):
-        raise BBZipError(f"{error.filename}: cannot read this folder ({error.strerror}); nothing was written")
-
-    names = []
-    for root, folders, files in os.walk(folder, onerror=unreadable):
-        root_path = Path(root)
-        prefix = root_path.relative_to(folder).as_posix()
-        prefix = "" if prefix == "." else prefix + "/"
-        links = [f for f in folders if (root_path / f).is_symlink()]  # kept as links, not entered
-        folders[:] = sorted(f for f in folders if f not in links)
-        for name in sorted(files + links):
-            path = root_path / name
-            try:
-                mode = path.lstat().st_mode
-            except OSError as error:
-                raise BBZipError(f"{path}: cannot read it ({error.strerror}); nothing was written") from None
-            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                names.append(prefix + name)
+            path = os.path.join(here, key)
+            status = _status(path)
+            if stat.S_ISREG(status.st_mode) or stat.S_ISLNK(status.st_mode):
+                yield prefix + key, path, status
             else:
-                skipped.append(path)
-    names.sort()
-    return names
+                skip(Path(path))
+
+
+def _listing(folder: str) -> Iterator[str]:
+    """The names in a folder, sorted, a subfolder's with "/" after it (a link to a folder is not
+    a folder here)."""
+    return sorted_strings(_names_in(folder))
+
+
+def _names_in(folder: str) -> Iterator[str]:
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                yield entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
+    except OSError as error:
+        raise BBZipError(f"{error.filename or folder}: cannot read this folder ({error.strerror}); "
+                         "nothing was written") from None
+
+
+def _status(path) -> Status:
+    try:
+        status = os.lstat(path) if isinstance(path, str) else path.lstat()
+    except OSError as error:
+        raise BBZipError(f"{path}: cannot read it ({error.strerror}); nothing was written") from None
+    return Status(status.st_mode, status.st_size, status.st_mtime_ns)

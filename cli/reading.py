@@ -4,19 +4,19 @@ Files are read many a job by the lanes of models/scheduler.py: on the local core
 and its worker processes, which start as the first jobs go out and code with the model later),
 or on a Dask cluster's workers (`--cluster`). Decoding each image, re-encoding those the model
 does not take, xz-compressing stored files and transcoding JPEG files is the work of compress
-outside the model: one core alone would set the pace for the others. A few files (no more than
-a job's) are read here, one at a time. A job
-names each file by its path and by the size and modification time the client saw; a worker
-that sees the same file there (a shared file system) reads it itself, else it hands the file
-back unread. After the first job that comes back with a file unread, the client reads each
-file's bytes and sends them with its job instead (the workers do not see the input files), and
-reads the files handed back itself. Arrays (.npy, .npz) and links are read here: what is read
-of them first is a header (an array's images are read as they are needed, from the file here).
+outside the model: one core alone would set the pace for the others. A job names each file by
+its path and by the size and modification time the client saw; a worker that sees the same
+file there (a shared file system) reads it itself, else it hands the file back unread. After
+the first job that comes back with a file unread, the client reads each file's bytes and sends
+them with its job instead (the workers do not see the input files), and reads the files handed
+back itself. Arrays (.npy, .npz) and links are read here, by jobs run as they are handed out:
+what is read of them first is a header (an array's images are read as they are needed, from
+the file here). The inputs are listed as the jobs go out: what is held is the window's jobs,
+whatever the number of files.
 """
 from __future__ import annotations
 
-import array
-from typing import NamedTuple
+from collections import deque
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .entries import input_fingerprint, read_content, read_entry, read_from_byte
 from .entry_kind import Entry
 from .entry_log import EntryLog
 from .fingerprint import Finished
-from .inputs import Found
+from .inputs import Input, Inputs
 from .remote import StoredObject
 from .sources import SpooledImages
 
@@ -35,20 +35,18 @@ JOB_FILES = 64  # files a reading job holds at most
 JOB_BYTES = 16 << 20  # and file bytes, unless one file is larger
 
 
-def read_inputs(out, found: Found, fits, exact_times: bool, spool, lanes: int) -> EntryLog:
-    """The entry of every (archive name, path) in `found`, in order, its blobs and pixels in
-    `spool` and itself in an EntryLog there (cli/entry_log.py); the bar moves by bytes and names
-    the file at work, so one big image does not look like a hang. `lanes`: the local cores, or
-    the jobs a cluster keeps in flight."""
-    in_jobs = scheduler.elsewhere() or (lanes > 1 and len(found) > JOB_FILES)
-    statuses = Statuses(path for _, path in found) if in_jobs else None
-    sizes = statuses.size if in_jobs else array.array("q", (path.lstat().st_size for _, path in found))
+def read_inputs(out, inputs: Inputs, fits, exact_times: bool, spool, lanes: int) -> EntryLog:
+    """The entry of every input (cli/inputs.py), in order, its blobs and pixels in `spool` and
+    itself in an EntryLog there (cli/entry_log.py); the bar moves by bytes and names the file at
+    work, so one big image does not look like a hang. `lanes`: the local cores, or the jobs a
+    cluster keeps in flight."""
+    in_jobs = scheduler.elsewhere() or (lanes > 1 and inputs.count > JOB_FILES)
     entries = EntryLog(spool)
-    with out.bar("reading", sum(sizes), "bytes") as advance:
+    with out.bar("reading", inputs.size, "bytes") as advance:
         if in_jobs:
-            read = _read_in_jobs(found, statuses, sizes, fits, exact_times, lanes, advance)
+            read = _read_in_jobs(inputs, fits, exact_times, lanes, advance)
         else:
-            read = _read_here(found, sizes, fits, exact_times, advance)
+            read = _read_here(inputs, fits, exact_times, advance)
         for entry in read:
             entries.append(set_aside(entry, spool))
     return entries
@@ -67,36 +65,11 @@ def set_aside(entry: Entry, spool) -> Entry:
     return entry.changed(**fields)
 
 
-def _read_here(found, sizes, fits, exact_times, advance):
-    for (name, path), size in zip(found, sizes):
-        advance(0, status=name)
-        yield read_entry(name, path, fits, exact_times)
-        advance(size, status="")
-
-
-class Status(NamedTuple):
-    """What compress takes of a file's lstat (os.stat_result's names)."""
-
-    st_mode: int
-    st_size: int
-    st_mtime_ns: int
-
-
-class Statuses:
-    """The lstat of each path, as three arrays: an os.stat_result takes about 700 bytes (its
-    floats and large integers), and compress holds one a file while the files are read.
-    `statuses[place]` is a Status."""
-
-    def __init__(self, paths):
-        self.mode, self.size, self.mtime_ns = array.array("q"), array.array("q"), array.array("q")
-        for path in paths:
-            status = path.lstat()
-            self.mode.append(status.st_mode)
-            self.size.append(status.st_size)
-            self.mtime_ns.append(status.st_mtime_ns)
-
-    def __getitem__(self, place: int) -> Status:
-        return Status(self.mode[place], self.size[place], self.mtime_ns[place])
+def _read_here(inputs, fits, exact_times, advance):
+    for found in inputs:
+        advance(0, status=found.name)
+        yield read_entry(found.name, found.path, fits, exact_times)
+        advance(found.status.st_size, status="")
 
 
 class _Files:
@@ -106,59 +79,63 @@ class _Files:
         self.by_path = True
 
 
-def _read_in_jobs(found, statuses: Statuses, sizes, fits, exact_times, lanes: int, advance):
-    """Each file's entry in order: those read from their bytes by the lanes' jobs, the others
-    here. `statuses`: each path's lstat; `sizes`: their sizes."""
+def _read_in_jobs(inputs, fits, exact_times, lanes: int, advance):
+    """Each input's entry in order: those read from their bytes by the lanes' jobs, arrays and
+    links by jobs run here as they are handed out."""
     files = _Files()
-    from_bytes = bytearray(read_from_bytes(path, statuses[place]) for place, (_, path) in enumerate(found))
-    jobs = (_job(found, statuses, run, files, fits) for run in _runs(from_bytes, sizes))
+    handed_out = deque()  # (run, here) of each job whose entries have not come back: a window's
+
+    def jobs():
+        for run, here in _runs(inputs):
+            handed_out.append((run, here))
+            yield _job(run, here, files, fits, exact_times)
+
     done = 0  # files read, shown beside the bytes: results come back a job (many files) at a time
     # (not in this process too: it keeps each entry as it comes back, work enough of its own)
-    results = scheduler.run_in_order(None, jobs, lanes, on_images=lambda n: advance(n, status=f"{done:,} files"),
+    results = scheduler.run_in_order(None, jobs(), lanes, on_images=lambda n: advance(n, status=f"{done:,} files"),
                                      workers_only=True)
-    pending = iter(())  # the current job's entries
-    for place, ((name, path), size) in enumerate(zip(found, sizes)):
-        done += 1
-        if not from_bytes[place]:  # an array or a link, read here
-            advance(0, status=name)
-            yield read_entry(name, path, fits, exact_times)
-            advance(size, status=f"{done:,} files")
-            continue
-        entry = next(pending, None)
-        if entry is None:
-            pending = iter(next(results))
-            entry = next(pending)
-        if entry is False:  # a worker did not see this file as it was listed: from now on, bytes
-            files.by_path = False
-            entry = read_entry(name, path, fits, exact_times)
-        else:
-            entry = with_attributes(entry, statuses[place], exact_times)
-        yield entry
+    for read in results:
+        run, here = handed_out.popleft()
+        for found, entry in zip(run, read, strict=True):
+            done += 1
+            if entry is False:  # a worker did not see this file as it was listed: from now on, bytes
+                files.by_path = False
+                entry = read_entry(found.name, found.path, fits, exact_times)
+            elif not here:
+                entry = with_attributes(entry, found.status, exact_times)
+            yield entry
 
 
-def _runs(from_bytes, sizes):
-    """The places in `found` of each job's files: consecutive files read from their bytes, up to
-    JOB_FILES of them and JOB_BYTES of bytes."""
-    run, run_bytes = [], 0
-    for place, (read, size) in enumerate(zip(from_bytes, sizes)):
-        if not read:
-            continue
-        if run and (len(run) == JOB_FILES or run_bytes + size > JOB_BYTES):
-            yield run
+def _runs(inputs):
+    """(run, here) of each job: consecutive inputs alike in where they are read (here: an array
+    or a link; else from their bytes), up to JOB_FILES of them and JOB_BYTES of bytes."""
+    run, run_bytes, run_here = [], 0, False
+    for found in inputs:
+        here, size = not read_from_bytes(found.path, found.status), found.status.st_size
+        if run and (here != run_here or len(run) == JOB_FILES or run_bytes + size > JOB_BYTES):
+            yield run, run_here
             run, run_bytes = [], 0
-        run.append(place)
-        run_bytes += size
+        run.append(found)
+        run_bytes, run_here = run_bytes + size, here
     if run:
-        yield run
+        yield run, run_here
 
 
-def _job(found, statuses, run: list[int], files: _Files, fits) -> scheduler.Job:
-    """A job reading the files at `run`: by path, or with their bytes read here."""
-    paths = [found[place][1] for place in run]
+def _job(run: list[Input], here: bool, files: _Files, fits, exact_times: bool) -> scheduler.Job:
+    """A job reading the inputs of `run`: here, or by a lane by path or with their bytes."""
+    size = sum(found.status.st_size for found in run)
+    if here:
+        return scheduler.Job(read_entries, ([(found.name, found.path) for found in run], fits, exact_times), size,
+                             here=True)
+    paths = [found.path for found in run]
     sources = paths if files.by_path else _contents(paths)
-    listed = [(found[place][0], source, statuses[place].st_size, statuses[place].st_mtime_ns)
-              for place, source in zip(run, sources)]
-    return scheduler.Job(read_files, (listed, fits), sum(size for *_, size, _ in listed))
+    listed = [(found.name, source, found.status.st_size, found.status.st_mtime_ns) for found, source in zip(run, sources)]
+    return scheduler.Job(read_files, (listed, fits), size)
+
+
+def read_entries(model, listed, fits, exact_times: bool, on_images=None) -> list:
+    """A job run here: the entry of each (name, path) in `listed` (an array, a link)."""
+    return [read_entry(name, path, fits, exact_times) for name, path in listed]
 
 
 def _contents(paths: list) -> list[bytes]:
