@@ -238,13 +238,16 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
                 header = coding.build(entries, coder, settings, payload, on_batch=advance, cores=threads,
                                       block_images=block_images, checked=checked)
             head = archive_head(header)
+            head_length = len(head)
             in_stream = []  # (images, values) of the model stream, as the archive written says
             if compare:  # (the entries' table is made from them: read while the spool is open)
                 comparison.add_archive_bytes(groups, entries, header, codelengths)
 
             def write_checked(path) -> None:
+                nonlocal head
                 with open(path, "wb") as target:
                     _write_archive(target, head, payload)
+                head = None  # (written once; a million files' table is 32 MB, and the check reads its own)
                 with out.bar("verifying", n_items, unit) as advance:
                     in_stream.append(_verify(path, entries, coder, advance, threads, checked))
 
@@ -258,7 +261,7 @@ def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_
                 remote.write(url, write_checked, force)
             else:
                 _write_archive_file(Path(output), write_checked, force)
-    archive_size = len(head) + header["payload_length"]
+    archive_size = head_length + header["payload_length"]
     seconds = time.perf_counter() - started
     if coder and n_items:
         by_model, model_values = in_stream[0]

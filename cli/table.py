@@ -138,35 +138,38 @@ def encode_table(header: dict) -> tuple[bytes, int]:
             columns["size"].append(entry["size"])
         if entry["kind"] in EXTRA_FIELDS:
             extras.append({field: entry[field] for field in EXTRA_FIELDS[entry["kind"]] if field in entry})
-    parts, layout_columns = [], {}
+    pieces, layout_columns = [], {}
     for name in COLUMNS:
-        column = columns[name].values()
-        layout_columns[name] = [_width_name(column.dtype), column.nbytes]
-        parts.append(column.tobytes())
-    names_bytes = bytes(names)
+        dtype, count_values = columns[name].finished()
+        layout_columns[name] = [_width_name(dtype), count_values * dtype.itemsize]
+        pieces.extend(columns[name].pieces(dtype))
     extras_bytes = json.dumps(extras, separators=(",", ":")).encode() if extras else b""
     layout = {"entries": count, "formats": formats, "modes": modes, "columns": layout_columns,
-              "names": len(names_bytes), "extras": len(extras_bytes), "payload_length": header["payload_length"]}
+              "names": len(names), "extras": len(extras_bytes), "payload_length": header["payload_length"]}
     for optional in ("model_stream", "digest"):
         if optional in header:
             layout[optional] = header[optional]
     layout_bytes = json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
-    raw = b"".join([len(layout_bytes).to_bytes(4, "little"), layout_bytes, *parts, names_bytes, extras_bytes])
-    return compress_table(raw), len(raw)
+    pieces = [len(layout_bytes).to_bytes(4, "little"), layout_bytes, *pieces, names, extras_bytes]
+    return compress_table(pieces), sum(len(piece) for piece in pieces)
 
 
-def compress_table(raw: bytes) -> bytes:
-    """The stored form of a table's raw bytes: its codec byte, then the smaller of LZMA and (for
-    a small table) deflate primed with TABLE_DICTIONARY."""
+def compress_table(pieces: list) -> bytes:
+    """The stored form of a table's raw bytes, given as the pieces they are made of (bytes-like,
+    each a byte a unit: not joined, where the table of a large folder was held three times):
+    its codec byte, then the smaller of LZMA and (for a small table) deflate primed with
+    TABLE_DICTIONARY."""
+    length = sum(len(piece) for piece in pieces)
     # The encoder's dictionary no larger than the table (at least LZMA2's least) and than
     # ENCODER_DICTIONARY: it takes about ten times its size (190 MB at 16 MiB), and a table's
     # repeats are near one another (a column's runs, a folder's names). The decoder's 16 MiB
     # reads any.
-    filters = [{**_FILTERS[0], "dict_size": min(ENCODER_DICTIONARY, max(1 << 12, len(raw)))}]
-    stored = bytes([LZMA_TABLE]) + lzma.compress(raw, format=lzma.FORMAT_RAW, filters=filters)
-    if len(raw) <= PRIMED_DEFLATE_LIMIT:
+    filters = [{**_FILTERS[0], "dict_size": min(ENCODER_DICTIONARY, max(1 << 12, length))}]
+    compressor = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=filters)
+    stored = b"".join([bytes([LZMA_TABLE]), *(compressor.compress(piece) for piece in pieces), compressor.flush()])
+    if length <= PRIMED_DEFLATE_LIMIT:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=TABLE_DICTIONARY)
-        primed = bytes([PRIMED_DEFLATE_TABLE]) + deflater.compress(raw) + deflater.flush()
+        primed = bytes([PRIMED_DEFLATE_TABLE]) + deflater.compress(b"".join(pieces)) + deflater.flush()
         stored = min(stored, primed, key=len)
     return stored
 
@@ -201,11 +204,16 @@ class _Column:
         self.parts.append(_narrowest(self.pending, self.signed))
         self.pending = array.array("q")
 
-    def values(self) -> np.ndarray:
-        """Every value, in the narrowest width that holds them all."""
-        self._narrow()
-        parts, self.parts = self.parts, []
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]  # (the widest part's width)
+    def finished(self) -> tuple[np.dtype, int]:
+        """(width, count) of the values: the narrowest width that holds them all (the widest
+        part's, as np.concatenate would widen them)."""
+        if self.pending or not self.parts:
+            self._narrow()
+        return np.result_type(*self.parts), sum(len(part) for part in self.parts)
+
+    def pieces(self, dtype) -> list:
+        """The values' bytes in `dtype`, a part at a time (a part of another width copied)."""
+        return [memoryview(part.astype(dtype, copy=False)).cast("B") for part in self.parts]
 
 
 def _narrowest(values: array.array, signed: bool) -> np.ndarray:

@@ -205,7 +205,7 @@ def _raw_table(data: bytes) -> tuple[bytes, bytes]:
 def _with_raw_table(raw: bytes, payload: bytes) -> bytes:
     from bbzip.cli.table import compress_table
 
-    table = compress_table(raw)
+    table = compress_table([raw])
     return b"".join([MAGIC, struct.pack("<HII", FORMAT_VERSION, len(raw), len(table)), table,
                      struct.pack("<I", zlib.crc32(table)), payload])
 
