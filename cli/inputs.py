@@ -79,7 +79,8 @@ class Inputs:
             name = found.name
             try:
                 normalised_name(name, "name")  # the rule decompress applies, checked before writing
-                order.take((name,), place)
+                if not order.take((name,), place):  # (each stream is sorted, and they are merged)
+                    raise BBZipError(f"{name!r}: listed out of order (a bug of bbzip's); nothing was written")
             except HeaderError as error:  # (no other unsafe name is listed: not empty, absolute nor "..")
                 why = str(error).removeprefix("name: ")
                 if why.startswith("unsafe"):
