@@ -26,7 +26,7 @@ from .archive import ArchiveError, archive_head, read_archive
 from .console import output_options
 from .entries import KINDS, input_fingerprint
 from .entry_log import item_counts, stacked_items
-from .inputs import collect_inputs
+from .inputs import Inputs
 from .errors import BBZipError, guard, refuse_overwrite
 from .placing import Staging, check_room
 from .reading import read_inputs
@@ -200,7 +200,7 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
 
 def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_size, seed, block_images, fallback,
               exact_times, compare, force, threads):
-    found = collect_inputs(inputs)
+    found = Inputs(inputs)
     if found.skipped:
         out.warn(f"left out {_count(found.skipped, 'special file')} (named pipes, sockets, devices), "
                  f"first {found.first_skipped}")

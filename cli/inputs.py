@@ -38,15 +38,25 @@ class Input(NamedTuple):
 
 
 class Inputs:
-    """Every file under the paths given, as Inputs in the order of their names (the order
-    decompress checks a table of names in fastest and in the least memory: cli/header_schema.py),
-    listed afresh each time they are iterated: what is held is the listings of the folders on
-    the way down, and of a folder of more than cli/sorted_runs.py's RUN files a run of them.
+    """Every file under the paths given (local paths: a file, a folder, a pipe; or inputs at a
+    URL that cli/remote.py has listed, a `Listed`, whose members are taken as they are), as
+    Inputs in the order of their names (the order decompress checks a table of names in fastest
+    and in the least memory: cli/header_schema.py), listed afresh each time they are iterated:
+    what is held is the listings of the folders on the way down, and of a folder of more than
+    cli/sorted_runs.py's RUN files a run of them.
 
     Making one lists them once: the names are checked (a name decompress could not restore, two
     inputs of one name, a file that is also a folder, too many names' bytes in all), and
     `count`, `size` (bytes) and the special files left out (`skipped`, how many; `first_skipped`)
-    are counted. A later listing checks the names again as it goes (files may have come since)."""
+    are counted. A later listing checks the names again as it goes (files may have come since).
+
+    As tar does, a symbolic link is kept as a link (never followed, so a link to a file outside
+    the folder is not copied in, and one inside is not taken twice); a folder that cannot be
+    read is an error that names it, never skipped in silence. What a folder holds that is
+    neither a file, a folder nor a link (a named pipe, a socket, a device) is never opened
+    (reading a pipe would wait for a writer): it is left out and counted. A path given by name
+    is read as it is: a named pipe once, a link kept as a link (as tar keeps one, `<(...)` too:
+    a link in /dev/fd)."""
 
     def __init__(self, paths):
         self._given = []
@@ -96,21 +106,6 @@ class Inputs:
                 raise BBZipError(f"the files' names add up to more than one archive holds ({MAX_NAMES_TOTAL >> 20} "
                                  "MiB); compress them into several archives")
             yield found
-
-
-def collect_inputs(paths) -> Inputs:
-    """The Inputs of the paths given: local paths (a file, a folder, a pipe) or inputs at a URL
-    that cli/remote.py has listed (a `Listed`, whose members are taken as they are).
-
-    As tar does, a symbolic link is kept as a link (never followed, so a link to a file outside
-    the folder is not copied in, and one inside is not taken twice); a folder that cannot be
-    read is an error that names it, never skipped in silence. What a folder holds that is
-    neither a file, a folder nor a link (a named pipe, a socket, a device) is never opened
-    (reading a pipe would wait for a writer): it is left out and counted in `skipped`. A path
-    given by name is read as it is: a named pipe once, a link kept as a link (as tar keeps
-    one, `<(...)` too: a link in /dev/fd).
-    """
-    return Inputs(paths)
 
 
 def _members(listed: Listed) -> Iterator[Input]:

@@ -393,7 +393,7 @@ def test_a_folder_s_image_pixels_wait_in_the_spool_not_in_memory(tmp_path):
     import tracemalloc
 
     from bbzip.cli.console import Output
-    from bbzip.cli.inputs import collect_inputs
+    from bbzip.cli.inputs import Inputs
     from bbzip.cli.reading import read_inputs
     from bbzip.cli.spool import Spool
 
@@ -402,7 +402,7 @@ def test_a_folder_s_image_pixels_wait_in_the_spool_not_in_memory(tmp_path):
     (tmp_path / "photos").mkdir()
     for number, pixels in enumerate(photos):
         Image.fromarray(pixels).save(tmp_path / "photos" / f"{number}.png", compress_level=0)
-    found = collect_inputs([str(tmp_path / "photos")])
+    found = Inputs([str(tmp_path / "photos")])
     with tempfile.TemporaryFile(dir=tmp_path) as spooled:
         gc.collect()
         tracemalloc.start()
@@ -428,7 +428,7 @@ def test_files_read_in_jobs_hold_no_stat_result_each(tmp_path, monkeypatch):
 
     from bbzip.cli import reading
     from bbzip.cli.console import Output
-    from bbzip.cli.inputs import collect_inputs
+    from bbzip.cli.inputs import Inputs
     from bbzip.cli.spool import Spool
     from bbzip.models.coder_choice import fits_a_default
 
@@ -436,7 +436,7 @@ def test_files_read_in_jobs_hold_no_stat_result_each(tmp_path, monkeypatch):
     (tmp_path / "in").mkdir()
     for number in range(count):
         (tmp_path / "in" / f"{number:04d}.txt").write_bytes(b"%d" % number)
-    found = collect_inputs([str(tmp_path / "in")])
+    found = Inputs([str(tmp_path / "in")])
     monkeypatch.setattr(reading, "JOB_FILES", 8)
     held = []
     set_aside = reading.set_aside
@@ -468,7 +468,7 @@ def test_the_model_s_choice_reads_no_image_file_back_for_its_values(tmp_path, mo
 
     from bbzip.cli import coding, sources
     from bbzip.cli.console import Output
-    from bbzip.cli.inputs import collect_inputs
+    from bbzip.cli.inputs import Inputs
     from bbzip.cli.reading import read_inputs
     from bbzip.cli.spool import Spool
     from bbzip.models.pixels import binary_scale
@@ -483,7 +483,7 @@ def test_the_model_s_choice_reads_no_image_file_back_for_its_values(tmp_path, mo
         image.save(tmp_path / "in" / f"{number}.png")
     with tempfile.TemporaryFile(dir=tmp_path) as spooled:
         spool = Spool(spooled)
-        entries = read_inputs(Output(quiet=True), collect_inputs([str(tmp_path / "in")]), lambda stack: True, False, spool, 1)
+        entries = read_inputs(Output(quiet=True), Inputs([str(tmp_path / "in")]), lambda stack: True, False, spool, 1)
         assert [entry.items.known_binary_scale for entry in entries] == \
             [binary_scale(np.asarray(entry.items[0:1])) for entry in entries] == [1, 255, None, 1, None]
         read_back = []

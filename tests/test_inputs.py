@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from bbzip.cli import inputs, reading, sorted_runs
 from bbzip.cli.console import Output
 from bbzip.cli.errors import BBZipError
-from bbzip.cli.inputs import collect_inputs
+from bbzip.cli.inputs import Inputs
 from bbzip.cli.main import cli
 from bbzip.cli.spool import Spool
 from bbzip.models.coder_choice import fits_a_default
@@ -50,7 +50,7 @@ def test_a_folder_is_listed_in_the_order_of_its_names(tmp_path, monkeypatch):
     for name in names:
         (top / name).parent.mkdir(parents=True, exist_ok=True)
         (top / name).write_bytes(name.encode())
-    listed = collect_inputs([str(top)])
+    listed = Inputs([str(top)])
     assert [found.name for found in listed] == sorted(f"top/{name}" for name in names)
     assert (listed.count, listed.size) == (len(names), sum(len(name.encode()) for name in names))
     assert all(found.path.read_bytes() == found.name.removeprefix("top/").encode() for found in listed)
@@ -68,7 +68,7 @@ def test_a_large_folder_is_listed_holding_a_run_of_its_names(tmp_path, monkeypat
         (folder / f"{number * 7919 % count:05d}-an-image-of-a-long-name.png").touch()
     tracemalloc.start()
     try:
-        listed = collect_inputs([str(folder)])
+        listed = Inputs([str(folder)])
         taken, in_order, previous = 0, True, ""
         for found in listed:
             taken, in_order, previous = taken + 1, in_order and previous < found.name, found.name
@@ -97,7 +97,7 @@ def test_an_empty_folder_among_the_inputs_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "f.txt").write_bytes(b"x")
     with pytest.raises(BBZipError, match="folder holds no files"):
-        collect_inputs([str(tmp_path / "f.txt"), str(tmp_path / "empty")])
+        Inputs([str(tmp_path / "f.txt"), str(tmp_path / "empty")])
 
 
 class CountingInputs:
@@ -119,7 +119,7 @@ def test_inputs_read_in_jobs_are_listed_as_the_jobs_go_out(tmp_path, monkeypatch
     count = 2000
     for number in range(count):
         (tmp_path / "in" / f"{number:04d}.txt").write_bytes(b"%d" % number)
-    listed = CountingInputs(collect_inputs([str(tmp_path / "in")]))
+    listed = CountingInputs(Inputs([str(tmp_path / "in")]))
     monkeypatch.setattr(reading, "JOB_FILES", 8)
     taken_at_first = []
     set_aside = reading.set_aside
@@ -137,6 +137,6 @@ def test_a_special_file_is_counted_not_listed(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_bytes(b"a")
     os.mkfifo(tmp_path / "in" / "p")
-    listed = inputs.collect_inputs([str(tmp_path / "in")])
+    listed = inputs.Inputs([str(tmp_path / "in")])
     assert [found.name for found in listed] == ["in/a.txt"]
     assert (listed.skipped, listed.first_skipped) == (1, tmp_path / "in" / "p")
