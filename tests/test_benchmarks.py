@@ -134,6 +134,16 @@ def test_cluster_quick(tmp_path):
     assert len({r["archive_bytes"] for r in runs}) == 1 and runs[0]["archive_bytes"] > 0
 
 
+def test_the_cluster_s_lag_on_the_main_job_is_taken_by_best_and_by_median_runs():
+    from benchmarks.cluster import cluster_behind
+
+    runs = [("-T 2", 10.0, 8.0), ("cluster, 2 workers", 12.0, 8.0), ("-T 2", 14.0, 9.0),
+            ("cluster, 2 workers", 11.5, 10.0), ("-T 2", 11.0, 10.0), ("cluster, 2 workers", 13.0, 9.0)]
+    behind = cluster_behind([{"setup": setup, "compress_s": c, "decompress_s": d} for setup, c, d in runs])
+    assert behind["compress", "best"] == pytest.approx(0.15) and behind["compress", "median"] == pytest.approx(12 / 11 - 1)
+    assert behind["decompress", "best"] == pytest.approx(0.0) and behind["decompress", "median"] == pytest.approx(0.0)
+
+
 def test_one_entry_quick(tmp_path):
     """Each of a stored file, a digit and a photo out of the archive, locally and through fsspec
     (the benchmark fails unless the two images are model entries and each comes back alone)."""
