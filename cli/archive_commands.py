@@ -200,7 +200,8 @@ def compress_command(out, inputs, output, model_spec, k_steps, lr, batch_size, s
 
 def _compress(out, inputs, url, output, coder, spool_folder, k_steps, lr, batch_size, seed, block_images, fallback,
               exact_times, compare, force, threads):
-    found = Inputs(inputs)
+    with out.bar("listing", None, "files") as advance:  # (no total: the files are being counted)
+        found = Inputs(inputs, advance)
     if found.skipped:
         out.warn(f"left out {_count(found.skipped, 'special file')} (named pipes, sockets, devices), "
                  f"first {found.first_skipped}")

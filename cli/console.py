@@ -32,9 +32,10 @@ class Output:
         stderr.print(f"bbzip: warning: {text}", markup=False, soft_wrap=True)
 
     @contextlib.contextmanager
-    def bar(self, description: str, total: int, unit: str = "images"):
+    def bar(self, description: str, total: int | None, unit: str = "images"):
         """Yields advance(n, **fields); a rich bar on stderr when it is a terminal: done of total,
-        the rate, time taken and time left. `unit`: what is counted ("bytes" are shown in kB, MB)."""
+        the rate, time taken and time left (a total of None: done so far, the bar pulsing).
+        `unit`: what is counted ("bytes" are shown in kB, MB)."""
         if not self.progress:
             yield lambda n=1, **fields: None
             return
@@ -48,6 +49,8 @@ class Output:
                 progress.update(task, advance=n, status=fields.get("status", ""))
 
             yield advance
+            if total is None:  # counted: the bar is left full, not pulsing
+                progress.update(task, total=next(shown for shown in progress.tasks if shown.id == task).completed)
 
 
 class _Rate(ProgressColumn):

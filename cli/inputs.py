@@ -16,6 +16,9 @@ from .sorted_runs import sorted_strings
 from .table import MAX_NAMES_TOTAL
 
 
+LISTED_STEP = 4096  # files listed between two moves of the bar (a move a file: about a second a million)
+
+
 class Status(NamedTuple):
     """What compress takes of a file's lstat (os.stat_result's names; an os.stat_result is
     about 700 bytes)."""
@@ -58,7 +61,8 @@ class Inputs:
     is read as it is: a named pipe once, a link kept as a link (as tar keeps one, `<(...)` too:
     a link in /dev/fd)."""
 
-    def __init__(self, paths):
+    def __init__(self, paths, on_listed=None):
+        """`on_listed(n)`: n more files listed (a bar's advance), a few thousand at a time."""
         self._given = []
         for given in paths:
             if isinstance(given, Listed):
@@ -73,6 +77,10 @@ class Inputs:
         for found in self._listing(self._skip):
             self.count += 1
             self.size += found.status.st_size
+            if on_listed and not self.count % LISTED_STEP:
+                on_listed(LISTED_STEP)
+        if on_listed:
+            on_listed(self.count % LISTED_STEP)
 
     def _skip(self, path: Path) -> None:
         self.skipped += 1

@@ -617,9 +617,10 @@ def test_messages_are_not_wrapped_when_stderr_is_not_a_terminal(tmp_path, grey_t
 
 
 def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny_models, monkeypatch):
-    """The bars (shown on a terminal) cover every kind of work: reading and re-encoding files,
-    by bytes and naming the file at work (a big classic image used to sit at 0/0), coding and
-    the check that the archive decodes."""
+    """The bars (shown on a terminal) cover every kind of work: listing the files (counted as
+    they are found, before their number is known), reading and re-encoding them, by bytes and
+    naming the file at work (a big classic image used to sit at 0/0), coding and the check that
+    the archive decodes."""
     import contextlib
 
     from bbzip.cli.console import Output
@@ -639,6 +640,8 @@ def test_progress_moves_while_reading_and_verifying(tmp_path, image_folder, tiny
     monkeypatch.setattr(Output, "bar", recording_bar)
     Image.fromarray(np.zeros((300, 400, 3), dtype=np.uint8)).save(image_folder / "big.png")
     compress(tmp_path, [image_folder], tiny_models["logistic"])
+    files = sum(1 for p in image_folder.rglob("*") if p.is_file())
+    assert bars["listing"] == {"total": None, "done": files, "status": [""], "unit": "files"}
     reading = bars["reading"]
     assert reading["done"] == reading["total"] == sum(p.stat().st_size for p in image_folder.rglob("*") if p.is_file())
     assert "imgs/big.png" in reading["status"] and reading["unit"] == "bytes"

@@ -93,6 +93,17 @@ def test_a_file_and_a_folder_of_one_name_are_refused_before_anything_is_written(
     assert not (tmp_path / "o.bb").exists()
 
 
+def test_the_listing_moves_its_bar_a_few_thousand_files_at_a_time(tmp_path, monkeypatch):
+    """A move of the bar a file was about a second a million files; the count comes out whole."""
+    monkeypatch.setattr(inputs, "LISTED_STEP", 3)
+    (tmp_path / "in").mkdir()
+    for number in range(10):
+        (tmp_path / "in" / f"{number}.txt").write_bytes(b"x")
+    moves = []
+    listed = Inputs([str(tmp_path / "in")], moves.append)
+    assert moves == [3, 3, 3, 1] and listed.count == 10
+
+
 def test_an_empty_folder_among_the_inputs_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "f.txt").write_bytes(b"x")
