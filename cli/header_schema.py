@@ -6,7 +6,6 @@ entry names, so that `d/x`, `d//x` and `d/./x` are seen as the one name they are
 """
 from __future__ import annotations
 
-import bisect
 import unicodedata
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -113,11 +112,10 @@ def check_header(header, payload_length: int) -> list[str]:
 
 
 def _check_names_of_files(names: list[str]) -> None:
-    """Refuse two entries of one name, and a name that is also another's folder."""
+    """Refuse two entries of one name (named by their places), and a name that is also
+    another's folder (found in a sorted copy, as names in sorted order are checked)."""
     _fail_on_a_repeated_name(names)
-    folder = _file_that_is_also_a_folder(names)
-    if folder is not None:
-        _fail("entries", f"{folder!r} is both a file and a folder")
+    _in_order(SortedNames(), sorted(names), 0)
 
 
 def _checked_table_names(table: Table) -> "TableNames":
@@ -244,17 +242,6 @@ def _check_table_entries(table: Table, names, payload_length: int) -> int:
         items += int(rows[:, column["items"]].sum())
         last = rows[-1]
     return items
-
-
-def _file_that_is_also_a_folder(names: list[str]) -> str | None:
-    """A name that another name lies under ('d' and 'd/x'), found in sorted order without
-    listing every folder of every name (a few thousand deep names would make gigabytes)."""
-    ordered = sorted(names)
-    for name in ordered:
-        under = bisect.bisect_left(ordered, name + "/")
-        if under < len(ordered) and ordered[under].startswith(name + "/"):
-            return name
-    return None
 
 
 def _span(span, where: str, payload_length: int) -> None:
