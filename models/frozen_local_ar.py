@@ -305,11 +305,17 @@ class FrozenLocalARVAE(FrozenMLPVAE):
                 grad = grad.reshape(len(out), 1)
             grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
             grad *= (out > last.low) & (out < last.high)  # a clipped output passes no gradient
-            grad = self.head[2].backward(grad)
-            grad *= relu_passes(h2)
+            # A pixel whose output gradient rounds to 0 (about half of an MNIST digit's: its
+            # background) passes 0 back through every layer (0 times a weight, rounded, is 0),
+            # so the backward pass runs on the other rows alone: the same numbers.
+            live = np.flatnonzero(grad.any(axis=1))
+            grad = self.head[2].backward(grad[live])
+            grad *= relu_passes(np.take(h2, live, axis=0))
             grad = self.head[1].backward(grad)
-            grad *= relu_passes(h1)
-            grad_features[lo:hi] = self.head[0].backward(grad, pixels.feature_inputs).reshape(hi - lo, count, -1)
+            grad *= relu_passes(np.take(h1, live, axis=0))
+            chunk = grad_features[lo:hi].reshape(-1, self.config.features)
+            chunk[:] = 0.0
+            chunk[live] = self.head[0].backward(grad, pixels.feature_inputs)
         grad = grad_features.reshape(n, -1)
         grad *= (feature_out > -ACTIVATION_MAX) & (feature_out < ACTIVATION_MAX)
         grad = self.decoder[2].backward(grad)
