@@ -305,9 +305,9 @@ class FrozenLocalARVAE(FrozenMLPVAE):
                 grad = grad.reshape(len(out), 1)
             grad = np.clip(_fixed(grad, GRADIENT_BITS), -GRADIENT_MAX, GRADIENT_MAX)
             grad *= (out > last.low) & (out < last.high)  # a clipped output passes no gradient
-            # A pixel whose output gradient rounds to 0 (about half of an MNIST digit's: its
-            # background) passes 0 back through every layer (0 times a weight, rounded, is 0),
-            # so the backward pass runs on the other rows alone: the same numbers.
+            # A pixel whose output gradient rounds to 0 (where the model is sure of it: most of
+            # a digit's background) passes 0 back through every layer (0 times a weight, rounded,
+            # is 0), so the backward pass runs on the other rows alone: the same numbers.
             live = np.flatnonzero(grad.any(axis=1))
             grad = self.head[2].backward(grad[live])
             grad *= relu_passes(np.take(h2, live, axis=0))

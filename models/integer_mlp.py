@@ -31,8 +31,8 @@ ACTIVATION_MAX = float((1 << 24) - 1)  # ... clipped to [0, 256)
 GRADIENT_BITS = 14  # backpropagated gradients in 2^-14 units ...
 GRADIENT_MAX = float((1 << 25) - 1)  # ... clipped to |g| < 2048
 MAX_WEIGHT_BITS = 64  # |power-of-two scale| of a weight column
-# From this many values on, clip_in_place clips in one pass (below it the two-ufunc form is
-# faster: measured crossing between 2,048 and 4,096 float64 values).
+# From this many values on, clip_in_place clips in one pass; below it np.clip's Python wrapper
+# costs more than the second pass it saves.
 _CLIP_IN_ONE_PASS = 4096
 
 
@@ -166,8 +166,8 @@ class Requantised:
         else:
             self.weight, self.offset, self.scale_out = weight, bias, scale_out
         # Row-major: a file's weights come column-major (torch's (out, in), transposed), and BLAS
-        # multiplies by a narrow column-major matrix (the head's last layer, two outputs wide) or
-        # a block of its rows (`partial_sum`'s) at half the speed or less.
+        # multiplies by a narrow column-major matrix (a head's last layer, two outputs wide) or by
+        # a block of its rows (`partial_sum`'s) far slower than by the same numbers row-major.
         self.weight = np.ascontiguousarray(self.weight)
 
     def columns(self, which: np.ndarray) -> "Requantised":
