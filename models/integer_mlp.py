@@ -33,7 +33,7 @@ GRADIENT_MAX = float((1 << 25) - 1)  # ... clipped to |g| < 2048
 MAX_WEIGHT_BITS = 64  # |power-of-two scale| of a weight column
 # From this many values on, clip_in_place clips in one pass; below it np.clip's Python wrapper
 # costs more than the second pass it saves.
-_CLIP_IN_ONE_PASS = 4096
+CLIP_IN_ONE_PASS = 4096
 
 
 class FrozenModelError(ValueError):
@@ -128,7 +128,7 @@ def clip_in_place(values: np.ndarray, low, high) -> np.ndarray:
     """min(max(values, low), high), in place: in one pass (np.clip) for large arrays, as two
     ufuncs for small ones (an autoregressive decode's one-row batches), where np.clip's Python
     wrapper costs more than the second pass. The same numbers either way."""
-    if values.size >= _CLIP_IN_ONE_PASS:
+    if values.size >= CLIP_IN_ONE_PASS:
         return np.clip(values, low, high, out=values)
     np.maximum(values, low, out=values)
     return np.minimum(values, high, out=values)

@@ -15,7 +15,7 @@ from bbzip.models import api
 from bbzip.models.architectures import freeze, load_frozen, save_frozen
 from bbzip.models.coder_choice import Coder, default_settings, load_coder
 from bbzip.models.frozen_mlp import optimise_posterior
-from bbzip.models.integer_mlp import GRADIENT_MAX, FrozenModelError, IntegerLayer, quantise_layer
+from bbzip.models.integer_mlp import CLIP_IN_ONE_PASS, GRADIENT_MAX, FrozenModelError, IntegerLayer, quantise_layer
 from bbzip.models.vae import MLPVAE, VAEConfig
 
 # Digests of numerics version 1. A change here changes archives: it needs a new NUMERICS_VERSION.
@@ -111,16 +111,32 @@ def test_a_layer_folds_its_scale_into_its_weights_only_where_that_stays_exact(in
                           _requantised_in_python_integers(x, layer))
 
 
-@pytest.mark.parametrize("n_out", [1, 3])
-def test_a_layer_s_backward_pass_gives_python_s_integers(n_out):
+@pytest.mark.parametrize("rows", [3, 2000])
+def test_a_layer_clips_to_its_columns_bounds_in_one_pass_or_two(rows):
+    """A batch of CLIP_IN_ONE_PASS values or more is clipped by np.clip, a smaller one (a decode's
+    step) by two ufuncs: each gives the integers Python's arithmetic gives, bounds that cut."""
+    rng = np.random.default_rng(rows)
+    weight = rng.integers(-(1 << 15) + 1, 1 << 15, (3, 4)).astype(np.float64)
+    low, high = np.array([-5.0, 0.0, -100.0, 3.0]), np.array([5.0, 50.0, 100.0, 2.0**30])
+    layer = IntegerLayer(weight, np.zeros(4), np.full(4, 20), 16, 16, 2.0**20, low, high)
+    x = rng.integers(-(1 << 20), (1 << 20) + 1, (rows, 3)).astype(np.float64)
+    assert (rows * 4 >= CLIP_IN_ONE_PASS) == (rows > 3)
+    out = layer.forward(x)
+    assert np.array_equal(out, _requantised_in_python_integers(x, layer))
+    assert np.any(out == low) and np.any(out[:, :3] == high[:3])  # the bounds cut
+
+
+@pytest.mark.parametrize("n_out, rows", [(1, 50), (3, 50), (3, 1000)])
+def test_a_layer_s_backward_pass_gives_python_s_integers(n_out, rows):
     """gradient @ real_weight.T, rounded half up and clipped, as Python's integers give it; from a
-    single output (the binary head's last layer) too, which runs as an outer product."""
+    single output (the binary head's last layer) too, which runs as an outer product; a batch of
+    CLIP_IN_ONE_PASS values or more clipped in one pass."""
     rng = np.random.default_rng(n_out)
     n_in = 6
     weight = rng.integers(-(1 << 15) + 1, 1 << 15, (n_in, n_out)).astype(np.float64)
     bits = rng.integers(10, 20, n_out)
     layer = IntegerLayer(weight, np.zeros(n_out), bits, 16, 16, 2.0**24, -(2.0**40), 2.0**40)
-    gradient = rng.integers(-int(GRADIENT_MAX), int(GRADIENT_MAX) + 1, (50, n_out)).astype(np.float64)
+    gradient = rng.integers(-int(GRADIENT_MAX), int(GRADIENT_MAX) + 1, (rows, n_out)).astype(np.float64)
     finest = int(bits.max())  # these columns make one backward group
     expected = [[(sum(int(g) * int(weight[i, j]) << (finest - int(bits[j])) for j, g in enumerate(row))
                   + (1 << (finest - 1))) >> finest for i in range(n_in)] for row in gradient]
