@@ -291,7 +291,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
         n, count = pixels.symbols.shape
         hidden1, hidden2, feature_out = self.decode_latents(z)
         features = feature_out.reshape(n, count, self.config.features)
-        grad_features = np.empty_like(features)
+        grad_features = np.zeros((n * count, self.config.features))  # a pixel's rows left out below stay 0
         last = self.head[-1]
         for (lo, hi), chunk_pixels, context_part in zip(pixels.chunks, pixels.output_pixels, pixels.context_parts):
             h1 = self.head[0].requantised.completed(features[lo:hi].reshape(-1, self.config.features), pixels.feature_inputs,
@@ -313,9 +313,7 @@ class FrozenLocalARVAE(FrozenMLPVAE):
             grad *= relu_passes(np.take(h2, live, axis=0))
             grad = self.head[1].backward(grad)
             grad *= relu_passes(np.take(h1, live, axis=0))
-            chunk = grad_features[lo:hi].reshape(-1, self.config.features)
-            chunk[:] = 0.0
-            chunk[live] = self.head[0].backward(grad, pixels.feature_inputs)
+            grad_features[lo * count : hi * count][live] = self.head[0].backward(grad, pixels.feature_inputs)
         grad = grad_features.reshape(n, -1)
         grad *= (feature_out > -ACTIVATION_MAX) & (feature_out < ACTIVATION_MAX)
         grad = self.decoder[2].backward(grad)

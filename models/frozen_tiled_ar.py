@@ -33,7 +33,7 @@ from bbzip.bbans.distributions import PARAM_BITS
 
 from .frozen_mlp import MEAN_RANGE, Z_LIMIT, LATENT_LIMIT, FrozenMLPVAE, _fixed, _output_gradient, _Pixels
 from . import stream
-from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide, relu_passes
+from .integer_mlp import ACTIVATION_BITS, ACTIVATION_MAX, GRADIENT_BITS, GRADIENT_MAX, SideBySide, clip_in_place, relu_passes
 from .tiled_ar_config import DIFFERENCE_UNIT, EDGE_FLAGS, MID_LEVEL, TiledARConfig, context_offsets
 from .tile_intervals import TileIntervals, tile_digests
 from .wavefront import Wavefront, full_extents, inside_image
@@ -259,9 +259,7 @@ class FrozenTiledARVAE(FrozenMLPVAE):
         h1, skip = self._first_and_skip.forward(inputs)
         h2 = self.head[1].forward(h1)
         out = self.head[2].forward(h2)
-        params = out + skip
-        np.maximum(params, self.low, out=params)
-        np.minimum(params, self.high, out=params)
+        params = clip_in_place(out + skip, self.low, self.high)
         return [h1, h2, out, skip, params]
 
     def _chunks(self, n: int, side: int | None = None) -> list[slice]:
